@@ -1,0 +1,170 @@
+//! The command line as clap sees it: every flag, its help text and its syntax check.
+//!
+//! Nothing here decides anything; `commands/` turns these raw arguments into validated
+//! configurations (for `run`, merged with a sweep.toml by `sweep::spec`).
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+use crate::size::{self, SizeSpec};
+
+/// Run experiment sweeps as fast as memory allows, without ever running the container out of memory.
+///
+/// Sizes (all flags, sweep.toml, output): K, M, G, T are binary — G, GB and GiB all mean 2^30
+/// bytes, as in `docker -m` and Slurm's `--mem`; a bare number is bytes; where noted, N% is a
+/// percentage of the memory limit.
+#[derive(Debug, Parser)]
+#[command(name = "memsweep", version, about, max_term_width = 100)]
+pub struct Cli {
+    /// Read /proc and /sys under DIR instead of / (a fixture tree standing in for a machine).
+    #[arg(long, global = true, value_name = "DIR", env = "MEMSWEEP_ROOT")]
+    pub root: Option<PathBuf>,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Show the memory this process can really use: the container's limit, not the host's.
+    Mem(MemArgs),
+    /// Exit 0 if at least SIZE of memory is available here, 1 (with a warning) if not.
+    Check(CheckArgs),
+    /// Run a sweep: one command over many parameter values, as many at once as memory allows.
+    Run(Box<RunArgs>),
+}
+
+#[derive(Debug, Args)]
+pub struct MemArgs {
+    /// Print one JSON object instead of the table.
+    #[arg(long)]
+    pub json: bool,
+    /// Refresh every INTERVAL seconds until interrupted (default 2).
+    #[arg(long, value_name = "INTERVAL", num_args = 0..=1, default_missing_value = "2")]
+    pub watch: Option<f64>,
+}
+
+#[derive(Debug, Args)]
+pub struct CheckArgs {
+    /// Memory needed: 10G, 512M, 1.5GiB, bytes, or N% of the limit.
+    #[arg(long, value_name = "SIZE", value_parser = parse_size_spec)]
+    pub need: SizeSpec,
+    /// Print the verdict and the memory status as one JSON object.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// What to do when memory runs short while jobs are running.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, serde::Deserialize, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OnPressure {
+    /// Pause the youngest jobs (SIGSTOP) and resume them when memory frees; requeue if that is not enough.
+    Pause,
+    /// Stop the youngest job and run it again later, with a larger estimate.
+    Requeue,
+    /// Only stop admitting new jobs.
+    None,
+}
+
+#[derive(Debug, Args, Default)]
+pub struct RunArgs {
+    /// The command to run for each job, after `--`; `{name}` is replaced by each value of `-p name=...`.
+    #[arg(last = true, value_name = "CMD")]
+    pub command: Vec<String>,
+
+    /// A parameter: name=v1,v2,...  |  name=range(start,stop[,step])  |  name=@file (one value a line). Repeatable; jobs are the cartesian product, in order.
+    #[arg(short = 'p', long = "param", value_name = "NAME=VALUES")]
+    pub params: Vec<String>,
+
+    /// One shell command a line (`-` for stdin); blank lines and # comments are skipped.
+    #[arg(long, value_name = "FILE", conflicts_with = "params")]
+    pub jobs_file: Option<PathBuf>,
+
+    /// A sweep.toml with the command, parameters and options; flags given here override it.
+    #[arg(short = 'f', long = "file", value_name = "SWEEP.TOML")]
+    pub file: Option<PathBuf>,
+
+    /// Run the templated command through `sh -c` (values are still shell-quoted).
+    #[arg(long)]
+    pub shell: bool,
+
+    /// Print the jobs and the plan (budget, estimates, parallelism) and run nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+
+    /// At most N jobs at once (default: the effective CPUs; 0: memory is the only cap).
+    #[arg(short = 'j', long = "jobs", value_name = "N")]
+    pub jobs: Option<usize>,
+
+    /// Memory to plan for instead of the detected limit.
+    #[arg(long, value_name = "SIZE", value_parser = parse_size_bytes)]
+    pub limit: Option<u64>,
+
+    /// Memory kept free for your shell and SSH (default: max(5% of the limit, 256M)); N% of the limit allowed.
+    #[arg(long, value_name = "SIZE", value_parser = parse_size_spec)]
+    pub reserve: Option<SizeSpec>,
+
+    /// Expected peak of each job; skips learning (N% of the limit allowed).
+    #[arg(long, value_name = "SIZE", value_parser = parse_size_spec)]
+    pub mem_per_job: Option<SizeSpec>,
+
+    /// Hard cap per job: a job above it is killed alone (needs per-job cgroups).
+    #[arg(long, value_name = "SIZE", value_parser = parse_size_spec)]
+    pub job_mem_max: Option<SizeSpec>,
+
+    /// Do not read or write the history of earlier sweeps.
+    #[arg(long)]
+    pub no_history: bool,
+
+    /// Measure jobs by sampling /proc instead of giving each its own memory cgroup.
+    #[arg(long)]
+    pub no_cgroups: bool,
+
+    /// What to do when memory runs short [default: pause].
+    #[arg(long, value_enum, value_name = "ACTION")]
+    pub on_pressure: Option<OnPressure>,
+
+    /// Attempts after the first for a job stopped by memsweep under pressure [default: 3].
+    #[arg(long, value_name = "N")]
+    pub retries: Option<u32>,
+
+    /// Sweep directory [default: sweeps/YYYY-MM-DD/HH-MM-SS].
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
+
+    /// Rerun the jobs of an earlier sweep directory that did not succeed.
+    #[arg(long, value_name = "DIR", conflicts_with_all = ["params", "jobs_file", "file", "out"])]
+    pub resume: Option<PathBuf>,
+
+    /// Stream events as JSON lines on stdout (for programs).
+    #[arg(long)]
+    pub json: bool,
+
+    /// Seconds between SIGTERM and SIGKILL when interrupted [default: 10].
+    #[arg(long, value_name = "SECONDS")]
+    pub grace: Option<f64>,
+
+    /// Seconds between memory samples [default: 0.2].
+    #[arg(long, value_name = "SECONDS")]
+    pub sample_interval: Option<f64>,
+}
+
+fn parse_size_spec(s: &str) -> Result<SizeSpec, String> {
+    size::parse_spec(s).map_err(|e| e.to_string())
+}
+
+fn parse_size_bytes(s: &str) -> Result<u64, String> {
+    size::parse_bytes(s).map_err(|e| e.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn cli_is_consistent() {
+        Cli::command().debug_assert();
+    }
+}

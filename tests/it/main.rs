@@ -1,0 +1,6 @@
+//! memsweep's one integration test binary: a small harness, then one module per feature.
+//! Tests run the real binary and assert what a user would notice: exit codes, output, files, memory.
+
+mod harness;
+
+mod cli;
