@@ -85,6 +85,10 @@ pub struct RunArgs {
     #[arg(short = 'f', long = "file", value_name = "SWEEP.TOML")]
     pub file: Option<PathBuf>,
 
+    /// Name of the sweep: groups its jobs in the history of earlier sweeps [default: the command as written, or the jobs file's path].
+    #[arg(long, value_name = "NAME")]
+    pub name: Option<String>,
+
     /// Run the templated command through `sh -c` (values are still shell-quoted).
     #[arg(long)]
     pub shell: bool,
