@@ -4,12 +4,32 @@
 //! Layout of DIR: `sweep.json` (the plan: jobs and options), `journal.jsonl` (one event a line),
 //! `summary.json` (rewritten atomically after every job), `.lock`, and `N/` per job with
 //! `command`, `stdout`, `stderr`.
+//!
+//! Durability: events are buffered by [`SweepDir::record`] and written with one `write` plus one
+//! `fdatasync` by [`SweepDir::sync`], which the engine calls once per loop turn and right after a
+//! job starts or ends. A runner killed mid-write leaves at most a torn last line, which resume
+//! drops (and truncates away, so the lines appended next start on a clean line).
 
+mod fold;
+
+use std::collections::BTreeSet;
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
+use anyhow::Context;
 use serde::{Deserialize, Serialize};
 
+use crate::exit::usage;
 use crate::sweep::SweepPlan;
+
+pub use fold::{SummaryContext, SummaryFold, summarize};
+
+/// File names inside a sweep directory.
+pub const PLAN_FILE: &str = "sweep.json";
+pub const JOURNAL_FILE: &str = "journal.jsonl";
+pub const SUMMARY_FILE: &str = "summary.json";
+pub const LOCK_FILE: &str = ".lock";
 
 /// Status of a job in the summary.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -21,6 +41,35 @@ pub enum JobStatus {
     Oom,
     RequeuedOut,
     Skipped,
+    /// Interim summaries only: started, not ended yet.
+    Running,
+    /// Interim summaries only: not started yet (or requeued and waiting).
+    Pending,
+}
+
+impl JobStatus {
+    /// Ended without succeeding (what makes a sweep exit 1). Skipped, running and pending jobs
+    /// did not fail: they did not run to an end.
+    pub fn is_failure(self) -> bool {
+        matches!(
+            self,
+            JobStatus::Failed | JobStatus::Killed | JobStatus::Oom | JobStatus::RequeuedOut
+        )
+    }
+
+    /// The word used in tables, logs and JSON (`requeued-out`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            JobStatus::Succeeded => "succeeded",
+            JobStatus::Failed => "failed",
+            JobStatus::Killed => "killed",
+            JobStatus::Oom => "oom",
+            JobStatus::RequeuedOut => "requeued-out",
+            JobStatus::Skipped => "skipped",
+            JobStatus::Running => "running",
+            JobStatus::Pending => "pending",
+        }
+    }
 }
 
 /// One journal line (and one `--json` line on stdout). `t` is seconds since the Unix epoch.
@@ -121,7 +170,11 @@ pub struct Summary {
     pub requeues: u64,
     pub pauses: u64,
     pub succeeded: usize,
+    /// Jobs whose status [`JobStatus::is_failure`].
     pub failed: usize,
+    /// Jobs that never ran to an end (skipped, or still running/pending in an interim summary).
+    #[serde(default)]
+    pub skipped: usize,
     pub jobs: Vec<JobSummary>,
 }
 
@@ -133,26 +186,124 @@ pub struct ResumeState {
     pub succeeded: Vec<usize>,
     /// The summary of the earlier run, if any, to carry finished jobs' records over.
     pub previous: Option<Summary>,
+    /// Every event of the earlier runs, in order (the engine need not keep them: the open
+    /// [`SweepDir`] has already folded them, see [`SweepDir::summary`]).
+    pub events: Vec<Event>,
 }
 
 /// An open, locked sweep directory.
 pub struct SweepDir {
     root: PathBuf,
+    /// Held open for the lifetime of the runner: the flock is released when this closes.
+    _lock: File,
+    journal: File,
+    /// Serialized events not yet written (see [`Self::sync`]).
+    pending: Vec<u8>,
+    /// Every event recorded so far (including earlier runs on resume), folded.
+    fold: SummaryFold,
 }
 
 impl SweepDir {
     /// Create DIR (and parents), take the lock, write `sweep.json`, open the journal.
     /// Errors (usage) if DIR already holds a sweep: suggest `--resume DIR`.
     pub fn create(root: &Path, plan: &SweepPlan) -> anyhow::Result<SweepDir> {
-        let _ = (root, plan);
-        todo!("journal helper")
+        fs::create_dir_all(root).map_err(|e| {
+            usage(format!(
+                "cannot create the sweep directory {}: {e}; choose another --out",
+                root.display()
+            ))
+        })?;
+        let lock = take_lock(root)?;
+        if root.join(PLAN_FILE).exists() || root.join(JOURNAL_FILE).exists() {
+            return Err(usage(format!(
+                "{} already holds a sweep; continue it with `memsweep run --resume {}` or choose another --out",
+                root.display(),
+                root.display()
+            )));
+        }
+        let plan_json = serde_json::to_vec_pretty(plan).context("serializing the sweep plan")?;
+        atomic_write(&root.join(PLAN_FILE), &plan_json)?;
+        let journal = open_journal(root)?;
+        Ok(SweepDir {
+            root: root.to_path_buf(),
+            _lock: lock,
+            journal,
+            pending: Vec::new(),
+            fold: SummaryFold::default(),
+        })
     }
 
     /// Take the lock on an existing DIR and read back what ran. Errors (usage) if DIR is not a
     /// sweep directory or another runner holds it (naming its pid).
     pub fn resume(root: &Path) -> anyhow::Result<(SweepDir, ResumeState)> {
-        let _ = root;
-        todo!("journal helper")
+        if !root.is_dir() {
+            return Err(usage(format!(
+                "--resume {}: no such directory; give the --out directory of an earlier sweep",
+                root.display()
+            )));
+        }
+        let lock = take_lock(root)?;
+        let plan_path = root.join(PLAN_FILE);
+        let plan_text = fs::read(&plan_path).map_err(|e| {
+            usage(format!(
+                "{}: {e}; {} is not a memsweep sweep directory (give the --out directory of an earlier sweep)",
+                plan_path.display(),
+                root.display()
+            ))
+        })?;
+        let plan: SweepPlan = serde_json::from_slice(&plan_text).map_err(|e| {
+            usage(format!(
+                "{}: {e}; not a memsweep sweep directory, or sweep.json was edited or written by another memsweep version",
+                plan_path.display()
+            ))
+        })?;
+
+        let journal_path = root.join(JOURNAL_FILE);
+        let (events, good_len) = match fs::read(&journal_path) {
+            Ok(bytes) => parse_journal(&bytes, &journal_path)?,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => (Vec::new(), 0),
+            Err(e) => {
+                return Err(anyhow::Error::new(e)
+                    .context(format!("reading {}", journal_path.display())));
+            }
+        };
+        let journal = open_journal(root)?;
+        // Drop a torn last line so the next appended line does not glue onto it (which would
+        // turn a harmless torn tail into corruption in the middle on the next resume).
+        if journal.metadata()?.len() > good_len {
+            journal
+                .set_len(good_len)
+                .with_context(|| format!("truncating the torn last line of {}", journal_path.display()))?;
+            journal.sync_data()?;
+        }
+
+        let mut fold = SummaryFold::default();
+        let mut succeeded = BTreeSet::new();
+        for e in &events {
+            fold.add(e);
+            if let Event::JobEnd { job, status: JobStatus::Succeeded, .. } = e {
+                succeeded.insert(*job);
+            }
+        }
+        // A success is final: even a later end of the same job (only possible if the journal
+        // was edited) does not make it rerun.
+        let previous = fs::read(root.join(SUMMARY_FILE))
+            .ok()
+            .and_then(|b| serde_json::from_slice::<Summary>(&b).ok());
+        let dir = SweepDir {
+            root: root.to_path_buf(),
+            _lock: lock,
+            journal,
+            pending: Vec::new(),
+            fold,
+        };
+        let state = ResumeState {
+            plan,
+            succeeded: succeeded.into_iter().collect(),
+            previous,
+            events,
+        };
+        Ok((dir, state))
     }
 
     pub fn root(&self) -> &Path {
@@ -161,24 +312,175 @@ impl SweepDir {
 
     /// `DIR/N/`, created with its `command` file; stdout and stderr paths inside it.
     pub fn job_dir(&self, job: &crate::sweep::Job) -> anyhow::Result<PathBuf> {
-        let _ = job;
-        todo!("journal helper")
+        self.make_job_dir(job.id, &job.command.display())
+    }
+
+    /// [`Self::job_dir`] given the id and the display command.
+    pub fn make_job_dir(&self, id: usize, display: &str) -> anyhow::Result<PathBuf> {
+        let dir = self.job_path(id);
+        fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+        let cmd = dir.join("command");
+        fs::write(&cmd, format!("{display}\n"))
+            .with_context(|| format!("writing {}", cmd.display()))?;
+        Ok(dir)
+    }
+
+    /// `DIR/N` (not created).
+    pub fn job_path(&self, id: usize) -> PathBuf {
+        self.root.join(id.to_string())
+    }
+
+    /// `DIR/N/stdout`: where job N's standard output goes.
+    pub fn stdout_path(&self, id: usize) -> PathBuf {
+        self.job_path(id).join("stdout")
+    }
+
+    /// `DIR/N/stderr`: where job N's standard error goes.
+    pub fn stderr_path(&self, id: usize) -> PathBuf {
+        self.job_path(id).join("stderr")
     }
 
     /// Append an event to the journal (buffered until [`Self::sync`]).
     pub fn record(&mut self, event: &Event) -> anyhow::Result<()> {
-        let _ = event;
-        todo!("journal helper")
+        serde_json::to_writer(&mut self.pending, event).context("serializing a journal event")?;
+        self.pending.push(b'\n');
+        self.fold.add(event);
+        Ok(())
     }
 
-    /// Write buffered events and fsync.
+    /// Write buffered events and fsync. One `write` of whole lines, so a crash leaves whole lines
+    /// plus at most one torn line at the end.
     pub fn sync(&mut self) -> anyhow::Result<()> {
-        todo!("journal helper")
+        if self.pending.is_empty() {
+            return Ok(());
+        }
+        let path = self.root.join(JOURNAL_FILE);
+        self.journal
+            .write_all(&self.pending)
+            .and_then(|()| self.journal.sync_data())
+            .with_context(|| format!("writing the journal {}", path.display()))?;
+        self.pending.clear();
+        Ok(())
+    }
+
+    /// The summary of every event recorded in this directory so far (earlier runs included),
+    /// for these jobs; see [`summarize`].
+    pub fn summary(&self, jobs: &[crate::sweep::Job], ctx: &SummaryContext) -> Summary {
+        self.fold.summary(jobs, ctx)
     }
 
     /// Write `summary.json` atomically (temp file + rename).
     pub fn write_summary(&self, summary: &Summary) -> anyhow::Result<()> {
-        let _ = summary;
-        todo!("journal helper")
+        let bytes = serde_json::to_vec_pretty(summary).context("serializing the summary")?;
+        atomic_write(&self.root.join(SUMMARY_FILE), &bytes)
     }
+}
+
+/// Take the exclusive lock on DIR/.lock and write our pid into it.
+fn take_lock(root: &Path) -> anyhow::Result<File> {
+    let path = root.join(LOCK_FILE);
+    let mut file = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(&path)
+        .map_err(|e| usage(format!("cannot open the lock file {}: {e}", path.display())))?;
+    match file.try_lock() {
+        Ok(()) => {}
+        Err(fs::TryLockError::WouldBlock) => {
+            let mut text = String::new();
+            let _ = file.read_to_string(&mut text);
+            let holder = match text.trim().parse::<u32>() {
+                Ok(pid) => format!("pid {pid}"),
+                Err(_) => "a process that has not written its pid yet".to_string(),
+            };
+            return Err(usage(format!(
+                "{} is in use by another memsweep runner ({holder}); wait for it to finish, or stop it, before running or resuming this sweep",
+                root.display()
+            )));
+        }
+        Err(fs::TryLockError::Error(e)) => {
+            return Err(usage(format!("cannot lock {}: {e}", path.display())));
+        }
+    }
+    file.set_len(0)?;
+    file.seek(SeekFrom::Start(0))?;
+    writeln!(file, "{}", std::process::id())
+        .with_context(|| format!("writing the pid into {}", path.display()))?;
+    Ok(file)
+}
+
+fn open_journal(root: &Path) -> anyhow::Result<File> {
+    let path = root.join(JOURNAL_FILE);
+    OpenOptions::new()
+        .append(true)
+        .create(true)
+        .open(&path)
+        .with_context(|| format!("opening the journal {}", path.display()))
+}
+
+/// Parse a journal. Returns the events and the byte length of the good prefix. An unparsable
+/// *last* line is a write torn by a killed runner and is dropped; corruption anywhere else is an
+/// error naming FILE:LINE.
+pub fn parse_journal(bytes: &[u8], path: &Path) -> anyhow::Result<(Vec<Event>, u64)> {
+    let mut events = Vec::new();
+    let mut good_len = 0usize;
+    let mut start = 0usize;
+    let mut lineno = 0usize;
+    while start < bytes.len() {
+        lineno += 1;
+        let (end, next) = match bytes[start..].iter().position(|&b| b == b'\n') {
+            Some(i) => (start + i, start + i + 1),
+            None => (bytes.len(), bytes.len()),
+        };
+        let line = &bytes[start..end];
+        let is_last = next >= bytes.len();
+        let complete = end < bytes.len();
+        if line.iter().all(u8::is_ascii_whitespace) {
+            if complete {
+                good_len = next;
+            }
+            start = next;
+            continue;
+        }
+        match serde_json::from_slice::<Event>(line) {
+            Ok(ev) if complete => {
+                events.push(ev);
+                good_len = next;
+            }
+            // A last line without its newline was cut short by a crash; even if what is left
+            // parses, treat it as torn (at worst, that job runs again).
+            Ok(_) => {}
+            Err(_) if is_last => {}
+            Err(e) => {
+                return Err(usage(format!(
+                    "{}:{lineno}: corrupt journal line ({e}); only the last line may be torn by a crash. Remove or repair that line to resume",
+                    path.display()
+                )));
+            }
+        }
+        start = next;
+    }
+    Ok((events, good_len as u64))
+}
+
+/// Write a file so readers see the old or the new content, never a mix, even across a crash:
+/// temp file in the same directory, fsync, rename, fsync the directory.
+pub(crate) fn atomic_write(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let name = path.file_name().map(|n| n.to_string_lossy()).unwrap_or_default();
+    let tmp = dir.join(format!(".{name}.tmp.{}", std::process::id()));
+    let result = (|| -> io::Result<()> {
+        let mut f = File::create(&tmp)?;
+        f.write_all(bytes)?;
+        f.sync_all()?;
+        fs::rename(&tmp, path)?;
+        // The rename is only durable once the directory entry is.
+        File::open(dir)?.sync_all()
+    })();
+    if result.is_err() {
+        let _ = fs::remove_file(&tmp);
+    }
+    result.with_context(|| format!("writing {}", path.display()))
 }
