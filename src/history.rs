@@ -143,7 +143,9 @@ impl History {
             return Ok(());
         }
         let kept = compact(&bytes);
-        let tmp = self.path.with_extension(format!("jsonl.tmp.{}", std::process::id()));
+        let tmp = self
+            .path
+            .with_extension(format!("jsonl.tmp.{}", std::process::id()));
         let result = (|| -> std::io::Result<()> {
             let mut out = File::create(&tmp)?;
             out.write_all(&kept)?;
@@ -178,7 +180,11 @@ pub fn default_path(
 fn parse_for_template(bytes: &[u8], template: &str) -> (Vec<Record>, Option<(usize, usize)>) {
     const LEAD: &[u8] = b"{\"template\":";
     let mut prefix = LEAD.to_vec();
-    prefix.extend_from_slice(serde_json::to_string(template).unwrap_or_default().as_bytes());
+    prefix.extend_from_slice(
+        serde_json::to_string(template)
+            .unwrap_or_default()
+            .as_bytes(),
+    );
     prefix.push(b',');
     let mut records = Vec::new();
     let mut corrupt: Option<(usize, usize)> = None;

@@ -59,9 +59,12 @@ pub struct SummaryFold {
 
 impl SummaryFold {
     pub fn add(&mut self, event: &Event) {
-        let t = event_time(event);
-        if let Some((_, last)) = &mut self.open_run {
-            *last = last.max(t);
+        // A new run's start does not extend the previous run (the runner was dead in between).
+        if let (Some((_, last)), false) = (
+            &mut self.open_run,
+            matches!(event, Event::SweepStart { .. }),
+        ) {
+            *last = last.max(event.t());
         }
         match event {
             Event::SweepStart { t, .. } => {
@@ -193,15 +196,129 @@ pub fn summarize(jobs: &[Job], events: &[Event], ctx: &SummaryContext) -> Summar
     fold.summary(jobs, ctx)
 }
 
-fn event_time(e: &Event) -> f64 {
-    match e {
-        Event::SweepStart { t, .. }
-        | Event::JobStart { t, .. }
-        | Event::JobPause { t, .. }
-        | Event::JobResume { t, .. }
-        | Event::JobRequeue { t, .. }
-        | Event::JobEnd { t, .. }
-        | Event::Sample { t, .. }
-        | Event::SweepEnd { t, .. } => *t,
+#[cfg(test)]
+mod tests {
+    use super::super::fixtures::*;
+    use super::*;
+
+    #[test]
+    fn requeues_pauses_attempts_and_peaks_fold_into_the_summary() {
+        let jobs = jobs(3);
+        let mut events = vec![
+            sweep_start(100.0, false),
+            start(100.0, 0, 1),
+            start(100.0, 1, 1),
+            sample(101.0, 700 << 20),
+            Event::JobPause {
+                t: 101.0,
+                job: 1,
+                reason: "working set near the budget".into(),
+            },
+            Event::JobRequeue {
+                t: 101.5,
+                job: 0,
+                attempt: 1,
+                reason: "grew past its estimate".into(),
+                usage_bytes: 400 << 20,
+            },
+            sample(102.0, 900 << 20),
+            Event::JobResume { t: 102.0, job: 1 },
+            end(103.0, 1, 1, JobStatus::Failed, 200 << 20),
+            start(103.0, 0, 2),
+            sample(104.0, 500 << 20),
+        ];
+        let s = summarize(&jobs, &events, &ctx("out"));
+        assert_eq!(s.jobs[0].status, JobStatus::Running);
+        assert_eq!(s.jobs[0].attempts, 2);
+        assert_eq!(
+            s.jobs[0].peak_bytes,
+            Some(400 << 20),
+            "lower bound from the requeue"
+        );
+        assert_eq!(s.jobs[1].status, JobStatus::Failed);
+        assert_eq!(s.jobs[1].exit_code, Some(1));
+        assert_eq!(s.jobs[1].peak_source.as_deref(), Some("cgroup-v1"));
+        assert_eq!(s.jobs[2].status, JobStatus::Pending);
+        assert_eq!((s.requeues, s.pauses), (1, 1));
+        assert_eq!(s.peak_working_set_bytes, 900 << 20);
+        assert_eq!(s.makespan_s, 4.0);
+        assert_eq!((s.succeeded, s.failed, s.skipped), (0, 1, 2));
+
+        events.push(end(107.0, 0, 2, JobStatus::Succeeded, 450 << 20));
+        events.push(sweep_end(107.5, 7.5));
+        let s = summarize(&jobs, &events, &ctx("out"));
+        assert_eq!(s.jobs[0].status, JobStatus::Succeeded);
+        assert_eq!(s.jobs[0].peak_bytes, Some(450 << 20));
+        assert_eq!(s.jobs[0].wall_s, Some(2.0));
+        assert_eq!(
+            s.jobs[2].status,
+            JobStatus::Skipped,
+            "never started, sweep over"
+        );
+        assert_eq!((s.succeeded, s.failed, s.skipped), (1, 1, 1));
+        assert_eq!(s.makespan_s, 7.5);
+        assert_eq!(s.out, "out");
+        assert_eq!(s.budget_bytes, 1 << 30);
+    }
+
+    #[test]
+    fn a_run_killed_mid_job_then_resumed_counts_both_runs() {
+        let jobs = jobs(2);
+        let mut events = vec![
+            sweep_start(100.0, false),
+            start(100.0, 0, 1),
+            start(100.0, 1, 1),
+            end(105.0, 0, 1, JobStatus::Succeeded, 10),
+            // SIGKILL: no end for job 1, no sweep_end.
+            sweep_start(200.0, true),
+        ];
+        let s = summarize(&jobs, &events, &ctx("o"));
+        assert_eq!(s.jobs[1].status, JobStatus::Killed, "died with the runner");
+        events.extend([
+            start(201.0, 1, 1),
+            end(210.0, 1, 1, JobStatus::Succeeded, 20),
+            sweep_end(211.0, 11.0),
+        ]);
+        let s = summarize(&jobs, &events, &ctx("o"));
+        assert_eq!(s.jobs[0].status, JobStatus::Succeeded);
+        assert_eq!(s.jobs[0].attempts, 1);
+        assert_eq!(s.jobs[1].status, JobStatus::Succeeded);
+        assert_eq!(s.jobs[1].attempts, 2);
+        assert_eq!(
+            s.makespan_s,
+            5.0 + 11.0,
+            "the gap between runs does not count"
+        );
+        assert_eq!((s.succeeded, s.failed), (2, 0));
+    }
+
+    #[test]
+    fn jobs_left_unfinished_at_the_end_are_killed_or_requeued_out() {
+        let jobs = jobs(3);
+        let events = vec![
+            sweep_start(0.0, false),
+            start(0.0, 0, 1),
+            start(0.0, 1, 1),
+            Event::JobRequeue {
+                t: 1.0,
+                job: 1,
+                attempt: 1,
+                reason: "pressure".into(),
+                usage_bytes: 1,
+            },
+            sweep_end(2.0, 2.0),
+        ];
+        let s = summarize(&jobs, &events, &ctx("o"));
+        let statuses: Vec<_> = s.jobs.iter().map(|j| j.status).collect();
+        assert_eq!(
+            statuses,
+            [
+                JobStatus::Killed,
+                JobStatus::RequeuedOut,
+                JobStatus::Skipped
+            ]
+        );
+        assert_eq!(s.failed, 2);
+        assert_eq!(s.jobs[0].command, "python3 train.py lr=0");
     }
 }

@@ -232,7 +232,11 @@ pub fn event_line(event: &Event, style: Style) -> Option<String> {
             ..
         } => {
             let word = format!("{:<9}", status.as_str());
-            let mut l = format!("{} #{job} in {}", style.status(*status, &word), fmt_secs(*wall_s));
+            let mut l = format!(
+                "{} #{job} in {}",
+                style.status(*status, &word),
+                fmt_secs(*wall_s)
+            );
             if let Some(p) = peak_bytes {
                 l.push_str(&format!(" · peak {}", size::human(*p)));
             }

@@ -289,7 +289,11 @@ pub fn render_advice(a: &Advice) -> String {
             ));
             rows.push((
                 "predicted makespan",
-                format!("{} at -j {}", fmt_secs(p.predicted_makespan_s), p.parallelism),
+                format!(
+                    "{} at -j {}",
+                    fmt_secs(p.predicted_makespan_s),
+                    p.parallelism
+                ),
             ));
             rows.push(("next time", format!("memsweep run {} ...", p.flags)));
         }
