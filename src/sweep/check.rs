@@ -18,14 +18,18 @@ pub fn jobs(n: usize) -> Result<usize, String> {
 
 pub fn retries(n: u32) -> Result<u32, String> {
     if n > MAX_RETRIES {
-        return Err(format!("{n} retries is more than {MAX_RETRIES}; a job requeued that often will not fit"));
+        return Err(format!(
+            "{n} retries is more than {MAX_RETRIES}; a job requeued that often will not fit"
+        ));
     }
     Ok(n)
 }
 
 pub fn grace(s: f64) -> Result<f64, String> {
     if !s.is_finite() || !(0.0..=MAX_GRACE_S).contains(&s) {
-        return Err(format!("{s} is not a grace period; give seconds from 0 to {MAX_GRACE_S}"));
+        return Err(format!(
+            "{s} is not a grace period; give seconds from 0 to {MAX_GRACE_S}"
+        ));
     }
     Ok(s)
 }
@@ -41,7 +45,9 @@ pub fn sample_interval(s: f64) -> Result<f64, String> {
 
 pub fn limit(bytes: u64) -> Result<u64, String> {
     if bytes == 0 {
-        return Err("0 bytes leaves nothing to run jobs in; give the memory to plan for, e.g. 16G".into());
+        return Err(
+            "0 bytes leaves nothing to run jobs in; give the memory to plan for, e.g. 16G".into(),
+        );
     }
     Ok(bytes)
 }

@@ -85,8 +85,8 @@ pub fn parse(text: &str, label: &str) -> Result<Vec<Entry>, String> {
 const JSON_SHAPE: &str = r#"write {"cmd": "shell command" or ["prog", "arg", ...], "key": "...", "params": {"name": "value"}} (key and params optional)"#;
 
 fn json_line(line: &str) -> Result<Entry, String> {
-    let job: JsonJob = serde_json::from_str(line)
-        .map_err(|e| format!("invalid JSON job ({e}); {JSON_SHAPE}"))?;
+    let job: JsonJob =
+        serde_json::from_str(line).map_err(|e| format!("invalid JSON job ({e}); {JSON_SHAPE}"))?;
     let command = match job.cmd {
         serde_json::Value::String(s) if !s.trim().is_empty() => JobCommand::Shell(s),
         serde_json::Value::Array(items) if !items.is_empty() => {
@@ -100,7 +100,11 @@ fn json_line(line: &str) -> Result<Entry, String> {
             match argv {
                 Some(argv) if !argv[0].is_empty() => JobCommand::Argv(argv),
                 Some(_) => return Err("\"cmd\": the program (first element) is empty".into()),
-                None => return Err(format!("\"cmd\": every argv element must be a string; {JSON_SHAPE}")),
+                None => {
+                    return Err(format!(
+                        "\"cmd\": every argv element must be a string; {JSON_SHAPE}"
+                    ));
+                }
             }
         }
         other => {
@@ -148,8 +152,14 @@ mod tests {
         assert_eq!(e.len(), 3);
         assert_eq!(e[0].command, JobCommand::Shell("echo 1".into()));
         assert_eq!(e[0].line, 3);
-        assert_eq!(e[1].command, JobCommand::Shell("python t.py --x 'a b'".into()));
-        assert_eq!(e[2].command, JobCommand::Shell("echo '#not a comment'".into()));
+        assert_eq!(
+            e[1].command,
+            JobCommand::Shell("python t.py --x 'a b'".into())
+        );
+        assert_eq!(
+            e[2].command,
+            JobCommand::Shell("echo '#not a comment'".into())
+        );
         assert!(e.iter().all(|e| e.key.is_none() && e.params.is_empty()));
         assert!(parse("# only\n\n", "x").unwrap().is_empty());
     }
@@ -161,13 +171,22 @@ mod tests {
         let e = parse(text, "j").unwrap();
         assert_eq!(
             e[0].command,
-            JobCommand::Argv(vec!["python".into(), "-m".into(), "w".into(), "in 0.pkl".into()])
+            JobCommand::Argv(vec![
+                "python".into(),
+                "-m".into(),
+                "w".into(),
+                "in 0.pkl".into()
+            ])
         );
         assert_eq!(e[0].key.as_deref(), Some("app:x=1"));
         // Document order, not sorted: these are the job's overrides as written.
         assert_eq!(
             e[0].params,
-            [("z".into(), "1".into()), ("a".into(), "2".into()), ("m".into(), "true".into())]
+            [
+                ("z".into(), "1".into()),
+                ("a".into(), "2".into()),
+                ("m".into(), "true".into())
+            ]
         );
         assert_eq!(e[1].command, JobCommand::Shell("echo hi".into()));
         assert_eq!(e[1].key, None);
@@ -177,15 +196,27 @@ mod tests {
     fn invalid_lines_name_file_and_line() {
         for (text, needle) in [
             ("echo ok\n{\"cmd\": ", "jobs.txt:2: invalid JSON job"),
-            ("{\"cmd\": 3}", "jobs.txt:1: \"cmd\" must be a non-empty string"),
+            (
+                "{\"cmd\": 3}",
+                "jobs.txt:1: \"cmd\" must be a non-empty string",
+            ),
             ("{\"cmd\": []}", "jobs.txt:1: \"cmd\" must be"),
             ("{\"cmd\": \"\"}", "jobs.txt:1: \"cmd\" must be"),
-            ("{\"cmd\": [\"a\", 1]}", "every argv element must be a string"),
+            (
+                "{\"cmd\": [\"a\", 1]}",
+                "every argv element must be a string",
+            ),
             ("{\"cmd\": [\"\"]}", "program (first element) is empty"),
             ("{\"cmd\": \"x\", \"kye\": \"k\"}", "unknown field `kye`"),
             ("{\"cmd\": \"x\", \"key\": \" \"}", "\"key\" is empty"),
-            ("{\"cmd\": \"x\", \"params\": {\"a\": [1]}}", "\"params\".\"a\" must be a string"),
-            ("{\"cmd\": \"x\", \"params\": {\"a\": 1, \"a\": 2}}", "\"a\" twice"),
+            (
+                "{\"cmd\": \"x\", \"params\": {\"a\": [1]}}",
+                "\"params\".\"a\" must be a string",
+            ),
+            (
+                "{\"cmd\": \"x\", \"params\": {\"a\": 1, \"a\": 2}}",
+                "\"a\" twice",
+            ),
             ("\n\necho a\0b", "jobs.txt:3: the line contains a NUL byte"),
         ] {
             let e = parse(text, "jobs.txt").unwrap_err();

@@ -170,7 +170,11 @@ impl Dec {
         if digits.len() > MAX_DIGITS || !(-max..=max).contains(&exp) || frac.len() > MAX_DIGITS {
             return None;
         }
-        let mut m: i128 = if digits.is_empty() { 0 } else { digits.parse().ok()? };
+        let mut m: i128 = if digits.is_empty() {
+            0
+        } else {
+            digits.parse().ok()?
+        };
         let mut scale = frac.len() as i32 - exp;
         if scale < 0 {
             m *= 10i128.pow((-scale) as u32);
@@ -223,15 +227,22 @@ fn range(inner: &str) -> Result<Vec<String>, String> {
         stop.rescale(scale).filter(|v| v.abs() < limit),
         step.rescale(scale).filter(|v| v.abs() < limit),
     ) else {
-        return Err(format!("{shown}: the numbers have too many digits for an exact range"));
+        return Err(format!(
+            "{shown}: the numbers have too many digits for an exact range"
+        ));
     };
     if d == 0 {
-        return Err(format!("{shown}: the step is 0; use a positive or negative step"));
+        return Err(format!(
+            "{shown}: the step is 0; use a positive or negative step"
+        ));
     }
     let span = if d > 0 { b - a } else { a - b };
     if span <= 0 {
         let hint = if d > 0 {
-            format!("start must be below stop; for a countdown write range({},{},-1)", args[0], args[1])
+            format!(
+                "start must be below stop; for a countdown write range({},{},-1)",
+                args[0], args[1]
+            )
         } else {
             "with a negative step, start must be above stop".to_string()
         };
@@ -389,9 +400,16 @@ mod tests {
         let e = parse_values("@blank.txt", dir.path()).unwrap_err();
         assert!(e.contains("blank.txt has no values"), "{e}");
         let e = parse_values("@missing.txt", dir.path()).unwrap_err();
-        assert!(e.contains("cannot read the values file") && e.contains("missing.txt"), "{e}");
+        assert!(
+            e.contains("cannot read the values file") && e.contains("missing.txt"),
+            "{e}"
+        );
         std::fs::write(dir.path().join("nul.txt"), "a\0b\n").unwrap();
-        assert!(parse_values("@nul.txt", dir.path()).unwrap_err().contains("NUL"));
+        assert!(
+            parse_values("@nul.txt", dir.path())
+                .unwrap_err()
+                .contains("NUL")
+        );
         assert!(err("@").contains("needs a file name"));
     }
 
@@ -410,7 +428,10 @@ mod tests {
             assert!(e.contains(needle), "{arg}: {e}");
         }
         // Only the first '=' splits: values may contain '='.
-        assert_eq!(parse_flag("opt=a=b", Path::new(".")).unwrap().values, ["a=b"]);
+        assert_eq!(
+            parse_flag("opt=a=b", Path::new(".")).unwrap().values,
+            ["a=b"]
+        );
     }
 
     #[test]
@@ -428,6 +449,9 @@ mod tests {
         };
         assert_eq!(product_len(&[p(3), p(4)]).unwrap(), 12);
         let e = product_len(&[p(1000), p(1000), p(2)]).unwrap_err();
-        assert!(e.contains("more than 1000000 jobs") && e.contains("p1000: 1000"), "{e}");
+        assert!(
+            e.contains("more than 1000000 jobs") && e.contains("p1000: 1000"),
+            "{e}"
+        );
     }
 }

@@ -3,13 +3,14 @@
 
 /// Characters that never need quoting in a POSIX shell word.
 fn is_safe(c: char) -> bool {
-    c.is_ascii_alphanumeric() || matches!(c, '_' | '@' | '%' | '+' | '=' | ':' | ',' | '.' | '/' | '-')
+    c.is_ascii_alphanumeric()
+        || matches!(c, '_' | '@' | '%' | '+' | '=' | ':' | ',' | '.' | '/' | '-')
 }
 
 /// Words `sh` treats specially in command position; a bare value there would change the syntax.
 const RESERVED: &[&str] = &[
-    "case", "do", "done", "elif", "else", "esac", "fi", "for", "if", "in", "then", "until", "while",
-    "function", "select", "time",
+    "case", "do", "done", "elif", "else", "esac", "fi", "for", "if", "in", "then", "until",
+    "while", "function", "select", "time",
 ];
 
 /// Quote `s` as one shell word, leaving it bare when that is unambiguous (`0.1`, `data/a.txt`).
@@ -70,7 +71,7 @@ pub fn join_argv(argv: &[String]) -> String {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use std::process::Command;
 

@@ -9,9 +9,9 @@ use serde::Deserialize;
 use serde::de::{self, SeqAccess, Visitor};
 use toml::Spanned;
 
+use super::check;
 use super::jobsfile::Ordered;
 use super::params::{self, Param};
-use super::check;
 use crate::cli::OnPressure;
 use crate::size::{self, SizeSpec};
 
@@ -122,7 +122,9 @@ impl<'de> Deserialize<'de> for RawSize {
         impl<'de> Visitor<'de> for V {
             type Value = RawSize;
             fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-                f.write_str("a size such as \"2G\", \"512M\" or \"10%\", or a whole number of bytes")
+                f.write_str(
+                    "a size such as \"2G\", \"512M\" or \"10%\", or a whole number of bytes",
+                )
             }
             fn visit_str<E: de::Error>(self, s: &str) -> Result<RawSize, E> {
                 Ok(RawSize::Text(s.to_string()))
@@ -248,8 +250,17 @@ impl Reader<'_> {
     }
 
     /// `sweep.toml:7: key: msg`.
-    fn err<T>(&self, span: std::ops::Range<usize>, key: &str, msg: impl fmt::Display) -> Result<T, String> {
-        Err(format!("{}:{}: {key}: {msg}", self.path.display(), self.line(span.start)))
+    fn err<T>(
+        &self,
+        span: std::ops::Range<usize>,
+        key: &str,
+        msg: impl fmt::Display,
+    ) -> Result<T, String> {
+        Err(format!(
+            "{}:{}: {key}: {msg}",
+            self.path.display(),
+            self.line(span.start)
+        ))
     }
 
     fn text(&self, span: std::ops::Range<usize>) -> String {
@@ -266,7 +277,12 @@ impl Reader<'_> {
         }
     }
 
-    fn size(&self, key: &str, v: Option<Spanned<RawSize>>, pct: bool) -> Result<Option<SizeSpec>, String> {
+    fn size(
+        &self,
+        key: &str,
+        v: Option<Spanned<RawSize>>,
+        pct: bool,
+    ) -> Result<Option<SizeSpec>, String> {
         let Some(v) = v else { return Ok(None) };
         let span = v.span();
         match v.into_inner() {
@@ -302,7 +318,11 @@ pub fn parse(src: &str, path: &Path) -> Result<Spec, String> {
         }
     })?;
     let dir = path.parent().unwrap_or(Path::new(""));
-    let dir = if dir.as_os_str().is_empty() { Path::new(".") } else { dir };
+    let dir = if dir.as_os_str().is_empty() {
+        Path::new(".")
+    } else {
+        dir
+    };
     let mut spec = Spec {
         path: path.to_path_buf(),
         shell: raw.shell.unwrap_or(false),
@@ -330,7 +350,11 @@ pub fn parse(src: &str, path: &Path) -> Result<Spec, String> {
         let span = c.span();
         spec.command = Some(match c.into_inner() {
             RawCommand::Argv(a) if a.is_empty() => {
-                return r.err(span, "command", "the array is empty; write e.g. [\"python\", \"train.py\", \"--lr\", \"{lr}\"]");
+                return r.err(
+                    span,
+                    "command",
+                    "the array is empty; write e.g. [\"python\", \"train.py\", \"--lr\", \"{lr}\"]",
+                );
             }
             RawCommand::Argv(a) => SpecCommand::Argv(a),
             RawCommand::Shell(s) if s.trim().is_empty() => {
@@ -346,7 +370,11 @@ pub fn parse(src: &str, path: &Path) -> Result<Spec, String> {
             return r.err(span, "jobs-file", "the path is empty");
         }
         // `-` (stdin) stays as is; anything else is relative to this file.
-        spec.jobs_file = Some(if j == "-" { PathBuf::from("-") } else { dir.join(j) });
+        spec.jobs_file = Some(if j == "-" {
+            PathBuf::from("-")
+        } else {
+            dir.join(j)
+        });
     }
     if let Some(j) = raw.jobs {
         let span = j.span();
@@ -453,7 +481,11 @@ depth = 5
         assert_eq!(s.name.as_deref(), Some("lr-sweep"));
         assert_eq!(
             s.command,
-            Some(SpecCommand::Argv(["python", "train.py", "--lr", "{lr}"].map(String::from).to_vec()))
+            Some(SpecCommand::Argv(
+                ["python", "train.py", "--lr", "{lr}"]
+                    .map(String::from)
+                    .to_vec()
+            ))
         );
         assert_eq!(s.jobs, Some(4));
         assert_eq!(s.mem_per_job, Some(SizeSpec::Bytes(2 << 30)));
@@ -470,7 +502,10 @@ depth = 5
         let names: Vec<&str> = s.params.iter().map(|p| p.name.as_str()).collect();
         assert_eq!(names, ["seed", "lr", "depth"]);
         assert_eq!(s.params[0].values, ["0", "1", "2"]);
-        assert_eq!(s.params[1].values, ["0.1", "1e-4", "1.0", "3", "x,y", "true", ""]);
+        assert_eq!(
+            s.params[1].values,
+            ["0.1", "1e-4", "1.0", "3", "x,y", "true", ""]
+        );
         assert_eq!(s.params[2].values, ["5"]);
         assert_eq!(s.params[1].origin, "exp/sweep.toml:19: params.lr");
     }
@@ -485,7 +520,10 @@ depth = 5
             &path,
         )
         .unwrap();
-        assert_eq!(s.command, Some(SpecCommand::Shell("echo {d} | wc -c".into())));
+        assert_eq!(
+            s.command,
+            Some(SpecCommand::Shell("echo {d} | wc -c".into()))
+        );
         assert_eq!(s.params[0].values, ["a", "b"]);
         let s = parse("jobs-file = \"cmds.txt\"\n", &path).unwrap();
         assert_eq!(s.jobs_file, Some(dir.path().join("cmds.txt")));
@@ -494,26 +532,62 @@ depth = 5
     #[test]
     fn errors_name_file_line_and_key() {
         for (src, needle) in [
-            ("jobs = 4\nfoo = 1\n", "exp/sweep.toml:2: unknown field `foo`"),
-            ("jobs = \"four\"\n", "exp/sweep.toml:1: invalid type: string \"four\""),
+            (
+                "jobs = 4\nfoo = 1\n",
+                "exp/sweep.toml:2: unknown field `foo`",
+            ),
+            (
+                "jobs = \"four\"\n",
+                "exp/sweep.toml:1: invalid type: string \"four\"",
+            ),
             ("jobs = -1\n", "exp/sweep.toml:1:"),
             ("\n\njobs = 100000\n", "exp/sweep.toml:3: jobs: 100000"),
-            ("mem-per-job = \"2X\"\n", "exp/sweep.toml:1: mem-per-job: '2X' is not a size"),
-            ("mem-per-job = 1.5\n", "exp/sweep.toml:1: 1.5: a number here is a count of bytes"),
-            ("limit = \"50%\"\n", "limit: '50%': a percentage is not allowed"),
+            (
+                "mem-per-job = \"2X\"\n",
+                "exp/sweep.toml:1: mem-per-job: '2X' is not a size",
+            ),
+            (
+                "mem-per-job = 1.5\n",
+                "exp/sweep.toml:1: 1.5: a number here is a count of bytes",
+            ),
+            (
+                "limit = \"50%\"\n",
+                "limit: '50%': a percentage is not allowed",
+            ),
             ("limit = 0\n", "limit: 0"),
-            ("on-pressure = \"panic\"\n", "exp/sweep.toml:1: unknown variant `panic`"),
+            (
+                "on-pressure = \"panic\"\n",
+                "exp/sweep.toml:1: unknown variant `panic`",
+            ),
             ("grace = -1\n", "grace: -1"),
             ("sample-interval = 0\n", "sample-interval: 0"),
             ("retries = 1000\n", "retries: 1000"),
             ("command = []\n", "command: the array is empty"),
-            ("command = [\"a\", 1]\n", "exp/sweep.toml:1: invalid type: integer `1`"),
+            (
+                "command = [\"a\", 1]\n",
+                "exp/sweep.toml:1: invalid type: integer `1`",
+            ),
             ("command = \"a\"\njobs-file = \"j\"\n", "not both"),
-            ("[params]\nlr = []\n", "exp/sweep.toml:2: params.lr: the list is empty"),
-            ("[params]\nlr = \"range(3,0)\"\n", "exp/sweep.toml:2: params.lr: range(3,0) is empty"),
-            ("[params]\n\"a b\" = \"1\"\n", "exp/sweep.toml:2: params.a b: 'a b' is not a parameter name"),
-            ("[params]\nlr = [[1]]\n", "exp/sweep.toml:2: invalid type: sequence"),
-            ("[params]\nlr = \"@nope.txt\"\n", "params.lr: cannot read the values file exp/nope.txt"),
+            (
+                "[params]\nlr = []\n",
+                "exp/sweep.toml:2: params.lr: the list is empty",
+            ),
+            (
+                "[params]\nlr = \"range(3,0)\"\n",
+                "exp/sweep.toml:2: params.lr: range(3,0) is empty",
+            ),
+            (
+                "[params]\n\"a b\" = \"1\"\n",
+                "exp/sweep.toml:2: params.a b: 'a b' is not a parameter name",
+            ),
+            (
+                "[params]\nlr = [[1]]\n",
+                "exp/sweep.toml:2: invalid type: sequence",
+            ),
+            (
+                "[params]\nlr = \"@nope.txt\"\n",
+                "params.lr: cannot read the values file exp/nope.txt",
+            ),
             ("name = \"\"\n", "name: "),
             ("jobs = \n", "exp/sweep.toml:1:"),
         ] {

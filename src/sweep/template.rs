@@ -343,8 +343,15 @@ mod tests {
 
     #[test]
     fn placeholders_fill_inside_single_arguments() {
-        let t = argv(&["python", "train.py", "--lr", "{lr}", "--seed={seed}", "{lr}_{seed}.log"])
-            .unwrap();
+        let t = argv(&[
+            "python",
+            "train.py",
+            "--lr",
+            "{lr}",
+            "--seed={seed}",
+            "{lr}_{seed}.log",
+        ])
+        .unwrap();
         assert_eq!(t.names(), ["lr", "seed"]);
         assert_eq!(
             t.render_argv(&["0.1", "2"]),
@@ -400,17 +407,35 @@ mod tests {
             "echo {v} '{v}' \"{v}\" x{v}y \"a$HOME{v}\" | cat # {{not a placeholder}}",
         )
         .unwrap();
-        for v in ["'; rm -rf x'", "$(id)", "`id`", "a\"b\\c", "*", "if", "A=1", "0.1"] {
+        for v in [
+            "'; rm -rf x'",
+            "$(id)",
+            "`id`",
+            "a\"b\\c",
+            "*",
+            "if",
+            "A=1",
+            "0.1",
+        ] {
             let script = t.render_shell(&[v]);
             let words = sh_words(&script.replacen("echo ", "", 1).replace(" | cat", ""));
             let home = std::env::var("HOME").unwrap_or_default();
             assert_eq!(
                 words,
-                [v.to_string(), v.into(), v.into(), format!("x{v}y"), format!("a{home}{v}")],
+                [
+                    v.to_string(),
+                    v.into(),
+                    v.into(),
+                    format!("x{v}y"),
+                    format!("a{home}{v}")
+                ],
                 "{v:?} rendered as {script}"
             );
         }
-        assert_eq!(t.render_shell(&["0.1"]), "echo 0.1 '0.1' \"0.1\" x0.1y \"a$HOME0.1\" | cat # {not a placeholder}");
+        assert_eq!(
+            t.render_shell(&["0.1"]),
+            "echo 0.1 '0.1' \"0.1\" x0.1y \"a$HOME\"\"0.1\" | cat # {not a placeholder}"
+        );
     }
 
     #[test]
@@ -419,7 +444,7 @@ mod tests {
             ("echo $(echo {v})", "after '$('"),
             ("echo \"$(cat {v})\"", "after '$('"),
             ("echo `echo {v}`", "after a backquote"),
-            ("echo ${X:-{v}}", "'${' other than ${NAME}"),
+            ("echo ${{X:-{v}}}", "'${' other than ${NAME}"),
             ("echo ${{{v}}}", "inside '${...}'"),
             ("cat <<EOF\n{v}\nEOF", "here-document"),
             ("echo hi # {v}", "comment"),
@@ -431,10 +456,14 @@ mod tests {
             assert!(err.contains(needle), "{script:?}: {err}");
         }
         // `$NAME` and `${NAME}` right before a value do not swallow it.
-        let t = Template::shell("echo $HOME{v} \"$HOME{v}\" ${HOME}{v}").unwrap();
+        let t = Template::shell("echo $HOME{v} \"$HOME{v}\" ${{HOME}}{v}").unwrap();
         let home = std::env::var("HOME").unwrap_or_default();
         let script = t.render_shell(&["x1"]);
-        assert_eq!(sh_words(&script.replacen("echo ", "", 1)), [format!("{home}x1"); 3], "{script}");
+        assert_eq!(
+            sh_words(&script.replacen("echo ", "", 1)),
+            vec![format!("{home}x1"); 3],
+            "{script}"
+        );
         // Placeholders before such constructs, or on a later line after a comment, are fine.
         let t = Template::shell("echo {v} > out_$(date +%s).log").unwrap();
         assert_eq!(t.render_shell(&["a b"]), "echo 'a b' > out_$(date +%s).log");
