@@ -286,7 +286,7 @@ mod tests {
         let b1 = rec("other \"quoted\" {y}", "other 2", 200, 2.0);
         let a2 = rec("python t.py {x}", "python t.py 2", 300, 3.0);
         h.append(&[a1.clone(), b1.clone()]).unwrap();
-        h.append(&[a2.clone()]).unwrap();
+        h.append(std::slice::from_ref(&a2)).unwrap();
         assert_eq!(h.load("python t.py {x}").unwrap(), vec![a1, a2]);
         assert_eq!(h.load("other \"quoted\" {y}").unwrap(), vec![b1]);
         assert_eq!(
@@ -371,13 +371,12 @@ mod tests {
         let t0 = Instant::now();
         let loaded = h.load("python train.py --lr {lr}").unwrap();
         let took = t0.elapsed();
-        eprintln!("load: {took:?}");
-        let t1 = Instant::now();
-        let _ = h.load("nothing");
-        eprintln!("scan only: {:?}", t1.elapsed());
         assert_eq!(loaded.len(), 50_000);
+        // Optimized builds load this in tens of milliseconds; unoptimized test builds on a
+        // loaded CI machine get more room, which still catches anything quadratic.
+        let limit = if cfg!(debug_assertions) { 5.0 } else { 1.0 };
         assert!(
-            took.as_secs_f64() < 1.0,
+            took.as_secs_f64() < limit,
             "loading 100 000 records took {took:?}"
         );
 
