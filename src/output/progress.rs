@@ -50,6 +50,9 @@ pub struct State {
 }
 
 /// The progress display. `W` is stdout or stderr in the binary, a buffer in tests.
+///
+/// Feed it every event as it is recorded ([`Self::event`]), call [`Self::tick`] when the state
+/// changed without an event, and [`Self::finish`] before printing anything else.
 pub struct Progress<W: Write = Box<dyn Write + Send>> {
     mode: Mode,
     out: W,

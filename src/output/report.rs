@@ -52,7 +52,9 @@ pub fn stdout_width() -> Option<usize> {
     terminal_size::terminal_size_of(std::io::stdout()).map(|(w, _)| w.0 as usize)
 }
 
-/// Write the table and the advice (what `memsweep run` prints at the end).
+/// Write the table and the advice (what `memsweep run` prints at the end): to stdout normally,
+/// to stderr under `--json` (stdout then carries only event lines). Call
+/// [`super::progress::Progress::finish`] first so the live status line is gone.
 pub fn write_report(
     w: &mut dyn Write,
     summary: &Summary,
