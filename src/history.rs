@@ -239,3 +239,164 @@ fn compact(bytes: &[u8]) -> Vec<u8> {
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::ffi::OsStr;
+    use std::time::Instant;
+
+    fn rec(template: &str, key: &str, peak: u64, t: f64) -> Record {
+        Record {
+            template: template.into(),
+            key: key.into(),
+            peak_bytes: peak,
+            wall_s: 1.5,
+            t,
+        }
+    }
+
+    #[test]
+    fn the_store_lives_in_the_xdg_cache_else_under_home() {
+        let p =
+            |x: Option<&str>, h: Option<&str>| default_path(x.map(OsStr::new), h.map(OsStr::new));
+        assert_eq!(
+            p(Some("/c"), Some("/home/u")),
+            Some(PathBuf::from("/c/memsweep/history.jsonl"))
+        );
+        assert_eq!(
+            p(Some("relative"), Some("/home/u")),
+            Some(PathBuf::from("/home/u/.cache/memsweep/history.jsonl")),
+            "a relative XDG_CACHE_HOME is ignored, as the spec says"
+        );
+        assert_eq!(
+            p(None, Some("/home/u")),
+            Some(PathBuf::from("/home/u/.cache/memsweep/history.jsonl"))
+        );
+        assert_eq!(p(None, None), None);
+        assert_eq!(p(Some(""), Some("")), None);
+    }
+
+    #[test]
+    fn records_round_trip_grouped_by_template() {
+        let tmp = tempfile::tempdir().unwrap();
+        let h = History::open(tmp.path().join("h.jsonl"));
+        assert_eq!(h.load("a").unwrap(), vec![], "no file yet: empty history");
+        let a1 = rec("python t.py {x}", "python t.py 1", 100, 1.0);
+        let b1 = rec("other \"quoted\" {y}", "other 2", 200, 2.0);
+        let a2 = rec("python t.py {x}", "python t.py 2", 300, 3.0);
+        h.append(&[a1.clone(), b1.clone()]).unwrap();
+        h.append(std::slice::from_ref(&a2)).unwrap();
+        assert_eq!(h.load("python t.py {x}").unwrap(), vec![a1, a2]);
+        assert_eq!(h.load("other \"quoted\" {y}").unwrap(), vec![b1]);
+        assert_eq!(
+            h.load("python t.py").unwrap(),
+            vec![],
+            "a prefix is another template"
+        );
+    }
+
+    #[test]
+    fn concurrent_appends_never_interleave() {
+        let tmp = tempfile::tempdir().unwrap();
+        let path = tmp.path().join("h.jsonl");
+        let threads: Vec<_> = (0..8)
+            .map(|n| {
+                let path = path.clone();
+                std::thread::spawn(move || {
+                    // Each thread opens its own handle, as separate sweeps would.
+                    let h = History::open(path);
+                    for i in 0..50 {
+                        let key = format!("job {n} {i} {}", "x".repeat(500));
+                        h.append(&[rec("t", &key, i, 0.0), rec("t", &key, i + 1, 0.0)])
+                            .unwrap();
+                    }
+                })
+            })
+            .collect();
+        for t in threads {
+            t.join().unwrap();
+        }
+        let text = fs::read_to_string(&path).unwrap();
+        assert_eq!(text.lines().count(), 8 * 50 * 2);
+        for line in text.lines() {
+            serde_json::from_str::<Record>(line).expect("every line is one whole record");
+        }
+        assert_eq!(History::open(path).load("t").unwrap().len(), 800);
+    }
+
+    #[test]
+    fn corrupt_and_torn_lines_are_skipped_not_errors() {
+        let tmp = tempfile::tempdir().unwrap();
+        let path = tmp.path().join("h.jsonl");
+        let good = serde_json::to_string(&rec("t", "k", 5, 1.0)).unwrap();
+        fs::write(
+            &path,
+            format!("{good}\ngarbage\n{{\"template\":\"t\",\"key\":3}}\n{good}\n{{\"template\":\"t\",\"ke"),
+        )
+        .unwrap();
+        let h = History::open(path.clone());
+        assert_eq!(h.load("t").unwrap().len(), 2);
+        assert_eq!(
+            parse_for_template(&fs::read(&path).unwrap(), "t").1,
+            Some((2, 2))
+        );
+        // The next append starts on a fresh line despite the torn tail.
+        h.append(&[rec("t", "k", 6, 2.0)]).unwrap();
+        let loaded = h.load("t").unwrap();
+        assert_eq!(loaded.len(), 3);
+        assert_eq!(loaded[2].peak_bytes, 6);
+    }
+
+    #[test]
+    fn a_large_history_loads_fast_and_compacts_keeping_recent_records_per_key() {
+        let tmp = tempfile::tempdir().unwrap();
+        let path = tmp.path().join("h.jsonl");
+        // 100 000 records: 1 000 keys of the template we load, 10 000 of another, in time order.
+        let mut text = String::new();
+        for i in 0..100_000u64 {
+            let (template, key) = if i % 2 == 0 {
+                (
+                    "python train.py --lr {lr}",
+                    format!("python train.py --lr {}", i % 1000),
+                )
+            } else {
+                ("other {x}", format!("other {}", i % 10_000))
+            };
+            text.push_str(&serde_json::to_string(&rec(template, &key, i, i as f64)).unwrap());
+            text.push('\n');
+        }
+        fs::write(&path, &text).unwrap();
+        let h = History::open(path.clone());
+        let t0 = Instant::now();
+        let loaded = h.load("python train.py --lr {lr}").unwrap();
+        let took = t0.elapsed();
+        assert_eq!(loaded.len(), 50_000);
+        // Optimized builds load this in tens of milliseconds; unoptimized test builds on a
+        // loaded CI machine get more room, which still catches anything quadratic.
+        let limit = if cfg!(debug_assertions) { 5.0 } else { 1.0 };
+        assert!(
+            took.as_secs_f64() < limit,
+            "loading 100 000 records took {took:?}"
+        );
+
+        h.append(&[rec("python train.py --lr {lr}", "new", 1, 1e6)])
+            .unwrap();
+        let after = fs::read_to_string(&path).unwrap();
+        let lines = after.lines().count();
+        assert!(lines <= KEEP_TOTAL, "{lines} lines after compaction");
+        let loaded = h.load("python train.py --lr {lr}").unwrap();
+        assert_eq!(
+            loaded.last().unwrap().key,
+            "new",
+            "the newest record survives"
+        );
+        // Every key of the loaded template keeps its most recent records, newest last.
+        let k8: Vec<u64> = loaded
+            .iter()
+            .filter(|r| r.key == "python train.py --lr 8")
+            .map(|r| r.peak_bytes)
+            .collect();
+        assert_eq!(k8, [95_008, 96_008, 97_008, 98_008, 99_008]);
+    }
+}

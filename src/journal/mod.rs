@@ -878,5 +878,10 @@ mod tests {
         let text = serde_json::to_string(&end(1.0, 0, 1, JobStatus::RequeuedOut, 1)).unwrap();
         assert!(text.starts_with(r#"{"event":"job_end","#), "{text}");
         assert!(text.contains(r#""status":"requeued-out""#), "{text}");
+        // The Hydra launcher reads these field names and shapes: pin one line exactly.
+        assert_eq!(
+            serde_json::to_string(&sample(1.5, 5)).unwrap(),
+            r#"{"event":"sample","t":1.5,"working_set_bytes":5,"available_bytes":1073741819,"budget_bytes":1073741824,"running":[[0,5]],"psi_some_avg10":0.5}"#
+        );
     }
 }

@@ -50,6 +50,9 @@ pub struct State {
 }
 
 /// The progress display. `W` is stdout or stderr in the binary, a buffer in tests.
+///
+/// Feed it every event as it is recorded ([`Self::event`]), call [`Self::tick`] when the state
+/// changed without an event, and [`Self::finish`] before printing anything else.
 pub struct Progress<W: Write = Box<dyn Write + Send>> {
     mode: Mode,
     out: W,
@@ -59,6 +62,7 @@ pub struct Progress<W: Write = Box<dyn Write + Send>> {
     /// A status line is on screen (Tty).
     drawn: bool,
     last_draw: Option<Instant>,
+    redraw_every: Duration,
 }
 
 impl Progress {
@@ -83,6 +87,7 @@ impl<W: Write> Progress<W> {
             width,
             drawn: false,
             last_draw: None,
+            redraw_every: REDRAW_EVERY,
         }
     }
 
@@ -128,7 +133,9 @@ impl<W: Write> Progress<W> {
     }
 
     fn tick_inner(&mut self, state: &State) -> std::io::Result<()> {
-        let due = self.last_draw.is_none_or(|t| t.elapsed() >= REDRAW_EVERY);
+        let due = self
+            .last_draw
+            .is_none_or(|t| t.elapsed() >= self.redraw_every);
         if self.mode == Mode::Tty && due {
             self.draw(state)?;
         }
@@ -275,4 +282,124 @@ pub fn event_line(event: &Event, style: Style) -> Option<String> {
             fmt_secs(*makespan_s)
         ),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::journal::fixtures::{end, sample, start, sweep_start};
+
+    fn state() -> State {
+        State {
+            total: 24,
+            done: 12,
+            running: 3,
+            paused: 1,
+            queued: 8,
+            mem_used_bytes: 1181116006, // 1.1 GiB
+            budget_bytes: 1503238554,   // 1.4 GiB
+        }
+    }
+
+    fn output(p: Progress<Vec<u8>>) -> String {
+        String::from_utf8(p.into_inner()).unwrap()
+    }
+
+    #[test]
+    fn the_status_line_says_where_the_sweep_stands() {
+        assert_eq!(
+            status_line(&state()),
+            "[12/24 done] running 3 · paused 1 · queued 8 · mem 1.10 GiB / 1.40 GiB"
+        );
+    }
+
+    #[test]
+    fn json_mode_prints_every_event_as_one_line() {
+        let mut p = Progress::with_writer(Mode::Json, Vec::new(), None, Style::default());
+        let events = [
+            sweep_start(1.0, false),
+            start(1.0, 0, 1),
+            sample(2.0, 300 << 20),
+            end(3.0, 0, 1, JobStatus::Succeeded, 300 << 20),
+        ];
+        for e in &events {
+            p.event(e, &state());
+        }
+        let out = output(p);
+        let back: Vec<Event> = out
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        assert_eq!(back, events, "samples included, nothing else printed");
+        assert!(
+            out.starts_with(r#"{"event":"sweep_start","t":1.0,"#),
+            "{out}"
+        );
+    }
+
+    #[test]
+    fn plain_mode_prints_job_lines_and_no_samples() {
+        let mut p = Progress::with_writer(Mode::Plain, Vec::new(), None, Style::default());
+        p.event(&start(1.0, 4, 2), &state());
+        p.event(&sample(2.0, 1), &state());
+        p.event(&end(3.0, 4, 2, JobStatus::Failed, 300 << 20), &state());
+        p.tick(&state());
+        assert_eq!(
+            output(p),
+            "start     #4 python3 train.py lr=4 (attempt 2)\n\
+             failed    #4 in 2.0s · peak 300 MiB · exit 1\n"
+        );
+    }
+
+    #[test]
+    fn tty_mode_scrolls_events_above_a_status_line_redrawn_in_place() {
+        let mut p = Progress::with_writer(Mode::Tty, Vec::new(), Some(40), Style::default());
+        // A long interval keeps the test independent of how fast this machine runs it.
+        p.redraw_every = Duration::from_secs(3600);
+        p.event(&start(1.0, 0, 1), &state());
+        // Samples right after a draw do not redraw (at most ~10 per second).
+        p.event(&sample(1.1, 1), &state());
+        p.tick(&state());
+        let out = output(p);
+        assert_eq!(
+            out,
+            "start     #0 python3 train.py lr=0\n\
+             \r\x1b[2K[12/24 done] running 3 · paused 1 · que"
+        );
+
+        let mut p = Progress::with_writer(Mode::Tty, Vec::new(), None, Style::default());
+        p.tick(&state());
+        p.event(&end(2.0, 0, 1, JobStatus::Succeeded, 1 << 20), &state());
+        p.finish();
+        let out = output(p);
+        // The status line is wiped before the event line, redrawn after it, wiped at the end.
+        assert!(
+            out.contains(
+                "mem 1.10 GiB / 1.40 GiB\r\x1b[2Ksucceeded #0 in 2.0s · peak 1.00 MiB\n\r\x1b[2K["
+            ),
+            "{out:?}"
+        );
+        assert!(out.ends_with("1.40 GiB\r\x1b[2K"), "{out:?}");
+    }
+
+    #[test]
+    fn sweep_lines_summarize_the_plan_and_the_end() {
+        let s = Style::default();
+        assert_eq!(
+            event_line(&sweep_start(1.0, true), s).unwrap(),
+            "memsweep: resuming: 3 jobs → sweeps/x · budget 1.00 GiB (limit 2.00 GiB − reserve 1.00 GiB) · at most 4 at once · accounting: cgroup-v1"
+        );
+        let end = Event::SweepEnd {
+            t: 9.0,
+            makespan_s: 75.0,
+            succeeded: 22,
+            failed: 2,
+            exit_code: 1,
+            interrupted: false,
+        };
+        assert_eq!(
+            event_line(&end, s).unwrap(),
+            "memsweep: done after 1m15s: 22 succeeded, 2 failed"
+        );
+    }
 }

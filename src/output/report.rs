@@ -52,7 +52,9 @@ pub fn stdout_width() -> Option<usize> {
     terminal_size::terminal_size_of(std::io::stdout()).map(|(w, _)| w.0 as usize)
 }
 
-/// Write the table and the advice (what `memsweep run` prints at the end).
+/// Write the table and the advice (what `memsweep run` prints at the end): to stdout normally,
+/// to stderr under `--json` (stdout then carries only event lines). Call
+/// [`super::progress::Progress::finish`] first so the live status line is gone.
 pub fn write_report(
     w: &mut dyn Write,
     summary: &Summary,
@@ -368,4 +370,188 @@ fn shell_quote(s: &str) -> String {
 
 fn plural(n: usize) -> &'static str {
     if n == 1 { "" } else { "s" }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::journal::JobSummary;
+
+    const MIB: u64 = 1 << 20;
+
+    fn job(id: usize, status: JobStatus, wall: f64, peak_mib: u64) -> JobSummary {
+        JobSummary {
+            id,
+            command: format!("python3 train.py --seed {id} --data /datasets/imagenet/train"),
+            params: vec![("seed".into(), id.to_string())],
+            status,
+            exit_code: Some(if status == JobStatus::Succeeded { 0 } else { 1 }),
+            signal: None,
+            attempts: 1,
+            wall_s: Some(wall),
+            peak_bytes: Some(peak_mib * MIB),
+            peak_source: Some("cgroup-v1".into()),
+        }
+    }
+
+    fn summary(out: &str, jobs: Vec<JobSummary>) -> Summary {
+        Summary {
+            out: out.into(),
+            makespan_s: 95.0,
+            limit_bytes: 5 << 30,
+            budget_bytes: 4 << 30,
+            accounting: "cgroup-v1".into(),
+            peak_working_set_bytes: 3 << 30,
+            oom_kills: 0,
+            requeues: 2,
+            pauses: 1,
+            succeeded: jobs
+                .iter()
+                .filter(|j| j.status == JobStatus::Succeeded)
+                .count(),
+            failed: jobs.iter().filter(|j| j.status.is_failure()).count(),
+            skipped: 0,
+            jobs,
+        }
+    }
+
+    /// 20 jobs peaking at 100, 200, ..., 2000 MiB; job 0 takes 30 s, the others 3 s.
+    fn twenty() -> Summary {
+        summary(
+            "sweeps/2026-11-30/15-00-00",
+            (0..20)
+                .map(|i| {
+                    let wall = if i == 0 { 30.0 } else { 3.0 };
+                    job(i, JobStatus::Succeeded, wall, (i as u64 + 1) * 100)
+                })
+                .collect(),
+        )
+    }
+
+    #[test]
+    fn advice_numbers_for_a_known_sweep() {
+        let a = advice(&twenty(), 4096 * MIB);
+        let p = a.peaks.expect("peaks were measured");
+        assert_eq!(p.measured, 20);
+        assert_eq!(p.max_bytes, 2000 * MIB);
+        assert_eq!(p.p95_bytes, 1900 * MIB, "nearest rank: the 19th of 20");
+        assert_eq!(p.parallelism, 2, "4096 MiB / 1900 MiB, floored");
+        // Slot A runs job 0 (0-30 s); slot B runs jobs 1-10 (0-30 s); the 9 left alternate: 45 s.
+        assert_eq!(p.predicted_makespan_s, 45.0);
+        assert_eq!(p.flags, "-j 2 --mem-per-job 1.9G");
+        assert_eq!(a.resume, None);
+        let text = render_advice(&advice(&twenty(), 4096 * MIB));
+        assert!(
+            text.contains("max 1.95 GiB, p95 1.86 GiB (over 20 jobs)"),
+            "{text}"
+        );
+        assert!(
+            text.contains("next time           memsweep run -j 2 --mem-per-job 1.9G"),
+            "{text}"
+        );
+        assert!(text.contains("predicted makespan  45.0s at -j 2"), "{text}");
+    }
+
+    #[test]
+    fn parallelism_is_at_least_one_and_at_most_the_job_count() {
+        let a = advice(&twenty(), 10 * MIB);
+        assert_eq!(
+            a.peaks.unwrap().parallelism,
+            1,
+            "an oversized job still runs"
+        );
+        let a = advice(&twenty(), 1 << 40);
+        let p = a.peaks.unwrap();
+        assert_eq!(p.parallelism, 20);
+        assert_eq!(p.predicted_makespan_s, 30.0, "the longest job");
+        assert_eq!(
+            predict_makespan(&[Some(4.0), None, Some(2.0)], 1),
+            9.0,
+            "None counts as the mean"
+        );
+    }
+
+    #[test]
+    fn failures_get_the_resume_command_and_no_peaks_no_numbers() {
+        let mut s = twenty();
+        s.out = "sweeps/my run".into();
+        s.jobs[3].status = JobStatus::Oom;
+        s.jobs[4].status = JobStatus::Skipped;
+        s.jobs[4].peak_bytes = None;
+        let text = render_advice(&advice(&s, 4096 * MIB));
+        assert!(
+            text.contains("2 jobs did not succeed; rerun only those with: memsweep run --resume 'sweeps/my run'"),
+            "{text}"
+        );
+        for j in &mut s.jobs {
+            j.peak_bytes = None;
+        }
+        let a = advice(&s, 4096 * MIB);
+        assert_eq!(a.peaks, None);
+        assert!(render_advice(&a).contains("not measured"));
+    }
+
+    #[test]
+    fn the_table_is_aligned_and_fits_the_terminal() {
+        let mut s = twenty();
+        s.jobs.truncate(3);
+        s.jobs[1].status = JobStatus::Failed;
+        s.jobs[2].wall_s = Some(125.0);
+        (s.succeeded, s.failed) = (2, 1);
+        let t = table(&s, Some(60), Style::default());
+        let lines: Vec<&str> = t.lines().collect();
+        assert_eq!(lines[0], "id  status     tries   wall     peak  command");
+        assert_eq!(
+            lines[2],
+            " 1  failed         1   3.0s  200 MiB  python3 train.py --se…"
+        );
+        assert!(
+            lines[3].starts_with(" 2  succeeded      1  2m05s  300 MiB  "),
+            "{t}"
+        );
+        for l in &lines[..4] {
+            assert!(l.chars().count() <= 60, "{l:?} is wider than 60");
+        }
+        assert!(!t.contains('\x1b'), "no colour unless asked");
+        assert!(
+            lines[4].starts_with("3 jobs: 2 succeeded, 1 failed · makespan 1m35s"),
+            "{t}"
+        );
+        let wide = table(&s, None, Style::default());
+        assert!(
+            wide.contains("--data /datasets/imagenet/train"),
+            "no width: no truncation"
+        );
+        let coloured = table(&s, None, Style { color: true });
+        assert!(coloured.contains("\x1b[31mfailed   \x1b[0m"), "{coloured}");
+    }
+
+    #[test]
+    fn big_sweeps_list_only_what_did_not_succeed() {
+        let mut s = summary(
+            "out",
+            (0..100)
+                .map(|i| job(i, JobStatus::Succeeded, 1.0, 10))
+                .collect(),
+        );
+        s.jobs[42].status = JobStatus::Oom;
+        s.succeeded = 99;
+        s.failed = 1;
+        let t = table(&s, None, Style::default());
+        assert_eq!(t.lines().count(), 4, "{t}");
+        assert!(t.contains("42  oom"), "{t}");
+        assert!(
+            t.contains("(99 succeeded jobs not shown; every job is in out/summary.json)"),
+            "{t}"
+        );
+    }
+
+    #[test]
+    fn durations_read_naturally() {
+        assert_eq!(fmt_secs(0.04), "0.0s");
+        assert_eq!(fmt_secs(59.94), "59.9s");
+        assert_eq!(fmt_secs(61.0), "1m01s");
+        assert_eq!(fmt_secs(3725.0), "1h02m");
+        assert_eq!(fmt_secs(f64::NAN), "-");
+    }
 }
