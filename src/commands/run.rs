@@ -239,11 +239,13 @@ fn create_dir(plan: &SweepPlan) -> anyhow::Result<SweepDir> {
 
 /// `--dry-run`: the jobs and the plan, nothing run.
 fn print_plan(plan: &SweepPlan, setup: &Setup, status: &MemStatus) {
+    use std::fmt::Write as _;
+    let mut o = String::new();
     let mut s = setup.sched.clone();
     let b = setup.budget;
     let n_queued = s.queued();
     let order = s.take_queue();
-    println!(
+    let _ = writeln!(o, 
         "{} job{} ({} to run):",
         plan.jobs.len(),
         if plan.jobs.len() == 1 { "" } else { "s" },
@@ -255,12 +257,12 @@ fn print_plan(plan: &SweepPlan, setup: &Setup, status: &MemStatus) {
     }
     for job in &plan.jobs {
         let mark = if queued[job.id] { "" } else { "  (done)" };
-        println!("  {:>4}  {}{mark}", job.id, job.command.display());
+        let _ = writeln!(o, "  {:>4}  {}{mark}", job.id, job.command.display());
     }
     let mut s = setup.sched.clone();
-    println!();
-    println!("plan:");
-    println!(
+    o.push('\n');
+    let _ = writeln!(o, "plan:");
+    let _ = writeln!(o, 
         "  limit     {} ({})",
         human(b.limit),
         match setup.limit_source {
@@ -268,18 +270,18 @@ fn print_plan(plan: &SweepPlan, setup: &Setup, status: &MemStatus) {
             src => format!("{src}; working set now {}", human(status.working_set_bytes)),
         }
     );
-    println!("  reserve   {}", human(b.reserve));
-    println!("  budget    {}", human(b.budget));
-    println!(
+    let _ = writeln!(o, "  reserve   {}", human(b.reserve));
+    let _ = writeln!(o, "  budget    {}", human(b.budget));
+    let _ = writeln!(o, 
         "  -j cap    {}",
         setup
             .cap
             .map_or("none (memory only)".to_string(), |c| c.to_string())
     );
     if let Some(m) = setup.job_mem_max {
-        println!("  per-job hard cap {}", human(m));
+        let _ = writeln!(o, "  per-job hard cap {}", human(m));
     }
-    println!("  estimates (in start order):");
+    let _ = writeln!(o, "  estimates (in start order):");
     let mut firm = Vec::new();
     for &j in &order {
         let e = s.estimate(j);
@@ -288,7 +290,7 @@ fn print_plan(plan: &SweepPlan, setup: &Setup, status: &MemStatus) {
         } else {
             human(e.bytes)
         };
-        println!("  {:>6}  {:>10}  {}", j, bytes, e.source.as_str());
+        let _ = writeln!(o, "  {:>6}  {:>10}  {}", j, bytes, e.source.as_str());
         if !e.source.is_provisional() {
             firm.push(e.bytes);
         }
@@ -311,5 +313,7 @@ fn print_plan(plan: &SweepPlan, setup: &Setup, status: &MemStatus) {
     } else {
         "starts with 1 and ramps up as jobs are measured".to_string()
     };
-    println!("  expected parallelism: {parallel}");
+    let _ = writeln!(o, "  expected parallelism: {parallel}");
+    // A closed pipe (`| head`) is not an error worth a panic.
+    let _ = std::io::Write::write_all(&mut std::io::stdout(), o.as_bytes());
 }
