@@ -231,11 +231,11 @@ impl JobCgroups {
             moved_runner: false,
             removed_stale,
         };
-        if version == Version::V2 {
-            if let Err(why) = cg.setup_v2() {
-                cg.teardown();
-                return Err(why);
-            }
+        if version == Version::V2
+            && let Err(why) = cg.setup_v2()
+        {
+            cg.teardown();
+            return Err(why);
         }
         Ok(cg)
     }

@@ -237,18 +237,14 @@ unsafe fn guard_main(sock: i32, st: &mut State, devnull: *const libc::c_char) ->
             let op = i32::from_ne_bytes([msg[0], msg[1], msg[2], msg[3]]);
             let v = i32::from_ne_bytes([msg[4], msg[5], msg[6], msg[7]]);
             match op {
-                OP_ADD_PGID => {
-                    if st.n_pgids < MAX_PGIDS {
-                        st.pgids[st.n_pgids] = v;
-                        st.n_pgids += 1;
-                    }
+                OP_ADD_PGID if st.n_pgids < MAX_PGIDS => {
+                    st.pgids[st.n_pgids] = v;
+                    st.n_pgids += 1;
                 }
                 OP_DEL_PGID => remove(&mut st.pgids, &mut st.n_pgids, v),
-                OP_ADD_CGROUP => {
-                    if st.n_cgroups < MAX_CGROUPS {
-                        st.cgroups[st.n_cgroups] = v;
-                        st.n_cgroups += 1;
-                    }
+                OP_ADD_CGROUP if st.n_cgroups < MAX_CGROUPS => {
+                    st.cgroups[st.n_cgroups] = v;
+                    st.n_cgroups += 1;
                 }
                 OP_DEL_CGROUP => remove(&mut st.cgroups, &mut st.n_cgroups, v),
                 OP_QUIT => libc::_exit(0),

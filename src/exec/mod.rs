@@ -263,10 +263,8 @@ impl Executor {
         let slot = match self.cgroups.as_mut().map(|c| c.acquire()) {
             None => None,
             Some(Ok((slot, new))) => {
-                if new {
-                    if let Some(g) = self.guard.as_mut() {
-                        g.add_cgroup(slot.n);
-                    }
+                if new && let Some(g) = self.guard.as_mut() {
+                    g.add_cgroup(slot.n);
                 }
                 Some(slot)
             }
