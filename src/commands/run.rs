@@ -245,7 +245,8 @@ fn print_plan(plan: &SweepPlan, setup: &Setup, status: &MemStatus) {
     let b = setup.budget;
     let n_queued = s.queued();
     let order = s.take_queue();
-    let _ = writeln!(o, 
+    let _ = writeln!(
+        o,
         "{} job{} ({} to run):",
         plan.jobs.len(),
         if plan.jobs.len() == 1 { "" } else { "s" },
@@ -262,7 +263,8 @@ fn print_plan(plan: &SweepPlan, setup: &Setup, status: &MemStatus) {
     let mut s = setup.sched.clone();
     o.push('\n');
     let _ = writeln!(o, "plan:");
-    let _ = writeln!(o, 
+    let _ = writeln!(
+        o,
         "  limit     {} ({})",
         human(b.limit),
         match setup.limit_source {
@@ -272,7 +274,8 @@ fn print_plan(plan: &SweepPlan, setup: &Setup, status: &MemStatus) {
     );
     let _ = writeln!(o, "  reserve   {}", human(b.reserve));
     let _ = writeln!(o, "  budget    {}", human(b.budget));
-    let _ = writeln!(o, 
+    let _ = writeln!(
+        o,
         "  -j cap    {}",
         setup
             .cap

@@ -93,19 +93,35 @@ fn twelve_300mib_jobs_in_1gib_finish_without_oom_while_xargs_gets_killed() {
     let res = run_in(dir.path())
         .args(["-j", "12", "--out"])
         .arg(&out)
-        .args(["-p", "i=range(0,12)", "--", "env", "JOB={i}", "python3", "-c"])
+        .args([
+            "-p",
+            "i=range(0,12)",
+            "--",
+            "env",
+            "JOB={i}",
+            "python3",
+            "-c",
+        ])
         .arg(hog(300, 2.0))
         .timeout(Duration::from_secs(150))
         .in_cgroup(&cg)
         .run();
     res.assert_code(0);
-    assert_eq!(cg.oom_kills(), 0, "memsweep let the kernel kill:\n{}", res.stderr);
+    assert_eq!(
+        cg.oom_kills(),
+        0,
+        "memsweep let the kernel kill:\n{}",
+        res.stderr
+    );
     let s = read_json(&out.join("summary.json"));
     assert_eq!(s["succeeded"], 12, "{s}");
     assert_eq!(s["oom_kills"], 0);
     for j in s["jobs"].as_array().unwrap() {
         let peak = j["peak_bytes"].as_u64().unwrap_or(0);
-        assert!(peak >= 290 * MIB, "peak of a 300 MiB job recorded as {peak}: {j}");
+        assert!(
+            peak >= 290 * MIB,
+            "peak of a 300 MiB job recorded as {peak}: {j}"
+        );
     }
     drop(cg);
 
@@ -160,7 +176,16 @@ fn runner_killed_then_resumed_runs_every_job_exactly_once_and_leaves_no_orphans(
     let mut child = run_in(dir.path())
         .args(["-j", "2", "--mem-per-job", "10M", "--out"])
         .arg(&out)
-        .args(["-p", "i=range(0,8)", "--", "env", "JOB={i}", "sh", "-c", script])
+        .args([
+            "-p",
+            "i=range(0,8)",
+            "--",
+            "env",
+            "JOB={i}",
+            "sh",
+            "-c",
+            script,
+        ])
         .arg(format!("{marker}-{{i}}"))
         .arg(&lines)
         .command();
@@ -168,20 +193,28 @@ fn runner_killed_then_resumed_runs_every_job_exactly_once_and_leaves_no_orphans(
     let mut child = child.spawn().unwrap();
     // Mid-sweep: some jobs done, some running.
     let mid = poll(Duration::from_secs(30), || {
-        let n = std::fs::read_to_string(&lines).unwrap_or_default().lines().count();
+        let n = std::fs::read_to_string(&lines)
+            .unwrap_or_default()
+            .lines()
+            .count();
         (n >= 2).then_some(())
     });
     assert!(mid.is_some(), "no job finished within 30 s");
     signal(child.id(), "KILL");
     child.wait().unwrap();
-    let gone = poll(Duration::from_secs(5), || pids_with(&marker).is_empty().then_some(()));
+    let gone = poll(Duration::from_secs(5), || {
+        pids_with(&marker).is_empty().then_some(())
+    });
     assert!(
         gone.is_some(),
         "jobs outlived the SIGKILLed runner: {:?}",
         pids_with(&marker)
     );
     let before = std::fs::read_to_string(&lines).unwrap().lines().count();
-    assert!(before < 8, "the sweep finished before the kill; the test proves nothing");
+    assert!(
+        before < 8,
+        "the sweep finished before the kill; the test proves nothing"
+    );
 
     let res = run_in(dir.path()).arg("--resume").arg(&out).run();
     res.assert_code(0);
@@ -202,7 +235,15 @@ fn sigint_stops_jobs_writes_the_summary_and_exits_130() {
     let mut cmd = run_in(dir.path())
         .args(["-j", "2", "--grace", "2", "--mem-per-job", "10M", "--out"])
         .arg(&out)
-        .args(["-p", "i=range(0,6)", "--", "sh", "-c", "sleep 30", &format!("{marker}-{{i}}")])
+        .args([
+            "-p",
+            "i=range(0,6)",
+            "--",
+            "sh",
+            "-c",
+            "sleep 30",
+            &format!("{marker}-{{i}}"),
+        ])
         .command();
     cmd.stdout(Stdio::null()).stderr(Stdio::piped());
     let mut child = cmd.spawn().unwrap();
@@ -222,7 +263,10 @@ fn sigint_stops_jobs_writes_the_summary_and_exits_130() {
     };
     assert_eq!(status.code(), Some(130));
     assert!(
-        poll(Duration::from_secs(3), || pids_with(&marker).is_empty().then_some(())).is_some(),
+        poll(Duration::from_secs(3), || pids_with(&marker)
+            .is_empty()
+            .then_some(()))
+        .is_some(),
         "jobs survived the interrupt: {:?}",
         pids_with(&marker)
     );
@@ -247,7 +291,10 @@ fn exit_code_is_0_when_all_succeed_and_1_when_one_fails() {
     res.assert_code(0);
     let s = read_json(&out.join("summary.json"));
     assert_eq!(statuses(&s), ["succeeded"; 3]);
-    assert_eq!(std::fs::read_to_string(out.join("1/stdout")).unwrap(), "b\n");
+    assert_eq!(
+        std::fs::read_to_string(out.join("1/stdout")).unwrap(),
+        "b\n"
+    );
     // The table goes to stdout.
     assert!(res.stdout.contains("succeeded"), "{}", res.stdout);
 
@@ -297,7 +344,10 @@ fn a_hostile_parameter_value_stays_one_literal_argument() {
             "[; rm -rf x]",
             "--shell={shell}"
         );
-        assert!(dir.path().join("x").exists(), "--shell={shell}: x was removed");
+        assert!(
+            dir.path().join("x").exists(),
+            "--shell={shell}: x was removed"
+        );
     }
 }
 
@@ -325,14 +375,36 @@ fn proc_sampling_mode_records_peaks() {
 fn dry_run_runs_nothing_and_prints_the_plan() {
     let dir = tempdir();
     let res = run_in(dir.path())
-        .args(["--dry-run", "--limit", "4G", "--mem-per-job", "1G", "-j", "0"])
+        .args([
+            "--dry-run",
+            "--limit",
+            "4G",
+            "--mem-per-job",
+            "1G",
+            "-j",
+            "0",
+        ])
         .args(["-p", "f=a,b", "--", "touch", "{f}"])
         .run();
     res.assert_code(0);
     assert!(!dir.path().join("a").exists() && !dir.path().join("b").exists());
-    assert!(!dir.path().join("sweeps").exists(), "a dry run creates no sweep directory");
-    for want in ["touch a", "touch b", "budget", "3.75 GiB", "--mem-per-job", "about 2 at once"] {
-        assert!(res.stdout.contains(want), "missing {want:?}:\n{}", res.stdout);
+    assert!(
+        !dir.path().join("sweeps").exists(),
+        "a dry run creates no sweep directory"
+    );
+    for want in [
+        "touch a",
+        "touch b",
+        "budget",
+        "3.75 GiB",
+        "--mem-per-job",
+        "about 2 at once",
+    ] {
+        assert!(
+            res.stdout.contains(want),
+            "missing {want:?}:\n{}",
+            res.stdout
+        );
     }
 }
 
@@ -346,12 +418,19 @@ fn json_mode_streams_parseable_events_and_the_table_goes_to_stderr() {
         .run();
     res.assert_code(0);
     let events = res.json_lines();
-    let kinds: Vec<&str> = events.iter().map(|e| e["event"].as_str().unwrap()).collect();
+    let kinds: Vec<&str> = events
+        .iter()
+        .map(|e| e["event"].as_str().unwrap())
+        .collect();
     assert_eq!(kinds.first(), Some(&"sweep_start"), "{kinds:?}");
     assert_eq!(kinds.last(), Some(&"sweep_end"), "{kinds:?}");
     assert_eq!(kinds.iter().filter(|k| **k == "job_start").count(), 2);
     assert_eq!(kinds.iter().filter(|k| **k == "job_end").count(), 2);
-    assert!(res.stderr.contains("succeeded"), "table on stderr: {}", res.stderr);
+    assert!(
+        res.stderr.contains("succeeded"),
+        "table on stderr: {}",
+        res.stderr
+    );
 }
 
 #[test]
@@ -369,8 +448,15 @@ fn the_default_out_dir_is_dated_and_job_env_is_set() {
     assert_eq!(days.len(), 1);
     let name = days[0].file_name().unwrap().to_string_lossy().to_string();
     assert!(name.len() == 10 && name.as_bytes()[4] == b'-', "{name}");
-    let runs: Vec<PathBuf> = std::fs::read_dir(&days[0]).unwrap().flatten().map(|e| e.path()).collect();
-    assert_eq!(std::fs::read_to_string(runs[0].join("0/stdout")).unwrap(), "0 1\n");
+    let runs: Vec<PathBuf> = std::fs::read_dir(&days[0])
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .collect();
+    assert_eq!(
+        std::fs::read_to_string(runs[0].join("0/stdout")).unwrap(),
+        "0 1\n"
+    );
 }
 
 #[test]
@@ -396,5 +482,8 @@ fn bad_input_is_a_usage_error_naming_the_culprit() {
             res.stderr
         );
     }
-    assert!(!dir.path().join("sweeps").exists(), "bad input started a sweep");
+    assert!(
+        !dir.path().join("sweeps").exists(),
+        "bad input started a sweep"
+    );
 }
