@@ -168,11 +168,25 @@ impl Engine {
         self.dir.sync()?;
         self.observe(true);
 
+        let mut exited = false;
         loop {
-            if self.interrupted.is_none() {
-                self.decide_and_apply()?;
-            }
+            let to_spawn = if self.interrupted.is_none() {
+                self.decide_and_record()?
+            } else {
+                Vec::new()
+            };
+            // One fsync per turn covers the ends taken in last turn and the starts decided now:
+            // every end is on disk before the next job starts, every start before its job runs.
             self.dir.sync()?;
+            for spec in to_spawn {
+                let job = spec.job;
+                self.exec
+                    .spawn(spec)
+                    .map_err(|e| e.context(format!("starting job {job}")))?;
+            }
+            if exited {
+                self.maybe_write_summary(false)?;
+            }
             let state = self.state();
             self.progress.tick(&state);
             if self.running.is_empty() && (self.interrupted.is_some() || self.setup.sched.is_done())
@@ -191,7 +205,7 @@ impl Engine {
             }
             let timeout = wake.saturating_duration_since(Instant::now());
             let events = self.exec.wait(timeout);
-            let mut exited = false;
+            exited = false;
             for ev in events {
                 match ev {
                     ExecEvent::Exited {
@@ -207,11 +221,6 @@ impl Engine {
                     }
                     ExecEvent::Interrupt { signal } => self.on_interrupt(signal),
                 }
-            }
-            if exited {
-                // Nothing finished is lost: the end is on disk before anything else happens.
-                self.dir.sync()?;
-                self.maybe_write_summary(false)?;
             }
             if let Some(k) = self.kill_at
                 && !self.killed_all
@@ -280,11 +289,10 @@ impl Engine {
         }
     }
 
-    fn decide_and_apply(&mut self) -> anyhow::Result<()> {
+    /// Ask the scheduler, carry out pauses, resumes and requeues, and journal everything; the
+    /// starts are returned to be spawned once the journal is synced.
+    fn decide_and_record(&mut self) -> anyhow::Result<Vec<SpawnSpec>> {
         let actions = self.setup.sched.decide();
-        if actions.is_empty() {
-            return Ok(());
-        }
         let mut to_spawn = Vec::new();
         for a in actions {
             match a {
@@ -343,16 +351,7 @@ impl Engine {
                 }
             }
         }
-        // Journal written (fsync'd) before any job starts.
-        self.dir.sync()?;
-        for spec in to_spawn {
-            let job = spec.job;
-            if let Err(e) = self.exec.spawn(spec) {
-                // exec reports spawn failures as exits; an error here is the executor itself.
-                return Err(e.context(format!("starting job {job}")));
-            }
-        }
-        Ok(())
+        Ok(to_spawn)
     }
 
     fn attempt_of(&self, job: usize) -> u32 {
