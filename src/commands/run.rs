@@ -161,7 +161,11 @@ impl Setup {
         let queue: Vec<usize> = (0..n).filter(|&j| !succeeded[j]).collect();
         let queue = sched::order_by_history(queue, |j| own.get(j).copied().flatten());
         let peaks: Vec<u64> = own.iter().map(|o| o.map_or(0, |(p, _)| p)).collect();
-        let estimator = Estimator::new(mem_per_job, peaks, &template);
+        let walls: Vec<f32> = own
+            .iter()
+            .map(|o| o.map_or(0.0, |(_, w)| w as f32))
+            .collect();
+        let estimator = Estimator::new(mem_per_job, peaks, &template).with_walls(walls);
         let sched = sched::Sched::new(
             sched::Config {
                 budget,

@@ -67,6 +67,8 @@ pub struct Estimate {
 pub struct Estimator {
     given: Option<u64>,
     own: Vec<u64>,
+    /// Each job's own recorded wall time in seconds (0 = none).
+    walls: Vec<f32>,
     template: Option<Spread>,
     finished: Vec<u64>,
     finished_spread: Option<Spread>,
@@ -124,6 +126,7 @@ impl Estimator {
         Estimator {
             given,
             own,
+            walls: Vec::new(),
             template: spread(template),
             finished: Vec::new(),
             finished_spread: None,
@@ -164,6 +167,21 @@ impl Estimator {
 
     pub fn has_own(&self, job: usize) -> bool {
         self.own.get(job).is_some_and(|&p| p > 0)
+    }
+
+    /// Each job's own recorded wall time (seconds, 0 = none), for backfill that does not delay
+    /// the head of the queue.
+    pub fn with_walls(mut self, walls: Vec<f32>) -> Estimator {
+        self.walls = walls;
+        self
+    }
+
+    pub fn own_wall(&self, job: usize) -> Option<f64> {
+        self.walls
+            .get(job)
+            .copied()
+            .filter(|&w| w > 0.0)
+            .map(f64::from)
     }
 
     pub fn own_peak(&self, job: usize) -> Option<u64> {

@@ -27,7 +27,7 @@ const MIB: u64 = 1 << 20;
 
 /// A job counts as plateaued when its peak has not grown by more than [`growth_tolerance`]
 /// for this long.
-pub const PLATEAU_S: f64 = 0.3;
+pub const PLATEAU_S: f64 = 0.25;
 /// Ramp-up with nothing known: another job starts only if the headroom is this many times the
 /// largest usage seen.
 pub const RAMP_HEADROOM: f64 = 1.5;
@@ -41,8 +41,11 @@ pub const OVER_ESTIMATE_HOLD_S: f64 = 0.3;
 pub const PSI_HOLD: f64 = 40.0;
 /// How far ahead of the queue head backfill looks for a smaller job that fits.
 pub const BACKFILL_WINDOW: usize = 64;
+/// Without run times to plan with, the head of the queue lets at most this many smaller jobs
+/// pass it; then admission waits for it (no starvation).
+pub const MAX_BYPASS: u32 = 4;
 /// The working-set fraction of the budget above which the engine samples fast.
-pub const FAST_SAMPLE_FRACTION: f64 = 0.75;
+pub const FAST_SAMPLE_FRACTION: f64 = 0.5;
 
 /// Growth smaller than this is noise, not growth: max(2% of the level, 2 MiB).
 pub fn growth_tolerance(level: u64) -> u64 {
@@ -151,6 +154,8 @@ pub struct Sched {
     largest_seen: u64,
     over_estimate_at: Option<f64>,
     stopped: bool,
+    /// The queue head and how many jobs backfill let pass it.
+    bypass: (usize, u32),
 }
 
 /// Order a queue by history: jobs without history first (in their order, so they are learned
@@ -187,6 +192,7 @@ impl Sched {
             largest_seen: 0,
             over_estimate_at: None,
             stopped: false,
+            bypass: (usize::MAX, 0),
         }
     }
 
@@ -227,11 +233,12 @@ impl Sched {
         self.est.estimate(job, running_max, raised)
     }
 
-    /// How long until the next sample: fast (25 ms) when the working set is close to the budget
-    /// or jobs are paused, since growth near the limit is when a late sample costs an OOM kill.
+    /// How long until the next sample: fast (25 ms) when the working set is past half the
+    /// budget, a job is paused, or a job is still growing — growth near the limit is when a late
+    /// sample costs an OOM kill, and a plateau seen late is parallelism lost.
     pub fn sample_interval(&self, base: f64) -> f64 {
         let near = self.working_set as f64 >= self.cfg.budget.budget as f64 * FAST_SAMPLE_FRACTION;
-        if near || self.runs.iter().any(|r| r.paused) {
+        if near || self.runs.iter().any(|r| r.paused || !self.plateaued(r)) {
             base.min(0.025)
         } else {
             base
@@ -478,17 +485,8 @@ impl Sched {
                 self.start(0, e, false, out);
                 continue;
             }
-            // Backfill: a later, smaller job that fits now.
-            let mut found = None;
-            for pos in 1..self.queue.len().min(BACKFILL_WINDOW + 1) {
-                let job = self.queue[pos];
-                let ej = self.estimate(job);
-                if !ej.source.is_provisional() && ej.bytes < e.bytes && self.fits(proj, ej) {
-                    found = Some((pos, ej));
-                    break;
-                }
-            }
-            if let Some((pos, ej)) = found {
+            // Backfill: a later, smaller job that fits now and does not delay the head.
+            if let Some((pos, ej)) = self.backfill(proj, head, e) {
                 proj += ej.bytes;
                 self.start(pos, ej, false, out);
                 continue;
@@ -506,6 +504,57 @@ impl Sched {
             }
             return;
         }
+    }
+
+    /// EASY backfill: find when the head will fit (the shadow time: running jobs end, by their
+    /// own recorded run times) and start a later, smaller job only if it ends before then or
+    /// fits beside the head at that time. Without run times, let the head be passed at most
+    /// [`MAX_BYPASS`] times.
+    fn backfill(&mut self, proj: u64, head: usize, e: Estimate) -> Option<(usize, Estimate)> {
+        if self.bypass.0 != head {
+            self.bypass = (head, 0);
+        }
+        let shadow = self.shadow(proj, e.bytes);
+        if shadow.is_none() && self.bypass.1 >= MAX_BYPASS {
+            return None;
+        }
+        for pos in 1..self.queue.len().min(BACKFILL_WINDOW + 1) {
+            let job = self.queue[pos];
+            let ej = self.estimate(job);
+            if ej.source.is_provisional() || ej.bytes >= e.bytes || !self.fits(proj, ej) {
+                continue;
+            }
+            let harmless = match shadow {
+                Some((t, extra)) => {
+                    ej.bytes <= extra || self.est.own_wall(job).is_some_and(|w| self.now + w <= t)
+                }
+                None => true,
+            };
+            if harmless {
+                self.bypass.1 += 1;
+                return Some((pos, ej));
+            }
+        }
+        None
+    }
+
+    /// When `need` bytes will be free, and how many more then, if every running job has a
+    /// recorded run time: (shadow time, extra bytes).
+    fn shadow(&self, proj: u64, need: u64) -> Option<(f64, u64)> {
+        let mut ends: Vec<(f64, u64)> = Vec::with_capacity(self.runs.len());
+        for r in &self.runs {
+            let wall = self.est.own_wall(r.job)?;
+            ends.push((r.started + wall, self.expected(r)));
+        }
+        ends.sort_by(|a, b| a.0.total_cmp(&b.0));
+        let mut free = self.cfg.budget.budget.saturating_sub(proj);
+        for (end, bytes) in ends {
+            free += bytes;
+            if free >= need {
+                return Some((end.max(self.now), free - need));
+            }
+        }
+        None
     }
 
     fn speculative(&mut self, proj: u64, e: Estimate) -> Option<u64> {

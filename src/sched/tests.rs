@@ -436,6 +436,41 @@ fn stop_admits_nothing_and_hands_back_the_queue() {
 fn samples_fast_near_the_budget() {
     let mut s = sched(None, Some(10 * MIB), vec![], 1);
     assert_eq!(s.sample_interval(0.2), 0.2);
-    observe(&mut s, 0.0, 700 * MIB, &[]);
+    // A job just started: it may be growing.
+    s.decide();
     assert_eq!(s.sample_interval(0.2), 0.025);
+    observe(&mut s, 0.5, 300 * MIB, &[(0, 290 * MIB)]);
+    observe(&mut s, 1.0, 300 * MIB, &[(0, 290 * MIB)]);
+    assert_eq!(s.sample_interval(0.2), 0.2);
+    // Half the 768 MiB budget.
+    observe(&mut s, 1.1, 400 * MIB, &[(0, 290 * MIB)]);
+    assert_eq!(s.sample_interval(0.2), 0.025);
+}
+
+#[test]
+fn backfill_does_not_delay_the_head_when_run_times_are_known() {
+    // Own history (MiB, s): 0: 400 for 2 s, 1: 700 for 1 s, 2: 100 for 5 s, 3: 100 for 0.5 s.
+    let est = Estimator::new(None, vec![400 * MIB, 700 * MIB, 100 * MIB, 100 * MIB], &[])
+        .with_walls(vec![2.0, 1.0, 5.0, 0.5]);
+    let mut s = Sched::new(cfg(None, OnPressure::Pause), est, vec![0, 1, 2, 3], 4);
+    // Job 0 expects 420: 420 + 735 > 768, so job 1 waits until job 0 ends at 2 s, when 768 MiB
+    // are free: 33 to spare. Job 2 (105 for 5 s) would still hold its memory then; job 3
+    // (105 for 0.5 s) ends before: it may pass.
+    assert_eq!(started(&s.decide()), vec![0, 3]);
+    observe(&mut s, 0.1, 520 * MIB, &[(0, 400 * MIB), (3, 100 * MIB)]);
+    assert!(started(&s.decide()).is_empty());
+    assert_eq!(s.queued(), 2);
+}
+
+#[test]
+fn without_run_times_the_head_is_passed_at_most_max_bypass_times() {
+    // Head: 700 MiB; then six 50 MiB jobs; job 0 (400) runs. No walls known.
+    let mut own = vec![400 * MIB, 700 * MIB];
+    own.extend([50 * MIB; 6]);
+    let est = Estimator::new(None, own, &[]);
+    let mut s = Sched::new(cfg(None, OnPressure::Pause), est, (0..8).collect(), 8);
+    assert_eq!(started(&s.decide()), vec![0, 2, 3, 4, 5]);
+    assert_eq!(MAX_BYPASS, 4);
+    observe(&mut s, 0.1, 620 * MIB, &[(0, 400 * MIB)]);
+    assert!(started(&s.decide()).is_empty(), "job 1 must not starve");
 }
