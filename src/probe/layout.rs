@@ -105,7 +105,7 @@ pub fn v2(
     let candidates: Vec<_> = candidates
         .into_iter()
         .filter(|(mp, _)| {
-            fs.read_to_string(mp.join("cgroup.controllers"))
+            fs.read_lossy(mp.join("cgroup.controllers"))
                 .map(|c| c.split_whitespace().any(|x| x == controller))
                 .unwrap_or(true)
         })

@@ -163,10 +163,16 @@ pub fn read(
     let oom_kills = reader
         .text(leaf, files.events)
         .and_then(|t| values::keyed(&t, "oom_kill"));
-    let pressure = reader
+    let (pressure, pressure_from) = match reader
         .text(leaf, files.pressure)
         .and_then(|t| values::pressure(&t))
-        .or_else(|| host_pressure(fs));
+    {
+        Some(p) => (Some(p), Some("cgroup")),
+        None => {
+            let p = host_pressure(fs);
+            (p, p.map(|_| "host"))
+        }
+    };
 
     Ok(MemStatus {
         source: match cg.version {
@@ -190,6 +196,7 @@ pub fn read(
         peak_bytes: peak,
         oom_kills,
         pressure,
+        pressure_from,
         cpus: None,
         warnings: vec![],
     })
@@ -197,7 +204,7 @@ pub fn read(
 
 /// The whole machine's memory pressure (PSI), when the cgroup has none of its own.
 pub fn host_pressure(fs: &Fs) -> Option<Pressure> {
-    fs.read_to_string("/proc/pressure/memory")
+    fs.read_lossy("/proc/pressure/memory")
         .ok()
         .and_then(|t| values::pressure(&t))
 }
@@ -216,7 +223,7 @@ impl Reader<'_> {
     }
 
     fn text(&self, dir: &Path, file: &str) -> Option<String> {
-        self.fs.read_to_string(dir.join(file)).ok()
+        self.fs.read_lossy(dir.join(file)).ok()
     }
 
     /// (usage, inactive file) of one level; None without a usable usage file.
@@ -240,16 +247,25 @@ impl Reader<'_> {
     }
 
     /// A limit file: None when missing or unlimited, an error when it holds garbage.
-    fn limit(&self, dir: &Path, file: &str) -> anyhow::Result<Option<u64>> {
-        let Some(text) = self.text(dir, file) else {
-            return Ok(None);
+    fn limit(&mut self, dir: &Path, file: &str) -> anyhow::Result<Option<u64>> {
+        let path = dir.join(file);
+        let text = match self.fs.read_lossy(&path) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => {
+                self.warn(format!(
+                    "cannot read {} ({e}); this level's limit is unknown and ignored",
+                    self.fs.path(&path).display()
+                ));
+                return Ok(None);
+            }
         };
         values::limit(&text).map_err(|Garbage(g)| {
             anyhow!(
                 "{} holds '{g}', not a memory limit (a number of bytes{}); memsweep will not \
                  guess how much memory this cgroup may use. Check that file (or the tree given \
                  to --root / MEMSWEEP_ROOT)",
-                self.fs.path(dir.join(file)).display(),
+                self.fs.path(&path).display(),
                 if file == v2::FILES.limit {
                     " or 'max'"
                 } else {

@@ -50,6 +50,16 @@ impl Fs {
     pub fn read_to_string(&self, abs: impl AsRef<Path>) -> io::Result<String> {
         std::fs::read_to_string(self.path(abs))
     }
+
+    /// Like [`Self::read_to_string`], but invalid UTF-8 becomes U+FFFD instead of an error, so
+    /// a file of garbage reads as garbage (and is reported as such) rather than as a missing file.
+    pub fn read_lossy(&self, abs: impl AsRef<Path>) -> io::Result<String> {
+        let bytes = std::fs::read(self.path(abs))?;
+        Ok(match String::from_utf8(bytes) {
+            Ok(s) => s,
+            Err(e) => String::from_utf8_lossy(e.as_bytes()).into_owned(),
+        })
+    }
 }
 
 /// Which hierarchy the memory controller was found on.
@@ -114,6 +124,8 @@ pub struct MemStatus {
     pub peak_bytes: Option<u64>,
     pub oom_kills: Option<u64>,
     pub pressure: Option<Pressure>,
+    /// "cgroup" (the group's own memory.pressure) or "host" (/proc/pressure/memory).
+    pub pressure_from: Option<&'static str>,
     /// Effective CPUs: min of the CPU quota, the cpuset and the online CPUs.
     pub cpus: Option<f64>,
     /// Things the user should know (an unreadable usage file, no mountinfo); the commands print
@@ -150,14 +162,14 @@ impl Probe {
                 String::new()
             }
         };
-        let meminfo = fs.read_to_string("/proc/meminfo").map_err(|e| {
+        let meminfo = fs.read_lossy("/proc/meminfo").map_err(|e| {
             crate::exit::usage(format!("cannot read /proc/meminfo{} ({e})", where_()))
         })?;
         parse_meminfo(&meminfo).map_err(|e| {
             crate::exit::usage(format!("/proc/meminfo{} is not usable: {e}", where_()))
         })?;
         let mut notes = vec![];
-        let lines = match fs.read_to_string("/proc/self/cgroup") {
+        let lines = match fs.read_lossy("/proc/self/cgroup") {
             Ok(t) => cgroup_file::parse(&t),
             Err(e) if custom_root => {
                 return Err(crate::exit::usage(format!(
@@ -167,7 +179,7 @@ impl Probe {
             }
             Err(_) => vec![],
         };
-        let mounts = match fs.read_to_string("/proc/self/mountinfo") {
+        let mounts = match fs.read_lossy("/proc/self/mountinfo") {
             Ok(t) => Some(mountinfo::parse(&t)),
             Err(_) if lines.is_empty() => None,
             Err(e) => {
@@ -219,7 +231,7 @@ impl Probe {
     pub fn status(&self) -> anyhow::Result<MemStatus> {
         let meminfo = self
             .fs
-            .read_to_string("/proc/meminfo")
+            .read_lossy("/proc/meminfo")
             .map_err(|e| anyhow::anyhow!("cannot read /proc/meminfo ({e})"))?;
         let host = parse_meminfo(&meminfo).map_err(|e| {
             anyhow::anyhow!(
@@ -259,6 +271,7 @@ fn host_status(fs: &Fs, host: &Host) -> MemStatus {
         peak_bytes: None,
         oom_kills: None,
         pressure: memory::host_pressure(fs),
+        pressure_from: memory::host_pressure(fs).map(|_| "host"),
         cpus: None,
         warnings: vec![],
     }
