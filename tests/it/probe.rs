@@ -486,4 +486,58 @@ fn real_300mib_cgroup_is_seen_as_300mib() {
         "{}",
         short.stderr
     );
+    // A 150 MiB resident process in the cgroup: memsweep sees the headroom shrink.
+    let mut hog = hog_in(&cg, 150);
+    let reading = poll(Duration::from_secs(20), || {
+        let v = ms(["mem", "--json"]).in_cgroup(&cg).run().json();
+        (v["working_set_bytes"].as_u64()? >= 150 * MIB).then_some(v)
+    });
+    let _ = hog.kill();
+    let _ = hog.wait();
+    let v = reading.expect("the 150 MiB process never showed in the cgroup's working set");
+    let available = v["available_bytes"].as_u64().unwrap();
+    assert!(
+        available <= 150 * MIB,
+        "300 MiB limit with 150 MiB in use must leave at most 150 MiB: {v:#}"
+    );
+    eprintln!(
+        "with a 150 MiB process inside: working_set_bytes {} available_bytes {}",
+        v["working_set_bytes"], v["available_bytes"]
+    );
+}
+
+/// A python3 process holding `mib` MiB of touched memory inside `cg` for up to 30 s.
+fn hog_in(cg: &TestCgroup, mib: u64) -> std::process::Child {
+    std::process::Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "echo $$ > {} && exec python3 -c \"import time; b=b'x'*({mib}<<20); time.sleep(30)\"",
+            cg.procs_file().display()
+        ))
+        .spawn()
+        .expect("spawn python3")
+}
+
+#[test]
+fn check_says_no_while_a_hog_holds_the_cgroup() {
+    let cg = match TestCgroup::new("probe-hog", 314572800) {
+        Ok(cg) => cg,
+        Err(why) => skip!("{why}"),
+    };
+    let mut hog = hog_in(&cg, 200);
+    let held = poll(Duration::from_secs(20), || {
+        let v = ms(["mem", "--json"]).in_cgroup(&cg).run().json();
+        (v["working_set_bytes"].as_u64()? >= 200 * MIB).then_some(())
+    });
+    let verdict = ms(["check", "--need", "200M", "--json"])
+        .in_cgroup(&cg)
+        .run();
+    let _ = hog.kill();
+    let _ = hog.wait();
+    held.expect("the 200 MiB process never showed in the cgroup's working set");
+    verdict.assert_code(1);
+    let v = verdict.json();
+    assert_eq!(v["ok"], false);
+    assert!(v["available_bytes"].as_u64().unwrap() < 200 * MIB);
+    assert!(v["message"].as_str().unwrap().contains("fewer jobs"));
 }
