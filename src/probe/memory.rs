@@ -231,7 +231,8 @@ impl Reader<'_> {
         let text = self.text(dir, self.files.usage)?;
         let Some(usage) = values::counter(&text) else {
             self.warn(format!(
-                "{} holds '{}', not a number of bytes; its usage is treated as unknown",
+                "{} holds '{}', not a number of bytes; the nearest parent's usage (or else the \
+                 host's) stands in for it",
                 self.fs.path(dir.join(self.files.usage)).display(),
                 values::shorten(text.trim())
             ));

@@ -151,30 +151,28 @@ impl Probe {
     /// host figures).
     pub fn new(fs: Fs) -> anyhow::Result<Probe> {
         let custom_root = fs.root() != Path::new("/");
-        let where_ = || {
-            if custom_root {
-                format!(
-                    " under {} (the root given by --root or MEMSWEEP_ROOT; it must hold proc/ and \
-                     sys/ laid out like a machine's /)",
-                    fs.root().display()
-                )
+        // Under a custom root, also say what the root must look like.
+        let fail = |what: String| {
+            let hint = if custom_root {
+                ". --root / MEMSWEEP_ROOT must name a directory laid out like a machine's / \
+                 (proc/meminfo, proc/self/cgroup, proc/self/mountinfo, sys/fs/cgroup/...)"
             } else {
-                String::new()
-            }
+                ""
+            };
+            crate::exit::usage(format!("{what}{hint}"))
         };
-        let meminfo = fs.read_lossy("/proc/meminfo").map_err(|e| {
-            crate::exit::usage(format!("cannot read /proc/meminfo{} ({e})", where_()))
-        })?;
-        parse_meminfo(&meminfo).map_err(|e| {
-            crate::exit::usage(format!("/proc/meminfo{} is not usable: {e}", where_()))
-        })?;
+        let shown = |abs: &str| fs.path(abs).display().to_string();
+        let meminfo = fs
+            .read_lossy("/proc/meminfo")
+            .map_err(|e| fail(format!("cannot read {} ({e})", shown("/proc/meminfo"))))?;
+        parse_meminfo(&meminfo).map_err(|e| fail(format!("{}: {e}", shown("/proc/meminfo"))))?;
         let mut notes = vec![];
         let lines = match fs.read_lossy("/proc/self/cgroup") {
             Ok(t) => cgroup_file::parse(&t),
             Err(e) if custom_root => {
-                return Err(crate::exit::usage(format!(
-                    "cannot read /proc/self/cgroup{} ({e})",
-                    where_()
+                return Err(fail(format!(
+                    "cannot read {} ({e})",
+                    shown("/proc/self/cgroup")
                 )));
             }
             Err(_) => vec![],
@@ -274,5 +272,77 @@ fn host_status(fs: &Fs, host: &Host) -> MemStatus {
         pressure_from: memory::host_pressure(fs).map(|_| "host"),
         cpus: None,
         warnings: vec![],
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fixture(name: &str) -> Fs {
+        Fs::new(Some(
+            &Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("tests/fixtures")
+                .join(name),
+        ))
+    }
+
+    #[test]
+    fn layout_gives_exec_the_leaf_directory_and_mount_point() {
+        let p = Probe::new(fixture("v1-nested-ancestor-limit")).unwrap();
+        let l = p.layout();
+        assert_eq!(l.version, Some(CgroupVersion::V1));
+        assert_eq!(
+            l.cgroup_path.as_deref(),
+            Some("/user.slice/user-1000.slice/session-1.scope")
+        );
+        let dir = l.dir.as_ref().unwrap();
+        assert_eq!(
+            dir,
+            Path::new("/sys/fs/cgroup/memory/user.slice/user-1000.slice/session-1.scope")
+        );
+        assert_eq!(
+            l.mount_point.as_deref(),
+            Some(Path::new("/sys/fs/cgroup/memory"))
+        );
+        assert!(p.fs().path(dir).join("memory.limit_in_bytes").is_file());
+
+        let host = Probe::new(fixture("no-cgroup")).unwrap();
+        assert_eq!(host.layout().version, None);
+        assert_eq!(host.layout().dir, None);
+    }
+
+    #[test]
+    fn status_rereads_the_files_every_time() {
+        let t = tempfile::tempdir().unwrap();
+        let w = |rel: &str, text: &str| {
+            let p = t.path().join(rel);
+            std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+            std::fs::write(p, text).unwrap();
+        };
+        w("proc/self/cgroup", "0::/job\n");
+        w(
+            "proc/self/mountinfo",
+            "30 25 0:26 / /sys/fs/cgroup rw - cgroup2 cgroup2 rw\n",
+        );
+        w(
+            "proc/meminfo",
+            "MemTotal: 1048576 kB\nMemAvailable: 524288 kB\n",
+        );
+        w("sys/fs/cgroup/job/memory.max", "104857600\n");
+        w("sys/fs/cgroup/job/memory.current", "10485760\n");
+        let p = Probe::new(Fs::new(Some(t.path()))).unwrap();
+        let a = p.status().unwrap();
+        assert_eq!(a.available_bytes, 90 << 20);
+        w("sys/fs/cgroup/job/memory.current", "94371840\n");
+        w("sys/fs/cgroup/job/memory.max", "209715200\n");
+        let b = p.status().unwrap();
+        assert_eq!(b.usage_bytes, 90 << 20);
+        assert_eq!(b.cgroup_limit_bytes, Some(200 << 20));
+        assert_eq!(b.available_bytes, 110 << 20);
+        w("sys/fs/cgroup/job/memory.max", "max\n");
+        let c = p.status().unwrap();
+        assert_eq!(c.cgroup_limit_bytes, None);
+        assert_eq!(c.available_bytes, 512 << 20);
     }
 }
