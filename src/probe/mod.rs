@@ -2,6 +2,9 @@
 //! limits walked up the hierarchy, usage, working set, pressure, host fallback.
 //!
 //! Every read goes through [`Fs`], so a fixture tree can stand in for a machine. Knows nothing of jobs.
+//! [`Probe::new`] parses /proc/self/cgroup (`cgroup_file`) and mountinfo (`mountinfo`) once and
+//! resolves directories (`layout`); [`Probe::status`] only reads the figure files (`memory` with
+//! the per-version names in `v1`/`v2`, `host`, `cpus`), so it is cheap enough to call every 200 ms.
 
 mod cgroup_file;
 mod cpus;
