@@ -17,8 +17,15 @@ fn fixture_dirs() -> Vec<PathBuf> {
         .expect("tests/fixtures exists")
         .flatten()
         .map(|e| e.path())
-        .filter(|p| p.join("expected.json").is_file())
+        .filter(|p| p.is_dir())
         .collect();
+    for d in &dirs {
+        assert!(
+            d.join("expected.json").is_file(),
+            "{} has no expected.json",
+            d.display()
+        );
+    }
     dirs.sort();
     dirs
 }
