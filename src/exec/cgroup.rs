@@ -371,11 +371,18 @@ impl JobCgroups {
     /// Kill what the job left behind, then make the slot reusable (v1) or remove it (v2).
     /// Returns the numbers of cgroups that are gone for good (to unregister from the guard).
     pub fn release(&mut self, s: Slot) -> Vec<u32> {
-        for p in pids_in(&s.dir) {
+        let left = pids_in(&s.dir);
+        for &p in &left {
             let _ = sys::kill(p, libc::SIGKILL);
         }
-        self.draining.push(s);
-        self.reap_draining()
+        let mut gone = self.reap_draining();
+        if left.is_empty() {
+            self.recycle(s, &mut gone);
+        } else {
+            // Killed processes leave the cgroup a moment later; recycle it on a later turn.
+            self.draining.push(s);
+        }
+        gone
     }
 
     /// Slots whose processes are all gone: reset (v1) or remove (v2).
@@ -383,33 +390,32 @@ impl JobCgroups {
         let mut gone = Vec::new();
         let mut i = 0;
         while i < self.draining.len() {
-            if !pids_in(&self.draining[i].dir).is_empty() {
+            if pids_in(&self.draining[i].dir).is_empty() {
+                let s = self.draining.swap_remove(i);
+                self.recycle(s, &mut gone);
+            } else {
                 i += 1;
-                continue;
-            }
-            let mut s = self.draining.swap_remove(i);
-            match self.version {
-                Version::V1 => {
-                    // Page cache the job left is still charged here; reclaim it so the next
-                    // job's peak starts from zero.
-                    if read_u64(&s.dir.join("memory.usage_in_bytes")).unwrap_or(0) > 0 {
-                        let _ = write(&s.dir.join("memory.force_empty"), "0");
-                    }
-                    if write(&s.dir.join("memory.max_usage_in_bytes"), "0").is_ok() {
-                        s.oom_base = self.oom_count(&s.dir).unwrap_or(0);
-                        self.free.push(s);
-                    } else {
-                        let _ = std::fs::remove_dir(&s.dir);
-                        gone.push(s.n);
-                    }
-                }
-                Version::V2 => {
-                    let _ = std::fs::remove_dir(&s.dir);
-                    gone.push(s.n);
-                }
             }
         }
         gone
+    }
+
+    /// An empty job cgroup: reset into the pool (v1) or remove (v2).
+    fn recycle(&mut self, mut s: Slot, gone: &mut Vec<u32>) {
+        if self.version == Version::V1 {
+            // Page cache the job left is still charged here; reclaim it so the next job's
+            // peak starts from (almost) zero.
+            if read_u64(&s.dir.join("memory.usage_in_bytes")).unwrap_or(0) > 0 {
+                let _ = write(&s.dir.join("memory.force_empty"), "0");
+            }
+            if write(&s.dir.join("memory.max_usage_in_bytes"), "0").is_ok() {
+                s.oom_base = self.oom_count(&s.dir).unwrap_or(0);
+                self.free.push(s);
+                return;
+            }
+        }
+        let _ = std::fs::remove_dir(&s.dir);
+        gone.push(s.n);
     }
 
     /// Kill everything left in any job cgroup and remove the whole tree (and undo the v2 moves).

@@ -615,12 +615,16 @@ fn no_orphans_after_runner_sigkill_cgroup_mode() {
             .flatten()
             .find(|e| e.file_name().to_string_lossy().starts_with("memsweep-"));
         if let Some(base) = base {
-            let jobs = std::fs::read_dir(base.path())
-                .unwrap()
-                .flatten()
-                .filter(|e| e.file_type().unwrap().is_dir())
-                .count();
-            assert_eq!(jobs, 0, "the guard left job cgroups behind");
+            let jobs = || {
+                std::fs::read_dir(base.path())
+                    .map(|rd| rd.flatten().filter(|e| e.path().is_dir()).count())
+                    .unwrap_or(0)
+            };
+            assert!(
+                poll_until(Duration::from_secs(5), || jobs() == 0),
+                "the guard left {} job cgroups behind",
+                jobs()
+            );
         }
     }
 }
