@@ -467,6 +467,32 @@ fn job_mem_max_kills_only_the_hog() {
     assert_eq!(read(tmp.path().join("1.out")), "fine\n");
 }
 
+#[test]
+fn an_ancestor_oom_kill_is_oom_killed() {
+    // The container's limit (here: the runner's cgroup) is hit, not a per-job cap: the kernel
+    // counts the kill in the victim's own cgroup, so the job is still reported as OomKilled.
+    let _l = lock();
+    let parent = match TestParent::new("ancestor") {
+        Ok(p) => p,
+        Err(why) => skip!("{why}"),
+    };
+    for f in ["memory.limit_in_bytes", "memory.memsw.limit_in_bytes"] {
+        if parent.dir.join(f).exists() {
+            std::fs::write(parent.dir.join(f), (150 * MIB).to_string()).unwrap();
+        }
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let mut ex = Executor::new(cfg(false, None), &parent.layout(), &Fs::new(None)).unwrap();
+    ex.spawn(spec(
+        tmp.path(),
+        0,
+        sh("python3 -c \"import time; b=b'x'*(300<<20); time.sleep(2)\""),
+    ))
+    .unwrap();
+    let done = drain(&mut ex, Duration::from_secs(30));
+    assert_eq!(done[&0].outcome, Outcome::OomKilled, "{:?}", done[&0]);
+}
+
 // ---------------------------------------------------------------------------------------------
 // Pause, resume, signal
 
