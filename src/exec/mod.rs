@@ -122,6 +122,9 @@ struct Running {
     current: u64,
     /// Process groups of the job's tree registered with the guard (the job's own first).
     pgids: Vec<i32>,
+    /// Read end of the child's exec-error pipe, and the command (for its message).
+    errors: std::os::fd::OwnedFd,
+    command: JobCommand,
 }
 
 /// Runs jobs. Created once per sweep; dropping it kills whatever still runs.
@@ -274,7 +277,7 @@ impl Executor {
             }
         };
         match spawn::spawn(&spec, slot.as_ref().map(|s| s.procs.as_c_str())) {
-            Ok(pid) => {
+            Ok(spawn::Started { pid, errors }) => {
                 if let Some(g) = self.guard.as_mut() {
                     g.add_pgid(pid);
                 }
@@ -289,6 +292,8 @@ impl Executor {
                     sampled_peak: 0,
                     current: 0,
                     pgids: vec![pid],
+                    errors,
+                    command: spec.command,
                 });
             }
             Err(e) => {
@@ -408,15 +413,26 @@ impl Executor {
             Some(n) => n > 0,
             None => capped,
         };
-        let outcome = match ended {
-            sys::Ended::Code(0) => Outcome::Succeeded,
-            _ if job.sent.is_some() => Outcome::Stopped {
-                signal: job.sent.unwrap_or(libc::SIGTERM),
-            },
-            // A shell reports its child's OOM kill as exit code 128 + 9.
-            sys::Ended::Signal(libc::SIGKILL) | sys::Ended::Code(137) if oom => Outcome::OomKilled,
-            sys::Ended::Code(code) => Outcome::Failed { code },
-            sys::Ended::Signal(signal) => Outcome::Signaled { signal },
+        let outcome = if let Some(error) = spawn::child_error(&job.errors, &job.command) {
+            Outcome::FailedToSpawn { error }
+        } else {
+            match ended {
+                sys::Ended::Code(0) => Outcome::Succeeded,
+                _ if job.sent.is_some() => Outcome::Stopped {
+                    signal: job.sent.unwrap_or(libc::SIGTERM),
+                },
+                // A shell reports its child's OOM kill as exit code 128 + 9.
+                sys::Ended::Signal(libc::SIGKILL) | sys::Ended::Code(137) if oom => {
+                    Outcome::OomKilled
+                }
+                sys::Ended::Code(code) => Outcome::Failed { code },
+                sys::Ended::Signal(signal) => Outcome::Signaled { signal },
+            }
+        };
+        let peak = if matches!(outcome, Outcome::FailedToSpawn { .. }) {
+            None
+        } else {
+            peak
         };
         self.pending.push_back(ExecEvent::Exited {
             job: job.job,
