@@ -404,8 +404,10 @@ impl JobCgroups {
     fn recycle(&mut self, mut s: Slot, gone: &mut Vec<u32>) {
         if self.version == Version::V1 {
             // Page cache the job left is still charged here; reclaim it so the next job's
-            // peak starts from (almost) zero.
-            if read_u64(&s.dir.join("memory.usage_in_bytes")).unwrap_or(0) > 0 {
+            // peak starts from (almost) zero. Below 1 MiB (what a trivial job leaves: kernel
+            // objects) it is not worth force_empty's cost, which would double a short job's
+            // overhead; that much may then show in the next job's peak.
+            if read_u64(&s.dir.join("memory.usage_in_bytes")).unwrap_or(0) > 1 << 20 {
                 let _ = write(&s.dir.join("memory.force_empty"), "0");
             }
             if write(&s.dir.join("memory.max_usage_in_bytes"), "0").is_ok() {

@@ -542,6 +542,38 @@ fn pause_stops_and_resume_continues() {
     assert!(ex.pause(0).is_err(), "pausing a finished job is an error");
 }
 
+#[test]
+fn a_signal_right_after_spawn_reaches_the_job_not_the_runner() {
+    // Regression: a SIGTERM that hit a job between fork and exec ran the runner's inherited
+    // signal-hook handler — the job lived on and the runner saw a fake Interrupt.
+    let _l = lock();
+    let tmp = tempfile::tempdir().unwrap();
+    let mut ex = Executor::new(cfg(true, None), &no_layout(), &Fs::new(None)).unwrap();
+    for job in 0..20 {
+        ex.spawn(spec(tmp.path(), job, sh("sleep 30"))).unwrap();
+        ex.signal(job, libc::SIGTERM).unwrap();
+    }
+    let end = Instant::now() + Duration::from_secs(20);
+    let mut exits = 0;
+    while exits < 20 && Instant::now() < end {
+        for ev in ex.wait(Duration::from_millis(200)) {
+            match ev {
+                ExecEvent::Exited { outcome, .. } => {
+                    assert_eq!(
+                        outcome,
+                        Outcome::Stopped {
+                            signal: libc::SIGTERM
+                        }
+                    );
+                    exits += 1;
+                }
+                ExecEvent::Interrupt { signal } => panic!("fake interrupt {signal}"),
+            }
+        }
+    }
+    assert_eq!(exits, 20, "SIGTERMed jobs still running");
+}
+
 // ---------------------------------------------------------------------------------------------
 // No orphans
 
