@@ -444,27 +444,38 @@ impl Executor {
         });
     }
 
-    /// One /proc walk for all jobs: update current and sampled peaks, and register process
-    /// groups the jobs' descendants created with the guard.
+    /// One /proc walk for all jobs: update current and sampled peaks, and keep each job's set of
+    /// process groups (its own plus any its descendants created) current with the guard.
+    /// Groups that emptied are dropped at once, so a group id reused later by an unrelated
+    /// process is never killed.
     fn sample_proc(&mut self) {
         self.last_sample = Some(Instant::now());
         let roots: Vec<i32> = self.jobs.iter().map(|j| j.pid).collect();
         let procs = sample::scan();
         let trees = sample::trees(&procs, &roots, self.page);
+        let own = sys::own_pgid();
         for (job, tree) in self.jobs.iter_mut().zip(trees) {
             if tree.pids.is_empty() {
-                continue; // exited (a zombie has no tree); reaped next turn
+                continue; // exited; reaped next turn
             }
             job.current = tree.rss_bytes;
             job.sampled_peak = job.sampled_peak.max(tree.rss_bytes);
-            for pg in tree.pgids {
-                if pg > 1 && !job.pgids.contains(&pg) {
-                    job.pgids.push(pg);
-                    if let Some(g) = self.guard.as_mut() {
-                        g.add_pgid(pg);
-                    }
+            let mut now = vec![job.pid];
+            // A descendant may join any group of our session, even memsweep's: never that one.
+            now.extend(
+                tree.pgids
+                    .into_iter()
+                    .filter(|&pg| pg > 1 && pg != own && pg != job.pid),
+            );
+            if let Some(g) = self.guard.as_mut() {
+                for &pg in now.iter().filter(|pg| !job.pgids.contains(pg)) {
+                    g.add_pgid(pg);
+                }
+                for &pg in job.pgids.iter().filter(|pg| !now.contains(pg)) {
+                    g.del_pgid(pg);
                 }
             }
+            job.pgids = now;
         }
     }
 
@@ -559,6 +570,15 @@ fn group_kill(pgid: i32, sig: i32) -> anyhow::Result<()> {
 
 impl Drop for Executor {
     fn drop(&mut self) {
+        if self.cgroups.is_none() && !self.jobs.is_empty() {
+            // Descendants that left the job's groups since the last sample are still in its tree.
+            let roots: Vec<i32> = self.jobs.iter().map(|j| j.pid).collect();
+            for tree in sample::trees(&sample::scan(), &roots, self.page) {
+                for pid in tree.pids {
+                    let _ = sys::kill(pid, libc::SIGKILL);
+                }
+            }
+        }
         for j in &self.jobs {
             for &pg in &j.pgids {
                 let _ = sys::kill(-pg, libc::SIGKILL);

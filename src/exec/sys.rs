@@ -15,6 +15,12 @@ pub fn kill(pid: i32, sig: i32) -> io::Result<()> {
     }
 }
 
+/// The process group memsweep itself is in.
+pub fn own_pgid() -> i32 {
+    // SAFETY: getpgrp has no arguments and cannot fail.
+    unsafe { libc::getpgrp() }
+}
+
 /// Whether a process with this pid exists (zombies count as existing).
 pub fn pid_exists(pid: i32) -> bool {
     pid > 0 && !matches!(kill(pid, 0), Err(e) if e.raw_os_error() == Some(libc::ESRCH))
