@@ -596,13 +596,7 @@ fn act_as_runner() {
     let mut ex = Executor::new(cfg(no_cg, None), &layout, &Fs::new(None)).unwrap();
     std::fs::write(dir.join("mode"), format!("{:?}", ex.accounting())).unwrap();
     for job in 0..2 {
-        let script = format!(
-            "echo $$ >> {d}/pids; sleep 300 & echo $! >> {d}/pids; \
-             sh -c 'sleep 300 & echo $! >> {d}/pids; wait' & \
-             setsid sleep 300 & echo $! >> {d}/pids; wait",
-            d = dir.display()
-        );
-        ex.spawn(spec(&dir, job, sh(&script))).unwrap();
+        ex.spawn(spec(&dir, job, tree_script(&dir))).unwrap();
     }
     loop {
         ex.wait(Duration::from_millis(100));
@@ -702,6 +696,52 @@ fn no_orphans_after_runner_sigkill_proc_mode() {
         "exec::tests::no_orphans_after_runner_sigkill_proc_mode",
         None,
     );
+}
+
+fn tree_script(dir: &Path) -> JobCommand {
+    sh(&format!(
+        "echo $$ >> {d}/pids; sleep 300 & echo $! >> {d}/pids; \
+         sh -c 'sleep 300 & echo $! >> {d}/pids; wait' & \
+         setsid sleep 300 & echo $! >> {d}/pids; wait",
+        d = dir.display()
+    ))
+}
+
+fn check_drop_kills(layout: &Layout, no_cgroups: bool) {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut ex = Executor::new(cfg(no_cgroups, None), layout, &Fs::new(None)).unwrap();
+    ex.spawn(spec(tmp.path(), 0, tree_script(tmp.path())))
+        .unwrap();
+    let pids_file = tmp.path().join("pids");
+    assert!(poll_until(Duration::from_secs(10), || read(&pids_file)
+        .lines()
+        .count()
+        >= 4));
+    let pids: Vec<i32> = read(&pids_file)
+        .lines()
+        .filter_map(|l| l.parse().ok())
+        .collect();
+    assert!(pids.iter().all(|&p| alive(p)));
+    drop(ex); // no sample has run: Proc mode must find the setsid'd one by walking the tree
+    let all_dead = poll_until(Duration::from_secs(5), || pids.iter().all(|&p| !alive(p)));
+    let survivors: Vec<i32> = pids.iter().copied().filter(|&p| alive(p)).collect();
+    for &p in &survivors {
+        let _ = sys::kill(p, libc::SIGKILL);
+    }
+    assert!(
+        all_dead,
+        "processes outlived the dropped executor: {survivors:?}"
+    );
+}
+
+#[test]
+fn drop_kills_every_job_process() {
+    let _l = lock();
+    check_drop_kills(&no_layout(), true);
+    match TestParent::new("drop") {
+        Ok(parent) => check_drop_kills(&parent.layout(), false),
+        Err(why) => skip!("{why}"),
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
