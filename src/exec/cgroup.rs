@@ -185,6 +185,14 @@ impl JobCgroups {
                         parent.display()
                     ));
                 }
+                // Without hierarchy (old kernels) child cgroups are not bound by this one's
+                // limit: job cgroups would let the jobs escape the container's limit.
+                if read_u64(&parent.join("memory.use_hierarchy")) == Some(0) {
+                    return Err(format!(
+                        "{}/memory.use_hierarchy is 0, so job cgroups would escape its limit",
+                        parent.display()
+                    ));
+                }
             }
             Version::V2 => {
                 let ctrls =

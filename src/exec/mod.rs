@@ -3,6 +3,11 @@
 //! (pause, resume, terminate, kill), oom_score_adj, and making sure no job outlives the runner.
 //!
 //! All `unsafe` and OS-specific code of the crate lives here, each block with a `// SAFETY:` comment.
+//!
+//! Files: `spawn` (fork/exec of one job), `cgroup` (job cgroups, v1 slot pool, v2 leaves, stale
+//! trees), `sample` (/proc trees for Proc mode), `signals` (self-pipes), `guard` (the process
+//! that kills the jobs if the runner dies), `sys` (raw syscall wrappers). Cgroup paths go through
+//! the probe's `Fs` root (so v2 can be tested on fixture trees); processes and /proc are real.
 
 mod cgroup;
 mod guard;
@@ -43,7 +48,7 @@ pub struct ExecConfig {
     pub no_cgroups: bool,
     /// `--job-mem-max`, resolved: hard cap per job (cgroup modes only).
     pub job_mem_max: Option<u64>,
-    /// How often /proc is sampled in Proc mode, and job cgroups read.
+    /// How often /proc is sampled in Proc mode (`wait` samples on its own between events).
     pub sample_interval: Duration,
 }
 
@@ -72,9 +77,12 @@ pub enum Outcome {
     Signaled {
         signal: i32,
     },
-    /// Killed by the kernel's OOM killer (the job's cgroup counted an oom_kill, or SIGKILL under a cap).
+    /// Killed by the kernel's OOM killer: the job died by SIGKILL (or its shell exited 137) and
+    /// its cgroup counted an oom_kill — whether its own `--job-mem-max` or an ancestor's limit
+    /// was hit. Where the kernel has no counter: SIGKILL under a cap. Never reported in Proc mode.
     OomKilled,
-    /// Stopped by memsweep (pressure requeue, interrupt, cap).
+    /// Ended after memsweep sent it a signal through `Executor::signal` (pressure requeue,
+    /// interrupt); `signal` is the one sent. A job that still exits with code 0 is `Succeeded`.
     Stopped {
         signal: i32,
     },
