@@ -1006,6 +1006,15 @@ fn overhead_of_500_trivial_jobs() {
     assert!(st.success());
     let xargs = t.elapsed();
     let ms = |d: Duration| d.as_secs_f64() * 1000.0 / n as f64;
+    let t = Instant::now();
+    let mut procs = 0;
+    for _ in 0..20 {
+        procs = sample::scan().len();
+    }
+    eprintln!(
+        "one /proc sample of {procs} processes: {:.2} ms",
+        t.elapsed().as_secs_f64() * 1000.0 / 20.0
+    );
     eprintln!("xargs -P 2: {:.3} ms/job", ms(xargs));
     let mut ex = Executor::new(cfg(true, None), &no_layout(), &Fs::new(None)).unwrap();
     let d = run_trivial(&mut ex, tmp.path(), n, 2);
