@@ -1,0 +1,37 @@
+"""Hydra's own launcher test suites, run against hydra/launcher=memsweep (each job really goes
+through the memsweep binary and a worker process)."""
+
+from hydra.core.plugins import Plugins
+from hydra.plugins.launcher import Launcher
+from hydra.test_utils.launcher_common_tests import IntegrationTestSuite, LauncherTestSuite
+from pytest import mark
+
+from hydra_plugins.hydra_memsweep_launcher.memsweep_launcher import MemsweepLauncher
+
+
+def test_discovery() -> None:
+    # Hydra finds the plugin through the hydra_plugins namespace package of the installed wheel.
+    assert MemsweepLauncher.__name__ in [x.__name__ for x in Plugins.instance().discover(Launcher)]
+
+
+@mark.parametrize("launcher_name, overrides", [("memsweep", [])])
+class TestMemsweepLauncher(LauncherTestSuite):
+    pass
+
+
+@mark.parametrize(
+    "task_launcher_cfg, extra_flags",
+    [
+        (
+            {},
+            [
+                "-m",
+                "hydra/job_logging=hydra_debug",
+                "hydra/job_logging=disabled",
+                "hydra/launcher=memsweep",
+            ],
+        )
+    ],
+)
+class TestMemsweepLauncherIntegration(IntegrationTestSuite):
+    pass
