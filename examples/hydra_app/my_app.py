@@ -19,6 +19,19 @@ from omegaconf import DictConfig
 log = logging.getLogger(__name__)
 
 
+def memory_cgroup() -> str:
+    """This process's memory cgroup (v1 memory line, else the v2 line), "" off Linux."""
+    try:
+        with open("/proc/self/cgroup") as f:
+            lines = [line.strip().split(":", 2) for line in f]
+    except OSError:
+        return ""
+    for _, controllers, path in lines:
+        if "memory" in controllers.split(","):
+            return path
+    return next((path for hid, _, path in lines if hid == "0"), "")
+
+
 @hydra.main(version_base="1.3", config_path="conf", config_name="config")
 def main(cfg: DictConfig) -> float:
     if cfg.fail:
