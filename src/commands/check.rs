@@ -80,7 +80,13 @@ fn limit_text(st: &MemStatus) -> String {
         (Some(l), Some(from)) if l <= st.host_total_bytes => {
             format!("limit {} from {from}", human(st.limit_bytes))
         }
-        _ if st.source == "host" => format!("limit {}: host RAM, no memory cgroup", human(st.limit_bytes)),
-        _ => format!("limit {}: host RAM, the cgroup sets no lower limit", human(st.limit_bytes)),
+        _ if st.source == "host" => format!(
+            "limit {}: host RAM, no memory cgroup",
+            human(st.limit_bytes)
+        ),
+        _ => format!(
+            "limit {}: host RAM, the cgroup sets no lower limit",
+            human(st.limit_bytes)
+        ),
     }
 }

@@ -46,11 +46,19 @@ pub fn table(st: &MemStatus) -> String {
         ));
     }
     if let Some(p) = st.peak_bytes {
-        rows.push(("peak", human(p), "highest usage since the cgroup was made".into()));
+        rows.push((
+            "peak",
+            human(p),
+            "highest usage since the cgroup was made".into(),
+        ));
     }
     rows.push(("swap", swap_value(st), swap_detail(st)));
     if let Some(n) = st.oom_kills {
-        rows.push(("OOM kills", n.to_string(), "by the kernel in this cgroup".into()));
+        rows.push((
+            "OOM kills",
+            n.to_string(),
+            "by the kernel in this cgroup".into(),
+        ));
     }
     if let Some(p) = st.pressure {
         rows.push((
@@ -141,11 +149,7 @@ fn swap_value(st: &MemStatus) -> String {
 fn swap_detail(st: &MemStatus) -> String {
     match (st.swap_limit_bytes, st.host_swap_total_bytes) {
         (_, 0) => "the host has no swap".into(),
-        (Some(s), t) => format!(
-            "cgroup swap limit {} of the host's {}",
-            human(s),
-            human(t)
-        ),
+        (Some(s), t) => format!("cgroup swap limit {} of the host's {}", human(s), human(t)),
         (None, _) if st.source == "host" => "host swap".into(),
         (None, _) => "host swap; the cgroup sets no swap limit".into(),
     }
@@ -183,9 +187,14 @@ mod tests {
     fn the_table_names_the_limit_and_its_origin() {
         let t = table(&limited());
         assert!(t.contains("300 MiB"), "{t}");
-        assert!(t.contains("cgroup limit of this cgroup (/sys/fs/cgroup/memory/x)"), "{t}");
         assert!(
-            t.contains("`free -h` shows the host's 24.0 GiB, but this container can use only 300 MiB"),
+            t.contains("cgroup limit of this cgroup (/sys/fs/cgroup/memory/x)"),
+            "{t}"
+        );
+        assert!(
+            t.contains(
+                "`free -h` shows the host's 24.0 GiB, but this container can use only 300 MiB"
+            ),
             "{t}"
         );
         assert!(t.contains("CPUs") && t.contains("1.5 "), "{t}");

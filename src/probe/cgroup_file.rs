@@ -73,7 +73,10 @@ mod tests {
         assert_eq!(v1_line(&lines, "cpu").unwrap().hierarchy, 12);
         assert!(v1_line(&lines, "cpuset").is_none());
         assert_eq!(v2_line(&lines).unwrap().path, "/user.slice");
-        assert!(!lines[2].has("systemd"), "name=systemd is not a controller called systemd");
+        assert!(
+            !lines[2].has("systemd"),
+            "name=systemd is not a controller called systemd"
+        );
     }
 
     #[test]
@@ -106,7 +109,14 @@ mod tests {
 
     #[test]
     fn garbage_lines_are_skipped() {
-        for bad in ["", "memory:/x", "x:memory:/x", "4:memory", "4:memory:relative", ":::"] {
+        for bad in [
+            "",
+            "memory:/x",
+            "x:memory:/x",
+            "4:memory",
+            "4:memory:relative",
+            ":::",
+        ] {
             assert_eq!(parse_line(bad), None, "{bad:?}");
         }
         let lines = parse("junk\n\n4:memory:/ok\n");

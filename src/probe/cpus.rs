@@ -56,12 +56,16 @@ impl CpuLayout {
         // The nearest level that states its CPUs (an empty v2 cpuset.cpus means "inherit").
         let cpuset = self.cpuset.as_ref().and_then(|(_, levels)| {
             levels.iter().find_map(|d| {
-                ["cpuset.cpus.effective", "cpuset.effective_cpus", "cpuset.cpus"]
-                    .iter()
-                    .find_map(|f| {
-                        let t = fs.read_to_string(d.join(f)).ok()?;
-                        values::cpu_list_count(&t)
-                    })
+                [
+                    "cpuset.cpus.effective",
+                    "cpuset.effective_cpus",
+                    "cpuset.cpus",
+                ]
+                .iter()
+                .find_map(|f| {
+                    let t = fs.read_to_string(d.join(f)).ok()?;
+                    values::cpu_list_count(&t)
+                })
             })
         });
         let online = fs

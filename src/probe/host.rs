@@ -86,7 +86,10 @@ mod tests {
     #[test]
     fn garbage_meminfo() {
         assert_eq!(parse_meminfo(""), Err(MeminfoError::NoTotal));
-        assert_eq!(parse_meminfo("MemTotal: lots kB"), Err(MeminfoError::NoTotal));
+        assert_eq!(
+            parse_meminfo("MemTotal: lots kB"),
+            Err(MeminfoError::NoTotal)
+        );
         assert_eq!(parse_meminfo("MemTotal: 5 MB"), Err(MeminfoError::NoTotal));
         assert_eq!(
             parse_meminfo("MemTotal: 99999999999999999999 kB"),

@@ -215,13 +215,19 @@ mod tests {
             exact_dir(mp, "/docker/abc", "/docker/abc"),
             Some(PathBuf::from("/sys/fs/cgroup/memory"))
         );
-        assert_eq!(exact_dir(mp, "/docker/abc", "/docker/abc-let-me-hack-this-path"), None);
+        assert_eq!(
+            exact_dir(mp, "/docker/abc", "/docker/abc-let-me-hack-this-path"),
+            None
+        );
         assert_eq!(
             exact_dir(mp, "/", "/user.slice/x"),
             Some(PathBuf::from("/sys/fs/cgroup/memory/user.slice/x"))
         );
         assert_eq!(exact_dir(mp, "/", "/"), Some(mp.to_path_buf()));
-        assert_eq!(exact_dir(mp, "/docker/abc/", "/docker/abc"), Some(mp.to_path_buf()));
+        assert_eq!(
+            exact_dir(mp, "/docker/abc/", "/docker/abc"),
+            Some(mp.to_path_buf())
+        );
     }
 
     #[test]
@@ -243,7 +249,10 @@ mod tests {
             resolve_dir(&fs, mp, "/docker/abc", "/a/b/c"),
             Some(mp.join("b/c"))
         );
-        assert_eq!(resolve_dir(&fs, mp, "/docker/abc", "/q/r"), Some(mp.to_path_buf()));
+        assert_eq!(
+            resolve_dir(&fs, mp, "/docker/abc", "/q/r"),
+            Some(mp.to_path_buf())
+        );
         // Under the root but the directory is gone: suffixes, then the mount point.
         assert_eq!(
             resolve_dir(&fs, mp, "/docker/abc", "/docker/abc/zz/c"),
@@ -264,7 +273,10 @@ mod tests {
     #[test]
     fn missing_mount_point_resolves_nothing() {
         let (_t, fs) = tree(&[]);
-        assert_eq!(resolve_dir(&fs, Path::new("/sys/fs/cgroup"), "/", "/a"), None);
+        assert_eq!(
+            resolve_dir(&fs, Path::new("/sys/fs/cgroup"), "/", "/a"),
+            None
+        );
     }
 
     #[test]

@@ -43,10 +43,12 @@ pub struct LimitLevel {
 /// hierarchical_memory_limit) and the headroom: min over levels of (limit − working set),
 /// floored at 0 and never above the host's MemAvailable; MemAvailable when nothing is limited.
 pub fn combine(levels: &[LimitLevel], host_available: u64) -> (Option<&LimitLevel>, u64) {
-    let effective = levels.iter().fold(None::<&LimitLevel>, |best, l| match best {
-        Some(b) if b.limit <= l.limit => Some(b),
-        _ => Some(l),
-    });
+    let effective = levels
+        .iter()
+        .fold(None::<&LimitLevel>, |best, l| match best {
+            Some(b) if b.limit <= l.limit => Some(b),
+            _ => Some(l),
+        });
     let available = levels
         .iter()
         .map(|l| l.limit.saturating_sub(l.working_set))
@@ -69,7 +71,11 @@ pub fn read(
         CgroupVersion::V2 => v2::FILES,
     };
     let leaf = &levels[0];
-    let mut reader = Reader { fs, files, warnings };
+    let mut reader = Reader {
+        fs,
+        files,
+        warnings,
+    };
 
     // The leaf's usage; a leaf without a usage file (the v2 root, a subtree without the memory
     // controller) borrows the nearest ancestor's, else the host's.
@@ -244,7 +250,11 @@ impl Reader<'_> {
                  guess how much memory this cgroup may use. Check that file (or the tree given \
                  to --root / MEMSWEEP_ROOT)",
                 self.fs.path(dir.join(file)).display(),
-                if file == v2::FILES.limit { " or 'max'" } else { "" }
+                if file == v2::FILES.limit {
+                    " or 'max'"
+                } else {
+                    ""
+                }
             )
         })
     }
@@ -303,7 +313,10 @@ mod tests {
     #[test]
     fn headroom_is_the_tightest_level_not_the_smallest_limit() {
         // The leaf has the smaller limit, but its parent is nearly full because of siblings.
-        let levels = [lvl(1000, 100, "leaf", Some(0)), lvl(2000, 1900, "parent", Some(1))];
+        let levels = [
+            lvl(1000, 100, "leaf", Some(0)),
+            lvl(2000, 1900, "parent", Some(1)),
+        ];
         let (eff, avail) = combine(&levels, 1 << 40);
         assert_eq!(eff.unwrap().from, "leaf");
         assert_eq!(avail, 100);

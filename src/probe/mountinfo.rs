@@ -55,7 +55,10 @@ pub fn parse_line(line: &str) -> Option<Mount> {
         return None;
     }
     // Super options run to the end of the line and may themselves contain spaces.
-    let super_opts = tokens.get(sep + 3..).map(|t| t.join(" ")).unwrap_or_default();
+    let super_opts = tokens
+        .get(sep + 3..)
+        .map(|t| t.join(" "))
+        .unwrap_or_default();
     Some(Mount {
         root: unescape(tokens[3]),
         mount_point: unescape(tokens[4]),
@@ -112,10 +115,9 @@ mod tests {
 
     #[test]
     fn joined_controllers_match_whole_names() {
-        let m = parse_line(
-            "32 31 0:29 / /sys/fs/cgroup/cpu,cpuacct rw - cgroup cgroup rw,cpu,cpuacct",
-        )
-        .unwrap();
+        let m =
+            parse_line("32 31 0:29 / /sys/fs/cgroup/cpu,cpuacct rw - cgroup cgroup rw,cpu,cpuacct")
+                .unwrap();
         assert!(m.is_v1_with("cpu"));
         assert!(m.is_v1_with("cpuacct"));
         assert!(!m.is_v1_with("cpuset"));
@@ -124,7 +126,9 @@ mod tests {
 
     #[test]
     fn zero_or_many_optional_fields() {
-        let none = parse_line("41 31 0:38 / /sys/fs/cgroup rw,nosuid - cgroup2 cgroup2 rw,nsdelegate").unwrap();
+        let none =
+            parse_line("41 31 0:38 / /sys/fs/cgroup rw,nosuid - cgroup2 cgroup2 rw,nsdelegate")
+                .unwrap();
         assert!(none.is_v2());
         let many = parse_line(
             "41 31 0:38 /a /sys/fs/cgroup rw shared:1 master:2 propagate_from:3 unbindable - cgroup2 cgroup2 rw",
@@ -153,7 +157,12 @@ mod tests {
         )
         .unwrap();
         assert_eq!(m.fstype, "9p");
-        assert!(m.super_options.last().unwrap().ends_with(r"Program Files\x"));
+        assert!(
+            m.super_options
+                .last()
+                .unwrap()
+                .ends_with(r"Program Files\x")
+        );
     }
 
     #[test]

@@ -46,7 +46,9 @@ pub fn keyed(text: &str, key: &str) -> Option<u64> {
 /// PSI (`some avg10=0.12 avg60=... total=...` and `full ...`): the avg10 of both lines.
 pub fn pressure(text: &str) -> Option<Pressure> {
     let avg10 = |kind: &str| -> Option<f64> {
-        let line = text.lines().find(|l| l.split_whitespace().next() == Some(kind))?;
+        let line = text
+            .lines()
+            .find(|l| l.split_whitespace().next() == Some(kind))?;
         let v: f64 = line
             .split_whitespace()
             .find_map(|f| f.strip_prefix("avg10="))?
@@ -125,10 +127,21 @@ mod tests {
         assert_eq!(limit("0"), Ok(Some(0)));
         assert_eq!(limit("max\n"), Ok(None));
         assert_eq!(limit("-1"), Ok(None));
-        assert_eq!(limit("9223372036854771712"), Ok(None), "4 KiB-page sentinel");
-        assert_eq!(limit("9223372036854710272"), Ok(None), "64 KiB-page sentinel");
+        assert_eq!(
+            limit("9223372036854771712"),
+            Ok(None),
+            "4 KiB-page sentinel"
+        );
+        assert_eq!(
+            limit("9223372036854710272"),
+            Ok(None),
+            "64 KiB-page sentinel"
+        );
         assert_eq!(limit("18446744073709551615"), Ok(None));
-        assert_eq!(limit(&((1u64 << 62) - 1).to_string()), Ok(Some((1 << 62) - 1)));
+        assert_eq!(
+            limit(&((1u64 << 62) - 1).to_string()),
+            Ok(Some((1 << 62) - 1))
+        );
         assert_eq!(limit("4611686018427387904"), Ok(None));
     }
 
