@@ -47,15 +47,13 @@ def main(cfg: DictConfig) -> float:
     hc = HydraConfig.get()
     out = hc.runtime.output_dir
     with open(os.path.join(out, "result.json"), "w") as f:
-        json.dump(
-            {
-                "seed": cfg.seed,
-                "mem_mib": cfg.mem_mib,
-                "loss": loss,
-                "pid": os.getpid(),
-            },
-            f,
-        )
+        result = {
+            "seed": cfg.seed,
+            "mem_mib": cfg.mem_mib,
+            "loss": loss,
+            "pid": os.getpid(),
+        }
+        json.dump({**result, "memory_cgroup": memory_cgroup()}, f)
     log.info(
         "job %s: seed=%s mem=%sMiB loss=%s", hc.job.num, cfg.seed, cfg.mem_mib, loss
     )

@@ -25,7 +25,6 @@ CGROUP_V1_MEMORY = Path("/sys/fs/cgroup/memory")
 MiB = 1 << 20
 
 
-
 @pytest.fixture(autouse=True, scope="session")
 def isolated_history() -> Iterator[str]:
     """memsweep learns job peaks into a history under $XDG_CACHE_HOME; tests must neither read
@@ -115,7 +114,9 @@ class MemCgroup:
 
 def cgroup_unavailable() -> Optional[str]:
     if not CGROUP_V1_MEMORY.is_dir():
-        return f"no cgroup v1 memory hierarchy at {CGROUP_V1_MEMORY} (these tests create v1 cgroups)"
+        return (
+            f"no cgroup v1 memory hierarchy at {CGROUP_V1_MEMORY} (these tests create v1 cgroups)"
+        )
     if not os.access(CGROUP_V1_MEMORY, os.W_OK):
         return f"{CGROUP_V1_MEMORY} is not writable (run as root, or on a machine that allows it)"
     return None
@@ -160,8 +161,7 @@ def run_app(
         argv,
         cwd=cwd,
         env=full_env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
+        capture_output=True,
         text=True,
         timeout=timeout,
         check=False,

@@ -33,8 +33,7 @@ def test_the_api_sees_the_cgroup_limit_not_the_hosts_ram(make_cgroup) -> None:
     cg = make_cgroup(512 * MiB)
     proc = subprocess.run(
         cg.wrap([sys.executable, "-c", PROBE]),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
+        capture_output=True,
         text=True,
         timeout=60,
         check=False,
@@ -112,7 +111,9 @@ def test_a_missing_binary_says_where_it_looked_and_how_to_install(
     assert "pip install ./python" in msg and "MEMSWEEP_BIN" in msg
 
     monkeypatch.setenv(memsweep.BINARY_ENV, str(tmp_path / "nope"))
-    with pytest.raises(memsweep.MemsweepNotFoundError, match="MEMSWEEP_BIN=.*nope.*not an executable"):
+    with pytest.raises(
+        memsweep.MemsweepNotFoundError, match="MEMSWEEP_BIN=.*nope.*not an executable"
+    ):
         memsweep.check_memory_headroom(1.0)
 
 
@@ -126,4 +127,6 @@ def test_the_installed_binary_is_found_without_activating_the_venv(
     import sysconfig
 
     assert found.parent == Path(sysconfig.get_path("scripts"))
-    assert subprocess.run([str(found), "--version"], capture_output=True, check=False).returncode == 0
+    assert (
+        subprocess.run([str(found), "--version"], capture_output=True, check=False).returncode == 0
+    )

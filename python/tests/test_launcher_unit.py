@@ -202,8 +202,7 @@ def run_worker(tmp_path: Path, la: MemsweepLauncher, overrides: List[str]):
     proc = subprocess.run(
         [sys.executable, "-m", _core.WORKER_MODULE, str(inp), str(out)],
         env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
+        capture_output=True,
         text=True,
         timeout=60,
         check=False,
@@ -258,8 +257,7 @@ def test_worker_without_a_payload_exits_2_with_no_result(tmp_path: Path) -> None
     for args in ([str(tmp_path / "missing.pkl"), str(out)], ["only-one"]):
         proc = subprocess.run(
             [sys.executable, "-m", _core.WORKER_MODULE, *args],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
+            capture_output=True,
             text=True,
             timeout=60,
             check=False,

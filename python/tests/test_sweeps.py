@@ -64,7 +64,9 @@ def test_memsweep_finishes_in_a_cgroup_where_joblib_gets_oom_killed(
         joblib_code = f"did not finish: {e}"
     joblib_ooms = cg_joblib.oom_kills()
     joblib_done = len(results(joblib_dir, JOBS))
-    assert joblib_ooms > 0, f"joblib was not OOM-killed, so this test proves nothing ({joblib_code})"
+    assert joblib_ooms > 0, (
+        f"joblib was not OOM-killed, so this test proves nothing ({joblib_code})"
+    )
     assert joblib_code != 0 and joblib_done < JOBS
     cg_joblib.destroy()
 
@@ -129,9 +131,7 @@ def test_a_failing_job_fails_the_multirun_after_the_others_finish(tmp_path: Path
     assert "#1 : fail=True mem_mib=10 seconds=0.1 failed" in proc.stdout + proc.stderr
 
 
-def test_an_oom_killed_job_is_reported_with_what_memsweep_saw(
-    make_cgroup, tmp_path: Path
-) -> None:
+def test_an_oom_killed_job_is_reported_with_what_memsweep_saw(make_cgroup, tmp_path: Path) -> None:
     # job_mem_max puts each job in its own capped memory cgroup: the 400 MiB job is killed alone.
     cg = make_cgroup(2 << 30)
     sweep = tmp_path / "sweep"

@@ -305,8 +305,13 @@ def run_memsweep(
         for line in proc.stderr:
             line = line.rstrip("\n")
             stderr.append(line)
-            if line.strip():
-                log.info(line)
+            # memsweep's own warnings and errors reach the user; its closing table and advice
+            # (written for a shell user, about worker commands) only with hydra.verbose, since
+            # the launcher logs one line per job and a summary line of its own.
+            if line.startswith("memsweep:"):
+                log.warning(line)
+            elif line.strip():
+                log.debug(line)
 
     reader = threading.Thread(target=drain_stderr, name="memsweep-stderr", daemon=True)
     reader.start()
@@ -540,6 +545,18 @@ def launch(
         with open(run_dir / "summary.json", encoding="utf-8") as f:
             data = json.load(f)
         summary = {int(rec["id"]): rec for rec in data.get("jobs", [])}
+        log.info(
+            "memsweep: %s of %d jobs succeeded in %.1f s; peak working set %s of a %s budget; "
+            "%s requeues, %s pauses; journal and summary in %s",
+            data.get("succeeded"),
+            len(job_overrides),
+            data.get("makespan_s") or 0.0,
+            human(data.get("peak_working_set_bytes")),
+            human(data.get("budget_bytes")),
+            data.get("requeues"),
+            data.get("pauses"),
+            run_dir,
+        )
         if data.get("oom_kills"):
             log.warning(
                 "the container's OOM killer fired %s time(s) during this sweep (memsweep's "
