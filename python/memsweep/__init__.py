@@ -25,6 +25,7 @@ from typing import Any, Dict, List, Optional
 
 __all__ = [
     "MemsweepError",
+    "MemsweepJobError",
     "MemsweepNotFoundError",
     "check_memory_headroom",
     "find_binary",
@@ -47,6 +48,11 @@ class MemsweepError(RuntimeError):
 
 class MemsweepNotFoundError(MemsweepError, FileNotFoundError):
     """The memsweep binary is not installed where this Python can find it."""
+
+
+class MemsweepJobError(MemsweepError):
+    """A Hydra job that produced no result under ``hydra/launcher=memsweep`` (OOM-killed,
+    crashed, requeued too often); the message says what memsweep saw happen to it."""
 
 
 def _candidates() -> List[Path]:

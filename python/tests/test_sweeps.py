@@ -152,7 +152,7 @@ def test_an_oom_killed_job_is_reported_with_what_memsweep_saw(make_cgroup, tmp_p
     assert [j["status"] for j in s["jobs"]] == ["succeeded", "oom"], s["jobs"]
     err = proc.stderr
     assert "Error executing job with overrides: ['mem_mib=400', 'seconds=0.5']" in err, out(proc)
-    assert "MemsweepJobError: job #1 (mem_mib=400 seconds=0.5) produced no result" in err
+    assert "memsweep.MemsweepJobError: job #1 (mem_mib=400 seconds=0.5) produced no result" in err
     assert "memsweep status 'oom'" in err and "running out of memory" in err
     assert "hydra.launcher.job_mem_max=150M" in err
     assert "peak" in err

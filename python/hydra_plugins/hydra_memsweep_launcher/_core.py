@@ -71,10 +71,6 @@ KNOWN_OPTIONS = set(SIZE_FLAGS) | {
 STDERR_TAIL_LINES = 20
 
 
-class MemsweepJobError(RuntimeError):
-    """A job that produced no result; the message says what memsweep saw happen to it."""
-
-
 def execute_job(
     idx: int,
     overrides: Sequence[str],
@@ -264,16 +260,16 @@ class Progress:
                 ", ".join(detail),
             )
         elif kind == "job_requeue":
-            log.warning(
+            log.info(
                 "memsweep requeued %s (%s, using %s); it will run again",
                 self.label(job),
                 ev.get("reason"),
                 human(ev.get("usage_bytes")),
             )
         elif kind == "job_pause":
-            log.info("memsweep paused %s (%s)", self.label(job), ev.get("reason"))
+            log.debug("memsweep paused %s (%s)", self.label(job), ev.get("reason"))
         elif kind == "job_resume":
-            log.info("memsweep resumed %s", self.label(job))
+            log.debug("memsweep resumed %s", self.label(job))
         elif kind == "sweep_end":
             self.end = ev
         # job_start and sample events are in memsweep's journal; the log stays one line a job.
@@ -585,13 +581,13 @@ def launch(
                 results.append(load_result(out))
                 continue
             except Exception as e:  # unreadable result: say so instead of crashing the sweep
-                err: BaseException = MemsweepJobError(
+                err: BaseException = memsweep.MemsweepJobError(
                     f"job #{num} ({' '.join(overrides)}): could not load its result {out}: "
                     f"{type(e).__name__}: {e}"
                 )
         else:
             record = summary.get(idx) or progress.ends.get(idx)
-            err = MemsweepJobError(
+            err = memsweep.MemsweepJobError(
                 explain_missing(num, overrides, record, run_dir / str(idx), options, code)
             )
         results.append(failed_return(launcher, overrides, err))
