@@ -5,6 +5,11 @@ an OOM-killed job, with bad options, and the command the docs show."""
 from __future__ import annotations
 
 import json
+import os
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 from typing import Dict, List
 
@@ -216,3 +221,78 @@ def test_the_docs_example_runs_with_hydras_layout(tmp_path: Path) -> None:
     assert first["cmd"][1:3] == ["-m", "hydra_plugins.hydra_memsweep_launcher._worker"]
     assert first["params"]["seed"] == "0"
     assert first["key"].startswith("hydra:my_app:math-c3 ")
+
+
+def test_batches_run_as_one_memsweep_run_each(tmp_path: Path) -> None:
+    # A sweeper may call launch() several times; job numbers continue across batches.
+    sweep = tmp_path / "sweep"
+    proc = run_app(
+        [
+            "--multirun",
+            "hydra/launcher=memsweep",
+            "hydra.sweeper.max_batch_size=2",
+            "seed=0,1,2",
+            "mem_mib=10",
+            "seconds=0.1",
+            f"hydra.sweep.dir={sweep}",
+        ]
+    )
+    assert proc.returncode == 0, out(proc)
+    assert sorted(results(sweep, 3)) == [0, 1, 2]
+    assert len(summary(sweep, "run-0")["jobs"]) == 2
+    assert [j["params"] for j in summary(sweep, "run-2")["jobs"]] == [
+        [["hydra.job.num", "2"], ["seed", "2"], ["mem_mib", "10"], ["seconds", "0.1"]]
+    ]
+    assert "[1/1] #2 : seed=2" in proc.stdout + proc.stderr
+
+
+def _processes_mentioning(text: str) -> List[str]:
+    found = []
+    for pid in os.listdir("/proc"):
+        if not pid.isdigit():
+            continue
+        try:
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+        except OSError:
+            continue
+        if text in cmdline:
+            found.append(f"{pid}: {cmdline}")
+    return found
+
+
+def test_ctrl_c_stops_the_jobs_and_leaves_no_process_behind(tmp_path: Path) -> None:
+    sweep = tmp_path / "sweep"
+    app = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "my_app",
+            "--multirun",
+            "hydra/launcher=memsweep",
+            "seed=0,1,2,3",
+            "mem_mib=10",
+            "seconds=60",
+            f"hydra.sweep.dir={sweep}",
+        ],
+        cwd=EXAMPLE_APP,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while not _processes_mentioning(f"{sweep}/.memsweep/io/0.in.pkl"):
+            assert time.monotonic() < deadline, "no job started within 30 s"
+            assert app.poll() is None, app.communicate()[0]
+            time.sleep(0.1)
+        app.send_signal(signal.SIGINT)
+        output, _ = app.communicate(timeout=30)  # memsweep's grace is 10 s; jobs stop at once
+    finally:
+        if app.poll() is None:
+            app.kill()
+    assert app.returncode != 0
+    assert "interrupted: memsweep stopped the running jobs" in output, output
+    assert "KeyboardInterrupt" in output
+    time.sleep(0.2)
+    assert _processes_mentioning(str(sweep)) == []
+    assert results(sweep, 4) == {}

@@ -332,6 +332,11 @@ def run_memsweep(
                 break
     reader.join(timeout=5)
     if interrupts:
+        log.warning(
+            "interrupted: memsweep stopped the running jobs (exit code %s); what finished is in "
+            "its summary",
+            proc.returncode,
+        )
         raise KeyboardInterrupt
     return proc.returncode, list(stderr)
 
