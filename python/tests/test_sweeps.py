@@ -260,8 +260,8 @@ def _processes_mentioning(text: str) -> List[str]:
     return found
 
 
-def test_ctrl_c_stops_the_jobs_and_leaves_no_process_behind(tmp_path: Path) -> None:
-    sweep = tmp_path / "sweep"
+def start_long_sweep(sweep: Path) -> subprocess.Popen:
+    """A 4-job sweep of 60 s jobs, returned once its first job is running."""
     app = subprocess.Popen(
         [
             sys.executable,
@@ -279,12 +279,26 @@ def test_ctrl_c_stops_the_jobs_and_leaves_no_process_behind(tmp_path: Path) -> N
         stderr=subprocess.STDOUT,
         text=True,
     )
+    deadline = time.monotonic() + 30
+    while not _processes_mentioning(f"{sweep}/.memsweep/io/0.in.pkl"):
+        if time.monotonic() > deadline or app.poll() is not None:
+            app.kill()
+            raise AssertionError(f"no job started within 30 s:\n{app.communicate()[0]}")
+        time.sleep(0.1)
+    return app
+
+
+def wait_gone(text: str, seconds: float) -> List[str]:
+    deadline = time.monotonic() + seconds
+    while _processes_mentioning(text) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    return _processes_mentioning(text)
+
+
+def test_ctrl_c_stops_the_jobs_and_leaves_no_process_behind(tmp_path: Path) -> None:
+    sweep = tmp_path / "sweep"
+    app = start_long_sweep(sweep)
     try:
-        deadline = time.monotonic() + 30
-        while not _processes_mentioning(f"{sweep}/.memsweep/io/0.in.pkl"):
-            assert time.monotonic() < deadline, "no job started within 30 s"
-            assert app.poll() is None, app.communicate()[0]
-            time.sleep(0.1)
         app.send_signal(signal.SIGINT)
         output, _ = app.communicate(timeout=30)  # memsweep's grace is 10 s; jobs stop at once
     finally:
@@ -293,6 +307,15 @@ def test_ctrl_c_stops_the_jobs_and_leaves_no_process_behind(tmp_path: Path) -> N
     assert app.returncode != 0
     assert "interrupted: memsweep stopped the running jobs" in output, output
     assert "KeyboardInterrupt" in output
-    time.sleep(0.2)
-    assert _processes_mentioning(str(sweep)) == []
+    assert wait_gone(str(sweep), 2) == []
     assert results(sweep, 4) == {}
+
+
+def test_killing_hydra_stops_memsweep_and_its_jobs(tmp_path: Path) -> None:
+    # kill -9 of the Hydra process: nothing can clean up in it, so the kernel tells memsweep
+    # (parent-death signal), which stops the jobs instead of running them unobserved.
+    sweep = tmp_path / "sweep"
+    app = start_long_sweep(sweep)
+    app.kill()
+    app.communicate(timeout=30)
+    assert wait_gone(str(sweep), 15) == []

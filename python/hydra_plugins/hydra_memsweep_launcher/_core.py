@@ -187,17 +187,27 @@ def python_path() -> str:
     return os.pathsep.join(seen)
 
 
-def _die_with_parent() -> None:
-    # If the Hydra process dies (kill -9), memsweep gets SIGTERM and stops its jobs rather
-    # than running on unobserved in its own session.
+def parent_death_signal() -> Optional[Callable[[], None]]:
+    """A ``preexec_fn`` that has the kernel send memsweep SIGTERM when this process dies.
+
+    memsweep runs in its own session (see :func:`run_memsweep`), so if Hydra is killed with
+    SIGKILL nothing else would tell it; on SIGTERM it stops its jobs. prctl is looked up here,
+    before fork, so that only the call itself runs between fork and exec.
+    """
+    if not sys.platform.startswith("linux"):
+        return None
     try:
         import ctypes
 
-        libc = ctypes.CDLL(None, use_errno=True)
-        pr_set_pdeathsig = 1
-        libc.prctl(pr_set_pdeathsig, signal.SIGTERM)
-    except Exception:  # not Linux, or no prctl: memsweep still ends when its stdout closes
-        pass
+        prctl = ctypes.CDLL(None, use_errno=True).prctl
+    except (OSError, AttributeError):
+        return None
+    pr_set_pdeathsig = 1
+
+    def set_pdeathsig() -> None:
+        prctl(pr_set_pdeathsig, int(signal.SIGTERM))
+
+    return set_pdeathsig
 
 
 class Progress:
@@ -292,7 +302,7 @@ def run_memsweep(
         text=True,
         bufsize=1,
         start_new_session=True,
-        preexec_fn=_die_with_parent if sys.platform.startswith("linux") else None,
+        preexec_fn=parent_death_signal(),
     )
     stderr: Deque[str] = deque(maxlen=200)
 
