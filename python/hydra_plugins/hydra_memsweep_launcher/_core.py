@@ -487,6 +487,8 @@ def launch(
 
     options = launcher.options
     flags = run_flags(options)  # bad options fail before anything is written
+    if not job_overrides:
+        return []
     binary = memsweep.find_binary(options.get("binary"))
 
     sweep_dir = Path(str(config.hydra.sweep.dir))
