@@ -82,6 +82,8 @@ def test_memsweep_finishes_in_a_cgroup_where_joblib_gets_oom_killed(
         sweep_args(sweep, ["hydra/launcher=memsweep", f"hydra.launcher.n_jobs={JOBS}"]),
         wrap=cg.wrap,
         timeout=150,
+        # A first run: no history of this app's peaks from other tests of the session.
+        env={"XDG_CACHE_HOME": str(tmp_path / "cache")},
     )
     assert proc.returncode == 0, out(proc)
     assert cg.oom_kills() == 0, "the kernel's OOM killer fired inside the memsweep sweep"
