@@ -14,7 +14,26 @@ def test_discovery() -> None:
     assert MemsweepLauncher.__name__ in [x.__name__ for x in Plugins.instance().discover(Launcher)]
 
 
-@mark.parametrize("launcher_name, overrides", [("memsweep", [])])
+@mark.parametrize(
+    "launcher_name, overrides",
+    [
+        ("memsweep", []),
+        # every flag the launcher passes, as memsweep accepts it; /proc sampling, no cgroups
+        (
+            "memsweep",
+            [
+                "hydra.launcher.n_jobs=0",
+                "hydra.launcher.mem_per_job=200M",
+                "hydra.launcher.reserve=10%",
+                "hydra.launcher.limit=8G",
+                "hydra.launcher.on_pressure=requeue",
+                "hydra.launcher.retries=1",
+                "hydra.launcher.history=false",
+                "hydra.launcher.cgroups=false",
+            ],
+        ),
+    ],
+)
 class TestMemsweepLauncher(LauncherTestSuite):
     pass
 
