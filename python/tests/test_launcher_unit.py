@@ -156,15 +156,18 @@ def test_progress_logs_one_line_per_finished_job(caplog: pytest.LogCaptureFixtur
             '"exit_code": 0, "signal": null, "wall_s": 2.0, "peak_bytes": 104857600, '
             '"peak_source": "proc"}'
         )
+        progress('{"event": "job_end", "job": 9, "status": "skipped", "wall_s": null}')
         progress("not json: passed through")
     lines = [r.getMessage() for r in caplog.records]
     assert lines == [
         "[1/2] #6 : x=2 oom (1.2 s, peak 300 MiB, signal 9, attempt 2)",
         "[2/2] #5 : x=1 succeeded (2.0 s, peak 100 MiB)",
+        "[3/2] job 9 skipped (0.0 s, peak unknown)",
         "not json: passed through",
     ]
-    assert [r.levelno for r in caplog.records] == [logging.WARNING, logging.INFO, logging.INFO]
-    assert set(progress.ends) == {0, 1}
+    levels = [r.levelno for r in caplog.records]
+    assert levels == [logging.WARNING, logging.INFO, logging.WARNING, logging.INFO]
+    assert set(progress.ends) == {0, 1, 9}
 
 
 # --- the worker, on a payload written as the launcher writes it ------------------------------

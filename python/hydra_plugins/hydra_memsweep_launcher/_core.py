@@ -252,7 +252,7 @@ class Progress:
             self.ends[job] = ev
             self.done += 1
             status = ev.get("status")
-            detail = [f"{ev.get('wall_s', 0):.1f} s", f"peak {human(ev.get('peak_bytes'))}"]
+            detail = [f"{ev.get('wall_s') or 0:.1f} s", f"peak {human(ev.get('peak_bytes'))}"]
             if ev.get("exit_code") not in (None, 0):
                 detail.append(f"exit code {ev['exit_code']}")
             if ev.get("signal") is not None:
