@@ -27,7 +27,7 @@ const MIB: u64 = 1 << 20;
 
 /// A job counts as plateaued when its peak has not grown by more than [`growth_tolerance`]
 /// for this long.
-pub const PLATEAU_S: f64 = 0.5;
+pub const PLATEAU_S: f64 = 0.3;
 /// Ramp-up with nothing known: another job starts only if the headroom is this many times the
 /// largest usage seen.
 pub const RAMP_HEADROOM: f64 = 1.5;
@@ -36,7 +36,7 @@ pub const GROWTH_RAISE: f64 = 1.1;
 /// A requeued job comes back with at least this much more than the peak it reached.
 pub const REQUEUE_RAISE: f64 = 1.2;
 /// Hold admissions this long after a job grew past its estimate.
-pub const OVER_ESTIMATE_HOLD_S: f64 = 1.0;
+pub const OVER_ESTIMATE_HOLD_S: f64 = 0.3;
 /// PSI `some avg10` (percent) at which admission stops while something runs.
 pub const PSI_HOLD: f64 = 40.0;
 /// How far ahead of the queue head backfill looks for a smaller job that fits.
@@ -125,6 +125,7 @@ struct Run {
     estimate: Estimate,
     current: u64,
     peak: u64,
+    started: f64,
     /// The peak at the last significant growth, and when that was.
     level: u64,
     grew_at: f64,
@@ -226,12 +227,12 @@ impl Sched {
         self.est.estimate(job, running_max, raised)
     }
 
-    /// How long until the next sample: fast (50 ms) when the working set is close to the budget
+    /// How long until the next sample: fast (25 ms) when the working set is close to the budget
     /// or jobs are paused, since growth near the limit is when a late sample costs an OOM kill.
     pub fn sample_interval(&self, base: f64) -> f64 {
         let near = self.working_set as f64 >= self.cfg.budget.budget as f64 * FAST_SAMPLE_FRACTION;
         if near || self.runs.iter().any(|r| r.paused) {
-            base.min(0.05)
+            base.min(0.025)
         } else {
             base
         }
@@ -263,8 +264,10 @@ impl Sched {
         }
     }
 
+    /// Flat for [`PLATEAU_S`], and running for twice that: a job that has not started growing
+    /// yet (still exec'ing, importing) must not pass for one that has finished growing.
     fn plateaued(&self, r: &Run) -> bool {
-        self.now - r.grew_at >= PLATEAU_S
+        self.now - r.grew_at >= PLATEAU_S && self.now - r.started >= 2.0 * PLATEAU_S
     }
 
     /// What a running job is expected to reach.
@@ -470,7 +473,7 @@ impl Sched {
                 self.start(0, e, false, out);
                 continue;
             }
-            if proj + e.bytes <= budget {
+            if self.fits(proj, e) {
                 proj += e.bytes;
                 self.start(0, e, false, out);
                 continue;
@@ -480,15 +483,55 @@ impl Sched {
             for pos in 1..self.queue.len().min(BACKFILL_WINDOW + 1) {
                 let job = self.queue[pos];
                 let ej = self.estimate(job);
-                if !ej.source.is_provisional() && ej.bytes < e.bytes && proj + ej.bytes <= budget {
+                if !ej.source.is_provisional() && ej.bytes < e.bytes && self.fits(proj, ej) {
                     found = Some((pos, ej));
                     break;
                 }
             }
-            let Some((pos, ej)) = found else { return };
-            proj += ej.bytes;
-            self.start(pos, ej, false, out);
+            if let Some((pos, ej)) = found {
+                proj += ej.bytes;
+                self.start(pos, ej, false, out);
+                continue;
+            }
+            // Speculative start: sizes learned from other jobs vary, and this one may well be
+            // small. With pause as the safety net, start it assuming the low quantile — one at a
+            // time, only while everything else has plateaued; if it grows beyond the room left,
+            // it is paused (keeping its progress) until memory frees.
+            if let Some(low) = self.speculative(proj, e) {
+                let e = Estimate {
+                    bytes: low,
+                    source: e.source,
+                };
+                self.start(0, e, false, out);
+            }
+            return;
         }
+    }
+
+    fn speculative(&mut self, proj: u64, e: Estimate) -> Option<u64> {
+        if self.cfg.on_pressure != OnPressure::Pause
+            || e.source.is_own()
+            || !self.runs.iter().all(|r| self.plateaued(r))
+        {
+            return None;
+        }
+        let low = self.est.low()?.max(self.raised[self.queue[0]]);
+        (proj + low <= self.cfg.budget.budget).then_some(low)
+    }
+
+    /// A job fits when the projection plus its estimate stays within the budget and — when the
+    /// estimate was learned from other jobs, so this one may be bigger — the projection plus the
+    /// high quantile of their peaks stays below the point where a requeue would be needed.
+    fn fits(&mut self, proj: u64, e: Estimate) -> bool {
+        let b = self.cfg.budget;
+        if proj + e.bytes > b.budget {
+            return false;
+        }
+        if e.source.is_own() {
+            return true;
+        }
+        let running_max = self.runs.iter().map(|r| r.peak).max().unwrap_or(0);
+        proj + self.est.high(running_max).max(e.bytes) <= b.critical()
     }
 
     fn start(&mut self, pos: usize, estimate: Estimate, oversized: bool, out: &mut Vec<Action>) {
@@ -500,6 +543,7 @@ impl Sched {
             peak: 0,
             level: 0,
             grew_at: self.now,
+            started: self.now,
             paused: false,
             stopping: false,
         });

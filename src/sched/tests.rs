@@ -148,6 +148,86 @@ fn once_a_job_finished_its_peak_is_the_estimate() {
 }
 
 #[test]
+fn a_learned_estimate_admits_by_the_typical_size_if_the_high_one_stays_below_critical() {
+    // Finished: 100, 250, 450, 450, 700 → typical (p75) 450, high 700. Critical is 896 MiB.
+    let mut s = sched(None, None, vec![], 20);
+    s.decide();
+    for (job, mb) in [100, 250, 450, 450, 700].into_iter().enumerate() {
+        if job > 0 {
+            s.runs.push(Run {
+                job,
+                estimate: Estimate {
+                    bytes: 0,
+                    source: Source::Unknown,
+                },
+                current: 0,
+                peak: 0,
+                level: 0,
+                grew_at: 0.0,
+                started: 0.0,
+                paused: false,
+                stopping: false,
+            });
+            s.queue.retain(|&j| j != job);
+        }
+        s.exited(job, Some(mb * MIB), false);
+    }
+    // Empty: one starts (450 + 0); then 10 + 450 + 450 ≤ 768 but 460 + 700 > 896: no second.
+    observe(&mut s, 1.0, 10 * MIB, &[]);
+    assert_eq!(started(&s.decide()), vec![5]);
+    assert!(started(&s.decide()).is_empty());
+    // Job 5 holds only 150 and has plateaued: 160 + 450 ≤ 768 and 160 + 700 ≤ 896: one more.
+    observe(&mut s, 1.1, 160 * MIB, &[(5, 150 * MIB)]);
+    observe(&mut s, 1.7, 160 * MIB, &[(5, 150 * MIB)]);
+    assert_eq!(started(&s.decide()), vec![6]);
+}
+
+/// A sched whose estimator learned these finished peaks (MiB), with jobs 0..done ended.
+fn learned(n: usize, peaks: &[u64], on_pressure: OnPressure) -> Sched {
+    let mut est = Estimator::new(None, vec![], &[]);
+    for &p in peaks {
+        est.learn(p * MIB);
+    }
+    Sched::new(cfg(None, on_pressure), est, (0..n).collect(), n)
+}
+
+#[test]
+fn a_speculative_start_assumes_the_low_quantile_once_everything_plateaued() {
+    // Learned: 100, 250, 450, 450, 700 → low (p25) 250, typical 450, high 700.
+    let mut s = learned(6, &[100, 250, 450, 450, 700], OnPressure::Pause);
+    assert_eq!(started(&s.decide()), vec![0]);
+    observe(&mut s, 0.1, 460 * MIB, &[(0, 450 * MIB)]);
+    // Job 0 still ramping: nothing speculative.
+    assert!(started(&s.decide()).is_empty());
+    // Plateaued at 450: 460 + 450 ≤ 768 but 460 + 700 > 896 (no safe start); 460 + 250 ≤ 768:
+    // start one assuming 250, and only one.
+    observe(&mut s, 0.7, 460 * MIB, &[(0, 450 * MIB)]);
+    let a = s.decide();
+    assert_eq!(
+        a,
+        vec![Action::Start {
+            job: 1,
+            estimate: Estimate {
+                bytes: 250 * MIB,
+                source: Source::Sweep
+            },
+            oversized: false
+        }]
+    );
+    assert!(started(&s.decide()).is_empty());
+    // It turns out bigger: at 330 MiB (raised to 363) 460 + 330 + 33 > 768 + 16: paused.
+    observe(&mut s, 0.8, 790 * MIB, &[(0, 450 * MIB), (1, 330 * MIB)]);
+    let a = s.decide();
+    assert!(matches!(&a[..], [Action::Pause { job: 1, .. }]), "{a:?}");
+    // Without pause as a safety net, no speculation.
+    let mut s = learned(6, &[100, 250, 450, 450, 700], OnPressure::Requeue);
+    s.decide();
+    observe(&mut s, 0.1, 460 * MIB, &[(0, 450 * MIB)]);
+    observe(&mut s, 0.7, 460 * MIB, &[(0, 450 * MIB)]);
+    assert!(started(&s.decide()).is_empty());
+}
+
+#[test]
 fn backfill_starts_a_smaller_later_job_that_fits() {
     // Own history: 600, 600, 100 MiB (+5%). Job 1 does not fit beside job 0; job 2 does.
     let mut s = sched(None, None, vec![600 * MIB, 600 * MIB, 100 * MIB], 3);
@@ -357,5 +437,5 @@ fn samples_fast_near_the_budget() {
     let mut s = sched(None, Some(10 * MIB), vec![], 1);
     assert_eq!(s.sample_interval(0.2), 0.2);
     observe(&mut s, 0.0, 700 * MIB, &[]);
-    assert_eq!(s.sample_interval(0.2), 0.05);
+    assert_eq!(s.sample_interval(0.2), 0.025);
 }
