@@ -157,7 +157,9 @@ impl Estimator {
 
     /// The low quantile of other jobs' peaks (this sweep, else the template), if any are known.
     pub fn low(&mut self) -> Option<u64> {
-        self.sweep_spread().or(self.template).map(|s| s.low.max(MIN_ESTIMATE))
+        self.sweep_spread()
+            .or(self.template)
+            .map(|s| s.low.max(MIN_ESTIMATE))
     }
 
     pub fn has_own(&self, job: usize) -> bool {
