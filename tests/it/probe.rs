@@ -260,6 +260,27 @@ fn check_answers_against_the_available_memory() {
 }
 
 #[test]
+fn check_edges_zero_and_the_whole_limit() {
+    // v2-garbage-usage: nothing available (host usage stands in under a 1 GiB limit). Needing
+    // nothing still fits; needing one byte or 0% vs 100% of the limit is decided exactly.
+    check("v2-garbage-usage", "0", false).assert_code(0);
+    check("v2-garbage-usage", "0%", false).assert_code(0);
+    check("v2-garbage-usage", "1", false).assert_code(1);
+    // v2-inactive-file-above-usage: working set 0, so all of the 1 GiB limit is available and
+    // 100% fits; v1-docker-cgroupns-host has a 500 MiB working set, so 100% does not.
+    check("v2-inactive-file-above-usage", "100%", false).assert_code(0);
+    let full = check("v1-docker-cgroupns-host", "100%", true);
+    full.assert_code(1);
+    let v = full.json();
+    assert_eq!(v["need_bytes"], 2u64 << 30);
+    assert_eq!(v["ok"], false);
+    // Host only: 100% of MemTotal never fits while anything is in use.
+    check("no-cgroup", "100%", false).assert_code(1);
+    check("no-cgroup", "12G", false).assert_code(0);
+    check("no-cgroup", &((12u64 << 30) + 1).to_string(), false).assert_code(1);
+}
+
+#[test]
 fn check_json_carries_the_verdict_the_message_and_the_status() {
     let ok = check("v2-cgroupns-private", "700M", true);
     ok.assert_code(0);
