@@ -116,10 +116,12 @@ pub fn v2(
         mount_point,
         dir,
     })?;
-    // Without a cgroup.controllers to say so, the controller is there only if its files are: an
-    // empty cgroup2 mount (hybrid with every controller on v1) is not a memory cgroup.
+    // Without a cgroup.controllers to say so: on a pure v2 machine the unified hierarchy is the
+    // only place the controller can be, so it is taken; on a hybrid one (v1 lines in
+    // /proc/self/cgroup) the cgroup2 mount is often empty, so only its files are evidence.
     let listed = fs.path(r.mount_point.join("cgroup.controllers")).is_file();
-    (listed || r.levels().iter().any(|d| has_files_of(fs, d, controller))).then_some(r)
+    let hybrid = lines.iter().any(|l| !l.is_v2());
+    (listed || !hybrid || r.levels().iter().any(|d| has_files_of(fs, d, controller))).then_some(r)
 }
 
 /// Whether `dir` holds an interface file of `controller` (`memory.max`, `cpu.max`, ...).
@@ -356,10 +358,10 @@ mod tests {
         let r = memory(&fs, &lines, Some(&mounts)).unwrap();
         assert_eq!(r.version, CgroupVersion::V1);
         assert_eq!(r.dir, PathBuf::from("/sys/fs/cgroup/memory/x"));
-        // The same mounts without a v1 memory line: the unified hierarchy, with no
-        // cgroup.controllers, is a memory cgroup only once memory files show up in it (a
+        // The same mounts without a v1 memory line: the unified hierarchy of this hybrid, with
+        // no cgroup.controllers, is a memory cgroup only once memory files show up in it (a
         // PSI file does not count: every v2 cgroup has one).
-        let lines = cgroup_file::parse("0::/x\n");
+        let lines = cgroup_file::parse("1:name=systemd:/x\n0::/x\n");
         let unified = fs.path("/sys/fs/cgroup/unified/x");
         std::fs::write(unified.join("memory.pressure"), "").unwrap();
         assert_eq!(memory(&fs, &lines, Some(&mounts)), None);
@@ -367,7 +369,16 @@ mod tests {
         let r = memory(&fs, &lines, Some(&mounts)).unwrap();
         assert_eq!(r.version, CgroupVersion::V2);
         assert_eq!(r.dir, PathBuf::from("/sys/fs/cgroup/unified/x"));
+        // On a pure v2 machine (no v1 lines) the unified hierarchy is taken without evidence.
+        std::fs::remove_file(unified.join("memory.max")).unwrap();
+        let pure = cgroup_file::parse("0::/x\n");
+        assert_eq!(
+            memory(&fs, &pure, Some(&mounts)).map(|r| r.version),
+            Some(CgroupVersion::V2)
+        );
+        assert_eq!(memory(&fs, &lines, Some(&mounts)), None);
         // A cgroup.controllers without memory rules it out whatever files there are.
+        std::fs::write(unified.join("memory.max"), "max\n").unwrap();
         std::fs::write(
             fs.path("/sys/fs/cgroup/unified/cgroup.controllers"),
             "cpu io\n",
