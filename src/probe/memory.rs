@@ -26,6 +26,8 @@ pub struct Files {
     /// The file with the `oom_kill` counter.
     pub events: &'static str,
     pub pressure: &'static str,
+    /// How this version writes "no limit" (v1: a huge sentinel; v2: the word `max`).
+    pub parse_limit: fn(&str) -> Result<Option<u64>, Garbage>,
 }
 
 /// One limit that applies to this process, and the working set it is measured against.
@@ -261,7 +263,7 @@ impl Reader<'_> {
                 return Ok(None);
             }
         };
-        values::limit(&text).map_err(|Garbage(g)| {
+        (self.files.parse_limit)(&text).map_err(|Garbage(g)| {
             anyhow!(
                 "{} holds '{g}', not a memory limit (a number of bytes{}); memsweep will not \
                  guess how much memory this cgroup may use. Check that file (or the tree given \
@@ -279,7 +281,7 @@ impl Reader<'_> {
     /// A secondary limit (swap, memory.high): garbage only earns a warning.
     fn optional_limit(&mut self, dir: &Path, file: &str) -> Option<u64> {
         let text = self.text(dir, file)?;
-        match values::limit(&text) {
+        match (self.files.parse_limit)(&text) {
             Ok(v) => v,
             Err(Garbage(g)) => {
                 self.warn(format!(

@@ -149,9 +149,9 @@ pub struct Probe {
 }
 
 impl Probe {
-    /// Resolve the layout. Errors (exit 2) when the root has no /proc/meminfo or no
-    /// /proc/self/cgroup (on `/` a missing /proc/self/cgroup means a kernel without cgroups:
-    /// host figures).
+    /// Resolve the layout. Errors (exit 2) when the root has no usable /proc/meminfo. A missing
+    /// /proc/self/cgroup means a kernel without cgroups: host figures (with a warning under a
+    /// custom root, where it may also be a tree that is not laid out like a machine).
     pub fn new(fs: Fs) -> anyhow::Result<Probe> {
         let custom_root = fs.root() != Path::new("/");
         // Under a custom root, also say what the root must look like.
@@ -170,13 +170,15 @@ impl Probe {
             .map_err(|e| fail(format!("cannot read {} ({e})", shown("/proc/meminfo"))))?;
         parse_meminfo(&meminfo).map_err(|e| fail(format!("{}: {e}", shown("/proc/meminfo"))))?;
         let mut notes = vec![];
+        // No /proc/self/cgroup is a kernel without cgroups: host figures, as on a real machine.
         let lines = match fs.read_lossy("/proc/self/cgroup") {
             Ok(t) => cgroup_file::parse(&t),
             Err(e) if custom_root => {
-                return Err(fail(format!(
-                    "cannot read {} ({e})",
+                notes.push(format!(
+                    "cannot read {} ({e}); no cgroup is assumed (host figures)",
                     shown("/proc/self/cgroup")
-                )));
+                ));
+                vec![]
             }
             Err(_) => vec![],
         };

@@ -260,6 +260,27 @@ fn check_answers_against_the_available_memory() {
 }
 
 #[test]
+fn check_edges_zero_and_the_whole_limit() {
+    // v2-garbage-usage: nothing available (host usage stands in under a 1 GiB limit). Needing
+    // nothing still fits; needing one byte or 0% vs 100% of the limit is decided exactly.
+    check("v2-garbage-usage", "0", false).assert_code(0);
+    check("v2-garbage-usage", "0%", false).assert_code(0);
+    check("v2-garbage-usage", "1", false).assert_code(1);
+    // v2-inactive-file-above-usage: working set 0, so all of the 1 GiB limit is available and
+    // 100% fits; v1-docker-cgroupns-host has a 500 MiB working set, so 100% does not.
+    check("v2-inactive-file-above-usage", "100%", false).assert_code(0);
+    let full = check("v1-docker-cgroupns-host", "100%", true);
+    full.assert_code(1);
+    let v = full.json();
+    assert_eq!(v["need_bytes"], 2u64 << 30);
+    assert_eq!(v["ok"], false);
+    // Host only: 100% of MemTotal never fits while anything is in use.
+    check("no-cgroup", "100%", false).assert_code(1);
+    check("no-cgroup", "12G", false).assert_code(0);
+    check("no-cgroup", &((12u64 << 30) + 1).to_string(), false).assert_code(1);
+}
+
+#[test]
 fn check_json_carries_the_verdict_the_message_and_the_status() {
     let ok = check("v2-cgroupns-private", "700M", true);
     ok.assert_code(0);
@@ -328,12 +349,28 @@ fn a_root_without_proc_is_a_usage_error_naming_the_flag() {
         );
         assert!(out.stdout.is_empty());
     }
-    // meminfo but no /proc/self/cgroup: still refused under --root.
+    // meminfo but no /proc/self/cgroup: a kernel without cgroups, so host figures, with a
+    // warning naming the file (the tree may also just be incomplete).
     std::fs::create_dir_all(empty.path().join("proc")).unwrap();
-    std::fs::write(empty.path().join("proc/meminfo"), "MemTotal: 1000 kB\n").unwrap();
-    let out = ms(["--root".as_ref(), empty.path().as_os_str(), "mem".as_ref()]).run();
-    out.assert_code(2);
+    std::fs::write(
+        empty.path().join("proc/meminfo"),
+        "MemTotal: 1000 kB\nMemAvailable: 600 kB\n",
+    )
+    .unwrap();
+    let out = ms([
+        "--root".as_ref(),
+        empty.path().as_os_str(),
+        "mem".as_ref(),
+        "--json".as_ref(),
+    ])
+    .run();
+    out.assert_code(0);
     assert!(out.stderr.contains("/proc/self/cgroup"), "{}", out.stderr);
+    let j = out.json();
+    assert_eq!(j["source"], "host");
+    assert_eq!(j["limit_bytes"], 1000 * 1024);
+    assert_eq!(j["usage_bytes"], 400 * 1024);
+    assert_eq!(j["available_bytes"], 600 * 1024);
     let out = ms(["mem"])
         .env("MEMSWEEP_ROOT", "/nonexistent/memsweep-root")
         .run();
