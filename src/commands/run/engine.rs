@@ -148,6 +148,50 @@ impl Engine {
     }
 
     pub fn run(mut self) -> anyhow::Result<Exit> {
+        match self.main_loop() {
+            Ok(()) => self.finish(),
+            Err(e) => {
+                self.abort();
+                Err(e)
+            }
+        }
+    }
+
+    /// An error the loop cannot go on after (the sweep directory became unwritable, the
+    /// executor failed): stop every job, record what can be recorded, keep the summary.
+    fn abort(&mut self) {
+        if !self.running.is_empty() {
+            eprintln!(
+                "memsweep: stopping {} running job(s) after an error",
+                self.running.len()
+            );
+        }
+        self.kill_all();
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while !self.running.is_empty() && Instant::now() < deadline {
+            for ev in self.exec.wait(Duration::from_millis(100)) {
+                if let ExecEvent::Exited {
+                    job,
+                    attempt,
+                    outcome,
+                    wall,
+                    peak_bytes,
+                    accounting,
+                } = ev
+                {
+                    self.running.retain(|r| r.job != job);
+                    let _ = self.on_exit(job, attempt, outcome, wall, peak_bytes, accounting);
+                }
+            }
+        }
+        let _ = self.dir.sync();
+        let summary = self.summary();
+        let _ = self.dir.write_summary(&summary);
+        self.flush_history();
+        self.progress.finish();
+    }
+
+    fn main_loop(&mut self) -> anyhow::Result<()> {
         let accounting = accounting_str(self.exec.accounting()).to_string();
         if !self.plan.config.json {
             eprintln!("memsweep: {}", self.exec.accounting_note());
@@ -233,7 +277,7 @@ impl Engine {
                 self.observe(false);
             }
         }
-        self.finish()
+        Ok(())
     }
 
     /// Read the probe and the jobs' usage, tell the scheduler, journal a sample once a second.
@@ -313,8 +357,13 @@ impl Engine {
                     match self.prepare_start(job, estimate.bytes) {
                         Ok(spec) => to_spawn.push(spec),
                         Err(e) => {
-                            // The sweep directory is unusable: stop cleanly, nothing lost.
+                            // The sweep directory is unusable: stop cleanly. Nothing of this
+                            // turn was spawned yet.
                             self.setup.sched.abandon(job);
+                            for spec in &to_spawn {
+                                let j = spec.job;
+                                self.running.retain(|r| r.job != j);
+                            }
                             return Err(e);
                         }
                     }
