@@ -79,7 +79,7 @@ pub struct Estimator {
 /// and a high one that must still fit below the point where memsweep would have to requeue.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Spread {
-    /// p25 (max while fewer than 4 are known): what a speculative start assumes.
+    /// p25 (as soon as two are known): what a speculative start assumes.
     pub low: u64,
     pub typical: u64,
     pub high: u64,
@@ -113,7 +113,7 @@ fn quantile(values: &mut [u64], min_n: usize, q: f64) -> Option<u64> {
 fn spread(values: &[u64]) -> Option<Spread> {
     let mut v = values.to_vec();
     Some(Spread {
-        low: quantile(&mut v, 4, 0.25)?,
+        low: quantile(&mut v, 2, 0.25)?,
         typical: typical_quantile(&mut v)?,
         high: high_quantile(&mut v)?,
     })
