@@ -350,6 +350,43 @@ fn sigint_stops_jobs_writes_the_summary_and_exits_130() {
 }
 
 #[test]
+fn a_job_ignoring_the_interrupt_is_waited_for_then_a_second_interrupt_kills_it() {
+    let dir = tempdir();
+    let out = dir.path().join("sw");
+    let marker = format!("engine-stubborn-{}", std::process::id());
+    let mut cmd = run_in(dir.path())
+        .args(["--grace", "60", "--out"])
+        .arg(&out)
+        .args(["--", "sh", "-c", "trap '' INT TERM; while true; do sleep 0.1; done", &marker])
+        .command();
+    cmd.stdout(Stdio::null()).stderr(Stdio::null());
+    let mut child = cmd.spawn().unwrap();
+    let started = poll(Duration::from_secs(20), || {
+        journal(&out)
+            .iter()
+            .any(|e| e["event"] == "job_start")
+            .then_some(())
+    });
+    assert!(started.is_some(), "the job did not start");
+    signal(child.id(), "INT");
+    // Within the 60 s grace the runner waits for the job.
+    std::thread::sleep(Duration::from_millis(700));
+    assert!(child.try_wait().unwrap().is_none(), "runner quit before --grace");
+    assert!(!pids_with(&marker).is_empty(), "the job was killed before --grace");
+    // A second interrupt kills at once.
+    signal(child.id(), "INT");
+    let status = poll(Duration::from_secs(10), || child.try_wait().unwrap());
+    let Some(status) = status else {
+        let _ = child.kill();
+        panic!("a second SIGINT did not stop the runner");
+    };
+    assert_eq!(status.code(), Some(130));
+    assert!(pids_with(&marker).is_empty(), "the job survived");
+    let s = read_json(&out.join("summary.json"));
+    assert_eq!(statuses(&s), ["killed"]);
+}
+
+#[test]
 fn exit_code_is_0_when_all_succeed_and_1_when_one_fails() {
     let dir = tempdir();
     let out = dir.path().join("ok");
