@@ -357,7 +357,13 @@ fn a_job_ignoring_the_interrupt_is_waited_for_then_a_second_interrupt_kills_it()
     let mut cmd = run_in(dir.path())
         .args(["--grace", "60", "--out"])
         .arg(&out)
-        .args(["--", "sh", "-c", "trap '' INT TERM; while true; do sleep 0.1; done", &marker])
+        .args([
+            "--",
+            "sh",
+            "-c",
+            "trap '' INT TERM; while true; do sleep 0.1; done",
+            &marker,
+        ])
         .command();
     cmd.stdout(Stdio::null()).stderr(Stdio::null());
     let mut child = cmd.spawn().unwrap();
@@ -371,8 +377,14 @@ fn a_job_ignoring_the_interrupt_is_waited_for_then_a_second_interrupt_kills_it()
     signal(child.id(), "INT");
     // Within the 60 s grace the runner waits for the job.
     std::thread::sleep(Duration::from_millis(700));
-    assert!(child.try_wait().unwrap().is_none(), "runner quit before --grace");
-    assert!(!pids_with(&marker).is_empty(), "the job was killed before --grace");
+    assert!(
+        child.try_wait().unwrap().is_none(),
+        "runner quit before --grace"
+    );
+    assert!(
+        !pids_with(&marker).is_empty(),
+        "the job was killed before --grace"
+    );
     // A second interrupt kills at once.
     signal(child.id(), "INT");
     let status = poll(Duration::from_secs(10), || child.try_wait().unwrap());

@@ -26,6 +26,8 @@ const RESAMPLE_AFTER_EXIT: Duration = Duration::from_millis(20);
 /// Summaries of sweeps up to this many jobs are rewritten after every job end; bigger ones at
 /// most once a second (the journal, fsync'd every turn, already holds every end).
 const SUMMARY_EVERY_END_MAX_JOBS: usize = 200;
+/// A sample may take at most 1/this of the time between samples.
+const MAX_SAMPLE_SHARE_INV: u32 = 20;
 /// History records are appended in batches of this many (bounded memory with huge sweeps).
 const HISTORY_BATCH: usize = 256;
 
@@ -51,6 +53,8 @@ pub struct Engine {
     running: Vec<Running>,
     ended_here: usize,
     last_sample: Instant,
+    /// How long a sample takes (smoothed).
+    sample_cost: Duration,
     last_journal_sample: Option<Instant>,
     last_summary: Option<Instant>,
     history_batch: Vec<Record>,
@@ -111,6 +115,7 @@ impl Engine {
             running: Vec::new(),
             ended_here: 0,
             last_sample: now,
+            sample_cost: Duration::ZERO,
             last_journal_sample: None,
             last_summary: None,
             history_batch: Vec::new(),
@@ -238,11 +243,14 @@ impl Engine {
                 break;
             }
 
+            // Sampling costs at most ~5% of a core: on a host with thousands of processes a
+            // /proc walk is slow, and sampling every 25 ms would cost more than it saves.
             let interval = Duration::from_secs_f64(
                 self.setup
                     .sched
                     .sample_interval(self.plan.config.sample_interval_s),
-            );
+            )
+            .max(self.sample_cost * MAX_SAMPLE_SHARE_INV);
             let mut wake = self.last_sample + interval;
             if let Some(k) = self.kill_at.filter(|_| !self.killed_all) {
                 wake = wake.min(k);
@@ -282,6 +290,7 @@ impl Engine {
 
     /// Read the probe and the jobs' usage, tell the scheduler, journal a sample once a second.
     fn observe(&mut self, force_journal: bool) {
+        let began = Instant::now();
         match self.probe.status() {
             Ok(s) => self.status = s,
             Err(e) => {
@@ -304,6 +313,7 @@ impl Engine {
                 peak: u.peak_bytes,
             })
             .collect();
+        self.sample_cost = (self.sample_cost * 3 + began.elapsed()) / 4;
         let ws = self.status.working_set_bytes;
         self.peak_ws = self.peak_ws.max(ws);
         let psi = self.status.pressure.map(|p| p.some_avg10);
