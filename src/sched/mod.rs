@@ -33,6 +33,8 @@ pub const PLATEAU_S: f64 = 0.25;
 pub const RAMP_HEADROOM: f64 = 1.5;
 /// A job past its estimate gets this much more, as it is probably still growing.
 pub const GROWTH_RAISE: f64 = 1.1;
+/// How far ahead a running job's current growth rate is projected.
+pub const MOMENTUM_S: f64 = 0.1;
 /// A requeued job comes back with at least this much more than the peak it reached.
 pub const REQUEUE_RAISE: f64 = 1.2;
 /// Hold admissions this long after a job grew past its estimate.
@@ -129,6 +131,9 @@ struct Run {
     current: u64,
     peak: u64,
     started: f64,
+    /// Growth rate at the last sample (bytes/s) and that sample's time (−1: none yet).
+    rate: f64,
+    sampled_at: f64,
     /// The peak at the last significant growth, and when that was.
     level: u64,
     grew_at: f64,
@@ -254,6 +259,13 @@ impl Sched {
             let Some(r) = self.runs.iter_mut().find(|r| r.job == u.job) else {
                 continue;
             };
+            let dt = obs.now - r.sampled_at;
+            r.rate = if r.sampled_at >= 0.0 && dt > 0.0 {
+                u.current.saturating_sub(r.current) as f64 / dt
+            } else {
+                0.0
+            };
+            r.sampled_at = obs.now;
             r.current = u.current;
             r.peak = r.peak.max(u.peak).max(u.current);
             if r.peak > r.level + growth_tolerance(r.level) {
@@ -278,12 +290,17 @@ impl Sched {
     }
 
     /// What a running job is expected to reach.
+    /// What a running job is expected to reach: its estimate (or, for a learned estimate once
+    /// plateaued, its own peak), and at least where its current growth rate takes it within
+    /// [`MOMENTUM_S`] — a job jumping late is seen a few samples before it gets there.
     fn expected(&self, r: &Run) -> u64 {
         let src = r.estimate.source;
-        if src.is_provisional() || (!src.is_own() && self.plateaued(r)) {
-            return r.peak;
-        }
-        r.estimate.bytes.max(self.raised[r.job]).max(r.peak)
+        let base = if src.is_provisional() || (!src.is_own() && self.plateaued(r)) {
+            r.peak
+        } else {
+            r.estimate.bytes.max(self.raised[r.job]).max(r.peak)
+        };
+        base.max(r.current + (r.rate * MOMENTUM_S) as u64)
     }
 
     fn growth(&self, r: &Run) -> u64 {
@@ -593,6 +610,8 @@ impl Sched {
             level: 0,
             grew_at: self.now,
             started: self.now,
+            rate: 0.0,
+            sampled_at: -1.0,
             paused: false,
             stopping: false,
         });

@@ -165,6 +165,8 @@ fn a_learned_estimate_admits_by_the_typical_size_if_the_high_one_stays_below_cri
                 level: 0,
                 grew_at: 0.0,
                 started: 0.0,
+                rate: 0.0,
+                sampled_at: -1.0,
                 paused: false,
                 stopping: false,
             });
@@ -473,4 +475,22 @@ fn without_run_times_the_head_is_passed_at_most_max_bypass_times() {
     assert_eq!(MAX_BYPASS, 4);
     observe(&mut s, 0.1, 620 * MIB, &[(0, 400 * MIB)]);
     assert!(started(&s.decide()).is_empty(), "job 1 must not starve");
+}
+
+#[test]
+fn a_plateaued_job_that_jumps_is_projected_ahead_and_paused_before_it_gets_there() {
+    // Learned 100 MiB jobs; job 0 and job 1 plateau at 100, then job 1 jumps at 2 GiB/s.
+    let mut s = learned(4, &[100, 100, 100, 100], OnPressure::Pause);
+    s.decide();
+    observe(&mut s, 0.1, 210 * MIB, &[(0, 100 * MIB), (1, 100 * MIB)]);
+    observe(&mut s, 1.0, 210 * MIB, &[(0, 100 * MIB), (1, 100 * MIB)]);
+    s.decide();
+    // Job 1 at 600 after 0.25 s (2000 MiB/s): projected 600 + 200 = 800 more than it holds now.
+    observe(&mut s, 1.25, 720 * MIB, &[(0, 100 * MIB), (1, 600 * MIB)]);
+    assert!(s.projection() >= 900 * MIB, "{}", s.projection() / MIB);
+    let a = s.decide();
+    assert!(
+        a.iter().any(|a| matches!(a, Action::Pause { job: 1, .. })),
+        "{a:?}"
+    );
 }
