@@ -33,6 +33,9 @@ pub const PLATEAU_S: f64 = 0.25;
 pub const RAMP_HEADROOM: f64 = 1.5;
 /// A job past its estimate gets this much more, as it is probably still growing.
 pub const GROWTH_RAISE: f64 = 1.1;
+/// A paused job stays paused at least this long (unless nothing else runs): its growth rate
+/// reads zero while stopped, so resuming on the projection alone would flap.
+pub const MIN_PAUSE_S: f64 = 0.5;
 /// How far ahead a running job's current growth rate is projected.
 pub const MOMENTUM_S: f64 = 0.1;
 /// A requeued job comes back with at least this much more than the peak it reached.
@@ -138,6 +141,7 @@ struct Run {
     level: u64,
     grew_at: f64,
     paused: bool,
+    paused_at: f64,
     /// memsweep is stopping it to requeue; its memory is about to be freed.
     stopping: bool,
 }
@@ -300,6 +304,11 @@ impl Sched {
         } else {
             r.estimate.bytes.max(self.raised[r.job]).max(r.peak)
         };
+        // An own estimate is the job's recorded peak, late jumps included: a ramp heading for it
+        // is no surprise (and one beyond it raises the estimate anyway).
+        if src.is_own() {
+            return base;
+        }
         base.max(r.current + (r.rate * MOMENTUM_S) as u64)
     }
 
@@ -412,6 +421,7 @@ impl Sched {
             proj -= g;
             let job = r.job;
             self.runs[i].paused = true;
+            self.runs[i].paused_at = self.now;
             out.push(Action::Pause {
                 job,
                 reason: reason.clone(),
@@ -439,7 +449,8 @@ impl Sched {
                 .count();
             let g = self.growth(&self.runs[i]);
             let fits = self.working_set + resume_margin(budget) <= budget
-                && proj + g + resume_margin(budget) <= budget;
+                && proj + g + resume_margin(budget) <= budget
+                && self.now - self.runs[i].paused_at >= MIN_PAUSE_S;
             if !(fits || active == 0) {
                 break;
             }
@@ -613,6 +624,7 @@ impl Sched {
             rate: 0.0,
             sampled_at: -1.0,
             paused: false,
+            paused_at: 0.0,
             stopping: false,
         });
         out.push(Action::Start {

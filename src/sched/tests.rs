@@ -168,6 +168,7 @@ fn a_learned_estimate_admits_by_the_typical_size_if_the_high_one_stays_below_cri
                 rate: 0.0,
                 sampled_at: -1.0,
                 paused: false,
+                paused_at: 0.0,
                 stopping: false,
             });
             s.queue.retain(|&j| j != job);
@@ -312,6 +313,34 @@ fn resume_waits_for_a_margin_below_the_budget() {
     // Job 0 shrinks a little: 700 + 0 + 210 is still above 768 − 38: stay paused.
     observe(&mut s, 0.2, 600 * MIB, &[(0, 500 * MIB), (1, 90 * MIB)]);
     assert!(s.decide().is_empty());
+}
+
+#[test]
+fn a_paused_job_stays_paused_for_min_pause_s() {
+    // Three 200 MiB jobs; jobs 2 and 1 are paused when job 0 runs away, then job 0 ends.
+    let mut s = sched(None, Some(200 * MIB), vec![], 3);
+    assert_eq!(started(&s.decide()), vec![0, 1, 2]);
+    observe(
+        &mut s,
+        0.1,
+        750 * MIB,
+        &[(0, 400 * MIB), (1, 150 * MIB), (2, 150 * MIB)],
+    );
+    let a = s.decide();
+    assert!(
+        matches!(
+            &a[..],
+            [Action::Pause { job: 2, .. }, Action::Pause { job: 1, .. }]
+        ),
+        "{a:?}"
+    );
+    s.exited(0, Some(400 * MIB), false);
+    // Nothing runs: the oldest resumes at once. Job 2 would fit too (310 + 50 + 50 + 38 ≤ 768),
+    // but has been paused only 0.2 s.
+    observe(&mut s, 0.3, 310 * MIB, &[(1, 150 * MIB), (2, 150 * MIB)]);
+    assert_eq!(s.decide(), vec![Action::Resume { job: 1 }]);
+    observe(&mut s, 0.7, 310 * MIB, &[(1, 150 * MIB), (2, 150 * MIB)]);
+    assert_eq!(s.decide()[0], Action::Resume { job: 2 });
 }
 
 #[test]
