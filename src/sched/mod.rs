@@ -33,9 +33,9 @@ pub const PLATEAU_S: f64 = 0.25;
 pub const RAMP_HEADROOM: f64 = 1.5;
 /// A job past its estimate gets this much more, as it is probably still growing.
 pub const GROWTH_RAISE: f64 = 1.1;
-/// A paused job stays paused at least this long (unless nothing else runs): its growth rate
-/// reads zero while stopped, so resuming on the projection alone would flap.
-pub const MIN_PAUSE_S: f64 = 0.5;
+/// A paused job stays paused at least this long (unless nothing else runs), so that memory
+/// freed for a moment does not make it flap.
+pub const MIN_PAUSE_S: f64 = 0.2;
 /// How far ahead a running job's current growth rate is projected.
 pub const MOMENTUM_S: f64 = 0.1;
 /// A requeued job comes back with at least this much more than the peak it reached.
@@ -263,12 +263,16 @@ impl Sched {
             let Some(r) = self.runs.iter_mut().find(|r| r.job == u.job) else {
                 continue;
             };
+            // A stopped job keeps the rate it had when paused: that is how it will grow once
+            // resumed, so the projection (and the decision to resume) accounts for it.
             let dt = obs.now - r.sampled_at;
-            r.rate = if r.sampled_at >= 0.0 && dt > 0.0 {
-                u.current.saturating_sub(r.current) as f64 / dt
-            } else {
-                0.0
-            };
+            if !r.paused {
+                r.rate = if r.sampled_at >= 0.0 && dt > 0.0 {
+                    u.current.saturating_sub(r.current) as f64 / dt
+                } else {
+                    0.0
+                };
+            }
             r.sampled_at = obs.now;
             r.current = u.current;
             r.peak = r.peak.max(u.peak).max(u.current);
@@ -385,7 +389,7 @@ impl Sched {
         }
     }
 
-    /// The projection exceeds the budget: pause the youngest growing jobs until it fits,
+    /// The projection exceeds the budget: pause the youngest jobs growing now until it fits,
     /// always leaving one running. Returns whether anything is over (no resume this turn).
     fn pause_if_over(&mut self, out: &mut Vec<Action>) -> bool {
         let budget = self.cfg.budget.budget;
@@ -414,8 +418,10 @@ impl Sched {
             if active < 2 || r.paused || r.stopping {
                 continue;
             }
+            // Only a job growing right now: pausing one that merely has room reserved for it
+            // frees nothing real and costs its progress.
             let g = self.growth(r);
-            if g == 0 {
+            if g == 0 || r.rate <= 0.0 {
                 continue;
             }
             proj -= g;
@@ -456,6 +462,8 @@ impl Sched {
             }
             proj += g;
             self.runs[i].paused = false;
+            // It may grow again at once: not plateaued.
+            self.runs[i].grew_at = self.now;
             out.push(Action::Resume {
                 job: self.runs[i].job,
             });
@@ -468,6 +476,7 @@ impl Sched {
         if self.stopped || self.runs.iter().any(|r| r.paused || r.stopping) {
             return;
         }
+
         let budget = self.cfg.budget.budget;
         let mut proj = self.projection();
         let mut started_provisional = false;
