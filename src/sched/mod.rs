@@ -35,7 +35,7 @@ pub const RAMP_HEADROOM: f64 = 1.5;
 pub const GROWTH_RAISE: f64 = 1.1;
 /// A paused job stays paused at least this long (unless nothing else runs), so that memory
 /// freed for a moment does not make it flap.
-pub const MIN_PAUSE_S: f64 = 0.2;
+pub const MIN_PAUSE_S: f64 = 0.05;
 /// How far ahead a running job's current growth rate is projected.
 pub const MOMENTUM_S: f64 = 0.1;
 /// A requeued job comes back with at least this much more than the peak it reached.
@@ -263,16 +263,12 @@ impl Sched {
             let Some(r) = self.runs.iter_mut().find(|r| r.job == u.job) else {
                 continue;
             };
-            // A stopped job keeps the rate it had when paused: that is how it will grow once
-            // resumed, so the projection (and the decision to resume) accounts for it.
             let dt = obs.now - r.sampled_at;
-            if !r.paused {
-                r.rate = if r.sampled_at >= 0.0 && dt > 0.0 {
-                    u.current.saturating_sub(r.current) as f64 / dt
-                } else {
-                    0.0
-                };
-            }
+            r.rate = if r.sampled_at >= 0.0 && dt > 0.0 {
+                u.current.saturating_sub(r.current) as f64 / dt
+            } else {
+                0.0
+            };
             r.sampled_at = obs.now;
             r.current = u.current;
             r.peak = r.peak.max(u.peak).max(u.current);
@@ -462,8 +458,6 @@ impl Sched {
             }
             proj += g;
             self.runs[i].paused = false;
-            // It may grow again at once: not plateaued.
-            self.runs[i].grew_at = self.now;
             out.push(Action::Resume {
                 job: self.runs[i].job,
             });

@@ -345,10 +345,10 @@ fn a_paused_job_stays_paused_for_min_pause_s() {
     );
     s.exited(0, Some(400 * MIB), false);
     // Nothing runs: the oldest resumes at once. Job 2 would fit too (310 + 50 + 50 + 38 ≤ 768),
-    // but has been paused only 0.1 s.
-    observe(&mut s, 0.2, 310 * MIB, &[(1, 150 * MIB), (2, 150 * MIB)]);
+    // but has been paused only 0.02 s.
+    observe(&mut s, 0.12, 310 * MIB, &[(1, 150 * MIB), (2, 150 * MIB)]);
     assert_eq!(s.decide(), vec![Action::Resume { job: 1 }]);
-    observe(&mut s, 0.35, 310 * MIB, &[(1, 150 * MIB), (2, 150 * MIB)]);
+    observe(&mut s, 0.2, 310 * MIB, &[(1, 150 * MIB), (2, 150 * MIB)]);
     assert_eq!(s.decide()[0], Action::Resume { job: 2 });
 }
 
