@@ -7,10 +7,22 @@
 //! accounting is in bytes; time is seconds on any monotonic clock the caller picks.
 //!
 //! The projection behind every rule: `proj = working set + Σ growth(running)`, where a running
-//! job's growth is `max(0, its estimate − its current usage)`. A job whose estimate was learned
-//! from other jobs gives its reservation back once it has plateaued (its estimate becomes its own
-//! peak), so jobs are packed by what they really hold; own-history and `--mem-per-job` estimates
-//! are kept for the job's whole life because they already include its late growth.
+//! job's growth is `max(0, expected − current)`. `expected` is its estimate, at least its peak,
+//! and at least where its growth rate takes it in [`MOMENTUM_S`]. A job whose estimate was
+//! learned from other jobs gives its reservation back once it has plateaued (expected becomes its
+//! own peak), so jobs are packed by what they really hold; own-history and `--mem-per-job`
+//! estimates are kept for the job's whole life because they already include its late growth.
+//!
+//! Each [`Sched::decide`] runs, in order: requeue (working set half-way into the reserve, or
+//! over the budget and growing with `--on-pressure requeue`: stop the youngest, never the last);
+//! pause (projection over budget + slack: pause the youngest jobs growing now until it fits);
+//! resume (oldest first, when it fits with a margin); admit — the chain: not interrupted, nothing
+//! paused or stopping, under the `-j` cap, PSI below [`PSI_HOLD`], no job just grew past its
+//! estimate, then the queue head if `proj + estimate ≤ budget` (and, for a learned estimate,
+//! `proj + high quantile ≤ critical`), else an EASY backfill of a smaller job that does not delay
+//! the head, else (pause mode) one speculative start at the low quantile once everything has
+//! plateaued. With no estimate at all it ramps up one job at a time. An empty runner always
+//! starts the head, however big (no deadlock).
 
 pub mod budget;
 pub mod estimate;
