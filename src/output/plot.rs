@@ -1038,8 +1038,9 @@ mod tests {
         assert_eq!(tl.samples[0].running, [(0, 150 * MIB), (1, 100 * MIB)]);
         assert_eq!(tl.x_end, 6.0);
 
-        let svg = timeline_svg(&events, &info(2));
-        assert_eq!(svg.matches(r#"<g class="lane""#).count(), 2);
+        // The plan has 3 jobs (the fixture's sweep_start): job 2 never ran but has its lane.
+        let svg = timeline_svg(&events, &info(3));
+        assert_eq!(svg.matches(r#"<g class="lane""#).count(), 3);
         assert_eq!(svg.matches(r#"class="paused""#).count(), 1);
         assert_eq!(svg.matches(r#"<g class="resume">"#).count(), 1);
         assert_eq!(svg.matches(r#"<line class="budget""#).count(), 2);
