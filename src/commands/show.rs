@@ -312,9 +312,17 @@ fn header(dir: &Path, s: &Shown) -> Vec<(&'static str, String)> {
         .filter(|e| matches!(e, Event::SweepStart { .. }))
         .count();
     if let (Some(first), Some(last)) = (s.events.first(), s.events.last()) {
-        let mut ran = format!("{} to {}", when(first.t()), when(last.t()));
-        if runs > 1 {
-            ran.push_str(&format!(" ({runs} runs: resumed {} times)", runs - 1));
+        let (from, to) = (when(first.t()), when(last.t()));
+        // The end's date only when it differs from the start's.
+        let to = match (from.split_once(' '), to.split_once(' ')) {
+            (Some((d0, _)), Some((d1, rest))) if d0 == d1 => rest.to_string(),
+            _ => to,
+        };
+        let mut ran = format!("{from} to {to}");
+        match runs {
+            0 | 1 => {}
+            2 => ran.push_str(" (resumed once)"),
+            n => ran.push_str(&format!(" (resumed {} times)", n - 1)),
         }
         rows.push(("ran", ran));
     }
@@ -414,11 +422,9 @@ fn plot_info(dir: &Path, s: &Shown) -> PlotInfo {
     };
     let started = s.events.first().map(|e| when(e.t())).unwrap_or_default();
     let subtitle = format!(
-        "{started} · makespan {} · peak working set {} · limit {} · budget {} · accounting {} · {} requeue{} · {} pause{}",
+        "{started} · makespan {} · peak working set {} · accounting {} · {} requeue{} · {} pause{}",
         fmt_secs(sum.makespan_s),
         human(sum.peak_working_set_bytes),
-        human(sum.limit_bytes),
-        human(sum.budget_bytes),
         if sum.accounting.is_empty() {
             "-"
         } else {

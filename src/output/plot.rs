@@ -408,8 +408,8 @@ pub fn timeline_svg(events: &[Event], info: &PlotInfo) -> String {
 <pattern id="hatch" patternUnits="userSpaceOnUse" width="6" height="6" patternTransform="rotate(45)"><rect width="6" height="6" fill="#ffffff" fill-opacity="0.55"/><line x1="0" y1="0" x2="0" y2="6" stroke="#333333" stroke-width="2" stroke-opacity="0.6"/></pattern>
 </defs>
 <rect width="100%" height="100%" fill="#ffffff"/>
-<text x="{LEFT}" y="26" font-size="17" font-weight="bold">{}</text>
-<text x="{LEFT}" y="46" fill="#555555">{}</text>
+<text x="20" y="26" font-size="17" font-weight="bold">{}</text>
+<text x="20" y="46" fill="#555555">{}</text>
 "##,
         esc(&info.title),
         esc(&info.subtitle),
@@ -438,7 +438,7 @@ pub fn timeline_svg(events: &[Event], info: &PlotInfo) -> String {
         );
     }
 
-    legend(&mut s, &tl, gantt_bottom + 52.0);
+    legend(&mut s, &tl, per_job, gantt_bottom + 52.0);
     s.push_str("</svg>\n");
     s
 }
@@ -470,9 +470,8 @@ fn memory_chart(s: &mut String, tl: &Timeline, sc: &Scale, top: f64, bottom: f64
     }
     time_axis_grid(s, sc, top, bottom);
 
-    // The stacked bands: one polygon per stretch of consecutive samples in which a job ran,
-    // padded with a zero-height point on each side so bands ramp up and down. Empty samples at
-    // the start and end of the time axis let the first and last jobs ramp too.
+    // Each job's memory, stacked. Empty samples at the start and end of the time axis let the
+    // first and last jobs ramp up and down too.
     let mut samples: Vec<(f64, &[(usize, u64)])> = Vec::with_capacity(tl.samples.len() + 2);
     if tl.samples.first().is_some_and(|p| p.x > 0.0) {
         samples.push((0.0, &[]));
@@ -482,7 +481,6 @@ fn memory_chart(s: &mut String, tl: &Timeline, sc: &Scale, top: f64, bottom: f64
         samples.push((tl.x_end, &[]));
     }
     let _ = writeln!(s, r#"<g class="jobs-memory">"#);
-    let n = samples.len();
     let base_of = |i: usize, job: usize| -> u64 {
         samples[i]
             .1
@@ -498,51 +496,34 @@ fn memory_chart(s: &mut String, tl: &Timeline, sc: &Scale, top: f64, bottom: f64
             .ok()
             .map(|k| running[k].1)
     };
-    let mut present: HashMap<usize, Vec<usize>> = HashMap::new();
-    for (i, smp) in samples.iter().enumerate() {
-        for r in smp.1 {
-            present.entry(r.0).or_default().push(i);
-        }
-    }
-    let mut jobs: Vec<_> = present.into_iter().collect();
-    jobs.sort_unstable_by_key(|(j, _)| *j);
-    let stroke = if per_job {
-        r##" stroke="#ffffff" stroke-width="0.6""##
+    if per_job {
+        stacked_bands(s, &samples, sc, &y, base_of, value_of);
     } else {
-        ""
-    };
-    for (job, idx) in jobs {
-        let mut k = 0;
-        while k < idx.len() {
-            let mut e = k;
-            while e + 1 < idx.len() && idx[e + 1] == idx[e] + 1 {
-                e += 1;
-            }
-            let first = idx[k].saturating_sub(1);
-            let last = (idx[e] + 1).min(n - 1);
-            let mut top_pts = String::new();
-            let mut bot_pts = Vec::new();
-            for i in first..=last {
-                let base = base_of(i, job);
-                let v = value_of(i, job).unwrap_or(0);
-                let x = sc.x(samples[i].0);
-                let _ = write!(top_pts, "{x:.1},{:.1} ", y(base + v));
-                bot_pts.push(format!("{x:.1},{:.1}", y(base)));
-            }
-            bot_pts.reverse();
-            let _ = writeln!(
-                s,
-                r#"<polygon data-job="{job}" points="{}{}" fill="{}"{stroke}/>"#,
-                top_pts,
-                bot_pts.join(" "),
-                BANDS[job % BANDS.len()]
-            );
-            k = e + 1;
+        // Hundreds of one-second jobs make bands thinner than a pixel and spikier than the
+        // samples can support: show their sum, one area.
+        let mut pts: Vec<String> = samples
+            .iter()
+            .map(|(x, running)| {
+                let sum: u64 = running.iter().map(|r| r.1).sum();
+                format!("{:.1},{:.1}", sc.x(*x), y(sum))
+            })
+            .collect();
+        if let (Some((x0, _)), Some((x1, _))) = (samples.first(), samples.last()) {
+            pts.push(format!("{:.1},{:.1}", sc.x(*x1), y(0)));
+            pts.push(format!("{:.1},{:.1}", sc.x(*x0), y(0)));
         }
+        let _ = writeln!(
+            s,
+            r#"<polygon class="jobs-sum" points="{}" fill="{}"/>"#,
+            pts.join(" "),
+            BANDS[10]
+        );
     }
     let _ = writeln!(s, "</g>");
 
-    // Budget and limit of each run, labelled at the right end of the last run.
+    // Budget and limit of each run, labelled at the right end of the last run (labels drawn
+    // last, over the marks).
+    let mut labels = String::new();
     for (i, r) in tl.runs.iter().enumerate() {
         let (x0, x1) = (sc.x(r.x0), sc.x(r.x1).max(sc.x(r.x0) + 1.0));
         let last = i + 1 == tl.runs.len();
@@ -557,12 +538,13 @@ fn memory_chart(s: &mut String, tl: &Timeline, sc: &Scale, top: f64, bottom: f64
             r##"<line class="limit" x1="{x0:.1}" y1="{yl:.1}" x2="{x1:.1}" y2="{yl:.1}" stroke="{LIMIT_LINE}" stroke-width="1.5"/>"##
         );
         if last {
-            // Keep the two labels apart when budget and limit are close.
-            let yl_text = yl - 4.0;
+            // Under their lines (the top edge carries the pause marks), kept apart when the
+            // budget is close to the limit, with a white halo over the data.
+            let yl_text = yl + 13.0;
             let yb_text = (yb + 13.0).max(yl_text + 13.0);
-            let _ = writeln!(
-                s,
-                r##"<text x="{:.1}" y="{yl_text:.1}" text-anchor="end" fill="{LIMIT_LINE}" font-size="11">limit {}</text><text x="{:.1}" y="{yb_text:.1}" text-anchor="end" fill="{BUDGET_LINE}" font-size="11">budget {}</text>"##,
+            let halo = r##"paint-order="stroke" stroke="#ffffff" stroke-width="3""##;
+            labels = format!(
+                r##"<text x="{:.1}" y="{yl_text:.1}" text-anchor="end" fill="{LIMIT_LINE}" font-size="11" {halo}>limit {}</text><text x="{:.1}" y="{yb_text:.1}" text-anchor="end" fill="{BUDGET_LINE}" font-size="11" {halo}>budget {}</text>"##,
                 right - 4.0,
                 axis_bytes(r.limit),
                 right - 4.0,
@@ -622,7 +604,7 @@ fn memory_chart(s: &mut String, tl: &Timeline, sc: &Scale, top: f64, bottom: f64
                 };
                 let _ = writeln!(
                     s,
-                    r##"<g class="{name}"><line x1="{xx:.1}" y1="{top:.1}" x2="{xx:.1}" y2="{bottom:.1}" stroke="{c}" stroke-opacity="0.35"/><path d="M{:.1},{:.1} h8 l-4,7 z" fill="{c}"/></g>"##,
+                    r##"<g class="{name}"><line x1="{xx:.1}" y1="{top:.1}" x2="{xx:.1}" y2="{bottom:.1}" stroke="{c}" stroke-opacity="0.3"/><path d="M{:.1},{:.1} h8 l-4,7 z" fill="{c}"/></g>"##,
                     xx - 4.0,
                     top
                 );
@@ -630,6 +612,8 @@ fn memory_chart(s: &mut String, tl: &Timeline, sc: &Scale, top: f64, bottom: f64
         }
     }
     let _ = writeln!(s, "</g>");
+    s.push_str(&labels);
+    s.push('\n');
     let _ = writeln!(
         s,
         r##"<rect x="{LEFT}" y="{top}" width="{:.1}" height="{:.1}" fill="none" stroke="#999999"/>"##,
@@ -637,6 +621,56 @@ fn memory_chart(s: &mut String, tl: &Timeline, sc: &Scale, top: f64, bottom: f64
         bottom - top
     );
     time_axis(s, sc, bottom, None);
+}
+
+/// One polygon per job per stretch of consecutive samples in which it ran, stacked by job id,
+/// padded with a zero-height point on each side so bands ramp up and down.
+fn stacked_bands(
+    s: &mut String,
+    samples: &[(f64, &[(usize, u64)])],
+    sc: &Scale,
+    y: &dyn Fn(u64) -> f64,
+    base_of: impl Fn(usize, usize) -> u64,
+    value_of: impl Fn(usize, usize) -> Option<u64>,
+) {
+    let n = samples.len();
+    let mut present: HashMap<usize, Vec<usize>> = HashMap::new();
+    for (i, smp) in samples.iter().enumerate() {
+        for r in smp.1 {
+            present.entry(r.0).or_default().push(i);
+        }
+    }
+    let mut jobs: Vec<_> = present.into_iter().collect();
+    jobs.sort_unstable_by_key(|(j, _)| *j);
+    for (job, idx) in jobs {
+        let mut k = 0;
+        while k < idx.len() {
+            let mut e = k;
+            while e + 1 < idx.len() && idx[e + 1] == idx[e] + 1 {
+                e += 1;
+            }
+            let first = idx[k].saturating_sub(1);
+            let last = (idx[e] + 1).min(n - 1);
+            let mut top_pts = String::new();
+            let mut bot_pts = Vec::new();
+            for (i, smp) in samples.iter().enumerate().take(last + 1).skip(first) {
+                let base = base_of(i, job);
+                let v = value_of(i, job).unwrap_or(0);
+                let x = sc.x(smp.0);
+                let _ = write!(top_pts, "{x:.1},{:.1} ", y(base + v));
+                bot_pts.push(format!("{x:.1},{:.1}", y(base)));
+            }
+            bot_pts.reverse();
+            let _ = writeln!(
+                s,
+                r##"<polygon data-job="{job}" points="{}{}" fill="{}" stroke="#ffffff" stroke-width="0.6"/>"##,
+                top_pts,
+                bot_pts.join(" "),
+                BANDS[job % BANDS.len()]
+            );
+            k = e + 1;
+        }
+    }
 }
 
 /// Vertical grid lines at the time ticks.
@@ -822,7 +856,7 @@ fn gantt(
 }
 
 /// Legend rows under the charts: the memory chart's items, then the statuses that occur.
-fn legend(s: &mut String, tl: &Timeline, y: f64) {
+fn legend(s: &mut String, tl: &Timeline, per_job: bool, y: f64) {
     let mut statuses: Vec<JobStatus> = Vec::new();
     let mut requeued = false;
     let mut running = false;
@@ -847,10 +881,17 @@ fn legend(s: &mut String, tl: &Timeline, y: f64) {
         Tick(&'static str),
     }
     let row1 = vec![
-        (
-            Key::Band,
-            "job memory (stacked, one band per job)".to_string(),
-        ),
+        if per_job {
+            (
+                Key::Band,
+                "job memory (stacked, one band per job)".to_string(),
+            )
+        } else {
+            (
+                Key::Box(BANDS[10]),
+                "memory of all running jobs".to_string(),
+            )
+        },
         (Key::Line(WS_LINE, false), "container working set".into()),
         (Key::Line(BUDGET_LINE, true), "budget".into()),
         (Key::Line(LIMIT_LINE, false), "limit".into()),
