@@ -243,8 +243,7 @@ impl SweepDir {
                 root.display()
             )));
         }
-        let plan_json = serde_json::to_vec_pretty(plan).context("serializing the sweep plan")?;
-        atomic_write(&root.join(PLAN_FILE), &plan_json)?;
+        atomic_write_json(&root.join(PLAN_FILE), plan)?;
         let journal = open_journal(root)?;
         Ok(SweepDir {
             root: root.to_path_buf(),
@@ -402,8 +401,7 @@ impl SweepDir {
 
     /// Write `summary.json` atomically (temp file + rename).
     pub fn write_summary(&self, summary: &Summary) -> anyhow::Result<()> {
-        let bytes = serde_json::to_vec_pretty(summary).context("serializing the summary")?;
-        atomic_write(&self.root.join(SUMMARY_FILE), &bytes)
+        atomic_write_json(&self.root.join(SUMMARY_FILE), summary)
     }
 }
 
@@ -496,9 +494,21 @@ pub fn parse_journal(bytes: &[u8], path: &Path) -> anyhow::Result<(Vec<Event>, u
     Ok((events, good_len as u64))
 }
 
+/// [`atomic_write_with`] of a value as pretty JSON, streamed through a small buffer: the plan and
+/// the summary of a 10 000-job sweep are megabytes, and holding them as one string would double
+/// the runner's footprint.
+pub(crate) fn atomic_write_json<T: Serialize>(path: &Path, value: &T) -> anyhow::Result<()> {
+    atomic_write_with(path, |w| {
+        serde_json::to_writer_pretty(&mut *w, value).map_err(io::Error::other)
+    })
+}
+
 /// Write a file so readers see the old or the new content, never a mix, even across a crash:
-/// temp file in the same directory, fsync, rename, fsync the directory.
-pub(crate) fn atomic_write(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
+/// `write` fills a temp file in the same directory, then fsync, rename, fsync the directory.
+fn atomic_write_with(
+    path: &Path,
+    write: impl FnOnce(&mut io::BufWriter<File>) -> io::Result<()>,
+) -> anyhow::Result<()> {
     let dir = path.parent().unwrap_or(Path::new("."));
     let name = path
         .file_name()
@@ -506,8 +516,9 @@ pub(crate) fn atomic_write(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
         .unwrap_or_default();
     let tmp = dir.join(format!(".{name}.tmp.{}", std::process::id()));
     let result = (|| -> io::Result<()> {
-        let mut f = File::create(&tmp)?;
-        f.write_all(bytes)?;
+        let mut w = io::BufWriter::with_capacity(64 << 10, File::create(&tmp)?);
+        write(&mut w)?;
+        let f = w.into_inner().map_err(io::IntoInnerError::into_error)?;
         f.sync_all()?;
         fs::rename(&tmp, path)?;
         // The rename is only durable once the directory entry is.

@@ -616,10 +616,15 @@ impl Engine {
                 })?;
             }
         }
-        let pre = self.summary();
+        // Only the counts: two summaries of a 10 000-job sweep alive at once would double the
+        // runner's peak footprint.
+        let (succeeded, failed) = {
+            let pre = self.summary();
+            (pre.succeeded, pre.failed)
+        };
         let code = if self.interrupted.is_some() {
             Exit::Interrupted
-        } else if pre.failed > 0 || pre.succeeded < self.plan.jobs.len() {
+        } else if failed > 0 || succeeded < self.plan.jobs.len() {
             Exit::Failed
         } else {
             Exit::Ok
@@ -627,8 +632,8 @@ impl Engine {
         self.emit(Event::SweepEnd {
             t: epoch(),
             makespan_s: self.secs(),
-            succeeded: pre.succeeded,
-            failed: pre.failed,
+            succeeded,
+            failed,
             exit_code: code as i32,
             interrupted: self.interrupted.is_some(),
         })?;
