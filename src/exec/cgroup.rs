@@ -30,6 +30,9 @@ pub struct Slot {
     pub procs: CString,
     /// The oom_kill counter when the current job started (v1 slots are reused).
     pub oom_base: u64,
+    /// Peak and oom_kill counter as [`JobCgroups::finish`] read them, so the reset after a
+    /// short job need not read them again (two fewer opens per job).
+    last: std::cell::Cell<Option<(Option<u64>, Option<u64>)>>,
 }
 
 /// What a finished job's cgroup says, read before the cgroup is reset or removed.
@@ -350,6 +353,7 @@ impl JobCgroups {
                 dir,
                 procs,
                 oom_base,
+                last: std::cell::Cell::new(None),
             },
             true,
         ))
@@ -371,8 +375,13 @@ impl JobCgroups {
 
     /// Read the finished job's peak and OOM kills (before any reset).
     pub fn finish(&self, s: &Slot) -> Final {
-        let (_, peak) = self.usage(s);
-        let oom_kills = self.oom_count(&s.dir).map(|c| c.saturating_sub(s.oom_base));
+        let peak = read_u64(&s.dir.join(match self.version {
+            Version::V1 => "memory.max_usage_in_bytes",
+            Version::V2 => "memory.peak",
+        }));
+        let count = self.oom_count(&s.dir);
+        s.last.set(Some((peak, count)));
+        let oom_kills = count.map(|c| c.saturating_sub(s.oom_base));
         Final { peak, oom_kills }
     }
 
@@ -387,7 +396,9 @@ impl JobCgroups {
         if left.is_empty() {
             self.recycle(s, &mut gone);
         } else {
-            // Killed processes leave the cgroup a moment later; recycle it on a later turn.
+            // Killed processes leave the cgroup a moment later; recycle it on a later turn,
+            // rereading what they may have changed meanwhile.
+            s.last.set(None);
             self.draining.push(s);
         }
         gone
@@ -415,11 +426,18 @@ impl JobCgroups {
             // peak starts from (almost) zero. Below 1 MiB (what a trivial job leaves: kernel
             // objects) it is not worth force_empty's cost, which would double a short job's
             // overhead; that much may then show in the next job's peak.
-            if read_u64(&s.dir.join("memory.usage_in_bytes")).unwrap_or(0) > 1 << 20 {
+            // Usage never exceeds the peak since the last reset, so a small peak spares the read.
+            let (peak, count) = s.last.take().unwrap_or((None, None));
+            let usage = match peak {
+                Some(p) if p <= 1 << 20 => p,
+                _ => read_u64(&s.dir.join("memory.usage_in_bytes")).unwrap_or(0),
+            };
+            if usage > 1 << 20 {
                 let _ = write(&s.dir.join("memory.force_empty"), "0");
             }
             if write(&s.dir.join("memory.max_usage_in_bytes"), "0").is_ok() {
-                s.oom_base = self.oom_count(&s.dir).unwrap_or(0);
+                // Nothing ran here since finish() read the counter (the cgroup is empty).
+                s.oom_base = count.or_else(|| self.oom_count(&s.dir)).unwrap_or(0);
                 self.free.push(s);
                 return;
             }

@@ -243,19 +243,8 @@ unsafe fn child_exec(a: &ChildArgs) -> ! {
             libc::write(fd, b"1000".as_ptr().cast(), 4);
             libc::close(fd);
         }
-        if let Some(p) = a.cgroup_procs {
-            // "0" means the writing process itself, in v1 and v2 alike. O_CREAT only matters
-            // for fixture trees; cgroupfs files always exist.
-            let fd = libc::open(
-                p.as_ptr(),
-                libc::O_WRONLY | libc::O_CREAT | libc::O_CLOEXEC,
-                0o644,
-            );
-            if fd < 0 || libc::write(fd, b"0".as_ptr().cast(), 1) != 1 {
-                fail(STAGE_CGROUP);
-            }
-            libc::close(fd);
-        }
+        // Before joining the cgroup: the inodes created here stay cached after the job, and
+        // charged to a pooled job cgroup they would pile up until every reset had to reclaim.
         let append = |path: &CStr, stage: i32| -> i32 {
             let fd = libc::open(
                 path.as_ptr(),
@@ -269,6 +258,19 @@ unsafe fn child_exec(a: &ChildArgs) -> ! {
         };
         let out = append(a.stdout, STAGE_STDOUT);
         let err = a.stderr.map_or(out, |p| append(p, STAGE_STDERR));
+        if let Some(p) = a.cgroup_procs {
+            // "0" means the writing process itself, in v1 and v2 alike. O_CREAT only matters
+            // for fixture trees; cgroupfs files always exist.
+            let fd = libc::open(
+                p.as_ptr(),
+                libc::O_WRONLY | libc::O_CREAT | libc::O_CLOEXEC,
+                0o644,
+            );
+            if fd < 0 || libc::write(fd, b"0".as_ptr().cast(), 1) != 1 {
+                fail(STAGE_CGROUP);
+            }
+            libc::close(fd);
+        }
         for (target, fd) in [a.stdin, out, err].into_iter().enumerate() {
             let target = target as i32;
             // dup2 onto itself keeps close-on-exec set; clear it instead.
