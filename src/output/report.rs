@@ -4,7 +4,7 @@
 
 use std::io::{IsTerminal, Write};
 
-use crate::journal::{JobStatus, Summary};
+use crate::journal::{JobStatus, JobSummary, Summary};
 use crate::size;
 
 /// Sweeps with more jobs than this show only the jobs that did not succeed.
@@ -80,22 +80,22 @@ pub fn table(summary: &Summary, width: Option<usize>, style: Style) -> String {
     } else {
         summary.jobs.iter().collect()
     };
-    let cells: Vec<[String; 5]> = rows
-        .iter()
-        .map(|j| {
-            [
-                j.id.to_string(),
-                j.status.as_str().to_string(),
-                j.attempts.to_string(),
-                j.wall_s.map_or("-".into(), fmt_secs),
-                j.peak_bytes.map_or("-".into(), size::human),
-            ]
-        })
-        .collect();
+    // Cells are formatted twice (widths, then lines) rather than kept: an interrupted 10 000-job
+    // sweep lists thousands of rows, and holding five strings per row would set the runner's
+    // peak footprint.
+    let cells = |j: &JobSummary| -> [String; 5] {
+        [
+            j.id.to_string(),
+            j.status.as_str().to_string(),
+            j.attempts.to_string(),
+            j.wall_s.map_or("-".into(), fmt_secs),
+            j.peak_bytes.map_or("-".into(), size::human),
+        ]
+    };
     let header = ["id", "status", "tries", "wall", "peak"];
     let mut widths = header.map(str::len);
-    for c in &cells {
-        for (w, cell) in widths.iter_mut().zip(c) {
+    for j in &rows {
+        for (w, cell) in widths.iter_mut().zip(&cells(j)) {
             *w = (*w).max(cell.chars().count());
         }
     }
@@ -120,8 +120,8 @@ pub fn table(summary: &Summary, width: Option<usize>, style: Style) -> String {
         let head = line(&header.map(String::from));
         out.push_str(&head);
         out.push_str("command\n");
-        for (j, c) in rows.iter().zip(&cells) {
-            let mut l = line(c);
+        for j in &rows {
+            let mut l = line(&cells(j));
             let room = width.map(|w| w.saturating_sub(l.chars().count()).max(12));
             l.push_str(&truncate(&j.command, room));
             if style.color {
