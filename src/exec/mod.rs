@@ -63,6 +63,11 @@ pub struct SpawnSpec {
     pub stderr: PathBuf,
     /// Extra environment (MEMSWEEP_JOB_ID, MEMSWEEP_JOB_DIR, ...).
     pub env: Vec<(String, String)>,
+    /// A folder to create (if missing) and the text of the `command` file to write in it, before
+    /// the output files are opened. The child does it: creating inodes is slow on some
+    /// filesystems (ext4 skips recently deleted inodes one by one), and done there it runs beside
+    /// the runner's loop instead of in it. A failure ends the job as `FailedToSpawn`.
+    pub job_dir: Option<(PathBuf, String)>,
 }
 
 /// How a job ended.

@@ -114,6 +114,7 @@ fn spec(dir: &Path, job: usize, command: JobCommand) -> SpawnSpec {
         stdout: dir.join(format!("{job}.out")),
         stderr: dir.join(format!("{job}.err")),
         env: vec![("MEMSWEEP_JOB_ID".into(), job.to_string())],
+        job_dir: None,
     }
 }
 

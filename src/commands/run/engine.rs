@@ -422,8 +422,10 @@ impl Engine {
 
     fn prepare_start(&mut self, job: usize, estimate: u64) -> anyhow::Result<SpawnSpec> {
         let j = &self.plan.jobs[job];
-        let jdir = self.dir.job_dir(j)?;
+        // Created by the job's child process (SpawnSpec::job_dir), off the runner's loop.
+        let jdir = self.dir.job_path(job);
         let jdir = std::path::absolute(&jdir).unwrap_or(jdir);
+        let command = j.command.display();
         let sweep_dir =
             std::path::absolute(self.dir.root()).unwrap_or_else(|_| self.dir.root().to_path_buf());
         self.setup.attempts[job] += 1;
@@ -440,8 +442,8 @@ impl Engine {
                 ("MEMSWEEP_ATTEMPT".into(), attempt.to_string()),
                 ("MEMSWEEP_SWEEP_DIR".into(), sweep_dir.display().to_string()),
             ],
+            job_dir: Some((jdir, format!("{command}\n"))),
         };
-        let command = j.command.display();
         self.running.push(Running { job, attempt });
         self.emit(Event::JobStart {
             t: epoch(),
