@@ -320,6 +320,13 @@ impl Executor {
     }
 
     fn failed_to_spawn(&mut self, spec: &SpawnSpec, started: Instant, error: String) {
+        // No child ran to create the job folder: make it here, so a job that never started
+        // still has its folder and command file like every other (best effort).
+        if let Some((dir, text)) = &spec.job_dir
+            && std::fs::create_dir_all(dir).is_ok()
+        {
+            let _ = std::fs::write(dir.join("command"), text);
+        }
         self.pending.push_back(ExecEvent::Exited {
             job: spec.job,
             attempt: spec.attempt,

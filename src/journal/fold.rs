@@ -9,6 +9,8 @@
 
 use std::collections::HashMap;
 
+use serde::Serialize;
+
 use super::{Event, JobStatus, JobSummary, Summary};
 use crate::sweep::Job;
 
@@ -133,33 +135,66 @@ impl SummaryFold {
 
     /// The summary of the events so far, one row per job of `jobs` (in their order).
     pub fn summary(&self, jobs: &[Job], ctx: &SummaryContext) -> Summary {
-        let empty = JobFold::default();
-        let rows: Vec<JobSummary> = jobs
-            .iter()
-            .map(|job| {
-                let f = self.jobs.get(&job.id).unwrap_or(&empty);
-                let status = match (f.phase, self.ended) {
-                    (Some(Phase::Ended(s)), _) => s,
-                    (Some(Phase::Started), true) => JobStatus::Killed,
-                    (Some(Phase::Started), false) => JobStatus::Running,
-                    (Some(Phase::Requeued), true) => JobStatus::RequeuedOut,
-                    (Some(Phase::Requeued), false) | (None, false) => JobStatus::Pending,
-                    (None, true) => JobStatus::Skipped,
-                };
-                JobSummary {
-                    id: job.id,
-                    command: f.command.clone().unwrap_or_else(|| job.key.clone()),
-                    params: job.params.clone(),
-                    status,
-                    exit_code: f.exit_code,
-                    signal: f.signal,
-                    attempts: f.attempts,
-                    wall_s: f.wall_s,
-                    peak_bytes: f.peak_bytes,
-                    peak_source: f.peak_source.clone(),
-                }
-            })
-            .collect();
+        let mut s = self.header(jobs, ctx);
+        s.jobs = jobs.iter().map(|job| self.row(job)).collect();
+        s
+    }
+
+    /// [`Self::summary`] serialized as pretty JSON, byte for byte, with the rows made one at a
+    /// time instead of all held at once (a 10 000-job summary is megabytes).
+    /// `peak_working_set` raises the journal's peak (the runner samples more often than it
+    /// journals).
+    pub fn write_pretty(
+        &self,
+        w: impl std::io::Write,
+        jobs: &[Job],
+        ctx: &SummaryContext,
+        peak_working_set: u64,
+    ) -> serde_json::Result<()> {
+        let mut h = self.header(jobs, ctx);
+        h.peak_working_set_bytes = h.peak_working_set_bytes.max(peak_working_set);
+        serde_json::to_writer_pretty(w, &View { h: &h, jobs, fold: self })
+    }
+
+    fn status(&self, f: Option<&JobFold>) -> JobStatus {
+        match (f.and_then(|f| f.phase), self.ended) {
+            (Some(Phase::Ended(s)), _) => s,
+            (Some(Phase::Started), true) => JobStatus::Killed,
+            (Some(Phase::Started), false) => JobStatus::Running,
+            (Some(Phase::Requeued), true) => JobStatus::RequeuedOut,
+            (Some(Phase::Requeued), false) | (None, false) => JobStatus::Pending,
+            (None, true) => JobStatus::Skipped,
+        }
+    }
+
+    fn row(&self, job: &Job) -> JobSummary {
+        let f = self.jobs.get(&job.id);
+        let status = self.status(f);
+        let f = f.cloned().unwrap_or_default();
+        JobSummary {
+            id: job.id,
+            command: f.command.unwrap_or_else(|| job.key.clone()),
+            params: job.params.clone(),
+            status,
+            exit_code: f.exit_code,
+            signal: f.signal,
+            attempts: f.attempts,
+            wall_s: f.wall_s,
+            peak_bytes: f.peak_bytes,
+            peak_source: f.peak_source,
+        }
+    }
+
+    /// Everything but the rows, with the counts over `jobs`.
+    fn header(&self, jobs: &[Job], ctx: &SummaryContext) -> Summary {
+        let (mut succeeded, mut failed, mut skipped) = (0, 0, 0);
+        for job in jobs {
+            match self.status(self.jobs.get(&job.id)) {
+                JobStatus::Succeeded => succeeded += 1,
+                s if s.is_failure() => failed += 1,
+                _ => skipped += 1,
+            }
+        }
         let open_s = self.open_run.map_or(0.0, |(s, l)| (l - s).max(0.0));
         Summary {
             out: ctx.out.clone(),
@@ -171,17 +206,47 @@ impl SummaryFold {
             oom_kills: ctx.oom_kills,
             requeues: self.requeues,
             pauses: self.pauses,
-            succeeded: rows
-                .iter()
-                .filter(|r| r.status == JobStatus::Succeeded)
-                .count(),
-            failed: rows.iter().filter(|r| r.status.is_failure()).count(),
-            skipped: rows
-                .iter()
-                .filter(|r| r.status != JobStatus::Succeeded && !r.status.is_failure())
-                .count(),
-            jobs: rows,
+            succeeded,
+            failed,
+            skipped,
+            jobs: Vec::new(),
         }
+    }
+}
+
+/// A [`Summary`] whose rows are made while serializing. The fields and their order must stay
+/// those of `Summary` (a unit test compares the bytes).
+struct View<'a> {
+    h: &'a Summary,
+    jobs: &'a [Job],
+    fold: &'a SummaryFold,
+}
+
+impl Serialize for View<'_> {
+    fn serialize<S: serde::Serializer>(&self, ser: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeStruct;
+        struct Rows<'a>(&'a [Job], &'a SummaryFold);
+        impl Serialize for Rows<'_> {
+            fn serialize<S: serde::Serializer>(&self, ser: S) -> Result<S::Ok, S::Error> {
+                ser.collect_seq(self.0.iter().map(|job| self.1.row(job)))
+            }
+        }
+        let h = self.h;
+        let mut st = ser.serialize_struct("Summary", 13)?;
+        st.serialize_field("out", &h.out)?;
+        st.serialize_field("makespan_s", &h.makespan_s)?;
+        st.serialize_field("limit_bytes", &h.limit_bytes)?;
+        st.serialize_field("budget_bytes", &h.budget_bytes)?;
+        st.serialize_field("accounting", &h.accounting)?;
+        st.serialize_field("peak_working_set_bytes", &h.peak_working_set_bytes)?;
+        st.serialize_field("oom_kills", &h.oom_kills)?;
+        st.serialize_field("requeues", &h.requeues)?;
+        st.serialize_field("pauses", &h.pauses)?;
+        st.serialize_field("succeeded", &h.succeeded)?;
+        st.serialize_field("failed", &h.failed)?;
+        st.serialize_field("skipped", &h.skipped)?;
+        st.serialize_field("jobs", &Rows(self.jobs, self.fold))?;
+        st.end()
     }
 }
 
@@ -200,6 +265,35 @@ pub fn summarize(jobs: &[Job], events: &[Event], ctx: &SummaryContext) -> Summar
 mod tests {
     use super::super::fixtures::*;
     use super::*;
+
+    #[test]
+    fn the_streamed_summary_is_byte_for_byte_the_summary() {
+        let jobs = jobs(4);
+        let events = vec![
+            sweep_start(100.0, false),
+            start(100.0, 0, 1),
+            start(100.0, 1, 1),
+            sample(101.0, 700 << 20),
+            end(103.0, 1, 1, JobStatus::Failed, 200 << 20),
+            end(103.5, 0, 1, JobStatus::Succeeded, 300 << 20),
+            start(104.0, 2, 1),
+        ];
+        let mut fold = SummaryFold::default();
+        for e in &events {
+            fold.add(e);
+        }
+        let c = ctx("out");
+        let mut want = fold.summary(&jobs, &c);
+        want.peak_working_set_bytes = 800 << 20;
+        let mut got = Vec::new();
+        fold.write_pretty(&mut got, &jobs, &c, 800 << 20).unwrap();
+        assert_eq!(
+            String::from_utf8(got).unwrap(),
+            serde_json::to_string_pretty(&want).unwrap()
+        );
+        let back: Summary = serde_json::from_str(&serde_json::to_string(&want).unwrap()).unwrap();
+        assert_eq!((back.succeeded, back.failed, back.skipped), (1, 1, 2));
+    }
 
     #[test]
     fn requeues_pauses_attempts_and_peaks_fold_into_the_summary() {

@@ -403,6 +403,21 @@ impl SweepDir {
     pub fn write_summary(&self, summary: &Summary) -> anyhow::Result<()> {
         atomic_write_json(&self.root.join(SUMMARY_FILE), summary)
     }
+
+    /// Write `summary.json` from the fold of what was recorded, as [`Self::summary`] +
+    /// [`Self::write_summary`] would, without holding every row at once.
+    pub fn write_summary_streamed(
+        &self,
+        jobs: &[crate::sweep::Job],
+        ctx: &SummaryContext,
+        peak_working_set: u64,
+    ) -> anyhow::Result<()> {
+        atomic_write_with(&self.root.join(SUMMARY_FILE), |w| {
+            self.fold
+                .write_pretty(&mut *w, jobs, ctx, peak_working_set)
+                .map_err(io::Error::other)
+        })
+    }
 }
 
 /// Take the exclusive lock on DIR/.lock and write our pid into it.

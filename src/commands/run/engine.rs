@@ -566,20 +566,24 @@ impl Engine {
     }
 
     fn summary(&mut self) -> Summary {
+        let ctx = self.summary_context();
+        let mut s = self.dir.summary(&self.plan.jobs, &ctx);
+        s.peak_working_set_bytes = s.peak_working_set_bytes.max(self.peak_ws);
+        s
+    }
+
+    fn summary_context(&self) -> SummaryContext {
         let oom = match (self.oom_at_start, self.status.oom_kills) {
             (Some(a), Some(b)) => b.saturating_sub(a),
             _ => 0,
         };
-        let ctx = SummaryContext {
+        SummaryContext {
             out: self.dir.root().display().to_string(),
             limit_bytes: self.setup.budget.limit,
             budget_bytes: self.setup.budget.budget,
             accounting: accounting_str(self.exec.accounting()).to_string(),
             oom_kills: oom,
-        };
-        let mut s = self.dir.summary(&self.plan.jobs, &ctx);
-        s.peak_working_set_bytes = s.peak_working_set_bytes.max(self.peak_ws);
-        s
+        }
     }
 
     fn maybe_write_summary(&mut self, force: bool) -> anyhow::Result<()> {
@@ -589,8 +593,10 @@ impl Engine {
                 .last_summary
                 .is_none_or(|t| t.elapsed() >= Duration::from_secs(1));
         if due {
-            let s = self.summary();
-            self.dir.write_summary(&s)?;
+            // Streamed: the live summary of a big sweep never holds every row at once.
+            let ctx = self.summary_context();
+            self.dir
+                .write_summary_streamed(&self.plan.jobs, &ctx, self.peak_ws)?;
             self.last_summary = Some(Instant::now());
         }
         Ok(())
