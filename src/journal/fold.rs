@@ -36,12 +36,13 @@ enum Phase {
 struct JobFold {
     phase: Option<Phase>,
     attempts: u32,
-    command: Option<String>,
+    // Boxed: one per job of the sweep, kept for the whole run.
+    command: Option<Box<str>>,
     exit_code: Option<i32>,
     signal: Option<i32>,
     wall_s: Option<f64>,
     peak_bytes: Option<u64>,
-    peak_source: Option<String>,
+    peak_source: Option<Box<str>>,
 }
 
 /// An incremental fold over journal events; [`SummaryFold::summary`] can be taken at any point.
@@ -69,7 +70,12 @@ impl SummaryFold {
             *last = last.max(event.t());
         }
         match event {
-            Event::SweepStart { t, .. } => {
+            Event::SweepStart { t, jobs, .. } => {
+                // Room for every job at once: growing the map rehashes into a second table,
+                // a transient that set the runner's peak footprint in a 10 000-job sweep.
+                // Bounded, since a damaged journal may claim any count.
+                let want = (*jobs).min(1 << 20).saturating_sub(self.jobs.len());
+                self.jobs.reserve(want);
                 self.close_run();
                 for job in self.jobs.values_mut() {
                     if job.phase == Some(Phase::Started) {
@@ -83,7 +89,7 @@ impl SummaryFold {
                 let j = self.jobs.entry(*job).or_default();
                 j.phase = Some(Phase::Started);
                 j.attempts += 1;
-                j.command = Some(command.clone());
+                j.command = Some(command.as_str().into());
                 j.exit_code = None;
                 j.signal = None;
                 j.wall_s = None;
@@ -104,7 +110,8 @@ impl SummaryFold {
                 j.signal = *signal;
                 j.wall_s = Some(*wall_s);
                 j.peak_bytes = *peak_bytes;
-                j.peak_source = Some(peak_source.clone()).filter(|s| !s.is_empty());
+                j.peak_source =
+                    Some(peak_source.as_str().into()).filter(|s: &Box<str>| !s.is_empty());
             }
             Event::JobRequeue {
                 job, usage_bytes, ..
@@ -153,7 +160,14 @@ impl SummaryFold {
     ) -> serde_json::Result<()> {
         let mut h = self.header(jobs, ctx);
         h.peak_working_set_bytes = h.peak_working_set_bytes.max(peak_working_set);
-        serde_json::to_writer_pretty(w, &View { h: &h, jobs, fold: self })
+        serde_json::to_writer_pretty(
+            w,
+            &View {
+                h: &h,
+                jobs,
+                fold: self,
+            },
+        )
     }
 
     fn status(&self, f: Option<&JobFold>) -> JobStatus {
@@ -173,7 +187,7 @@ impl SummaryFold {
         let f = f.cloned().unwrap_or_default();
         JobSummary {
             id: job.id,
-            command: f.command.unwrap_or_else(|| job.key.clone()),
+            command: f.command.map_or_else(|| job.key.clone(), String::from),
             params: job.params.clone(),
             status,
             exit_code: f.exit_code,
@@ -181,7 +195,7 @@ impl SummaryFold {
             attempts: f.attempts,
             wall_s: f.wall_s,
             peak_bytes: f.peak_bytes,
-            peak_source: f.peak_source,
+            peak_source: f.peak_source.map(String::from),
         }
     }
 

@@ -216,6 +216,10 @@ fn build(args: &RunArgs, cwd: &Path, stdin: &mut dyn Read) -> Result<SweepPlan, 
         }
     };
 
+    // The jobs are built in place over the parsed lines, with the capacity a growing vector
+    // left: 40% more than needed at 10 000 jobs, held for the whole sweep.
+    let mut jobs = jobs;
+    jobs.shrink_to_fit();
     Ok(SweepPlan {
         jobs,
         config: config(args, &spec)?,
