@@ -147,6 +147,33 @@ impl SummaryFold {
         s
     }
 
+    /// [`Self::summary`], consuming the fold: the rows take its strings instead of copying them,
+    /// which keeps the end of a big sweep (fold, rows and report at once) smaller.
+    pub fn into_summary(mut self, jobs: &[Job], ctx: &SummaryContext) -> Summary {
+        let mut s = self.header(jobs, ctx);
+        s.jobs = jobs
+            .iter()
+            .map(|job| {
+                let f = self.jobs.remove(&job.id);
+                let status = self.status(f.as_ref());
+                let f = f.unwrap_or_default();
+                JobSummary {
+                    id: job.id,
+                    command: f.command.map_or_else(|| job.key.clone(), String::from),
+                    params: job.params.clone(),
+                    status,
+                    exit_code: f.exit_code,
+                    signal: f.signal,
+                    attempts: f.attempts,
+                    wall_s: f.wall_s,
+                    peak_bytes: f.peak_bytes,
+                    peak_source: f.peak_source.map(String::from),
+                }
+            })
+            .collect();
+        s
+    }
+
     /// [`Self::summary`] serialized as pretty JSON, byte for byte, with the rows made one at a
     /// time instead of all held at once (a 10 000-job summary is megabytes).
     /// `peak_working_set` raises the journal's peak (the runner samples more often than it
@@ -168,6 +195,19 @@ impl SummaryFold {
                 fold: self,
             },
         )
+    }
+
+    /// (succeeded, failed) over `jobs`, as [`Self::summary`] counts them, without the rows.
+    pub fn counts(&self, jobs: &[Job]) -> (usize, usize) {
+        let (mut succeeded, mut failed) = (0, 0);
+        for job in jobs {
+            match self.status(self.jobs.get(&job.id)) {
+                JobStatus::Succeeded => succeeded += 1,
+                s if s.is_failure() => failed += 1,
+                _ => {}
+            }
+        }
+        (succeeded, failed)
     }
 
     fn status(&self, f: Option<&JobFold>) -> JobStatus {
@@ -299,6 +339,10 @@ mod tests {
         let c = ctx("out");
         let mut want = fold.summary(&jobs, &c);
         want.peak_working_set_bytes = 800 << 20;
+        assert_eq!(
+            fold.clone().into_summary(&jobs, &c),
+            fold.summary(&jobs, &c)
+        );
         let mut got = Vec::new();
         fold.write_pretty(&mut got, &jobs, &c, 800 << 20).unwrap();
         assert_eq!(

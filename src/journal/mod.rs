@@ -404,6 +404,17 @@ impl SweepDir {
         atomic_write_json(&self.root.join(SUMMARY_FILE), summary)
     }
 
+    /// (succeeded, failed) of [`Self::summary`], without building it.
+    pub fn counts(&self, jobs: &[crate::sweep::Job]) -> (usize, usize) {
+        self.fold.counts(jobs)
+    }
+
+    /// [`Self::summary`] for the last time: the fold is consumed (see
+    /// [`SummaryFold::into_summary`]), so later summaries only count later events.
+    pub fn take_summary(&mut self, jobs: &[crate::sweep::Job], ctx: &SummaryContext) -> Summary {
+        std::mem::take(&mut self.fold).into_summary(jobs, ctx)
+    }
+
     /// Write `summary.json` from the fold of what was recorded, as [`Self::summary`] +
     /// [`Self::write_summary`] would, without holding every row at once.
     pub fn write_summary_streamed(

@@ -624,12 +624,8 @@ impl Engine {
                 })?;
             }
         }
-        // Only the counts: two summaries of a 10 000-job sweep alive at once would double the
-        // runner's peak footprint.
-        let (succeeded, failed) = {
-            let pre = self.summary();
-            (pre.succeeded, pre.failed)
-        };
+        // The counts without the rows: a 10 000-job summary is megabytes, built once, below.
+        let (succeeded, failed) = self.dir.counts(&self.plan.jobs);
         let code = if self.interrupted.is_some() {
             Exit::Interrupted
         } else if failed > 0 || succeeded < self.plan.jobs.len() {
@@ -646,7 +642,10 @@ impl Engine {
             interrupted: self.interrupted.is_some(),
         })?;
         self.dir.sync()?;
-        let summary = self.summary();
+        // The last summary: it takes the fold's strings rather than copying them.
+        let ctx = self.summary_context();
+        let mut summary = self.dir.take_summary(&self.plan.jobs, &ctx);
+        summary.peak_working_set_bytes = summary.peak_working_set_bytes.max(self.peak_ws);
         self.dir.write_summary(&summary)?;
         self.flush_history();
         self.progress.finish();
