@@ -110,8 +110,7 @@ impl SummaryFold {
                 j.signal = *signal;
                 j.wall_s = Some(*wall_s);
                 j.peak_bytes = *peak_bytes;
-                j.peak_source =
-                    Some(peak_source.as_str().into()).filter(|s: &Box<str>| !s.is_empty());
+                j.peak_source = (!peak_source.is_empty()).then(|| peak_source.as_str().into());
             }
             Event::JobRequeue {
                 job, usage_bytes, ..
