@@ -12,3 +12,5 @@ pub mod probe;
 pub mod sched;
 pub mod size;
 pub mod sweep;
+#[cfg(test)]
+pub(crate) mod testutil;

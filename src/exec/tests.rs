@@ -5,16 +5,14 @@
 //! process, so two running at once would steal each other's exits.
 
 use std::path::{Path, PathBuf};
-use std::sync::{Mutex, MutexGuard};
+use std::sync::MutexGuard;
 use std::time::{Duration, Instant};
 
 use super::*;
 use crate::probe::{CgroupVersion, Fs, Layout};
 
-static LOCK: Mutex<()> = Mutex::new(());
-
 fn lock() -> MutexGuard<'static, ()> {
-    LOCK.lock().unwrap_or_else(|e| e.into_inner())
+    crate::testutil::children()
 }
 
 macro_rules! skip {

@@ -712,6 +712,8 @@ mod tests {
 
     #[test]
     fn a_second_runner_is_refused_and_told_the_holders_pid() {
+        // A child forked by a concurrent test would hold the lock's descriptor until it execs.
+        let _children = crate::testutil::children();
         let tmp = tempfile::tempdir().unwrap();
         let root = tmp.path().join("s");
         let first = SweepDir::create(&root, &plan(2)).unwrap();

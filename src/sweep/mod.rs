@@ -522,6 +522,7 @@ mod tests {
             let JobCommand::Shell(script) = &j.command else {
                 panic!("expected shell")
             };
+            let _children = crate::testutil::children();
             let st = std::process::Command::new("sh")
                 .arg("-c")
                 .arg(script)

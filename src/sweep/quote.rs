@@ -78,6 +78,7 @@ pub(crate) mod tests {
     /// What `sh` makes of `script`: the words it passes to `printf`, NUL-separated so that
     /// newlines inside a word survive.
     pub(crate) fn sh_words(script: &str) -> Vec<String> {
+        let _children = crate::testutil::children();
         let out = Command::new("sh")
             .arg("-c")
             .arg(format!("printf '%s\\0' {script}"))
