@@ -435,9 +435,9 @@ def one_run(runner: str, workload: str, jobs: list[Job], rep: int, limit: int, c
     if runner.startswith("memsweep"):
         if summary.exists():
             s = json.loads(summary.read_text())
-            sw = s.get("sweep", {})
+            sw = s.get("sweep") or s  # sweep totals: under "sweep", or at the top level
             r["memsweep"] = {k: sw.get(k) for k in ("makespan_s", "peak_working_set_bytes", "oom_kills",
-                                                    "requeues", "pauses")}
+                                                    "requeues", "pauses", "budget_bytes", "accounting")}
             r["memsweep_jobs"] = [
                 {k: j.get(k) for k in ("command", "status", "attempts", "peak_bytes", "peak_source", "wall_s")}
                 for j in s.get("jobs", [])
