@@ -1,10 +1,98 @@
 //! `memsweep mem`: the memory table (or JSON), optionally refreshed with `--watch`.
+//!
+//! `--watch` clears the screen and redraws on a terminal, and prints one block per reading
+//! otherwise (one JSON object per line with `--json`). Ctrl-C or SIGTERM ends it with exit 0:
+//! stopping is the only way a watch ends, so it is not a failure.
+
+use std::io::{IsTerminal, Write};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
 
 use crate::cli::MemArgs;
-use crate::exit::Exit;
-use crate::probe::Fs;
+use crate::exit::{self, Exit};
+use crate::output;
+use crate::probe::{Fs, MemStatus, Probe};
 
 pub fn run(fs: &Fs, args: &MemArgs) -> anyhow::Result<Exit> {
-    let _ = (fs, args);
-    todo!("probe helper")
+    let interval = match args.watch {
+        Some(s) if !(s.is_finite() && s > 0.0) => {
+            return Err(exit::usage(format!(
+                "--watch {s}: the interval must be a positive number of seconds, e.g. --watch 1 or --watch 0.5"
+            )));
+        }
+        Some(s) => Some(Duration::from_secs_f64(s.clamp(0.05, 86_400.0))),
+        None => None,
+    };
+    let probe = Probe::new(fs.clone())?;
+    let Some(interval) = interval else {
+        let st = probe.status()?;
+        warn(&st);
+        emit(&render(&st, args.json, false));
+        return Ok(Exit::Ok);
+    };
+
+    let stop = Arc::new(AtomicBool::new(false));
+    for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        signal_hook::flag::register(sig, Arc::clone(&stop))?;
+    }
+    let tty = std::io::stdout().is_terminal() && !args.json;
+    let mut first = true;
+    while !stop.load(Ordering::Relaxed) {
+        let st = probe.status()?;
+        if first {
+            warn(&st);
+        }
+        let mut text = String::new();
+        if tty {
+            text.push_str("\x1b[H\x1b[2J");
+        } else if !first && !args.json {
+            text.push('\n');
+        }
+        if !args.json {
+            text.push_str(&format!(
+                "{}  (every {}s; Ctrl-C to stop)\n",
+                jiff::ZonedDateTime::now().strftime("%Y-%m-%d %H:%M:%S"),
+                interval.as_secs_f64()
+            ));
+        }
+        text.push_str(&render(&st, args.json, true));
+        if emit(&text) != Exit::Ok {
+            // Nobody is reading any more (`| head`): a normal end.
+            return Ok(Exit::Ok);
+        }
+        first = false;
+        let until = Instant::now() + interval;
+        while !stop.load(Ordering::Relaxed) && Instant::now() < until {
+            std::thread::sleep(Duration::from_millis(50).min(interval));
+        }
+    }
+    Ok(Exit::Ok)
+}
+
+fn render(st: &MemStatus, json: bool, one_line: bool) -> String {
+    if !json {
+        return output::mem::table(st);
+    }
+    let text = if one_line {
+        serde_json::to_string(st)
+    } else {
+        serde_json::to_string_pretty(st)
+    };
+    text.expect("MemStatus always serializes") + "\n"
+}
+
+fn warn(st: &MemStatus) {
+    for w in &st.warnings {
+        eprintln!("memsweep: warning: {w}");
+    }
+}
+
+/// Write to stdout; a closed pipe is not an error worth a panic (println! would panic).
+fn emit(text: &str) -> Exit {
+    let mut out = std::io::stdout().lock();
+    match out.write_all(text.as_bytes()).and_then(|_| out.flush()) {
+        Ok(()) => Exit::Ok,
+        Err(_) => Exit::Failed,
+    }
 }

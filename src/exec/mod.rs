@@ -4,12 +4,24 @@
 //!
 //! All `unsafe` and OS-specific code of the crate lives here, each block with a `// SAFETY:` comment.
 
+mod cgroup;
+mod guard;
+mod sample;
+mod signals;
+mod spawn;
+mod sys;
+#[cfg(test)]
+mod tests;
+
+use std::collections::VecDeque;
 use std::path::PathBuf;
-use std::time::Duration;
+use std::time::{Duration, Instant};
+
+use anyhow::bail;
 
 use serde::Serialize;
 
-use crate::probe::Layout;
+use crate::probe::{CgroupVersion, Layout};
 use crate::sweep::JobCommand;
 
 /// How jobs' memory is measured.
@@ -95,9 +107,50 @@ pub struct JobUsage {
     pub peak_bytes: u64,
 }
 
+/// A running (or paused) job.
+struct Running {
+    job: usize,
+    attempt: u32,
+    pid: i32,
+    started: Instant,
+    paused: bool,
+    /// The last signal memsweep sent through [`Executor::signal`].
+    sent: Option<i32>,
+    slot: Option<cgroup::Slot>,
+    /// Proc mode (and the v2 fallback when memory.peak is missing): max over samples.
+    sampled_peak: u64,
+    current: u64,
+    /// Process groups of the job's tree registered with the guard (the job's own first).
+    pgids: Vec<i32>,
+}
+
 /// Runs jobs. Created once per sweep; dropping it kills whatever still runs.
+///
+/// It reaps every child of the process (`waitpid(-1)`, as the subreaper of the jobs' orphans),
+/// so a process should hold one executor and not wait for other children concurrently.
 pub struct Executor {
-    _private: (),
+    cfg: ExecConfig,
+    accounting: Accounting,
+    note: String,
+    notes: Vec<String>,
+    cgroups: Option<cgroup::JobCgroups>,
+    guard: Option<guard::Guard>,
+    signals: signals::Signals,
+    jobs: Vec<Running>,
+    pending: VecDeque<ExecEvent>,
+    last_sample: Option<Instant>,
+    page: u64,
+}
+
+/// Lower memsweep's own OOM score so the kernel never picks the runner; Err(why) if refused.
+fn protect_self() -> Result<(), String> {
+    std::fs::write("/proc/self/oom_score_adj", "-500").map_err(|e| {
+        format!(
+            "could not lower memsweep's own oom_score_adj to -500 ({}); the kernel still prefers \
+             the jobs (1000)",
+            sys::err_text(&e)
+        )
+    })
 }
 
 impl Executor {
@@ -109,58 +162,419 @@ impl Executor {
         layout: &Layout,
         fs: &crate::probe::Fs,
     ) -> anyhow::Result<Executor> {
-        let _ = (cfg, layout, fs);
-        todo!("exec helper")
+        let mut notes = Vec::new();
+        if let Err(why) = protect_self() {
+            notes.push(why);
+        }
+        if let Err(e) = sys::set_child_subreaper() {
+            notes.push(format!(
+                "could not become the subreaper of the jobs' orphans ({}); grandchildren whose \
+                 parent exits are reaped by init",
+                sys::err_text(&e)
+            ));
+        }
+        let signals = signals::Signals::install()
+            .map_err(|e| anyhow::anyhow!("cannot install signal handlers: {e}"))?;
+
+        let interval_ms = cfg.sample_interval.as_millis();
+        let proc_note = |why: &str| format!("sampling /proc every {interval_ms} ms: {why}");
+        let (cgroups, note) = match (cfg.no_cgroups, layout.version, &layout.dir) {
+            (true, _, _) => (None, proc_note("--no-cgroups")),
+            (false, None, _) | (false, _, None) => (None, proc_note("no memory cgroup found")),
+            (false, Some(v), Some(dir)) => {
+                let version = match v {
+                    CgroupVersion::V1 => cgroup::Version::V1,
+                    CgroupVersion::V2 => cgroup::Version::V2,
+                };
+                match cgroup::JobCgroups::setup(version, &fs.path(dir), cfg.job_mem_max) {
+                    Ok(cg) => {
+                        let mut n = format!("per-job cgroups under {}", cg.base.display());
+                        if !cg.removed_stale.is_empty() {
+                            n.push_str(&format!(
+                                " (removed stale {} of dead runners)",
+                                cg.removed_stale.join(", ")
+                            ));
+                        }
+                        (Some(cg), n)
+                    }
+                    Err(why) => (None, proc_note(&why)),
+                }
+            }
+        };
+        if cgroups.is_none() && cfg.job_mem_max.is_some() {
+            notes.push(
+                "--job-mem-max is not enforced: it needs per-job cgroups (see the accounting note)"
+                    .into(),
+            );
+        }
+        let accounting = match cgroups.as_ref().map(|c| c.version) {
+            Some(cgroup::Version::V1) => Accounting::CgroupV1,
+            Some(cgroup::Version::V2) => Accounting::CgroupV2,
+            None => Accounting::Proc,
+        };
+        let guard = match guard::Guard::start(cgroups.as_ref().map(|c| c.base.as_path())) {
+            Ok(g) => Some(g),
+            Err(e) => {
+                notes.push(format!(
+                    "could not start the orphan guard ({e}); jobs may outlive a killed memsweep"
+                ));
+                None
+            }
+        };
+        Ok(Executor {
+            cfg,
+            accounting,
+            note,
+            notes,
+            cgroups,
+            guard,
+            signals,
+            jobs: Vec::new(),
+            pending: VecDeque::new(),
+            last_sample: None,
+            page: sys::page_size(),
+        })
     }
 
     pub fn accounting(&self) -> Accounting {
-        todo!("exec helper")
+        self.accounting
     }
 
     /// A sentence for the user: which mode and why (e.g. "per-job cgroups under /sys/fs/cgroup/memory/x").
     pub fn accounting_note(&self) -> String {
-        todo!("exec helper")
+        match self.accounting {
+            Accounting::Proc => format!("{} (peaks are sampled)", self.note),
+            _ => self.note.clone(),
+        }
+    }
+
+    /// Warnings from setup worth showing once (oom_score_adj refused, no guard, ...).
+    pub fn notes(&self) -> &[String] {
+        &self.notes
     }
 
     /// Start a job (own process group, oom_score_adj 1000, own cgroup when available).
     /// A spawn failure is returned as an `Exited { outcome: FailedToSpawn }` by the next `wait`.
     pub fn spawn(&mut self, spec: SpawnSpec) -> anyhow::Result<()> {
-        let _ = spec;
-        todo!("exec helper")
+        if self.jobs.iter().any(|r| r.job == spec.job) {
+            bail!("job {} is already running", spec.job);
+        }
+        let started = Instant::now();
+        let slot = match self.cgroups.as_mut().map(|c| c.acquire()) {
+            None => None,
+            Some(Ok((slot, new))) => {
+                if new && let Some(g) = self.guard.as_mut() {
+                    g.add_cgroup(slot.n);
+                }
+                Some(slot)
+            }
+            Some(Err(e)) => {
+                self.failed_to_spawn(&spec, started, e.to_string());
+                return Ok(());
+            }
+        };
+        match spawn::spawn(&spec, slot.as_ref().map(|s| s.procs.as_c_str())) {
+            Ok(pid) => {
+                if let Some(g) = self.guard.as_mut() {
+                    g.add_pgid(pid);
+                }
+                self.jobs.push(Running {
+                    job: spec.job,
+                    attempt: spec.attempt,
+                    pid,
+                    started,
+                    paused: false,
+                    sent: None,
+                    slot,
+                    sampled_peak: 0,
+                    current: 0,
+                    pgids: vec![pid],
+                });
+            }
+            Err(e) => {
+                if let Some(slot) = slot {
+                    self.release_slot(slot);
+                }
+                self.failed_to_spawn(&spec, started, e.to_string());
+            }
+        }
+        Ok(())
+    }
+
+    fn failed_to_spawn(&mut self, spec: &SpawnSpec, started: Instant, error: String) {
+        self.pending.push_back(ExecEvent::Exited {
+            job: spec.job,
+            attempt: spec.attempt,
+            outcome: Outcome::FailedToSpawn { error },
+            wall: started.elapsed(),
+            peak_bytes: None,
+            accounting: self.accounting,
+        });
+    }
+
+    fn release_slot(&mut self, slot: cgroup::Slot) {
+        if let Some(cg) = self.cgroups.as_mut() {
+            for n in cg.release(slot) {
+                if let Some(g) = self.guard.as_mut() {
+                    g.del_cgroup(n);
+                }
+            }
+        }
     }
 
     /// Block until a job exits, a signal arrives, or `timeout` passes; return what happened.
+    /// In Proc mode it also samples the jobs' trees every `sample_interval` meanwhile, so peaks
+    /// are tracked even when the caller waits long.
     pub fn wait(&mut self, timeout: Duration) -> Vec<ExecEvent> {
-        let _ = timeout;
-        todo!("exec helper")
+        let deadline = Instant::now() + timeout;
+        loop {
+            self.reap();
+            if !self.pending.is_empty() {
+                return self.pending.drain(..).collect();
+            }
+            let now = Instant::now();
+            if now >= deadline {
+                return Vec::new();
+            }
+            let mut until = deadline;
+            if self.accounting == Accounting::Proc && !self.jobs.is_empty() {
+                let due = self
+                    .last_sample
+                    .map_or(now, |t| t + self.cfg.sample_interval);
+                if due <= now {
+                    self.sample_proc();
+                    continue;
+                }
+                until = until.min(due);
+            }
+            let woken = self.signals.wait(until - now);
+            for signal in woken.interrupts {
+                self.pending.push_back(ExecEvent::Interrupt { signal });
+            }
+        }
+    }
+
+    /// Reap every child that has exited; turn jobs among them into events.
+    fn reap(&mut self) {
+        // Children that are not jobs (the jobs' orphans we adopted as subreaper, a dead
+        // guard) are reaped too and otherwise ignored, so no zombies pile up.
+        while let Some(r) = sys::try_wait(-1) {
+            if let Some(i) = self.jobs.iter().position(|j| j.pid == r.pid) {
+                let job = self.jobs.swap_remove(i);
+                self.finish(job, r);
+            } else if self.guard.as_ref().is_some_and(|g| g.pid() == r.pid) {
+                self.notes.push(
+                    "the orphan guard exited unexpectedly; jobs may outlive a killed memsweep"
+                        .into(),
+                );
+                if let Some(g) = self.guard.as_mut() {
+                    g.mark_reaped();
+                }
+                self.guard = None;
+            }
+        }
+    }
+
+    fn finish(&mut self, job: Running, r: sys::Reaped) {
+        let wall = job.started.elapsed();
+        let ended = sys::decode(r.status);
+        // Leftovers of the job (its background children) die with it: nothing outlives its job.
+        for &pg in &job.pgids {
+            let _ = sys::kill(-pg, libc::SIGKILL);
+        }
+        let (peak, oom_kills) = match (&job.slot, self.cgroups.as_ref()) {
+            (Some(slot), Some(cg)) => {
+                let f = cg.finish(slot);
+                (
+                    f.peak
+                        .or((job.sampled_peak > 0).then_some(job.sampled_peak)),
+                    f.oom_kills,
+                )
+            }
+            // The job's own maximum RSS (and that of descendants it waited for) from wait4
+            // catches short peaks between samples.
+            _ => (Some(job.sampled_peak.max(r.maxrss_bytes)), None),
+        };
+        if let Some(g) = self.guard.as_mut() {
+            for &pg in &job.pgids {
+                g.del_pgid(pg);
+            }
+        }
+        if let Some(slot) = job.slot {
+            self.release_slot(slot);
+        }
+        let capped = self.cfg.job_mem_max.is_some() && self.cgroups.is_some();
+        let oom = match oom_kills {
+            Some(n) => n > 0,
+            None => capped,
+        };
+        let outcome = match ended {
+            sys::Ended::Code(0) => Outcome::Succeeded,
+            _ if job.sent.is_some() => Outcome::Stopped {
+                signal: job.sent.unwrap_or(libc::SIGTERM),
+            },
+            // A shell reports its child's OOM kill as exit code 128 + 9.
+            sys::Ended::Signal(libc::SIGKILL) | sys::Ended::Code(137) if oom => Outcome::OomKilled,
+            sys::Ended::Code(code) => Outcome::Failed { code },
+            sys::Ended::Signal(signal) => Outcome::Signaled { signal },
+        };
+        self.pending.push_back(ExecEvent::Exited {
+            job: job.job,
+            attempt: job.attempt,
+            outcome,
+            wall,
+            peak_bytes: peak,
+            accounting: self.accounting,
+        });
+    }
+
+    /// One /proc walk for all jobs: update current and sampled peaks, and register process
+    /// groups the jobs' descendants created with the guard.
+    fn sample_proc(&mut self) {
+        self.last_sample = Some(Instant::now());
+        let roots: Vec<i32> = self.jobs.iter().map(|j| j.pid).collect();
+        let procs = sample::scan();
+        let trees = sample::trees(&procs, &roots, self.page);
+        for (job, tree) in self.jobs.iter_mut().zip(trees) {
+            if tree.pids.is_empty() {
+                continue; // exited (a zombie has no tree); reaped next turn
+            }
+            job.current = tree.rss_bytes;
+            job.sampled_peak = job.sampled_peak.max(tree.rss_bytes);
+            for pg in tree.pgids {
+                if pg > 1 && !job.pgids.contains(&pg) {
+                    job.pgids.push(pg);
+                    if let Some(g) = self.guard.as_mut() {
+                        g.add_pgid(pg);
+                    }
+                }
+            }
+        }
     }
 
     /// Current and peak memory of every running job.
     pub fn usage(&mut self) -> Vec<JobUsage> {
-        todo!("exec helper")
+        match &self.cgroups {
+            None => self.sample_proc(),
+            Some(cg) => {
+                for job in &mut self.jobs {
+                    if let Some(slot) = &job.slot {
+                        let (cur, peak) = cg.usage(slot);
+                        job.current = cur.unwrap_or(0);
+                        job.sampled_peak = job.sampled_peak.max(peak.unwrap_or(job.current));
+                    }
+                }
+            }
+        }
+        self.jobs
+            .iter()
+            .map(|j| JobUsage {
+                job: j.job,
+                current_bytes: j.current,
+                peak_bytes: j.sampled_peak,
+            })
+            .collect()
+    }
+
+    fn find(&mut self, job: usize) -> anyhow::Result<&mut Running> {
+        match self.jobs.iter_mut().find(|j| j.job == job) {
+            Some(r) => Ok(r),
+            None => bail!("job {job} is not running"),
+        }
     }
 
     /// SIGSTOP the job's process group.
     pub fn pause(&mut self, job: usize) -> anyhow::Result<()> {
-        let _ = job;
-        todo!("exec helper")
+        let r = self.find(job)?;
+        group_kill(r.pid, libc::SIGSTOP)?;
+        r.paused = true;
+        Ok(())
     }
 
     /// SIGCONT the job's process group.
     pub fn resume(&mut self, job: usize) -> anyhow::Result<()> {
-        let _ = job;
-        todo!("exec helper")
+        let r = self.find(job)?;
+        group_kill(r.pid, libc::SIGCONT)?;
+        r.paused = false;
+        Ok(())
     }
 
     /// Send `signal` to the job's process group (resuming it first if paused); the job's
-    /// outcome will be `Stopped { signal }`.
+    /// outcome will be `Stopped { signal }` (or `Succeeded` if it still exits with code 0).
     pub fn signal(&mut self, job: usize, signal: i32) -> anyhow::Result<()> {
-        let _ = (job, signal);
-        todo!("exec helper")
+        let r = self.find(job)?;
+        r.sent = Some(signal);
+        group_kill(r.pid, signal)?;
+        if r.paused {
+            // The signal is queued first so the job acts on it as soon as it runs again.
+            group_kill(r.pid, libc::SIGCONT)?;
+            r.paused = false;
+        }
+        Ok(())
     }
 
     /// Number of running (incl. paused) jobs.
     pub fn running(&self) -> usize {
-        todo!("exec helper")
+        self.jobs.len()
+    }
+
+    /// The pid (= process group id) of a running job.
+    pub fn pid(&self, job: usize) -> Option<u32> {
+        self.jobs
+            .iter()
+            .find(|j| j.job == job)
+            .map(|j| j.pid as u32)
+    }
+
+    /// Whether a running job is paused.
+    pub fn is_paused(&self, job: usize) -> bool {
+        self.jobs.iter().any(|j| j.job == job && j.paused)
+    }
+}
+
+fn group_kill(pgid: i32, sig: i32) -> anyhow::Result<()> {
+    match sys::kill(-pgid, sig) {
+        Ok(()) => Ok(()),
+        // Already gone: its exit is about to be reaped.
+        Err(e) if e.raw_os_error() == Some(libc::ESRCH) => Ok(()),
+        Err(e) => bail!("cannot send signal {sig} to job process group {pgid}: {e}"),
+    }
+}
+
+impl Drop for Executor {
+    fn drop(&mut self) {
+        for j in &self.jobs {
+            for &pg in &j.pgids {
+                let _ = sys::kill(-pg, libc::SIGKILL);
+            }
+        }
+        if let Some(cg) = self.cgroups.as_mut() {
+            for j in &mut self.jobs {
+                if let Some(s) = &j.slot {
+                    cgroup::kill_all(&s.dir);
+                }
+            }
+            for j in &self.jobs {
+                sys::wait_blocking(j.pid);
+            }
+            for j in &mut self.jobs {
+                if let Some(s) = j.slot.take() {
+                    let _ = cgroup::remove_tree(&s.dir);
+                }
+            }
+            cg.teardown();
+        } else {
+            for j in &self.jobs {
+                sys::wait_blocking(j.pid);
+            }
+        }
+        self.jobs.clear();
+        // Reap orphans killed above that we adopted.
+        while sys::try_wait(-1)
+            .is_some_and(|r| self.guard.as_ref().is_none_or(|g| g.pid() != r.pid))
+        {}
+        if let Some(mut g) = self.guard.take() {
+            g.quit();
+        }
     }
 }

@@ -1,1 +1,557 @@
-//! After a sweep: the per-job table (status, wall time, peak) and advice for the next sweep.
+//! After a sweep: the per-job table (status, attempts, wall time, peak, command) and advice for the
+//! next sweep (peak per job, the safe parallelism for this container, the predicted makespan, and
+//! the flags to pass). The numbers come from [`advice`], a pure function of the summary.
+
+use std::io::{IsTerminal, Write};
+
+use crate::journal::{JobStatus, Summary};
+use crate::size;
+
+/// Sweeps with more jobs than this show only the jobs that did not succeed.
+pub const FULL_TABLE_MAX_JOBS: usize = 40;
+
+/// Whether to colour the status words: stdout is a terminal and `NO_COLOR` is unset or empty.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Style {
+    pub color: bool,
+}
+
+impl Style {
+    pub fn for_stdout() -> Style {
+        Style {
+            color: std::io::stdout().is_terminal() && no_color_unset(),
+        }
+    }
+
+    pub fn for_stderr() -> Style {
+        Style {
+            color: std::io::stderr().is_terminal() && no_color_unset(),
+        }
+    }
+
+    /// `text` in the colour of `status` (green done, red failed, yellow not run to an end).
+    pub fn status(self, status: JobStatus, text: &str) -> String {
+        if !self.color {
+            return text.to_string();
+        }
+        let code = match status {
+            JobStatus::Succeeded => "32",
+            s if s.is_failure() => "31",
+            _ => "33",
+        };
+        format!("\x1b[{code}m{text}\x1b[0m")
+    }
+}
+
+fn no_color_unset() -> bool {
+    std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
+}
+
+/// The width of the terminal on stdout, if it is one.
+pub fn stdout_width() -> Option<usize> {
+    terminal_size::terminal_size_of(std::io::stdout()).map(|(w, _)| w.0 as usize)
+}
+
+/// Write the table and the advice (what `memsweep run` prints at the end): to stdout normally,
+/// to stderr under `--json` (stdout then carries only event lines). Call
+/// [`super::progress::Progress::finish`] first so the live status line is gone.
+pub fn write_report(
+    w: &mut dyn Write,
+    summary: &Summary,
+    budget_bytes: u64,
+    width: Option<usize>,
+    style: Style,
+) -> std::io::Result<()> {
+    w.write_all(table(summary, width, style).as_bytes())?;
+    writeln!(w)?;
+    w.write_all(render_advice(&advice(summary, budget_bytes)).as_bytes())?;
+    w.flush()
+}
+
+/// The per-job table and a totals line. `width` truncates the command column (None: never).
+pub fn table(summary: &Summary, width: Option<usize>, style: Style) -> String {
+    let total = summary.jobs.len();
+    let rows: Vec<_> = if total > FULL_TABLE_MAX_JOBS {
+        summary
+            .jobs
+            .iter()
+            .filter(|j| j.status != JobStatus::Succeeded)
+            .collect()
+    } else {
+        summary.jobs.iter().collect()
+    };
+    let cells: Vec<[String; 5]> = rows
+        .iter()
+        .map(|j| {
+            [
+                j.id.to_string(),
+                j.status.as_str().to_string(),
+                j.attempts.to_string(),
+                j.wall_s.map_or("-".into(), fmt_secs),
+                j.peak_bytes.map_or("-".into(), size::human),
+            ]
+        })
+        .collect();
+    let header = ["id", "status", "tries", "wall", "peak"];
+    let mut widths = header.map(str::len);
+    for c in &cells {
+        for (w, cell) in widths.iter_mut().zip(c) {
+            *w = (*w).max(cell.chars().count());
+        }
+    }
+    // id, status left; numbers right; two spaces between columns.
+    let line = |c: &[String; 5]| {
+        format!(
+            "{:>w0$}  {:<w1$}  {:>w2$}  {:>w3$}  {:>w4$}  ",
+            c[0],
+            c[1],
+            c[2],
+            c[3],
+            c[4],
+            w0 = widths[0],
+            w1 = widths[1],
+            w2 = widths[2],
+            w3 = widths[3],
+            w4 = widths[4]
+        )
+    };
+    let mut out = String::new();
+    if !rows.is_empty() {
+        let head = line(&header.map(String::from));
+        out.push_str(&head);
+        out.push_str("command\n");
+        for (j, c) in rows.iter().zip(&cells) {
+            let mut l = line(c);
+            let room = width.map(|w| w.saturating_sub(l.chars().count()).max(12));
+            l.push_str(&truncate(&j.command, room));
+            if style.color {
+                // Colour the padded status cell so the columns stay aligned.
+                let start = widths[0] + 2;
+                let end = start + widths[1];
+                l = format!(
+                    "{}{}{}",
+                    &l[..start],
+                    style.status(j.status, &l[start..end]),
+                    &l[end..]
+                );
+            }
+            out.push_str(l.trim_end());
+            out.push('\n');
+        }
+    }
+    if rows.len() < total {
+        let hidden = total - rows.len();
+        out.push_str(&format!(
+            "({hidden} succeeded job{} not shown; every job is in {})\n",
+            plural(hidden),
+            std::path::Path::new(&summary.out)
+                .join("summary.json")
+                .display()
+        ));
+    }
+    out.push_str(&totals(summary));
+    out
+}
+
+fn totals(s: &Summary) -> String {
+    let mut parts = vec![format!("{} succeeded", s.succeeded)];
+    if s.failed > 0 {
+        parts.push(format!("{} failed", s.failed));
+    }
+    if s.skipped > 0 {
+        parts.push(format!("{} not run", s.skipped));
+    }
+    format!(
+        "{} job{}: {} · makespan {} · peak working set {} of {} budget · {} OOM kill{} · {} requeue{} · {} pause{}\n",
+        s.jobs.len(),
+        plural(s.jobs.len()),
+        parts.join(", "),
+        fmt_secs(s.makespan_s),
+        size::human(s.peak_working_set_bytes),
+        size::human(s.budget_bytes),
+        s.oom_kills,
+        plural(s.oom_kills as usize),
+        s.requeues,
+        plural(s.requeues as usize),
+        s.pauses,
+        plural(s.pauses as usize),
+    )
+}
+
+/// What the peaks say about the next run.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PeakAdvice {
+    /// Jobs with a measured peak.
+    pub measured: usize,
+    pub max_bytes: u64,
+    /// Nearest-rank 95th percentile.
+    pub p95_bytes: u64,
+    /// budget / p95, floored, at least 1, at most the number of jobs.
+    pub parallelism: usize,
+    /// The sweep's makespan at that parallelism: the wall times scheduled in job order onto
+    /// `parallelism` slots (jobs without a wall time count as the mean).
+    pub predicted_makespan_s: f64,
+    /// `-j N --mem-per-job SIZE`.
+    pub flags: String,
+}
+
+/// Advice for the next sweep.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Advice {
+    /// None when no job's peak was measured.
+    pub peaks: Option<PeakAdvice>,
+    /// Jobs that did not succeed.
+    pub not_succeeded: usize,
+    /// `memsweep run --resume DIR`, when some job did not succeed.
+    pub resume: Option<String>,
+    pub oom_kills: u64,
+}
+
+/// Compute the advice (pure).
+pub fn advice(summary: &Summary, budget_bytes: u64) -> Advice {
+    let mut peaks: Vec<u64> = summary
+        .jobs
+        .iter()
+        .filter(|j| {
+            !matches!(
+                j.status,
+                JobStatus::Running | JobStatus::Pending | JobStatus::Skipped
+            )
+        })
+        .filter_map(|j| j.peak_bytes)
+        .collect();
+    peaks.sort_unstable();
+    let n_jobs = summary.jobs.len().max(1);
+    let peaks = (!peaks.is_empty()).then(|| {
+        let max = *peaks.last().unwrap_or(&0);
+        let rank = ((peaks.len() as f64) * 0.95).ceil() as usize;
+        let p95 = peaks[rank.clamp(1, peaks.len()) - 1];
+        let parallelism = (budget_bytes / p95.max(1)).clamp(1, n_jobs as u64) as usize;
+        let walls: Vec<Option<f64>> = summary.jobs.iter().map(|j| j.wall_s).collect();
+        PeakAdvice {
+            measured: peaks.len(),
+            max_bytes: max,
+            p95_bytes: p95,
+            parallelism,
+            predicted_makespan_s: predict_makespan(&walls, parallelism),
+            flags: format!("-j {parallelism} --mem-per-job {}", size::flag(p95)),
+        }
+    });
+    let not_succeeded = summary
+        .jobs
+        .iter()
+        .filter(|j| j.status != JobStatus::Succeeded)
+        .count();
+    Advice {
+        peaks,
+        not_succeeded,
+        resume: (not_succeeded > 0)
+            .then(|| format!("memsweep run --resume {}", shell_quote(&summary.out))),
+        oom_kills: summary.oom_kills,
+    }
+}
+
+/// Schedule the wall times in order onto `slots` (each job starts when the earliest slot frees),
+/// as the runner does; missing wall times count as the mean of the known ones.
+pub fn predict_makespan(walls: &[Option<f64>], slots: usize) -> f64 {
+    let known: Vec<f64> = walls.iter().flatten().copied().collect();
+    if known.is_empty() {
+        return 0.0;
+    }
+    let mean = known.iter().sum::<f64>() / known.len() as f64;
+    let mut free_at = vec![0.0f64; slots.max(1)];
+    for w in walls {
+        let slot = free_at
+            .iter_mut()
+            .min_by(|a, b| a.total_cmp(b))
+            .expect("at least one slot");
+        *slot += w.unwrap_or(mean);
+    }
+    free_at.into_iter().fold(0.0, f64::max)
+}
+
+/// The advice as aligned plain text.
+pub fn render_advice(a: &Advice) -> String {
+    let mut rows: Vec<(&str, String)> = Vec::new();
+    match &a.peaks {
+        Some(p) => {
+            rows.push((
+                "peak per job",
+                format!(
+                    "max {}, p95 {} (over {} job{})",
+                    size::human(p.max_bytes),
+                    size::human(p.p95_bytes),
+                    p.measured,
+                    plural(p.measured)
+                ),
+            ));
+            rows.push((
+                "safe parallelism",
+                format!("{} at once (budget / p95 peak)", p.parallelism),
+            ));
+            rows.push((
+                "predicted makespan",
+                format!(
+                    "{} at -j {}",
+                    fmt_secs(p.predicted_makespan_s),
+                    p.parallelism
+                ),
+            ));
+            rows.push(("next time", format!("memsweep run {} ...", p.flags)));
+        }
+        None => rows.push((
+            "peak per job",
+            "not measured (no job ran to an end); no advice".to_string(),
+        )),
+    }
+    if a.oom_kills > 0 {
+        rows.push((
+            "OOM kills",
+            format!(
+                "{} in the container during the sweep (the kernel chose a victim)",
+                a.oom_kills
+            ),
+        ));
+    }
+    if let Some(cmd) = &a.resume {
+        rows.push((
+            "to finish",
+            format!(
+                "{} job{} did not succeed; rerun only those with: {cmd}",
+                a.not_succeeded,
+                plural(a.not_succeeded)
+            ),
+        ));
+    }
+    let w = rows.iter().map(|(k, _)| k.len()).max().unwrap_or(0);
+    rows.iter()
+        .map(|(k, v)| format!("{k:<w$}  {v}\n"))
+        .collect()
+}
+
+/// `12.3s`, `4m05s`, `1h02m`.
+pub fn fmt_secs(s: f64) -> String {
+    if !s.is_finite() || s < 0.0 {
+        return "-".into();
+    }
+    if s < 60.0 {
+        return format!("{s:.1}s");
+    }
+    let total = s.round() as u64;
+    if total < 3600 {
+        format!("{}m{:02}s", total / 60, total % 60)
+    } else {
+        format!("{}h{:02}m", total / 3600, (total % 3600) / 60)
+    }
+}
+
+fn truncate(s: &str, room: Option<usize>) -> String {
+    match room {
+        Some(room) if s.chars().count() > room => {
+            let mut t: String = s.chars().take(room.saturating_sub(1)).collect();
+            t.push('…');
+            t
+        }
+        _ => s.to_string(),
+    }
+}
+
+/// Quote a path for a shell command line when it needs it.
+fn shell_quote(s: &str) -> String {
+    let plain = !s.is_empty()
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || "_./-+:@%=,".contains(c));
+    if plain {
+        s.to_string()
+    } else {
+        format!("'{}'", s.replace('\'', r"'\''"))
+    }
+}
+
+fn plural(n: usize) -> &'static str {
+    if n == 1 { "" } else { "s" }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::journal::JobSummary;
+
+    const MIB: u64 = 1 << 20;
+
+    fn job(id: usize, status: JobStatus, wall: f64, peak_mib: u64) -> JobSummary {
+        JobSummary {
+            id,
+            command: format!("python3 train.py --seed {id} --data /datasets/imagenet/train"),
+            params: vec![("seed".into(), id.to_string())],
+            status,
+            exit_code: Some(if status == JobStatus::Succeeded { 0 } else { 1 }),
+            signal: None,
+            attempts: 1,
+            wall_s: Some(wall),
+            peak_bytes: Some(peak_mib * MIB),
+            peak_source: Some("cgroup-v1".into()),
+        }
+    }
+
+    fn summary(out: &str, jobs: Vec<JobSummary>) -> Summary {
+        Summary {
+            out: out.into(),
+            makespan_s: 95.0,
+            limit_bytes: 5 << 30,
+            budget_bytes: 4 << 30,
+            accounting: "cgroup-v1".into(),
+            peak_working_set_bytes: 3 << 30,
+            oom_kills: 0,
+            requeues: 2,
+            pauses: 1,
+            succeeded: jobs
+                .iter()
+                .filter(|j| j.status == JobStatus::Succeeded)
+                .count(),
+            failed: jobs.iter().filter(|j| j.status.is_failure()).count(),
+            skipped: 0,
+            jobs,
+        }
+    }
+
+    /// 20 jobs peaking at 100, 200, ..., 2000 MiB; job 0 takes 30 s, the others 3 s.
+    fn twenty() -> Summary {
+        summary(
+            "sweeps/2026-11-30/15-00-00",
+            (0..20)
+                .map(|i| {
+                    let wall = if i == 0 { 30.0 } else { 3.0 };
+                    job(i, JobStatus::Succeeded, wall, (i as u64 + 1) * 100)
+                })
+                .collect(),
+        )
+    }
+
+    #[test]
+    fn advice_numbers_for_a_known_sweep() {
+        let a = advice(&twenty(), 4096 * MIB);
+        let p = a.peaks.expect("peaks were measured");
+        assert_eq!(p.measured, 20);
+        assert_eq!(p.max_bytes, 2000 * MIB);
+        assert_eq!(p.p95_bytes, 1900 * MIB, "nearest rank: the 19th of 20");
+        assert_eq!(p.parallelism, 2, "4096 MiB / 1900 MiB, floored");
+        // Slot A runs job 0 (0-30 s); slot B runs jobs 1-10 (0-30 s); the 9 left alternate: 45 s.
+        assert_eq!(p.predicted_makespan_s, 45.0);
+        assert_eq!(p.flags, "-j 2 --mem-per-job 1.9G");
+        assert_eq!(a.resume, None);
+        let text = render_advice(&advice(&twenty(), 4096 * MIB));
+        assert!(
+            text.contains("max 1.95 GiB, p95 1.86 GiB (over 20 jobs)"),
+            "{text}"
+        );
+        assert!(
+            text.contains("next time           memsweep run -j 2 --mem-per-job 1.9G"),
+            "{text}"
+        );
+        assert!(text.contains("predicted makespan  45.0s at -j 2"), "{text}");
+    }
+
+    #[test]
+    fn parallelism_is_at_least_one_and_at_most_the_job_count() {
+        let a = advice(&twenty(), 10 * MIB);
+        assert_eq!(
+            a.peaks.unwrap().parallelism,
+            1,
+            "an oversized job still runs"
+        );
+        let a = advice(&twenty(), 1 << 40);
+        let p = a.peaks.unwrap();
+        assert_eq!(p.parallelism, 20);
+        assert_eq!(p.predicted_makespan_s, 30.0, "the longest job");
+        assert_eq!(
+            predict_makespan(&[Some(4.0), None, Some(2.0)], 1),
+            9.0,
+            "None counts as the mean"
+        );
+    }
+
+    #[test]
+    fn failures_get_the_resume_command_and_no_peaks_no_numbers() {
+        let mut s = twenty();
+        s.out = "sweeps/my run".into();
+        s.jobs[3].status = JobStatus::Oom;
+        s.jobs[4].status = JobStatus::Skipped;
+        s.jobs[4].peak_bytes = None;
+        let text = render_advice(&advice(&s, 4096 * MIB));
+        assert!(
+            text.contains("2 jobs did not succeed; rerun only those with: memsweep run --resume 'sweeps/my run'"),
+            "{text}"
+        );
+        for j in &mut s.jobs {
+            j.peak_bytes = None;
+        }
+        let a = advice(&s, 4096 * MIB);
+        assert_eq!(a.peaks, None);
+        assert!(render_advice(&a).contains("not measured"));
+    }
+
+    #[test]
+    fn the_table_is_aligned_and_fits_the_terminal() {
+        let mut s = twenty();
+        s.jobs.truncate(3);
+        s.jobs[1].status = JobStatus::Failed;
+        s.jobs[2].wall_s = Some(125.0);
+        (s.succeeded, s.failed) = (2, 1);
+        let t = table(&s, Some(60), Style::default());
+        let lines: Vec<&str> = t.lines().collect();
+        assert_eq!(lines[0], "id  status     tries   wall     peak  command");
+        assert_eq!(
+            lines[2],
+            " 1  failed         1   3.0s  200 MiB  python3 train.py --se…"
+        );
+        assert!(
+            lines[3].starts_with(" 2  succeeded      1  2m05s  300 MiB  "),
+            "{t}"
+        );
+        for l in &lines[..4] {
+            assert!(l.chars().count() <= 60, "{l:?} is wider than 60");
+        }
+        assert!(!t.contains('\x1b'), "no colour unless asked");
+        assert!(
+            lines[4].starts_with("3 jobs: 2 succeeded, 1 failed · makespan 1m35s"),
+            "{t}"
+        );
+        let wide = table(&s, None, Style::default());
+        assert!(
+            wide.contains("--data /datasets/imagenet/train"),
+            "no width: no truncation"
+        );
+        let coloured = table(&s, None, Style { color: true });
+        assert!(coloured.contains("\x1b[31mfailed   \x1b[0m"), "{coloured}");
+    }
+
+    #[test]
+    fn big_sweeps_list_only_what_did_not_succeed() {
+        let mut s = summary(
+            "out",
+            (0..100)
+                .map(|i| job(i, JobStatus::Succeeded, 1.0, 10))
+                .collect(),
+        );
+        s.jobs[42].status = JobStatus::Oom;
+        s.succeeded = 99;
+        s.failed = 1;
+        let t = table(&s, None, Style::default());
+        assert_eq!(t.lines().count(), 4, "{t}");
+        assert!(t.contains("42  oom"), "{t}");
+        assert!(
+            t.contains("(99 succeeded jobs not shown; every job is in out/summary.json)"),
+            "{t}"
+        );
+    }
+
+    #[test]
+    fn durations_read_naturally() {
+        assert_eq!(fmt_secs(0.04), "0.0s");
+        assert_eq!(fmt_secs(59.94), "59.9s");
+        assert_eq!(fmt_secs(61.0), "1m01s");
+        assert_eq!(fmt_secs(3725.0), "1h02m");
+        assert_eq!(fmt_secs(f64::NAN), "-");
+    }
+}

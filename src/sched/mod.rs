@@ -1,3 +1,546 @@
 //! Scheduling policy as pure functions over a snapshot of state: admission (which job may start
 //! now), estimates (what a job will need, from this sweep and history), and pressure handling
 //! (pause, resume, requeue). No I/O: every rule has a unit test with numbers.
+//!
+//! The engine feeds [`Sched`] observations (time, the container's working set, PSI, each running
+//! job's usage) and exits, and applies the [`Action`]s that [`Sched::decide`] returns. All
+//! accounting is in bytes; time is seconds on any monotonic clock the caller picks.
+//!
+//! The projection behind every rule: `proj = working set + Σ growth(running)`, where a running
+//! job's growth is `max(0, its estimate − its current usage)`. A job whose estimate was learned
+//! from other jobs gives its reservation back once it has plateaued (its estimate becomes its own
+//! peak), so jobs are packed by what they really hold; own-history and `--mem-per-job` estimates
+//! are kept for the job's whole life because they already include its late growth.
+
+pub mod budget;
+pub mod estimate;
+
+use std::collections::VecDeque;
+
+pub use budget::{Budget, default_reserve, parallel_cap};
+pub use estimate::{Estimate, Estimator, MIN_ESTIMATE, Source};
+
+use crate::cli::OnPressure;
+use crate::size::human;
+
+const MIB: u64 = 1 << 20;
+
+/// A job counts as plateaued when its peak has not grown by more than [`growth_tolerance`]
+/// for this long.
+pub const PLATEAU_S: f64 = 0.5;
+/// Ramp-up with nothing known: another job starts only if the headroom is this many times the
+/// largest usage seen.
+pub const RAMP_HEADROOM: f64 = 1.5;
+/// A job past its estimate gets this much more, as it is probably still growing.
+pub const GROWTH_RAISE: f64 = 1.1;
+/// A requeued job comes back with at least this much more than the peak it reached.
+pub const REQUEUE_RAISE: f64 = 1.2;
+/// Hold admissions this long after a job grew past its estimate.
+pub const OVER_ESTIMATE_HOLD_S: f64 = 1.0;
+/// PSI `some avg10` (percent) at which admission stops while something runs.
+pub const PSI_HOLD: f64 = 40.0;
+/// How far ahead of the queue head backfill looks for a smaller job that fits.
+pub const BACKFILL_WINDOW: usize = 64;
+/// The working-set fraction of the budget above which the engine samples fast.
+pub const FAST_SAMPLE_FRACTION: f64 = 0.75;
+
+/// Growth smaller than this is noise, not growth: max(2% of the level, 2 MiB).
+pub fn growth_tolerance(level: u64) -> u64 {
+    (level / 50).max(2 * MIB)
+}
+
+/// Hysteresis: pause only when the projection exceeds the budget by this much...
+pub fn pause_slack(budget: u64) -> u64 {
+    (budget / 50).max(16 * MIB)
+}
+
+/// ...and resume only when the projection with the resumed job stays this far below it.
+pub fn resume_margin(budget: u64) -> u64 {
+    (budget / 20).max(32 * MIB)
+}
+
+/// The policy's fixed inputs.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub budget: Budget,
+    /// At most this many jobs at once (None: memory only).
+    pub cap: Option<usize>,
+    pub on_pressure: OnPressure,
+    /// Requeues a job may have before it ends `requeued-out`.
+    pub retries: u32,
+}
+
+/// One running job's memory now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Usage {
+    pub job: usize,
+    pub current: u64,
+    pub peak: u64,
+}
+
+/// What the engine saw at one sample.
+#[derive(Debug, Clone, Copy)]
+pub struct Observation<'a> {
+    pub now: f64,
+    pub working_set: u64,
+    pub psi_some_avg10: Option<f64>,
+    pub jobs: &'a [Usage],
+}
+
+/// A decision for the engine to carry out.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Action {
+    /// Start this job. `oversized`: its estimate exceeds the budget, so it runs alone.
+    Start {
+        job: usize,
+        estimate: Estimate,
+        oversized: bool,
+    },
+    /// SIGSTOP the job's process group.
+    Pause { job: usize, reason: String },
+    /// SIGCONT it.
+    Resume { job: usize },
+    /// Stop it now (SIGKILL) and run it again later with a larger estimate.
+    Requeue {
+        job: usize,
+        reason: String,
+        usage: u64,
+    },
+}
+
+/// What became of a job that exited.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ended {
+    /// It ran to its end (whatever its exit status).
+    Done,
+    /// memsweep stopped it under pressure; it is queued again (`attempt` = the requeue count).
+    Requeued { requeues: u32 },
+    /// memsweep stopped it under pressure and it has no retries left.
+    RequeuedOut,
+}
+
+#[derive(Debug, Clone)]
+struct Run {
+    job: usize,
+    estimate: Estimate,
+    current: u64,
+    peak: u64,
+    /// The peak at the last significant growth, and when that was.
+    level: u64,
+    grew_at: f64,
+    paused: bool,
+    /// memsweep is stopping it to requeue; its memory is about to be freed.
+    stopping: bool,
+}
+
+/// The scheduler's state. Per queued job it keeps 12 bytes (raise + requeues) besides the
+/// estimator's 8, so 10 000 queued jobs cost about 200 KB.
+#[derive(Debug, Clone)]
+pub struct Sched {
+    cfg: Config,
+    est: Estimator,
+    queue: VecDeque<usize>,
+    /// Running jobs, oldest first.
+    runs: Vec<Run>,
+    raised: Vec<u64>,
+    requeues: Vec<u32>,
+    now: f64,
+    working_set: u64,
+    psi: Option<f64>,
+    largest_seen: u64,
+    over_estimate_at: Option<f64>,
+    stopped: bool,
+}
+
+/// Order a queue by history: jobs without history first (in their order, so they are learned
+/// early), then the rest by memory × time, largest first — big jobs first, small ones backfill.
+pub fn order_by_history(
+    jobs: Vec<usize>,
+    history: impl Fn(usize) -> Option<(u64, f64)>,
+) -> Vec<usize> {
+    let mut keyed: Vec<(f64, usize)> = jobs
+        .into_iter()
+        .map(|j| {
+            let k = history(j).map_or(f64::INFINITY, |(peak, wall)| peak as f64 * wall.max(0.001));
+            (k, j)
+        })
+        .collect();
+    // Stable: equal keys keep sweep order.
+    keyed.sort_by(|a, b| b.0.total_cmp(&a.0));
+    keyed.into_iter().map(|(_, j)| j).collect()
+}
+
+impl Sched {
+    /// `queue`: the jobs to run, in order; `n_jobs`: one more than the largest job id.
+    pub fn new(cfg: Config, est: Estimator, queue: Vec<usize>, n_jobs: usize) -> Sched {
+        Sched {
+            cfg,
+            est,
+            queue: queue.into(),
+            runs: Vec::new(),
+            raised: vec![0; n_jobs],
+            requeues: vec![0; n_jobs],
+            now: 0.0,
+            working_set: 0,
+            psi: None,
+            largest_seen: 0,
+            over_estimate_at: None,
+            stopped: false,
+        }
+    }
+
+    pub fn config(&self) -> &Config {
+        &self.cfg
+    }
+
+    pub fn queued(&self) -> usize {
+        self.queue.len()
+    }
+
+    pub fn running(&self) -> usize {
+        self.runs.len()
+    }
+
+    pub fn paused(&self) -> usize {
+        self.runs.iter().filter(|r| r.paused).count()
+    }
+
+    pub fn is_done(&self) -> bool {
+        self.queue.is_empty() && self.runs.is_empty()
+    }
+
+    /// The jobs never started (after [`Self::stop`]): they end `skipped`.
+    pub fn take_queue(&mut self) -> Vec<usize> {
+        self.queue.drain(..).collect()
+    }
+
+    /// Interrupted: admit and resume nothing more.
+    pub fn stop(&mut self) {
+        self.stopped = true;
+    }
+
+    /// The estimate a queued job would get now.
+    pub fn estimate(&mut self, job: usize) -> Estimate {
+        let running_max = self.runs.iter().map(|r| r.peak).max().unwrap_or(0);
+        let raised = self.raised.get(job).copied().unwrap_or(0);
+        self.est.estimate(job, running_max, raised)
+    }
+
+    /// How long until the next sample: fast (50 ms) when the working set is close to the budget
+    /// or jobs are paused, since growth near the limit is when a late sample costs an OOM kill.
+    pub fn sample_interval(&self, base: f64) -> f64 {
+        let near = self.working_set as f64 >= self.cfg.budget.budget as f64 * FAST_SAMPLE_FRACTION;
+        if near || self.runs.iter().any(|r| r.paused) {
+            base.min(0.05)
+        } else {
+            base
+        }
+    }
+
+    /// Take in a sample.
+    pub fn observe(&mut self, obs: &Observation) {
+        self.now = obs.now;
+        self.working_set = obs.working_set;
+        self.psi = obs.psi_some_avg10;
+        for u in obs.jobs {
+            let Some(r) = self.runs.iter_mut().find(|r| r.job == u.job) else {
+                continue;
+            };
+            r.current = u.current;
+            r.peak = r.peak.max(u.peak).max(u.current);
+            if r.peak > r.level + growth_tolerance(r.level) {
+                r.level = r.peak;
+                r.grew_at = obs.now;
+            }
+            self.largest_seen = self.largest_seen.max(r.peak);
+            if !r.estimate.source.is_provisional() {
+                let est = r.estimate.bytes.max(self.raised[r.job]);
+                if r.peak > est {
+                    self.raised[r.job] = (r.peak as f64 * GROWTH_RAISE) as u64;
+                    self.over_estimate_at = Some(obs.now);
+                }
+            }
+        }
+    }
+
+    fn plateaued(&self, r: &Run) -> bool {
+        self.now - r.grew_at >= PLATEAU_S
+    }
+
+    /// What a running job is expected to reach.
+    fn expected(&self, r: &Run) -> u64 {
+        let src = r.estimate.source;
+        if src.is_provisional() || (!src.is_own() && self.plateaued(r)) {
+            return r.peak;
+        }
+        r.estimate.bytes.max(self.raised[r.job]).max(r.peak)
+    }
+
+    fn growth(&self, r: &Run) -> u64 {
+        self.expected(r).saturating_sub(r.current)
+    }
+
+    /// Working set + expected further growth of the jobs not paused or stopping.
+    pub fn projection(&self) -> u64 {
+        self.working_set
+            + self
+                .runs
+                .iter()
+                .filter(|r| !r.paused && !r.stopping)
+                .map(|r| self.growth(r))
+                .sum::<u64>()
+    }
+
+    /// The decisions for now: requeue, then pause or resume, then admit.
+    pub fn decide(&mut self) -> Vec<Action> {
+        let mut out = Vec::new();
+        self.requeue_if_critical(&mut out);
+        let paused_now = self.pause_if_over(&mut out);
+        if !paused_now {
+            self.resume_if_room(&mut out);
+        }
+        self.admit(&mut out);
+        out
+    }
+
+    /// Half-way into the reserve (or, with `--on-pressure requeue`, over the budget and still
+    /// growing): stop the youngest job and requeue it — never the last one running.
+    fn requeue_if_critical(&mut self, out: &mut Vec<Action>) {
+        if self.cfg.on_pressure == OnPressure::None {
+            return;
+        }
+        let b = self.cfg.budget;
+        let freeing: u64 = self
+            .runs
+            .iter()
+            .filter(|r| r.stopping)
+            .map(|r| r.current)
+            .sum();
+        let ws = self.working_set.saturating_sub(freeing);
+        let live = self.runs.iter().filter(|r| !r.stopping).count();
+        if live < 2 {
+            return;
+        }
+        let reason = if ws >= b.critical() {
+            format!(
+                "working set {} is half-way into the reserve (limit {})",
+                human(ws),
+                human(b.limit)
+            )
+        } else if self.cfg.on_pressure == OnPressure::Requeue
+            && ws > b.budget
+            && self.projection() > b.budget + pause_slack(b.budget)
+        {
+            format!(
+                "working set {} is over the budget {} and growing",
+                human(ws),
+                human(b.budget)
+            )
+        } else {
+            return;
+        };
+        if let Some(r) = self.runs.iter_mut().rev().find(|r| !r.stopping) {
+            r.stopping = true;
+            out.push(Action::Requeue {
+                job: r.job,
+                reason,
+                usage: r.current,
+            });
+        }
+    }
+
+    /// The projection exceeds the budget: pause the youngest growing jobs until it fits,
+    /// always leaving one running. Returns whether anything is over (no resume this turn).
+    fn pause_if_over(&mut self, out: &mut Vec<Action>) -> bool {
+        let budget = self.cfg.budget.budget;
+        let mut proj = self.projection();
+        if proj <= budget + pause_slack(budget) {
+            return false;
+        }
+        if self.cfg.on_pressure != OnPressure::Pause {
+            return true;
+        }
+        let reason = format!(
+            "memory would reach {} of a {} budget",
+            human(proj),
+            human(budget)
+        );
+        for i in (0..self.runs.len()).rev() {
+            if proj <= budget {
+                break;
+            }
+            let active = self
+                .runs
+                .iter()
+                .filter(|r| !r.paused && !r.stopping)
+                .count();
+            let r = &self.runs[i];
+            if active < 2 || r.paused || r.stopping {
+                continue;
+            }
+            let g = self.growth(r);
+            if g == 0 {
+                continue;
+            }
+            proj -= g;
+            let job = r.job;
+            self.runs[i].paused = true;
+            out.push(Action::Pause {
+                job,
+                reason: reason.clone(),
+            });
+        }
+        true
+    }
+
+    /// Resume paused jobs, oldest first, while they fit with a margin (hysteresis); if nothing
+    /// else runs, resume the oldest regardless.
+    fn resume_if_room(&mut self, out: &mut Vec<Action>) {
+        if self.stopped {
+            return;
+        }
+        let budget = self.cfg.budget.budget;
+        let mut proj = self.projection();
+        for i in 0..self.runs.len() {
+            if !self.runs[i].paused {
+                continue;
+            }
+            let active = self
+                .runs
+                .iter()
+                .filter(|r| !r.paused && !r.stopping)
+                .count();
+            let g = self.growth(&self.runs[i]);
+            let fits = self.working_set + resume_margin(budget) <= budget
+                && proj + g + resume_margin(budget) <= budget;
+            if !(fits || active == 0) {
+                break;
+            }
+            proj += g;
+            self.runs[i].paused = false;
+            out.push(Action::Resume {
+                job: self.runs[i].job,
+            });
+        }
+    }
+
+    /// The admission chain: each filter can stop admission; the first queued job (or a later,
+    /// smaller one: backfill) that fits starts.
+    fn admit(&mut self, out: &mut Vec<Action>) {
+        if self.stopped || self.runs.iter().any(|r| r.paused || r.stopping) {
+            return;
+        }
+        let budget = self.cfg.budget.budget;
+        let mut proj = self.projection();
+        let mut started_provisional = false;
+        while !self.queue.is_empty() {
+            if self.cfg.cap.is_some_and(|c| self.runs.len() >= c) {
+                return;
+            }
+            if self.runs.is_empty() {
+                // At least one job always runs: an oversized job runs alone, no deadlock.
+                let job = self.queue[0];
+                let e = self.estimate(job);
+                proj += e.bytes;
+                started_provisional = e.source.is_provisional();
+                self.start(0, e, e.bytes > budget, out);
+                continue;
+            }
+            if self.psi.is_some_and(|p| p >= PSI_HOLD) {
+                return;
+            }
+            if self
+                .over_estimate_at
+                .is_some_and(|t| self.now - t < OVER_ESTIMATE_HOLD_S)
+            {
+                return;
+            }
+            let head = self.queue[0];
+            let e = self.estimate(head);
+            if e.source.is_provisional() {
+                // Nothing firm known: ramp up one job at a time, once everything running has
+                // plateaued and the headroom is comfortably above the largest usage seen.
+                let need = (self.largest_seen.max(e.bytes) as f64 * RAMP_HEADROOM) as u64;
+                let all_flat = self.runs.iter().all(|r| self.plateaued(r));
+                if started_provisional || !all_flat || budget.saturating_sub(proj) < need {
+                    return;
+                }
+                started_provisional = true;
+                proj += e.bytes;
+                self.start(0, e, false, out);
+                continue;
+            }
+            if proj + e.bytes <= budget {
+                proj += e.bytes;
+                self.start(0, e, false, out);
+                continue;
+            }
+            // Backfill: a later, smaller job that fits now.
+            let mut found = None;
+            for pos in 1..self.queue.len().min(BACKFILL_WINDOW + 1) {
+                let job = self.queue[pos];
+                let ej = self.estimate(job);
+                if !ej.source.is_provisional() && ej.bytes < e.bytes && proj + ej.bytes <= budget {
+                    found = Some((pos, ej));
+                    break;
+                }
+            }
+            let Some((pos, ej)) = found else { return };
+            proj += ej.bytes;
+            self.start(pos, ej, false, out);
+        }
+    }
+
+    fn start(&mut self, pos: usize, estimate: Estimate, oversized: bool, out: &mut Vec<Action>) {
+        let job = self.queue.remove(pos).expect("queue position in range");
+        self.runs.push(Run {
+            job,
+            estimate,
+            current: 0,
+            peak: 0,
+            level: 0,
+            grew_at: self.now,
+            paused: false,
+            stopping: false,
+        });
+        out.push(Action::Start {
+            job,
+            estimate,
+            oversized,
+        });
+    }
+
+    /// A start the engine could not carry out (e.g. its folder could not be created): forget it.
+    pub fn abandon(&mut self, job: usize) {
+        self.runs.retain(|r| r.job != job);
+    }
+
+    /// A job exited. `peak`: its measured peak, if any; `stopped`: it died of memsweep's own
+    /// signal (a requeue that raced with a normal exit counts as done).
+    pub fn exited(&mut self, job: usize, peak: Option<u64>, stopped: bool) -> Ended {
+        let Some(i) = self.runs.iter().position(|r| r.job == job) else {
+            return Ended::Done;
+        };
+        let r = self.runs.remove(i);
+        let peak = peak.unwrap_or(0).max(r.peak);
+        self.largest_seen = self.largest_seen.max(peak);
+        if !(r.stopping && stopped) {
+            self.est.learn(peak);
+            return Ended::Done;
+        }
+        let raise = ((peak.max(r.current) as f64) * REQUEUE_RAISE) as u64;
+        self.raised[job] = self.raised[job].max(raise).max(r.estimate.bytes);
+        self.requeues[job] += 1;
+        if self.requeues[job] > self.cfg.retries {
+            return Ended::RequeuedOut;
+        }
+        // Back at the head: it has waited longest; backfill lets smaller jobs pass it.
+        self.queue.push_front(job);
+        Ended::Requeued {
+            requeues: self.requeues[job],
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,8 +1,20 @@
 //! From what the user wrote to a list of jobs: command templates, parameter grids (`a=1,2`,
 //! `range()`, `@file`), jobs files and sweep.toml, merged into one validated [`SweepPlan`]. Pure
 //! apart from reading the files it is pointed at.
+//!
+//! Files: `template` (placeholders, rendering), `params` (value syntax, the product), `quote`
+//! (sh quoting), `jobsfile`, `spec` (sweep.toml), `check` (option bounds). The format of
+//! sweep.toml is documented in docs/sweep-toml.md.
 
-use std::path::PathBuf;
+mod check;
+mod jobsfile;
+mod params;
+mod quote;
+mod spec;
+mod template;
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
@@ -22,7 +34,10 @@ pub enum JobCommand {
 impl JobCommand {
     /// A one-line rendering for tables and logs (argv shell-quoted where needed).
     pub fn display(&self) -> String {
-        todo!("sweep helper")
+        match self {
+            JobCommand::Argv(argv) => quote::join_argv(argv),
+            JobCommand::Shell(s) => s.clone(),
+        }
     }
 }
 
@@ -70,6 +85,839 @@ pub struct SweepPlan {
 /// Build the plan from the flags (and the sweep.toml they name). Errors are
 /// [`crate::exit::UsageError`]s naming the flag, file or line at fault.
 pub fn plan(args: &RunArgs) -> anyhow::Result<SweepPlan> {
-    let _ = args;
-    todo!("sweep helper")
+    // An empty base leaves relative paths relative, so messages show them as the user wrote them.
+    plan_with(args, Path::new(""), &mut std::io::stdin().lock())
+}
+
+/// [`plan`] with the directory that `-p NAME=@file`, `--jobs-file` and `-f` are relative to, and
+/// the reader behind `--jobs-file -`.
+pub fn plan_with(args: &RunArgs, cwd: &Path, stdin: &mut dyn Read) -> anyhow::Result<SweepPlan> {
+    build(args, cwd, stdin).map_err(crate::exit::usage)
+}
+
+/// What produces the jobs, after sweep.toml and flags are merged.
+enum Source {
+    Argv(Vec<String>),
+    Shell(String),
+    JobsFile(PathBuf),
+}
+
+fn build(args: &RunArgs, cwd: &Path, stdin: &mut dyn Read) -> Result<SweepPlan, String> {
+    let spec = match &args.file {
+        Some(f) => spec::load(&cwd.join(f))?,
+        None => spec::Spec::default(),
+    };
+    let shell = args.shell || spec.shell;
+
+    // A jobs source on the command line replaces the file's (command or jobs-file).
+    let (source, cmd_origin) = if !args.command.is_empty() {
+        if args.jobs_file.is_some() {
+            return Err("give either the command after -- or --jobs-file, not both".into());
+        }
+        let src = if shell {
+            Source::Shell(args.command.join(" "))
+        } else {
+            Source::Argv(args.command.clone())
+        };
+        (src, "the command after --".to_string())
+    } else if let Some(j) = &args.jobs_file {
+        let path = if j.as_os_str() == "-" {
+            j.clone()
+        } else {
+            cwd.join(j)
+        };
+        (Source::JobsFile(path), "--jobs-file".to_string())
+    } else {
+        let origin = format!("{}: command", spec.path.display());
+        match (&spec.command, &spec.jobs_file) {
+            (Some(spec::SpecCommand::Argv(a)), _) if shell => (Source::Shell(a.join(" ")), origin),
+            (Some(spec::SpecCommand::Argv(a)), _) => (Source::Argv(a.clone()), origin),
+            (Some(spec::SpecCommand::Shell(s)), _) => (Source::Shell(s.clone()), origin),
+            (None, Some(j)) => (
+                Source::JobsFile(j.clone()),
+                format!("{}: jobs-file", spec.path.display()),
+            ),
+            (None, None) if args.file.is_some() => {
+                return Err(format!(
+                    "{}: no command: add command = [\"prog\", \"arg\", ...] or jobs-file = \"FILE\", \
+                     or give the command after --",
+                    spec.path.display()
+                ));
+            }
+            (None, None) => {
+                return Err(
+                    "nothing to run: give the command after --, e.g. memsweep run -p \
+                            lr=0.1,0.01 -- python train.py --lr {lr}; or --jobs-file FILE; or -f \
+                            sweep.toml"
+                        .into(),
+                );
+            }
+        }
+    };
+
+    // sweep.toml's parameters first, in file order; a -p of the same name replaces one in place,
+    // a new name is appended.
+    let mut params = spec.params.clone();
+    let mut given: Vec<&params::Param> = Vec::new();
+    let parsed: Vec<params::Param> = args
+        .params
+        .iter()
+        .map(|a| params::parse_flag(a, cwd))
+        .collect::<Result<_, _>>()?;
+    for p in &parsed {
+        if let Some(first) = given.iter().find(|g| g.name == p.name) {
+            return Err(format!(
+                "{}: parameter {} is already given by {}; give all its values in one flag, e.g. \
+                 -p {}=a,b,c",
+                p.origin, p.name, first.origin, p.name
+            ));
+        }
+        given.push(p);
+        match params.iter_mut().find(|q| q.name == p.name) {
+            Some(slot) => *slot = p.clone(),
+            None => params.push(p.clone()),
+        }
+    }
+
+    let name = match (&args.name, &spec.name) {
+        (Some(n), _) => {
+            check::name(n).map_err(|e| format!("--name: {e}"))?;
+            Some(n.clone())
+        }
+        (None, n) => n.clone(),
+    };
+
+    let (jobs, written) = match source {
+        Source::Argv(argv) => {
+            let t = template::Template::argv(&argv).map_err(|e| format!("{cmd_origin}: {e}"))?;
+            let written = template_text(&argv);
+            (
+                jobs_from_template(&t, &params, &cmd_origin, spec.path.as_os_str().is_empty())?,
+                written,
+            )
+        }
+        Source::Shell(script) => {
+            let t = template::Template::shell(&script).map_err(|e| format!("{cmd_origin}: {e}"))?;
+            (
+                jobs_from_template(&t, &params, &cmd_origin, spec.path.as_os_str().is_empty())?,
+                script,
+            )
+        }
+        Source::JobsFile(path) => {
+            if let Some(p) = params.first() {
+                return Err(format!(
+                    "{}: parameters fill {{name}} placeholders in a command, but the jobs come \
+                     from a jobs file ({}); remove the parameters or use a command template",
+                    p.origin,
+                    path.display()
+                ));
+            }
+            jobs_from_file(&path, stdin)?
+        }
+    };
+
+    Ok(SweepPlan {
+        jobs,
+        config: config(args, &spec)?,
+        template: name.unwrap_or(written),
+    })
+}
+
+/// The command as written, for the history's grouping: quoted where needed, placeholders bare.
+fn template_text(argv: &[String]) -> String {
+    argv.iter()
+        .map(|w| {
+            if !w.is_empty()
+                && w.chars()
+                    .all(|c| "{}".contains(c) || quote::quote(&c.to_string()).len() == 1)
+            {
+                w.clone()
+            } else {
+                quote::quote(w)
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+fn jobs_from_template(
+    t: &template::Template,
+    params: &[params::Param],
+    cmd_origin: &str,
+    no_file: bool,
+) -> Result<Vec<Job>, String> {
+    // Each placeholder's parameter, by position in `params`.
+    let mut slot_param = Vec::with_capacity(t.names().len());
+    for name in t.names() {
+        match params.iter().position(|p| &p.name == name) {
+            Some(i) => slot_param.push(i),
+            None => {
+                let known: Vec<&str> = params.iter().map(|p| p.name.as_str()).collect();
+                let known = if known.is_empty() {
+                    "no parameters are given".to_string()
+                } else {
+                    format!("parameters given: {}", known.join(", "))
+                };
+                let how = if no_file {
+                    format!("add -p {name}=VALUES")
+                } else {
+                    format!("add -p {name}=VALUES or {name} = ... under [params]")
+                };
+                return Err(format!(
+                    "{cmd_origin}: uses {{{name}}} but there is no parameter {name} ({known}); \
+                     {how}, or write {{{{{name}}}}} for literal braces"
+                ));
+            }
+        }
+    }
+    // An unused parameter would run the same command once per value: an error, because it is
+    // almost always a misspelt placeholder, and identical jobs would share one history key.
+    if let Some(p) = params.iter().find(|p| !t.names().contains(&p.name)) {
+        return Err(format!(
+            "{}: the command has no {{{}}} placeholder, so its {} value(s) would all run the same \
+             command; use {{{}}} in the command or drop the parameter (to repeat a command N \
+             times, pass the counter, e.g. env RUN={{{}}} CMD ...)",
+            p.origin,
+            p.name,
+            p.values.len(),
+            p.name,
+            p.name
+        ));
+    }
+    let total = params::product_len(params)?;
+    let lens: Vec<usize> = params.iter().map(|p| p.values.len()).collect();
+    let mut jobs = Vec::with_capacity(total);
+    let mut slot_values: Vec<&str> = vec![""; slot_param.len()];
+    for (id, combo) in params::product(&lens).enumerate() {
+        for (slot, &pi) in slot_param.iter().enumerate() {
+            slot_values[slot] = &params[pi].values[combo[pi]];
+        }
+        let command = if t.is_shell() {
+            JobCommand::Shell(t.render_shell(&slot_values))
+        } else {
+            JobCommand::Argv(t.render_argv(&slot_values))
+        };
+        let params = params
+            .iter()
+            .zip(&combo)
+            .map(|(p, &i)| (p.name.clone(), p.values[i].clone()))
+            .collect();
+        jobs.push(Job {
+            id,
+            key: command.display(),
+            command,
+            params,
+        });
+    }
+    Ok(jobs)
+}
+
+fn jobs_from_file(path: &Path, stdin: &mut dyn Read) -> Result<(Vec<Job>, String), String> {
+    let (text, label, written) = if path.as_os_str() == "-" {
+        let mut text = String::new();
+        stdin
+            .read_to_string(&mut text)
+            .map_err(|e| format!("--jobs-file -: cannot read stdin: {e}"))?;
+        (text, "<stdin>".to_string(), "jobs-file:-".to_string())
+    } else {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| format!("--jobs-file {}: cannot read it: {e}", path.display()))?;
+        let canon = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
+        (
+            text,
+            path.display().to_string(),
+            format!("jobs-file:{}", canon.display()),
+        )
+    };
+    let entries = jobsfile::parse(&text, &label)?;
+    if entries.is_empty() {
+        return Err(format!(
+            "{label}: no jobs: every line is blank or a # comment; write one shell command a line"
+        ));
+    }
+    let jobs = entries
+        .into_iter()
+        .enumerate()
+        .map(|(id, e)| Job {
+            id,
+            key: e.key.unwrap_or_else(|| e.command.display()),
+            command: e.command,
+            params: e.params,
+        })
+        .collect();
+    Ok((jobs, written))
+}
+
+/// Merge options: a flag given on the command line beats sweep.toml, which beats the default.
+fn config(args: &RunArgs, spec: &spec::Spec) -> Result<RunConfig, String> {
+    fn flag(name: &'static str) -> impl Fn(String) -> String {
+        move |e| format!("{name}: {e}")
+    }
+    let jobs = match args.jobs {
+        Some(n) => Some(check::jobs(n).map_err(flag("-j"))?),
+        None => spec.jobs,
+    };
+    let limit = match args.limit {
+        Some(b) => Some(check::limit(b).map_err(flag("--limit"))?),
+        None => spec.limit,
+    };
+    let retries = match args.retries {
+        Some(n) => check::retries(n).map_err(flag("--retries"))?,
+        None => spec.retries.unwrap_or(3),
+    };
+    let grace_s = match args.grace {
+        Some(s) => check::grace(s).map_err(flag("--grace"))?,
+        None => spec.grace.unwrap_or(10.0),
+    };
+    let sample_interval_s = match args.sample_interval {
+        Some(s) => check::sample_interval(s).map_err(flag("--sample-interval"))?,
+        None => spec.sample_interval.unwrap_or(0.2),
+    };
+    let mem_per_job = args.mem_per_job.or(spec.mem_per_job);
+    let job_mem_max = args.job_mem_max.or(spec.job_mem_max);
+    if let (Some(SizeSpec::Bytes(est)), Some(SizeSpec::Bytes(max))) = (mem_per_job, job_mem_max)
+        && max < est
+    {
+        return Err(format!(
+            "--job-mem-max ({}) is below --mem-per-job ({}): every job would be killed at its \
+             cap before reaching its expected peak; raise --job-mem-max or lower --mem-per-job",
+            crate::size::human(max),
+            crate::size::human(est)
+        ));
+    }
+    Ok(RunConfig {
+        jobs,
+        limit,
+        reserve: args.reserve.or(spec.reserve),
+        mem_per_job,
+        job_mem_max,
+        history: !(args.no_history || spec.no_history),
+        cgroups: !(args.no_cgroups || spec.no_cgroups),
+        on_pressure: args
+            .on_pressure
+            .or(spec.on_pressure)
+            .unwrap_or(OnPressure::Pause),
+        retries,
+        out: args.out.clone().or_else(|| spec.out.clone()),
+        json: args.json || spec.json,
+        grace_s,
+        sample_interval_s,
+        dry_run: args.dry_run,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::exit::UsageError;
+    use std::time::Instant;
+
+    fn s(v: &[&str]) -> Vec<String> {
+        v.iter().map(|x| x.to_string()).collect()
+    }
+
+    fn args(params: &[&str], cmd: &[&str]) -> RunArgs {
+        RunArgs {
+            params: s(params),
+            command: s(cmd),
+            ..RunArgs::default()
+        }
+    }
+
+    fn plan_in(a: &RunArgs, cwd: &Path) -> anyhow::Result<SweepPlan> {
+        plan_with(a, cwd, &mut std::io::empty())
+    }
+
+    /// The usage error's message; panics if planning succeeded or failed some other way.
+    fn usage_err(a: &RunArgs, cwd: &Path) -> String {
+        let e = plan_in(a, cwd).expect_err("should be a usage error");
+        e.downcast_ref::<UsageError>()
+            .unwrap_or_else(|| panic!("not a UsageError: {e}"))
+            .to_string()
+    }
+
+    fn argv_of(j: &Job) -> &[String] {
+        match &j.command {
+            JobCommand::Argv(a) => a,
+            JobCommand::Shell(s) => panic!("expected argv, got shell {s}"),
+        }
+    }
+
+    #[test]
+    fn cartesian_product_in_flag_order_first_slowest() {
+        let a = args(
+            &["lr=0.1,0.01", "seed=range(0,3)"],
+            &["python", "train.py", "--lr", "{lr}", "--seed={seed}"],
+        );
+        let p = plan_in(&a, Path::new(".")).unwrap();
+        let got: Vec<(usize, String, String)> = p
+            .jobs
+            .iter()
+            .map(|j| (j.id, argv_of(j)[3].clone(), argv_of(j)[4].clone()))
+            .collect();
+        let want: Vec<(usize, String, String)> = [
+            ("0.1", "0"),
+            ("0.1", "1"),
+            ("0.1", "2"),
+            ("0.01", "0"),
+            ("0.01", "1"),
+            ("0.01", "2"),
+        ]
+        .iter()
+        .enumerate()
+        .map(|(i, (lr, seed))| (i, lr.to_string(), format!("--seed={seed}")))
+        .collect();
+        assert_eq!(got, want);
+        assert_eq!(
+            p.jobs[4].params,
+            [("lr".into(), "0.01".into()), ("seed".into(), "1".into())]
+        );
+        assert_eq!(p.jobs[4].key, "python train.py --lr 0.01 --seed=1");
+        assert_eq!(p.template, "python train.py --lr {lr} --seed={seed}");
+    }
+
+    #[test]
+    fn parameters_order_the_product_even_if_placeholders_appear_in_another_order() {
+        let a = args(&["b=1,2", "a=x,y"], &["echo", "{a}", "{b}"]);
+        let p = plan_in(&a, Path::new(".")).unwrap();
+        let keys: Vec<&str> = p.jobs.iter().map(|j| j.key.as_str()).collect();
+        assert_eq!(keys, ["echo x 1", "echo y 1", "echo x 2", "echo y 2"]);
+        assert_eq!(p.jobs[1].params[0], ("b".into(), "1".into()));
+    }
+
+    #[test]
+    fn hostile_value_stays_one_literal_argument() {
+        let evil = "'; rm -rf x'";
+        let a = args(
+            &[&format!("name={evil}")],
+            &["echo", "--name={name}", "{name}"],
+        );
+        let p = plan_in(&a, Path::new(".")).unwrap();
+        assert_eq!(p.jobs.len(), 1);
+        assert_eq!(
+            argv_of(&p.jobs[0]),
+            s(&["echo", &format!("--name={evil}"), evil])
+        );
+        // The displayed key pastes back into a shell as the same three words.
+        assert_eq!(
+            quote::tests::sh_words(&p.jobs[0].key),
+            s(&["echo", &format!("--name={evil}"), evil])
+        );
+    }
+
+    #[test]
+    fn hostile_value_stays_one_word_under_shell() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("x"), "keep").unwrap();
+        let evil = "'; rm -rf x'";
+        let mut a = args(
+            &[&format!("v={evil},$(rm x),a b")],
+            &["printf", "'%s\\n'", "{v}", ">>", "out.txt"],
+        );
+        a.shell = true;
+        let p = plan_in(&a, dir.path()).unwrap();
+        assert_eq!(p.template, "printf '%s\\n' {v} >> out.txt");
+        for j in &p.jobs {
+            let JobCommand::Shell(script) = &j.command else {
+                panic!("expected shell")
+            };
+            let st = std::process::Command::new("sh")
+                .arg("-c")
+                .arg(script)
+                .current_dir(dir.path())
+                .status()
+                .unwrap();
+            assert!(st.success(), "{script}");
+        }
+        assert_eq!(
+            std::fs::read_to_string(dir.path().join("out.txt")).unwrap(),
+            format!("{evil}\n$(rm x)\na b\n")
+        );
+        assert!(dir.path().join("x").exists(), "the value ran as a command");
+    }
+
+    #[test]
+    fn template_errors_name_the_flag_and_fix() {
+        let cwd = Path::new(".");
+        for (a, needles) in [
+            (
+                args(&["lr=1"], &["t", "{lr}", "{seed}"]),
+                &[
+                    "the command after --: uses {seed}",
+                    "add -p seed=VALUES",
+                    "parameters given: lr",
+                ][..],
+            ),
+            (
+                args(&["lr=1", "seed=1,2"], &["t", "{lr}"]),
+                &[
+                    "-p 'seed=1,2': the command has no {seed} placeholder",
+                    "2 value(s)",
+                ][..],
+            ),
+            (
+                args(&["lr=1", "lr=2"], &["t", "{lr}"]),
+                &["-p 'lr=2': parameter lr is already given by -p 'lr=1'"][..],
+            ),
+            (
+                args(&["lr"], &["t", "{lr}"]),
+                &["-p 'lr': expected NAME=VALUES"][..],
+            ),
+            (
+                args(&["lr="], &["t", "{lr}"]),
+                &["-p 'lr=': the value list is empty"][..],
+            ),
+            (
+                args(&["s=range(0,0)"], &["t", "{s}"]),
+                &["-p 's=range(0,0)': range(0,0) is empty"][..],
+            ),
+            (args(&["s=range(0,3,0)"], &["t", "{s}"]), &["step is 0"][..]),
+            (
+                args(&[], &["t", "{lr"]),
+                &["the command after --: argument 2 '{lr'"][..],
+            ),
+            (args(&[], &[]), &["nothing to run"][..]),
+        ] {
+            let e = usage_err(&a, cwd);
+            for n in needles {
+                assert!(
+                    e.contains(n),
+                    "{:?} {:?}: {e}\n(missing {n:?})",
+                    a.params,
+                    a.command
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn option_errors_name_the_flag() {
+        let cwd = Path::new(".");
+        let base = || args(&[], &["true"]);
+        let cases: Vec<(RunArgs, &str)> = vec![
+            (
+                RunArgs {
+                    jobs: Some(20_000),
+                    ..base()
+                },
+                "-j: 20000 jobs at once",
+            ),
+            (
+                RunArgs {
+                    grace: Some(-1.0),
+                    ..base()
+                },
+                "--grace: -1",
+            ),
+            (
+                RunArgs {
+                    grace: Some(f64::NAN),
+                    ..base()
+                },
+                "--grace: NaN",
+            ),
+            (
+                RunArgs {
+                    sample_interval: Some(0.0),
+                    ..base()
+                },
+                "--sample-interval: 0",
+            ),
+            (
+                RunArgs {
+                    sample_interval: Some(61.0),
+                    ..base()
+                },
+                "--sample-interval: 61",
+            ),
+            (
+                RunArgs {
+                    retries: Some(101),
+                    ..base()
+                },
+                "--retries: 101",
+            ),
+            (
+                RunArgs {
+                    limit: Some(0),
+                    ..base()
+                },
+                "--limit: 0 bytes",
+            ),
+            (
+                RunArgs {
+                    name: Some(" ".into()),
+                    ..base()
+                },
+                "--name: the name is empty",
+            ),
+            (
+                RunArgs {
+                    mem_per_job: Some(SizeSpec::Bytes(2 << 30)),
+                    job_mem_max: Some(SizeSpec::Bytes(1 << 30)),
+                    ..base()
+                },
+                "--job-mem-max (1.00 GiB) is below --mem-per-job (2.00 GiB)",
+            ),
+            (
+                RunArgs {
+                    jobs_file: Some("j.txt".into()),
+                    ..base()
+                },
+                "either the command after -- or --jobs-file",
+            ),
+        ];
+        for (a, needle) in cases {
+            let e = usage_err(&a, cwd);
+            assert!(e.contains(needle), "{e} (wanted {needle:?})");
+        }
+    }
+
+    #[test]
+    fn defaults_and_flags() {
+        let p = plan_in(&args(&[], &["true"]), Path::new(".")).unwrap();
+        assert_eq!(
+            p.config,
+            RunConfig {
+                jobs: None,
+                limit: None,
+                reserve: None,
+                mem_per_job: None,
+                job_mem_max: None,
+                history: true,
+                cgroups: true,
+                on_pressure: OnPressure::Pause,
+                retries: 3,
+                out: None,
+                json: false,
+                grace_s: 10.0,
+                sample_interval_s: 0.2,
+                dry_run: false,
+            }
+        );
+        assert_eq!(p.jobs.len(), 1);
+        let a = RunArgs {
+            jobs: Some(0),
+            limit: Some(1 << 30),
+            reserve: Some(SizeSpec::Percent(10.0)),
+            no_history: true,
+            no_cgroups: true,
+            on_pressure: Some(OnPressure::None),
+            retries: Some(0),
+            grace: Some(0.0),
+            sample_interval: Some(1.0),
+            json: true,
+            dry_run: true,
+            name: Some("mine".into()),
+            ..args(&[], &["true"])
+        };
+        let p = plan_in(&a, Path::new(".")).unwrap();
+        let c = &p.config;
+        assert_eq!((c.jobs, c.limit, c.retries), (Some(0), Some(1 << 30), 0));
+        assert!(!c.history && !c.cgroups && c.json && c.dry_run);
+        assert_eq!((c.grace_s, c.sample_interval_s), (0.0, 1.0));
+        assert_eq!(c.on_pressure, OnPressure::None);
+        assert_eq!(p.template, "mine");
+    }
+
+    #[test]
+    fn jobs_file_from_path_and_stdin() {
+        let dir = tempfile::tempdir().unwrap();
+        let text = "# sweep\necho a\n\n{\"cmd\": [\"echo\", \"b c\"], \"key\": \"k-b\", \"params\": {\"x\": \"1\"}}\n";
+        std::fs::write(dir.path().join("jobs.txt"), text).unwrap();
+        let a = RunArgs {
+            jobs_file: Some("jobs.txt".into()),
+            ..RunArgs::default()
+        };
+        let p = plan_in(&a, dir.path()).unwrap();
+        assert_eq!(p.jobs.len(), 2);
+        assert_eq!(p.jobs[0].command, JobCommand::Shell("echo a".into()));
+        assert_eq!(p.jobs[0].key, "echo a");
+        assert_eq!(p.jobs[1].id, 1);
+        assert_eq!(p.jobs[1].key, "k-b");
+        assert_eq!(p.jobs[1].params, [("x".into(), "1".into())]);
+        let canon = std::fs::canonicalize(dir.path().join("jobs.txt")).unwrap();
+        assert_eq!(p.template, format!("jobs-file:{}", canon.display()));
+
+        let a = RunArgs {
+            jobs_file: Some("-".into()),
+            ..RunArgs::default()
+        };
+        let p = plan_with(&a, dir.path(), &mut text.as_bytes()).unwrap();
+        assert_eq!((p.jobs.len(), p.template.as_str()), (2, "jobs-file:-"));
+        // JSON argv jobs without a key are keyed by their pasteable display.
+        let p = plan_with(&a, dir.path(), &mut &br#"{"cmd": ["echo", "b c"]}"#[..]).unwrap();
+        assert_eq!(p.jobs[0].key, "echo 'b c'");
+
+        let e = plan_with(&a, dir.path(), &mut &b"# nothing\n\n"[..]).unwrap_err();
+        assert!(e.to_string().contains("<stdin>: no jobs"), "{e}");
+        let e = plan_with(&a, dir.path(), &mut &b"echo\n{bad\n"[..]).unwrap_err();
+        assert!(e.to_string().contains("<stdin>:2: invalid JSON job"), "{e}");
+        let a = RunArgs {
+            jobs_file: Some("missing.txt".into()),
+            ..RunArgs::default()
+        };
+        let e = usage_err(&a, dir.path());
+        assert!(
+            e.contains("--jobs-file") && e.contains("missing.txt"),
+            "{e}"
+        );
+    }
+
+    fn example() -> PathBuf {
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/sweep.toml")
+    }
+
+    #[test]
+    fn the_documented_example_plans() {
+        let doc = include_str!("../../docs/sweep-toml.md");
+        let ex = include_str!("../../examples/sweep.toml");
+        assert!(
+            doc.contains(ex),
+            "docs/sweep-toml.md must quote examples/sweep.toml verbatim"
+        );
+        let a = RunArgs {
+            file: Some(example()),
+            ..RunArgs::default()
+        };
+        let p = plan_in(&a, Path::new(".")).unwrap();
+        assert_eq!(p.jobs.len(), 12);
+        assert_eq!(p.template, "lr-sweep");
+        assert_eq!(
+            p.jobs[0].key,
+            "python3 train.py --lr 0.1 --seed=0 --data data/small.csv"
+        );
+        assert_eq!(
+            p.jobs[11].key,
+            "python3 train.py --lr 0.01 --seed=2 --data data/large.csv"
+        );
+        let c = &p.config;
+        assert_eq!(c.jobs, Some(4));
+        assert_eq!(c.mem_per_job, Some(SizeSpec::Bytes(2 << 30)));
+        assert_eq!(c.reserve, Some(SizeSpec::Percent(10.0)));
+        assert_eq!(
+            c.out,
+            Some(example().parent().unwrap().join("runs/lr-sweep"))
+        );
+    }
+
+    #[test]
+    fn flags_override_the_file() {
+        let a = RunArgs {
+            file: Some(example()),
+            params: s(&["seed=7", "extra=a,b"]),
+            command: s(&["run", "{lr}", "{seed}", "{data}", "{extra}"]),
+            jobs: Some(2),
+            mem_per_job: Some(SizeSpec::Bytes(1 << 30)),
+            name: Some("cli-name".into()),
+            ..RunArgs::default()
+        };
+        let p = plan_in(&a, Path::new(".")).unwrap();
+        // seed replaced in place (still second), extra appended (fastest), lr and data kept.
+        let names: Vec<&str> = p.jobs[0].params.iter().map(|(n, _)| n.as_str()).collect();
+        assert_eq!(names, ["lr", "seed", "data", "extra"]);
+        assert_eq!(p.jobs.len(), 2 * 2 * 2);
+        assert_eq!(p.jobs[0].key, "run 0.1 7 data/small.csv a");
+        assert_eq!(p.jobs[1].key, "run 0.1 7 data/small.csv b");
+        assert_eq!(p.config.jobs, Some(2));
+        assert_eq!(p.config.mem_per_job, Some(SizeSpec::Bytes(1 << 30)));
+        assert_eq!(
+            p.config.reserve,
+            Some(SizeSpec::Percent(10.0)),
+            "kept from the file"
+        );
+        assert_eq!(p.template, "cli-name");
+
+        // The file's params still have to be used by a command that replaces the file's.
+        let a = RunArgs {
+            file: Some(example()),
+            command: s(&["run", "{lr}"]),
+            ..RunArgs::default()
+        };
+        let e = usage_err(&a, Path::new("."));
+        assert!(
+            e.contains("sweep.toml:14: params.seed: the command has no {seed}"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn file_shell_commands_and_file_errors() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("s.toml");
+        std::fs::write(
+            &f,
+            "command = \"echo {x} | cat\"\n[params]\nx = [\"a b\", 2]\n",
+        )
+        .unwrap();
+        let a = RunArgs {
+            file: Some("s.toml".into()),
+            ..RunArgs::default()
+        };
+        let p = plan_in(&a, dir.path()).unwrap();
+        assert_eq!(
+            p.jobs[0].command,
+            JobCommand::Shell("echo 'a b' | cat".into())
+        );
+        assert_eq!(p.jobs[1].command, JobCommand::Shell("echo 2 | cat".into()));
+        assert_eq!(p.template, "echo {x} | cat");
+
+        // `shell = true` joins an argv command; the CLI's --shell does the same to the CLI command.
+        std::fs::write(
+            &f,
+            "shell = true\ncommand = [\"echo\", \"{x}\", \">\", \"o\"]\n[params]\nx = \"1\"\n",
+        )
+        .unwrap();
+        let p = plan_in(&a, dir.path()).unwrap();
+        assert_eq!(p.jobs[0].command, JobCommand::Shell("echo 1 > o".into()));
+
+        std::fs::write(&f, "jobs = 2\n[params]\nx = \"1,2\"\n").unwrap();
+        let e = usage_err(&a, dir.path());
+        assert!(e.contains("s.toml: no command"), "{e}");
+        std::fs::write(&f, "jobs-file = \"j.txt\"\n[params]\nx = \"1,2\"\n").unwrap();
+        std::fs::write(dir.path().join("j.txt"), "echo 1\n").unwrap();
+        let e = usage_err(&a, dir.path());
+        assert!(
+            e.contains("s.toml:3: params.x: parameters fill {name} placeholders"),
+            "{e}"
+        );
+        std::fs::write(&f, "jobs-file = \"j.txt\"\nbogus = 1\n").unwrap();
+        let e = usage_err(&a, dir.path());
+        assert!(e.contains("s.toml:2: unknown field `bogus`"), "{e}");
+        std::fs::write(&f, "jobs-file = \"j.txt\"\njobs = 3\n").unwrap();
+        let p = plan_in(&a, dir.path()).unwrap();
+        assert_eq!((p.jobs.len(), p.config.jobs), (1, Some(3)));
+        assert!(p.template.starts_with("jobs-file:/"), "{}", p.template);
+    }
+
+    #[test]
+    fn ten_thousand_jobs_plan_fast() {
+        let a = args(
+            &["a=range(0,100)", "b=range(0,100)"],
+            &["python", "train.py", "--a={a}", "--b", "{b}"],
+        );
+        let t = Instant::now();
+        let p = plan_in(&a, Path::new(".")).unwrap();
+        let took = t.elapsed();
+        assert_eq!(p.jobs.len(), 10_000);
+        assert_eq!(p.jobs[9_999].key, "python train.py --a=99 --b 99");
+        let keys: std::collections::HashSet<&str> = p.jobs.iter().map(|j| j.key.as_str()).collect();
+        assert_eq!(keys.len(), 10_000, "every job has its own history key");
+        // Unoptimized build on a shared 2-core machine: generous, still catches quadratic work.
+        assert!(
+            took.as_secs_f64() < 2.0,
+            "planning 10 000 jobs took {took:?}"
+        );
+        eprintln!("planned 10 000 jobs in {took:?}");
+    }
+
+    #[test]
+    fn display_quotes_only_where_needed() {
+        let c = JobCommand::Argv(s(&["python", "-c", "print(1)", "a b", ""]));
+        assert_eq!(c.display(), "python -c 'print(1)' 'a b' ''");
+        assert_eq!(
+            JobCommand::Shell("echo $HOME | cat".into()).display(),
+            "echo $HOME | cat"
+        );
+    }
 }

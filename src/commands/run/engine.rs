@@ -1,0 +1,599 @@
+//! The engine loop of `memsweep run`: one thread, woken by whatever happens first (a job exits,
+//! a sample is due, a signal). Each turn: take in exits → sample (probe + per-job usage) → ask
+//! `sched` for decisions → apply them through `exec` → record them in the journal (fsync'd).
+//! Decisions stay in `sched`, effects in `exec`; this file only wires them.
+
+use std::time::{Duration, Instant, SystemTime};
+
+use crate::exec::{Accounting, ExecConfig, ExecEvent, Executor, Outcome, SpawnSpec};
+use crate::exit::Exit;
+use crate::history::Record;
+use crate::journal::{Event, JobStatus, ResumeState, Summary, SummaryContext, SweepDir};
+use crate::output::progress::{Progress, State};
+use crate::output::report::{self, Style};
+use crate::probe::{MemStatus, Probe};
+use crate::sched::{Action, Ended, Observation, Usage};
+use crate::size::human;
+use crate::sweep::SweepPlan;
+
+use super::Setup;
+
+/// Journal a memory sample at most this often.
+const JOURNAL_SAMPLE_EVERY: Duration = Duration::from_secs(1);
+/// After an exit, sample again if the last sample is older than this, so freed memory is seen
+/// before the next admission.
+const RESAMPLE_AFTER_EXIT: Duration = Duration::from_millis(20);
+/// Summaries of sweeps up to this many jobs are rewritten after every job end; bigger ones at
+/// most once a second (the journal, fsync'd every turn, already holds every end).
+const SUMMARY_EVERY_END_MAX_JOBS: usize = 200;
+/// History records are appended in batches of this many (bounded memory with huge sweeps).
+const HISTORY_BATCH: usize = 256;
+
+/// A job running now (or paused), as the engine tracks it.
+struct Running {
+    job: usize,
+    attempt: u32,
+}
+
+pub struct Engine {
+    plan: SweepPlan,
+    setup: Setup,
+    probe: Probe,
+    dir: SweepDir,
+    exec: Executor,
+    progress: Progress,
+    resumed: bool,
+
+    t0: Instant,
+    status: MemStatus,
+    oom_at_start: Option<u64>,
+    peak_ws: u64,
+    running: Vec<Running>,
+    ended_here: usize,
+    last_sample: Instant,
+    last_journal_sample: Option<Instant>,
+    last_summary: Option<Instant>,
+    history_batch: Vec<Record>,
+    warned_oversized: bool,
+    warned_probe: bool,
+
+    interrupted: Option<i32>,
+    kill_at: Option<Instant>,
+    killed_all: bool,
+}
+
+fn epoch() -> f64 {
+    SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0.0, |d| d.as_secs_f64())
+}
+
+fn accounting_str(a: Accounting) -> &'static str {
+    match a {
+        Accounting::CgroupV1 => "cgroup-v1",
+        Accounting::CgroupV2 => "cgroup-v2",
+        Accounting::Proc => "proc",
+    }
+}
+
+impl Engine {
+    pub fn new(
+        plan: SweepPlan,
+        setup: Setup,
+        probe: Probe,
+        status: MemStatus,
+        dir: SweepDir,
+        resumed: Option<ResumeState>,
+    ) -> anyhow::Result<Engine> {
+        let exec = Executor::new(
+            ExecConfig {
+                no_cgroups: !plan.config.cgroups,
+                job_mem_max: setup.job_mem_max,
+                sample_interval: Duration::from_secs_f64(plan.config.sample_interval_s),
+            },
+            probe.layout(),
+            probe.fs(),
+        )?;
+        let progress = Progress::new(plan.config.json);
+        let now = Instant::now();
+        Ok(Engine {
+            oom_at_start: status.oom_kills,
+            peak_ws: status.working_set_bytes,
+            plan,
+            setup,
+            probe,
+            dir,
+            exec,
+            progress,
+            resumed: resumed.is_some(),
+            t0: now,
+            status,
+            running: Vec::new(),
+            ended_here: 0,
+            last_sample: now,
+            last_journal_sample: None,
+            last_summary: None,
+            history_batch: Vec::new(),
+            warned_oversized: false,
+            warned_probe: false,
+            interrupted: None,
+            kill_at: None,
+            killed_all: false,
+        })
+    }
+
+    fn secs(&self) -> f64 {
+        self.t0.elapsed().as_secs_f64()
+    }
+
+    fn state(&self) -> State {
+        let paused = self.setup.sched.paused();
+        State {
+            total: self.plan.jobs.len(),
+            done: self.setup.done_before + self.ended_here,
+            running: self.running.len().saturating_sub(paused),
+            paused,
+            queued: self.setup.sched.queued(),
+            mem_used_bytes: self.status.working_set_bytes,
+            budget_bytes: self.setup.budget.budget,
+        }
+    }
+
+    /// Journal an event and show it.
+    fn emit(&mut self, event: Event) -> anyhow::Result<()> {
+        self.dir.record(&event)?;
+        let state = self.state();
+        self.progress.event(&event, &state);
+        Ok(())
+    }
+
+    pub fn run(mut self) -> anyhow::Result<Exit> {
+        let accounting = accounting_str(self.exec.accounting()).to_string();
+        if !self.plan.config.json {
+            eprintln!("memsweep: {}", self.exec.accounting_note());
+        }
+        let b = self.setup.budget;
+        let out = self.dir.root().display().to_string();
+        self.emit(Event::SweepStart {
+            t: epoch(),
+            out,
+            jobs: self.plan.jobs.len(),
+            limit_bytes: b.limit,
+            budget_bytes: b.budget,
+            reserve_bytes: b.reserve,
+            parallel_cap: self.setup.cap,
+            accounting,
+            resumed: self.resumed,
+        })?;
+        self.dir.sync()?;
+        self.observe(true);
+
+        loop {
+            if self.interrupted.is_none() {
+                self.decide_and_apply()?;
+            }
+            self.dir.sync()?;
+            let state = self.state();
+            self.progress.tick(&state);
+            if self.running.is_empty() && (self.interrupted.is_some() || self.setup.sched.is_done())
+            {
+                break;
+            }
+
+            let interval = Duration::from_secs_f64(
+                self.setup
+                    .sched
+                    .sample_interval(self.plan.config.sample_interval_s),
+            );
+            let mut wake = self.last_sample + interval;
+            if let Some(k) = self.kill_at.filter(|_| !self.killed_all) {
+                wake = wake.min(k);
+            }
+            let timeout = wake.saturating_duration_since(Instant::now());
+            let events = self.exec.wait(timeout);
+            let mut exited = false;
+            for ev in events {
+                match ev {
+                    ExecEvent::Exited {
+                        job,
+                        attempt,
+                        outcome,
+                        wall,
+                        peak_bytes,
+                        accounting,
+                    } => {
+                        exited = true;
+                        self.on_exit(job, attempt, outcome, wall, peak_bytes, accounting)?;
+                    }
+                    ExecEvent::Interrupt { signal } => self.on_interrupt(signal),
+                }
+            }
+            if exited {
+                // Nothing finished is lost: the end is on disk before anything else happens.
+                self.dir.sync()?;
+                self.maybe_write_summary(false)?;
+            }
+            if let Some(k) = self.kill_at
+                && !self.killed_all
+                && Instant::now() >= k
+            {
+                self.kill_all();
+            }
+            let due = self.last_sample.elapsed() >= interval;
+            if due || (exited && self.last_sample.elapsed() >= RESAMPLE_AFTER_EXIT) {
+                self.observe(false);
+            }
+        }
+        self.finish()
+    }
+
+    /// Read the probe and the jobs' usage, tell the scheduler, journal a sample once a second.
+    fn observe(&mut self, force_journal: bool) {
+        match self.probe.status() {
+            Ok(s) => self.status = s,
+            Err(e) => {
+                if !self.warned_probe {
+                    eprintln!(
+                        "memsweep: warning: cannot read memory status ({e:#}); using the last reading"
+                    );
+                    self.warned_probe = true;
+                }
+            }
+        }
+        self.last_sample = Instant::now();
+        let usage: Vec<Usage> = self
+            .exec
+            .usage()
+            .into_iter()
+            .map(|u| Usage {
+                job: u.job,
+                current: u.current_bytes,
+                peak: u.peak_bytes,
+            })
+            .collect();
+        let ws = self.status.working_set_bytes;
+        self.peak_ws = self.peak_ws.max(ws);
+        let psi = self.status.pressure.map(|p| p.some_avg10);
+        let now = self.secs();
+        self.setup.sched.observe(&Observation {
+            now,
+            working_set: ws,
+            psi_some_avg10: psi,
+            jobs: &usage,
+        });
+        let journal_due = self
+            .last_journal_sample
+            .is_none_or(|t| t.elapsed() >= JOURNAL_SAMPLE_EVERY);
+        if force_journal || journal_due {
+            self.last_journal_sample = Some(Instant::now());
+            let ev = Event::Sample {
+                t: epoch(),
+                working_set_bytes: ws,
+                available_bytes: self.status.available_bytes,
+                budget_bytes: self.setup.budget.budget,
+                running: usage.iter().map(|u| (u.job, u.current)).collect(),
+                psi_some_avg10: psi,
+            };
+            if let Err(e) = self.emit(ev) {
+                eprintln!("memsweep: warning: {e:#}");
+            }
+        }
+    }
+
+    fn decide_and_apply(&mut self) -> anyhow::Result<()> {
+        let actions = self.setup.sched.decide();
+        if actions.is_empty() {
+            return Ok(());
+        }
+        let mut to_spawn = Vec::new();
+        for a in actions {
+            match a {
+                Action::Start {
+                    job,
+                    estimate,
+                    oversized,
+                } => {
+                    if oversized && !self.warned_oversized {
+                        self.warned_oversized = true;
+                        eprintln!(
+                            "memsweep: job {job} is expected to need {} ({}), more than the budget {}; it runs alone",
+                            human(estimate.bytes),
+                            estimate.source.as_str(),
+                            human(self.setup.budget.budget)
+                        );
+                    }
+                    match self.prepare_start(job, estimate.bytes) {
+                        Ok(spec) => to_spawn.push(spec),
+                        Err(e) => {
+                            // The sweep directory is unusable: stop cleanly, nothing lost.
+                            self.setup.sched.abandon(job);
+                            return Err(e);
+                        }
+                    }
+                }
+                Action::Pause { job, reason } => {
+                    if let Err(e) = self.exec.pause(job) {
+                        eprintln!("memsweep: warning: cannot pause job {job}: {e:#}");
+                        continue;
+                    }
+                    self.emit(Event::JobPause {
+                        t: epoch(),
+                        job,
+                        reason,
+                    })?;
+                }
+                Action::Resume { job } => {
+                    if let Err(e) = self.exec.resume(job) {
+                        eprintln!("memsweep: warning: cannot resume job {job}: {e:#}");
+                    }
+                    self.emit(Event::JobResume { t: epoch(), job })?;
+                }
+                Action::Requeue { job, reason, usage } => {
+                    if let Err(e) = self.exec.signal(job, libc::SIGKILL) {
+                        eprintln!("memsweep: warning: cannot stop job {job}: {e:#}");
+                    }
+                    let attempt = self.attempt_of(job);
+                    self.emit(Event::JobRequeue {
+                        t: epoch(),
+                        job,
+                        attempt,
+                        reason,
+                        usage_bytes: usage,
+                    })?;
+                }
+            }
+        }
+        // Journal written (fsync'd) before any job starts.
+        self.dir.sync()?;
+        for spec in to_spawn {
+            let job = spec.job;
+            if let Err(e) = self.exec.spawn(spec) {
+                // exec reports spawn failures as exits; an error here is the executor itself.
+                return Err(e.context(format!("starting job {job}")));
+            }
+        }
+        Ok(())
+    }
+
+    fn attempt_of(&self, job: usize) -> u32 {
+        self.running
+            .iter()
+            .find(|r| r.job == job)
+            .map_or(0, |r| r.attempt)
+    }
+
+    fn prepare_start(&mut self, job: usize, estimate: u64) -> anyhow::Result<SpawnSpec> {
+        let j = &self.plan.jobs[job];
+        let jdir = self.dir.job_dir(j)?;
+        let jdir = std::path::absolute(&jdir).unwrap_or(jdir);
+        let sweep_dir =
+            std::path::absolute(self.dir.root()).unwrap_or_else(|_| self.dir.root().to_path_buf());
+        self.setup.attempts[job] += 1;
+        let attempt = self.setup.attempts[job];
+        let spec = SpawnSpec {
+            job,
+            attempt,
+            command: j.command.clone(),
+            stdout: self.dir.stdout_path(job),
+            stderr: self.dir.stderr_path(job),
+            env: vec![
+                ("MEMSWEEP_JOB_ID".into(), job.to_string()),
+                ("MEMSWEEP_JOB_DIR".into(), jdir.display().to_string()),
+                ("MEMSWEEP_ATTEMPT".into(), attempt.to_string()),
+                ("MEMSWEEP_SWEEP_DIR".into(), sweep_dir.display().to_string()),
+            ],
+        };
+        let command = j.command.display();
+        self.running.push(Running { job, attempt });
+        self.emit(Event::JobStart {
+            t: epoch(),
+            job,
+            attempt,
+            command,
+            estimate_bytes: (estimate > 0).then_some(estimate),
+        })?;
+        Ok(spec)
+    }
+
+    fn on_exit(
+        &mut self,
+        job: usize,
+        attempt: u32,
+        outcome: Outcome,
+        wall: Duration,
+        peak: Option<u64>,
+        accounting: Accounting,
+    ) -> anyhow::Result<()> {
+        self.running.retain(|r| r.job != job);
+        let stopped = matches!(outcome, Outcome::Stopped { .. });
+        let ended = self
+            .setup
+            .sched
+            .exited(job, peak, stopped && self.interrupted.is_none());
+        let (status, exit_code, signal) = match (&ended, &outcome) {
+            (Ended::Requeued { .. }, _) => return Ok(()),
+            (Ended::RequeuedOut, _) => (JobStatus::RequeuedOut, None, Some(libc::SIGKILL)),
+            (_, Outcome::Succeeded) => (JobStatus::Succeeded, Some(0), None),
+            (_, Outcome::Failed { code }) => (JobStatus::Failed, Some(*code), None),
+            (_, Outcome::Signaled { signal }) => (JobStatus::Killed, None, Some(*signal)),
+            (_, Outcome::Stopped { signal }) => (JobStatus::Killed, None, Some(*signal)),
+            (_, Outcome::OomKilled) => (JobStatus::Oom, None, Some(libc::SIGKILL)),
+            (_, Outcome::FailedToSpawn { error }) => {
+                eprintln!("memsweep: job {job} could not start: {error}");
+                (JobStatus::Failed, None, None)
+            }
+        };
+        self.ended_here += 1;
+        let wall_s = wall.as_secs_f64();
+        let source = accounting_str(accounting).to_string();
+        self.emit(Event::JobEnd {
+            t: epoch(),
+            job,
+            attempt,
+            status,
+            exit_code,
+            signal,
+            wall_s,
+            peak_bytes: peak,
+            peak_source: if peak.is_some() {
+                source
+            } else {
+                String::new()
+            },
+        })?;
+        if status == JobStatus::Succeeded
+            && let (Some(p), true) = (peak, self.setup.history.is_some())
+        {
+            let j = &self.plan.jobs[job];
+            self.history_batch.push(Record {
+                template: self.plan.template.clone(),
+                key: j.key.clone(),
+                peak_bytes: p,
+                wall_s,
+                t: epoch(),
+            });
+            if self.history_batch.len() >= HISTORY_BATCH {
+                self.flush_history();
+            }
+        }
+        Ok(())
+    }
+
+    fn flush_history(&mut self) {
+        if let Some(h) = &self.setup.history
+            && !self.history_batch.is_empty()
+        {
+            if let Err(e) = h.append(&self.history_batch) {
+                eprintln!("memsweep: warning: history not saved: {e:#}");
+            }
+            self.history_batch.clear();
+        }
+    }
+
+    /// Ctrl-C / SIGTERM: forward it to every job's process group, SIGKILL after `--grace`;
+    /// a second one kills at once.
+    fn on_interrupt(&mut self, signal: i32) {
+        if self.interrupted.is_some() {
+            if !self.killed_all {
+                eprintln!("memsweep: interrupted again: killing every job now");
+                self.kill_all();
+            }
+            return;
+        }
+        self.interrupted = Some(signal);
+        self.setup.sched.stop();
+        let grace = self.plan.config.grace_s;
+        if !self.running.is_empty() {
+            eprintln!(
+                "memsweep: interrupted: stopping {} job{} (SIGKILL in {grace} s; interrupt again to kill now)",
+                self.running.len(),
+                if self.running.len() == 1 { "" } else { "s" }
+            );
+        }
+        let jobs: Vec<usize> = self.running.iter().map(|r| r.job).collect();
+        for job in jobs {
+            let _ = self.exec.signal(job, signal);
+        }
+        self.kill_at = Some(Instant::now() + Duration::from_secs_f64(grace));
+    }
+
+    fn kill_all(&mut self) {
+        self.killed_all = true;
+        let jobs: Vec<usize> = self.running.iter().map(|r| r.job).collect();
+        for job in jobs {
+            let _ = self.exec.signal(job, libc::SIGKILL);
+        }
+    }
+
+    fn summary(&mut self) -> Summary {
+        let oom = match (self.oom_at_start, self.status.oom_kills) {
+            (Some(a), Some(b)) => b.saturating_sub(a),
+            _ => 0,
+        };
+        let ctx = SummaryContext {
+            out: self.dir.root().display().to_string(),
+            limit_bytes: self.setup.budget.limit,
+            budget_bytes: self.setup.budget.budget,
+            accounting: accounting_str(self.exec.accounting()).to_string(),
+            oom_kills: oom,
+        };
+        let mut s = self.dir.summary(&self.plan.jobs, &ctx);
+        s.peak_working_set_bytes = s.peak_working_set_bytes.max(self.peak_ws);
+        s
+    }
+
+    fn maybe_write_summary(&mut self, force: bool) -> anyhow::Result<()> {
+        let due = force
+            || self.plan.jobs.len() <= SUMMARY_EVERY_END_MAX_JOBS
+            || self
+                .last_summary
+                .is_none_or(|t| t.elapsed() >= Duration::from_secs(1));
+        if due {
+            let s = self.summary();
+            self.dir.write_summary(&s)?;
+            self.last_summary = Some(Instant::now());
+        }
+        Ok(())
+    }
+
+    fn finish(mut self) -> anyhow::Result<Exit> {
+        // Read the OOM counter once more: a kill may have happened since the last sample.
+        if let Ok(s) = self.probe.status() {
+            self.status = s;
+        }
+        // Requeued jobs still waiting when interrupted did not run out of retries: skipped.
+        for job in self.setup.sched.take_queue() {
+            if self.setup.attempts[job] > 0 {
+                let attempt = self.setup.attempts[job];
+                self.emit(Event::JobEnd {
+                    t: epoch(),
+                    job,
+                    attempt,
+                    status: JobStatus::Skipped,
+                    exit_code: None,
+                    signal: None,
+                    wall_s: 0.0,
+                    peak_bytes: None,
+                    peak_source: String::new(),
+                })?;
+            }
+        }
+        let pre = self.summary();
+        let code = if self.interrupted.is_some() {
+            Exit::Interrupted
+        } else if pre.failed > 0 || pre.succeeded < self.plan.jobs.len() {
+            Exit::Failed
+        } else {
+            Exit::Ok
+        };
+        self.emit(Event::SweepEnd {
+            t: epoch(),
+            makespan_s: self.secs(),
+            succeeded: pre.succeeded,
+            failed: pre.failed,
+            exit_code: code as i32,
+            interrupted: self.interrupted.is_some(),
+        })?;
+        self.dir.sync()?;
+        let summary = self.summary();
+        self.dir.write_summary(&summary)?;
+        self.flush_history();
+        self.progress.finish();
+        let budget = self.setup.budget.budget;
+        let res = if self.plan.config.json {
+            let mut err = std::io::stderr();
+            report::write_report(&mut err, &summary, budget, None, Style::for_stderr())
+        } else {
+            let mut out = std::io::stdout();
+            report::write_report(
+                &mut out,
+                &summary,
+                budget,
+                report::stdout_width(),
+                Style::for_stdout(),
+            )
+        };
+        let _ = res;
+        Ok(code)
+    }
+}

@@ -1,0 +1,446 @@
+//! Per-job memory cgroups under the runner's own cgroup: `<dir>/memsweep-<pid>/<n>`.
+//!
+//! v1 (memory controller on its own hierarchy): job cgroups are a pool of reusable slots —
+//! mkdir/rmdir per job costs more than a trivial job — made reusable by emptying them and writing
+//! 0 to `memory.max_usage_in_bytes`. v2 (needs delegation): the no-internal-processes rule means
+//! the runner first moves itself into `<dir>/memsweep-<pid>/runner`, then enables `+memory` in
+//! `subtree_control`; each job gets a fresh cgroup because `memory.peak` cannot be reset for
+//! everyone (its reset is per open file). Stale `memsweep-<pid>` trees of dead runners are
+//! removed at setup. Paths here are real paths (already joined with the probe's root).
+
+use std::ffi::CString;
+use std::io;
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+
+use super::sys;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Version {
+    V1,
+    V2,
+}
+
+/// One job cgroup.
+#[derive(Debug)]
+pub struct Slot {
+    pub n: u32,
+    pub dir: PathBuf,
+    /// `<dir>/cgroup.procs`, NUL-terminated for the child's pre-exec join.
+    pub procs: CString,
+    /// The oom_kill counter when the current job started (v1 slots are reused).
+    pub oom_base: u64,
+}
+
+/// What a finished job's cgroup says, read before the cgroup is reset or removed.
+#[derive(Debug, Clone, Copy)]
+pub struct Final {
+    pub peak: Option<u64>,
+    /// OOM kills in this job's cgroup during the job; None when the kernel has no counter.
+    pub oom_kills: Option<u64>,
+}
+
+pub struct JobCgroups {
+    pub version: Version,
+    /// The runner's cgroup (where `memsweep-<pid>` lives).
+    pub parent: PathBuf,
+    /// `<parent>/memsweep-<pid>`.
+    pub base: PathBuf,
+    limit: Option<u64>,
+    free: Vec<Slot>,
+    draining: Vec<Slot>,
+    next: u32,
+    /// v2: we wrote `+memory` into the parent's subtree_control, and moved the runner.
+    enabled_parent_memory: bool,
+    moved_runner: bool,
+    /// Names of stale trees removed at setup (for the note).
+    pub removed_stale: Vec<String>,
+}
+
+fn read_u64(p: &Path) -> Option<u64> {
+    std::fs::read_to_string(p).ok()?.trim().parse().ok()
+}
+
+fn keyed(p: &Path, key: &str) -> Option<u64> {
+    std::fs::read_to_string(p)
+        .ok()?
+        .lines()
+        .find_map(|l| l.strip_prefix(key)?.strip_prefix(' ')?.trim().parse().ok())
+}
+
+fn write(p: &Path, v: &str) -> io::Result<()> {
+    std::fs::write(p, v)
+}
+
+/// Pids in a cgroup (not below). Never 0 or memsweep itself: a kill of those would hit the
+/// runner (kill(0) is our own process group), e.g. in a fixture tree or the v2 runner leaf.
+fn pids_in(dir: &Path) -> Vec<i32> {
+    let me = std::process::id() as i32;
+    std::fs::read_to_string(dir.join("cgroup.procs"))
+        .map(|t| {
+            t.lines()
+                .filter_map(|l| l.trim().parse().ok())
+                .filter(|&p| p > 0 && p != me)
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// SIGKILL everything in `dir` (not below), repeating while processes keep appearing
+/// (a fork bomb races a single pass). Returns whether it ended up empty.
+pub fn kill_all(dir: &Path) -> bool {
+    for round in 0..100 {
+        let pids = pids_in(dir);
+        if pids.is_empty() {
+            return true;
+        }
+        for p in pids {
+            let _ = sys::kill(p, libc::SIGKILL);
+        }
+        if round > 0 {
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+    }
+    pids_in(dir).is_empty()
+}
+
+/// Kill and remove a whole cgroup tree, children first. Best effort.
+pub fn remove_tree(dir: &Path) -> io::Result<()> {
+    if let Ok(rd) = std::fs::read_dir(dir) {
+        for e in rd.flatten() {
+            if e.file_type().map(|t| t.is_dir()).unwrap_or(false) {
+                let _ = remove_tree(&e.path());
+            }
+        }
+    }
+    kill_all(dir);
+    let mut last = Ok(());
+    // A killed process leaves its cgroup a moment after it dies.
+    for _ in 0..50 {
+        last = std::fs::remove_dir(dir);
+        match &last {
+            Ok(()) => return Ok(()),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+            Err(e) if e.raw_os_error() == Some(libc::EBUSY) => {
+                std::thread::sleep(std::time::Duration::from_millis(10))
+            }
+            Err(_) => break,
+        }
+    }
+    last
+}
+
+/// The runner pid encoded in a `memsweep-<pid>[-<k>]` name.
+pub fn runner_pid(name: &str) -> Option<i32> {
+    let rest = name.strip_prefix("memsweep-")?;
+    let digits = rest.split('-').next()?;
+    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    digits.parse().ok()
+}
+
+/// Remove `memsweep-<pid>` trees under `parent` whose runner is dead (a SIGKILLed runner
+/// cannot clean up; its guard kills the jobs but may not get to remove every directory).
+pub fn remove_stale(parent: &Path) -> Vec<String> {
+    let mut removed = Vec::new();
+    let Ok(rd) = std::fs::read_dir(parent) else {
+        return removed;
+    };
+    for e in rd.flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        let Some(pid) = runner_pid(&name) else {
+            continue;
+        };
+        if pid == std::process::id() as i32 || sys::pid_exists(pid) {
+            continue;
+        }
+        if remove_tree(&e.path()).is_ok() {
+            removed.push(name);
+        }
+    }
+    removed
+}
+
+fn not_writable(dir: &Path, e: &io::Error) -> String {
+    format!(
+        "cgroup dir {} not writable ({})",
+        dir.display(),
+        sys::err_text(e)
+    )
+}
+
+impl JobCgroups {
+    /// Set up `<parent>/memsweep-<pid>`; Err(reason) means "use Proc mode, because ...".
+    pub fn setup(
+        version: Version,
+        parent: &Path,
+        limit: Option<u64>,
+    ) -> Result<JobCgroups, String> {
+        match version {
+            Version::V1 => {
+                if !parent.join("memory.usage_in_bytes").exists() {
+                    return Err(format!(
+                        "{} is not a v1 memory cgroup (no memory.usage_in_bytes)",
+                        parent.display()
+                    ));
+                }
+            }
+            Version::V2 => {
+                let ctrls =
+                    std::fs::read_to_string(parent.join("cgroup.controllers")).map_err(|e| {
+                        format!(
+                            "cannot read {}/cgroup.controllers ({})",
+                            parent.display(),
+                            sys::err_text(&e)
+                        )
+                    })?;
+                if !ctrls.split_whitespace().any(|c| c == "memory") {
+                    return Err(format!(
+                        "the memory controller is not delegated to {} (cgroup.controllers: {:?})",
+                        parent.display(),
+                        ctrls.trim()
+                    ));
+                }
+            }
+        }
+        let removed_stale = remove_stale(parent);
+        let pid = std::process::id();
+        let mut base = parent.join(format!("memsweep-{pid}"));
+        let mut k = 1;
+        loop {
+            match std::fs::create_dir(&base) {
+                Ok(()) => break,
+                // A second executor in one process (tests) gets its own tree.
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists && k < 1000 => {
+                    base = parent.join(format!("memsweep-{pid}-{k}"));
+                    k += 1;
+                }
+                Err(e) => return Err(not_writable(parent, &e)),
+            }
+        }
+        let mut cg = JobCgroups {
+            version,
+            parent: parent.to_path_buf(),
+            base,
+            limit,
+            free: Vec::new(),
+            draining: Vec::new(),
+            next: 0,
+            enabled_parent_memory: false,
+            moved_runner: false,
+            removed_stale,
+        };
+        if version == Version::V2
+            && let Err(why) = cg.setup_v2()
+        {
+            cg.teardown();
+            return Err(why);
+        }
+        Ok(cg)
+    }
+
+    fn setup_v2(&mut self) -> Result<(), String> {
+        let runner = self.base.join("runner");
+        std::fs::create_dir(&runner).map_err(|e| not_writable(&self.base, &e))?;
+        write(
+            &runner.join("cgroup.procs"),
+            &std::process::id().to_string(),
+        )
+        .map_err(|e| {
+            format!(
+                "cannot move memsweep into {}/cgroup.procs ({})",
+                runner.display(),
+                sys::err_text(&e)
+            )
+        })?;
+        self.moved_runner = true;
+        let sub = self.parent.join("cgroup.subtree_control");
+        let enabled = std::fs::read_to_string(&sub).unwrap_or_default();
+        if !enabled.split_whitespace().any(|c| c == "memory") {
+            write(&sub, "+memory").map_err(|e| {
+                format!(
+                    "cannot enable the memory controller in {} ({}): other processes live in \
+                     that cgroup; run memsweep in a cgroup of its own (e.g. `systemd-run --user \
+                     --scope -p Delegate=yes memsweep ...`)",
+                    sub.display(),
+                    sys::err_text(&e)
+                )
+            })?;
+            self.enabled_parent_memory = true;
+        }
+        let sub = self.base.join("cgroup.subtree_control");
+        write(&sub, "+memory").map_err(|e| {
+            format!(
+                "cannot enable the memory controller in {} ({})",
+                sub.display(),
+                sys::err_text(&e)
+            )
+        })?;
+        Ok(())
+    }
+
+    fn oom_count(&self, dir: &Path) -> Option<u64> {
+        match self.version {
+            Version::V1 => keyed(&dir.join("memory.oom_control"), "oom_kill"),
+            Version::V2 => keyed(&dir.join("memory.events"), "oom_kill"),
+        }
+    }
+
+    /// A cgroup for the next job: a reset v1 slot from the pool, or a new one. The bool says
+    /// whether it is new (the caller registers new ones with the guard).
+    pub fn acquire(&mut self) -> io::Result<(Slot, bool)> {
+        self.reap_draining();
+        if let Some(s) = self.free.pop() {
+            return Ok((s, false));
+        }
+        let n = self.next;
+        self.next += 1;
+        let dir = self.base.join(n.to_string());
+        std::fs::create_dir(&dir).map_err(|e| {
+            io::Error::new(
+                e.kind(),
+                format!(
+                    "cannot create job cgroup {}: {}",
+                    dir.display(),
+                    sys::err_text(&e)
+                ),
+            )
+        })?;
+        if let Some(limit) = self.limit {
+            let v = limit.to_string();
+            let res = match self.version {
+                Version::V1 => write(&dir.join("memory.limit_in_bytes"), &v).map(|()| {
+                    // Cap memory+swap too where swap accounting exists, so the cap is real.
+                    let memsw = dir.join("memory.memsw.limit_in_bytes");
+                    if memsw.exists() {
+                        let _ = write(&memsw, &v);
+                    }
+                }),
+                Version::V2 => write(&dir.join("memory.max"), &v).map(|()| {
+                    let _ = write(&dir.join("memory.swap.max"), "0");
+                }),
+            };
+            if let Err(e) = res {
+                let _ = std::fs::remove_dir(&dir);
+                return Err(io::Error::new(
+                    e.kind(),
+                    format!(
+                        "cannot set --job-mem-max on {}: {}",
+                        dir.display(),
+                        sys::err_text(&e)
+                    ),
+                ));
+            }
+        }
+        let procs = CString::new(dir.join("cgroup.procs").as_os_str().as_bytes())
+            .map_err(|_| io::Error::other("cgroup path contains a NUL byte"))?;
+        let oom_base = self.oom_count(&dir).unwrap_or(0);
+        Ok((
+            Slot {
+                n,
+                dir,
+                procs,
+                oom_base,
+            },
+            true,
+        ))
+    }
+
+    /// Current and peak bytes of a running job's cgroup.
+    pub fn usage(&self, s: &Slot) -> (Option<u64>, Option<u64>) {
+        match self.version {
+            Version::V1 => (
+                read_u64(&s.dir.join("memory.usage_in_bytes")),
+                read_u64(&s.dir.join("memory.max_usage_in_bytes")),
+            ),
+            Version::V2 => (
+                read_u64(&s.dir.join("memory.current")),
+                read_u64(&s.dir.join("memory.peak")),
+            ),
+        }
+    }
+
+    /// Read the finished job's peak and OOM kills (before any reset).
+    pub fn finish(&self, s: &Slot) -> Final {
+        let (_, peak) = self.usage(s);
+        let oom_kills = self.oom_count(&s.dir).map(|c| c.saturating_sub(s.oom_base));
+        Final { peak, oom_kills }
+    }
+
+    /// Kill what the job left behind, then make the slot reusable (v1) or remove it (v2).
+    /// Returns the numbers of cgroups that are gone for good (to unregister from the guard).
+    pub fn release(&mut self, s: Slot) -> Vec<u32> {
+        for p in pids_in(&s.dir) {
+            let _ = sys::kill(p, libc::SIGKILL);
+        }
+        self.draining.push(s);
+        self.reap_draining()
+    }
+
+    /// Slots whose processes are all gone: reset (v1) or remove (v2).
+    fn reap_draining(&mut self) -> Vec<u32> {
+        let mut gone = Vec::new();
+        let mut i = 0;
+        while i < self.draining.len() {
+            if !pids_in(&self.draining[i].dir).is_empty() {
+                i += 1;
+                continue;
+            }
+            let mut s = self.draining.swap_remove(i);
+            match self.version {
+                Version::V1 => {
+                    // Page cache the job left is still charged here; reclaim it so the next
+                    // job's peak starts from zero.
+                    if read_u64(&s.dir.join("memory.usage_in_bytes")).unwrap_or(0) > 0 {
+                        let _ = write(&s.dir.join("memory.force_empty"), "0");
+                    }
+                    if write(&s.dir.join("memory.max_usage_in_bytes"), "0").is_ok() {
+                        s.oom_base = self.oom_count(&s.dir).unwrap_or(0);
+                        self.free.push(s);
+                    } else {
+                        let _ = std::fs::remove_dir(&s.dir);
+                        gone.push(s.n);
+                    }
+                }
+                Version::V2 => {
+                    let _ = std::fs::remove_dir(&s.dir);
+                    gone.push(s.n);
+                }
+            }
+        }
+        gone
+    }
+
+    /// Kill everything left in any job cgroup and remove the whole tree (and undo the v2 moves).
+    pub fn teardown(&mut self) {
+        for s in self.free.drain(..).chain(self.draining.drain(..)) {
+            let _ = remove_tree(&s.dir);
+        }
+        if let Ok(rd) = std::fs::read_dir(&self.base) {
+            for e in rd.flatten() {
+                if e.file_type().map(|t| t.is_dir()).unwrap_or(false) && e.file_name() != "runner" {
+                    let _ = remove_tree(&e.path());
+                }
+            }
+        }
+        if self.moved_runner {
+            // Back to where we came from, which needs the parent's memory controller off again
+            // (no internal processes). Best effort: if it fails we stay in the runner leaf and
+            // the next run's stale sweep removes it.
+            if self.enabled_parent_memory {
+                let _ = write(&self.parent.join("cgroup.subtree_control"), "-memory");
+            }
+            if write(
+                &self.parent.join("cgroup.procs"),
+                &std::process::id().to_string(),
+            )
+            .is_ok()
+            {
+                let _ = std::fs::remove_dir(self.base.join("runner"));
+            }
+            self.moved_runner = false;
+        }
+        let _ = std::fs::remove_dir(&self.base);
+    }
+}

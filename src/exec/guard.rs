@@ -1,0 +1,373 @@
+//! The orphan guard: a tiny process forked at `Executor::new` that outlives a SIGKILLed runner
+//! just long enough to kill every job. It holds one end of a socket pair whose other end only the
+//! runner holds; the runner registers each job's process group (and, in Proc mode, any new
+//! process group found among a job's descendants) and each job cgroup. When the socket reports
+//! EOF — the runner is gone, however it died — the guard SIGKILLs every registered group and
+//! every pid in the registered cgroups (which also catches descendants that left the group with
+//! setsid), then removes those cgroups and exits. PR_SET_PDEATHSIG would only reach direct
+//! children, and only while the forking thread lives; this reaches grandchildren.
+//!
+//! The guard is forked from a possibly multi-threaded process, so after fork it may only make
+//! async-signal-safe calls: raw read/kill/open/rmdir/nanosleep on memory allocated before fork.
+//! No allocation, no locks, no panics.
+
+use std::ffi::CString;
+use std::io;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::path::Path;
+
+const OP_ADD_PGID: i32 = 1;
+const OP_DEL_PGID: i32 = 2;
+const OP_ADD_CGROUP: i32 = 3;
+const OP_DEL_CGROUP: i32 = 4;
+/// Exit without killing: the runner shut down in order and already killed everything.
+const OP_QUIT: i32 = 5;
+
+const MAX_PGIDS: usize = 8192;
+const MAX_CGROUPS: usize = 1024;
+const MAX_BASE: usize = 3900;
+
+/// Everything the guard child needs, allocated before fork (the child never allocates).
+struct State {
+    pgids: [i32; MAX_PGIDS],
+    n_pgids: usize,
+    cgroups: [i32; MAX_CGROUPS],
+    n_cgroups: usize,
+    /// `<base>/` of the job cgroups; a job cgroup is `<base>/<number>`.
+    base: [u8; MAX_BASE],
+    base_len: usize,
+    /// Scratch for paths and cgroup.procs contents.
+    path: [u8; 4096],
+    buf: [u8; 16384],
+}
+
+/// The runner's handle on its guard.
+pub struct Guard {
+    sock: Option<OwnedFd>,
+    pid: i32,
+    /// Registrations dropped because the guard is gone (write failed); reported once.
+    pub dead: bool,
+}
+
+impl Guard {
+    /// Fork the guard. `cgroup_base` is the directory whose numbered children are job cgroups.
+    pub fn start(cgroup_base: Option<&Path>) -> io::Result<Guard> {
+        let mut state: Box<State> = Box::new(State {
+            pgids: [0; MAX_PGIDS],
+            n_pgids: 0,
+            cgroups: [0; MAX_CGROUPS],
+            n_cgroups: 0,
+            base: [0; MAX_BASE],
+            base_len: 0,
+            path: [0; 4096],
+            buf: [0; 16384],
+        });
+        if let Some(base) = cgroup_base {
+            let bytes = base.as_os_str().as_encoded_bytes();
+            if bytes.len() + 1 >= MAX_BASE {
+                return Err(io::Error::other(format!(
+                    "cgroup path {} is too long for the orphan guard",
+                    base.display()
+                )));
+            }
+            state.base[..bytes.len()].copy_from_slice(bytes);
+            state.base[bytes.len()] = b'/';
+            state.base_len = bytes.len() + 1;
+        }
+        let devnull = CString::new("/dev/null").expect("no NUL in literal");
+
+        let mut fds = [0i32; 2];
+        // SAFETY: `fds` is a valid out-array of two ints; CLOEXEC keeps both ends out of jobs.
+        let rc = unsafe {
+            libc::socketpair(
+                libc::AF_UNIX,
+                libc::SOCK_STREAM | libc::SOCK_CLOEXEC,
+                0,
+                fds.as_mut_ptr(),
+            )
+        };
+        if rc != 0 {
+            return Err(io::Error::last_os_error());
+        }
+        // SAFETY: socketpair just returned these two fresh descriptors; we own them.
+        let (ours, theirs) =
+            unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
+
+        // SAFETY: fork(2) itself is safe to call; the child branch below only makes
+        // async-signal-safe calls on memory allocated before the fork and ends in _exit.
+        let pid = unsafe { libc::fork() };
+        if pid < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        if pid == 0 {
+            // SAFETY: we are the freshly forked child; `state` and `devnull` were allocated before
+            // the fork and are only read/written here; guard_main never returns.
+            unsafe { guard_main(theirs.as_raw_fd(), &mut state, devnull.as_ptr()) }
+        }
+        drop(theirs);
+        Ok(Guard {
+            sock: Some(ours),
+            pid,
+            dead: false,
+        })
+    }
+
+    pub fn pid(&self) -> i32 {
+        self.pid
+    }
+
+    fn send(&mut self, op: i32, value: i32) {
+        let Some(sock) = &self.sock else { return };
+        let mut msg = [0u8; 8];
+        msg[..4].copy_from_slice(&op.to_ne_bytes());
+        msg[4..].copy_from_slice(&value.to_ne_bytes());
+        // SAFETY: `msg` is a valid 8-byte buffer; MSG_NOSIGNAL turns a dead guard into EPIPE
+        // instead of a SIGPIPE. 8 bytes on a stream socket are written whole or not at all here.
+        let rc = unsafe {
+            libc::send(
+                sock.as_raw_fd(),
+                msg.as_ptr().cast(),
+                msg.len(),
+                libc::MSG_NOSIGNAL,
+            )
+        };
+        if rc != msg.len() as isize {
+            self.dead = true;
+        }
+    }
+
+    pub fn add_pgid(&mut self, pgid: i32) {
+        self.send(OP_ADD_PGID, pgid);
+    }
+    pub fn del_pgid(&mut self, pgid: i32) {
+        self.send(OP_DEL_PGID, pgid);
+    }
+    pub fn add_cgroup(&mut self, n: u32) {
+        self.send(OP_ADD_CGROUP, n as i32);
+    }
+    pub fn del_cgroup(&mut self, n: u32) {
+        self.send(OP_DEL_CGROUP, n as i32);
+    }
+
+    /// The guard died and was reaped already: stop talking to it, never wait for it.
+    pub fn mark_reaped(&mut self) {
+        self.sock = None;
+        self.dead = true;
+    }
+
+    /// Orderly shutdown: tell the guard to exit without killing, and reap it.
+    pub fn quit(&mut self) {
+        if self.sock.is_none() {
+            return;
+        }
+        self.send(OP_QUIT, 0);
+        self.sock = None;
+        super::sys::wait_blocking(self.pid);
+    }
+}
+
+impl Drop for Guard {
+    fn drop(&mut self) {
+        self.quit();
+    }
+}
+
+/// The guard's whole life. Only async-signal-safe calls; never returns.
+///
+/// # Safety
+/// Must only be called in a freshly forked child; `st` and `devnull` must be valid.
+unsafe fn guard_main(sock: i32, st: &mut State, devnull: *const libc::c_char) -> ! {
+    // SAFETY (whole body): raw syscalls on fds we own, buffers inside `st`, and NUL-terminated
+    // paths built in `st.path`; nothing allocates or takes a lock.
+    unsafe {
+        // Out of the runner's process group so a Ctrl-C or a group-wide signal meant for the
+        // runner does not take the guard down before it has done its job.
+        libc::setpgid(0, 0);
+        for sig in [
+            libc::SIGINT,
+            libc::SIGTERM,
+            libc::SIGHUP,
+            libc::SIGQUIT,
+            libc::SIGPIPE,
+            libc::SIGTSTP,
+        ] {
+            libc::signal(sig, libc::SIG_IGN);
+        }
+        libc::signal(libc::SIGCHLD, libc::SIG_DFL);
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        libc::sigprocmask(libc::SIG_SETMASK, &set, std::ptr::null_mut());
+
+        // Keep only the socket: holding the runner's other descriptors (its stdout pipe, another
+        // executor's guard socket) would keep them open after the runner dies.
+        let s = libc::fcntl(sock, libc::F_DUPFD, 64);
+        let null = libc::open(devnull, libc::O_RDWR);
+        if null >= 0 {
+            libc::dup2(null, 0);
+            libc::dup2(null, 1);
+            libc::dup2(null, 2);
+        }
+        let sock = if s >= 0 { s } else { sock };
+        libc::dup2(sock, 3);
+        let sock = 3;
+        if libc::syscall(libc::SYS_close_range, 4u32, u32::MAX, 0u32) != 0 {
+            for fd in 4..4096 {
+                libc::close(fd);
+            }
+        }
+
+        let mut msg = [0u8; 8];
+        let mut have = 0usize;
+        loop {
+            let n = libc::read(sock, msg.as_mut_ptr().add(have).cast(), 8 - have);
+            if n < 0 {
+                if *libc::__errno_location() == libc::EINTR {
+                    continue;
+                }
+                break; // treat errors like EOF: we can no longer hear the runner
+            }
+            if n == 0 {
+                break;
+            }
+            have += n as usize;
+            if have < 8 {
+                continue;
+            }
+            have = 0;
+            let op = i32::from_ne_bytes([msg[0], msg[1], msg[2], msg[3]]);
+            let v = i32::from_ne_bytes([msg[4], msg[5], msg[6], msg[7]]);
+            match op {
+                OP_ADD_PGID if st.n_pgids < MAX_PGIDS => {
+                    st.pgids[st.n_pgids] = v;
+                    st.n_pgids += 1;
+                }
+                OP_DEL_PGID => remove(&mut st.pgids, &mut st.n_pgids, v),
+                OP_ADD_CGROUP if st.n_cgroups < MAX_CGROUPS => {
+                    st.cgroups[st.n_cgroups] = v;
+                    st.n_cgroups += 1;
+                }
+                OP_DEL_CGROUP => remove(&mut st.cgroups, &mut st.n_cgroups, v),
+                OP_QUIT => libc::_exit(0),
+                _ => {}
+            }
+        }
+
+        // The runner is gone: kill everything it registered.
+        for i in 0..st.n_pgids {
+            libc::kill(-st.pgids[i], libc::SIGKILL);
+        }
+        if st.base_len > 0 {
+            // Processes may still fork while we kill; repeat until the cgroups are empty.
+            for _round in 0..200 {
+                let mut found = false;
+                for i in 0..st.n_cgroups {
+                    if kill_cgroup(st, st.cgroups[i]) {
+                        found = true;
+                    }
+                }
+                if !found {
+                    break;
+                }
+                let ts = libc::timespec {
+                    tv_sec: 0,
+                    tv_nsec: 10_000_000,
+                };
+                libc::nanosleep(&ts, std::ptr::null_mut());
+            }
+            for i in 0..st.n_cgroups {
+                // Best effort: the next runner's stale-cgroup sweep removes what remains.
+                if build_path(st, st.cgroups[i], b"") {
+                    libc::rmdir(st.path.as_ptr().cast());
+                }
+            }
+        }
+        libc::_exit(0)
+    }
+}
+
+fn remove(arr: &mut [i32], n: &mut usize, v: i32) {
+    let mut i = 0;
+    while i < *n {
+        if arr[i] == v {
+            arr[i] = arr[*n - 1];
+            *n -= 1;
+            return;
+        }
+        i += 1;
+    }
+}
+
+/// `st.path` = `<base><n><suffix>\0`; false when it does not fit.
+fn build_path(st: &mut State, n: i32, suffix: &[u8]) -> bool {
+    let mut digits = [0u8; 12];
+    let mut k = 0;
+    let mut v = n.max(0) as u32;
+    loop {
+        digits[k] = b'0' + (v % 10) as u8;
+        k += 1;
+        v /= 10;
+        if v == 0 {
+            break;
+        }
+    }
+    let total = st.base_len + k + suffix.len() + 1;
+    if total > st.path.len() {
+        return false;
+    }
+    st.path[..st.base_len].copy_from_slice(&st.base[..st.base_len]);
+    let mut at = st.base_len;
+    while k > 0 {
+        k -= 1;
+        st.path[at] = digits[k];
+        at += 1;
+    }
+    st.path[at..at + suffix.len()].copy_from_slice(suffix);
+    at += suffix.len();
+    st.path[at] = 0;
+    true
+}
+
+/// SIGKILL every pid listed in `<base><n>/cgroup.procs`; true if any was found.
+///
+/// # Safety
+/// Only raw open/read/close/kill on buffers inside `st` (async-signal-safe).
+unsafe fn kill_cgroup(st: &mut State, n: i32) -> bool {
+    if !build_path(st, n, b"/cgroup.procs") {
+        return false;
+    }
+    // SAFETY: `st.path` is NUL-terminated by build_path; `st.buf` is a valid buffer.
+    unsafe {
+        let fd = libc::open(st.path.as_ptr().cast(), libc::O_RDONLY | libc::O_CLOEXEC);
+        if fd < 0 {
+            return false;
+        }
+        let mut found = false;
+        let mut pid: i32 = 0;
+        let mut in_num = false;
+        loop {
+            let r = libc::read(fd, st.buf.as_mut_ptr().cast(), st.buf.len());
+            if r <= 0 {
+                break;
+            }
+            for &b in &st.buf[..r as usize] {
+                if b.is_ascii_digit() {
+                    pid = pid.saturating_mul(10).saturating_add((b - b'0') as i32);
+                    in_num = true;
+                } else {
+                    if in_num && pid > 0 {
+                        libc::kill(pid, libc::SIGKILL);
+                        found = true;
+                    }
+                    pid = 0;
+                    in_num = false;
+                }
+            }
+        }
+        if in_num && pid > 0 {
+            libc::kill(pid, libc::SIGKILL);
+            found = true;
+        }
+        libc::close(fd);
+        found
+    }
+}

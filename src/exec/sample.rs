@@ -1,0 +1,107 @@
+//! Proc mode: a job's memory is the summed RSS of its process tree (the job and every
+//! descendant, found through /proc/*/stat parent links — a job may start new process groups or
+//! sessions, so the process group alone would miss some). One /proc walk serves all jobs.
+//!
+//! Summed RSS counts pages shared between a job's processes more than once, so it can
+//! overstate; peaks between samples are missed, so it can understate. Cgroup modes are exact.
+
+use std::collections::HashMap;
+use std::io::Read;
+
+/// One process as seen in /proc/<pid>/stat.
+#[derive(Debug, Clone, Copy)]
+pub struct ProcEntry {
+    pub pid: i32,
+    pub ppid: i32,
+    pub pgid: i32,
+    pub rss_pages: u64,
+}
+
+/// Parse the fields we need from a /proc/<pid>/stat line.
+pub fn parse_stat(line: &str) -> Option<ProcEntry> {
+    let pid = line.split(' ').next()?.parse().ok()?;
+    // The command name may contain spaces and parentheses; fields resume after the last ')'.
+    let rest = &line[line.rfind(')')? + 1..];
+    let mut f = rest.split_whitespace();
+    let _state = f.next()?;
+    let ppid = f.next()?.parse().ok()?;
+    let pgid = f.next()?.parse().ok()?;
+    // rss is field 24 of stat; after ')' we are at field 3, and have consumed 3..=5.
+    let rss_pages = f.nth(24 - 6)?.parse().ok()?;
+    Some(ProcEntry {
+        pid,
+        ppid,
+        pgid,
+        rss_pages,
+    })
+}
+
+/// Every process on the machine (those that vanish mid-walk are skipped).
+pub fn scan() -> Vec<ProcEntry> {
+    let mut out = Vec::with_capacity(512);
+    let Ok(rd) = std::fs::read_dir("/proc") else {
+        return out;
+    };
+    let mut buf = String::with_capacity(512);
+    let mut path = String::with_capacity(32);
+    for e in rd.flatten() {
+        let name = e.file_name();
+        let Some(name) = name.to_str() else { continue };
+        if !name.bytes().all(|b| b.is_ascii_digit()) {
+            continue;
+        }
+        path.clear();
+        path.push_str("/proc/");
+        path.push_str(name);
+        path.push_str("/stat");
+        buf.clear();
+        let ok = std::fs::File::open(&path)
+            .and_then(|mut f| f.read_to_string(&mut buf))
+            .is_ok();
+        if let Some(p) = ok.then(|| parse_stat(&buf)).flatten() {
+            out.push(p);
+        }
+    }
+    out
+}
+
+/// A job's tree at one instant.
+#[derive(Debug, Default, Clone)]
+pub struct Tree {
+    pub rss_bytes: u64,
+    /// Process groups of the tree (the job's own and any its descendants created).
+    pub pgids: Vec<i32>,
+    pub pids: Vec<i32>,
+}
+
+/// For each root pid, its process tree (root included) in `procs`.
+pub fn trees(procs: &[ProcEntry], roots: &[i32], page: u64) -> Vec<Tree> {
+    let mut children: HashMap<i32, Vec<usize>> = HashMap::with_capacity(procs.len());
+    let mut by_pid: HashMap<i32, usize> = HashMap::with_capacity(procs.len());
+    for (i, p) in procs.iter().enumerate() {
+        children.entry(p.ppid).or_default().push(i);
+        by_pid.insert(p.pid, i);
+    }
+    roots
+        .iter()
+        .map(|&root| {
+            let mut t = Tree::default();
+            let Some(&ri) = by_pid.get(&root) else {
+                return t;
+            };
+            let mut stack = vec![ri];
+            while let Some(i) = stack.pop() {
+                let p = procs[i];
+                t.rss_bytes += p.rss_pages * page;
+                t.pids.push(p.pid);
+                if !t.pgids.contains(&p.pgid) {
+                    t.pgids.push(p.pgid);
+                }
+                if let Some(c) = children.get(&p.pid) {
+                    stack.extend(c.iter().copied());
+                }
+            }
+            t
+        })
+        .collect()
+}

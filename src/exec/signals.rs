@@ -1,0 +1,97 @@
+//! The runner's signal self-pipes: SIGCHLD, SIGINT and SIGTERM each write a byte to their own
+//! socket (signal-hook's async-signal-safe pipe action), so `wait` can block in one poll() on
+//! "a child exited, the user interrupted, or the timeout passed" without races.
+
+use std::io::{self, Read};
+use std::os::fd::AsRawFd;
+use std::os::unix::net::UnixStream;
+use std::time::Duration;
+
+use signal_hook::SigId;
+
+use super::sys;
+
+pub struct Signals {
+    chld: UnixStream,
+    int: UnixStream,
+    term: UnixStream,
+    ids: Vec<SigId>,
+}
+
+/// What woke a wait.
+#[derive(Debug, Default)]
+pub struct Woken {
+    pub child: bool,
+    /// One entry per delivered SIGINT/SIGTERM (a second Ctrl-C is a second entry).
+    pub interrupts: Vec<i32>,
+}
+
+impl Signals {
+    pub fn install() -> io::Result<Signals> {
+        let mut ids = Vec::new();
+        let mut pair = |sig: i32| -> io::Result<UnixStream> {
+            let (read, write) = UnixStream::pair()?;
+            read.set_nonblocking(true)?;
+            // A full pipe must drop the byte, never block inside a signal handler.
+            write.set_nonblocking(true)?;
+            ids.push(signal_hook::low_level::pipe::register(sig, write)?);
+            Ok(read)
+        };
+        let chld = pair(libc::SIGCHLD)?;
+        let int = pair(libc::SIGINT)?;
+        let term = pair(libc::SIGTERM)?;
+        Ok(Signals {
+            chld,
+            int,
+            term,
+            ids,
+        })
+    }
+
+    /// Block until a signal arrived or `timeout` passed; drain what arrived.
+    pub fn wait(&mut self, timeout: Duration) -> Woken {
+        let ready = sys::poll_readable(
+            &[
+                self.chld.as_raw_fd(),
+                self.int.as_raw_fd(),
+                self.term.as_raw_fd(),
+            ],
+            timeout,
+        );
+        let mut woken = Woken::default();
+        if ready[0] {
+            woken.child = drain(&mut self.chld) > 0;
+        }
+        if ready[1] {
+            woken
+                .interrupts
+                .extend(std::iter::repeat_n(libc::SIGINT, drain(&mut self.int)));
+        }
+        if ready[2] {
+            woken
+                .interrupts
+                .extend(std::iter::repeat_n(libc::SIGTERM, drain(&mut self.term)));
+        }
+        woken
+    }
+}
+
+fn drain(s: &mut UnixStream) -> usize {
+    let mut n = 0;
+    let mut buf = [0u8; 64];
+    while let Ok(k) = s.read(&mut buf) {
+        if k == 0 {
+            break;
+        }
+        n += k;
+    }
+    n
+}
+
+impl Drop for Signals {
+    fn drop(&mut self) {
+        for id in self.ids.drain(..) {
+            signal_hook::low_level::unregister(id);
+        }
+    }
+}

@@ -1,0 +1,129 @@
+//! Thin safe wrappers over the few raw syscalls the executor needs (kill, wait4, prctl, poll),
+//! so the `unsafe` surface stays in one place with its justification next to it.
+
+use std::io;
+use std::time::Duration;
+
+/// Send `sig` to a process (`pid > 0`) or a process group (`pid < 0`).
+pub fn kill(pid: i32, sig: i32) -> io::Result<()> {
+    // SAFETY: kill(2) takes plain integers and touches no memory of ours.
+    let rc = unsafe { libc::kill(pid, sig) };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
+
+/// Whether a process with this pid exists (zombies count as existing).
+pub fn pid_exists(pid: i32) -> bool {
+    pid > 0 && !matches!(kill(pid, 0), Err(e) if e.raw_os_error() == Some(libc::ESRCH))
+}
+
+/// A reaped child: its pid, raw wait status and max RSS (bytes) from its rusage.
+#[derive(Debug, Clone, Copy)]
+pub struct Reaped {
+    pub pid: i32,
+    pub status: i32,
+    pub maxrss_bytes: u64,
+}
+
+/// `wait4(pid, WNOHANG)`: `Ok(None)` when nothing (more) is ready or there are no children.
+pub fn try_wait(pid: i32) -> Option<Reaped> {
+    let mut status: libc::c_int = 0;
+    // SAFETY: all-zero bytes is a valid `rusage` (plain integers and timevals).
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    loop {
+        // SAFETY: `status` and `usage` are valid, writable and live for the call.
+        let rc = unsafe { libc::wait4(pid, &mut status, libc::WNOHANG, &mut usage) };
+        if rc > 0 {
+            return Some(Reaped {
+                pid: rc,
+                status,
+                // Linux reports ru_maxrss in KiB.
+                maxrss_bytes: (usage.ru_maxrss.max(0) as u64) * 1024,
+            });
+        }
+        if rc < 0 && io::Error::last_os_error().raw_os_error() == Some(libc::EINTR) {
+            continue;
+        }
+        return None;
+    }
+}
+
+/// Blocking `waitpid(pid, 0)`, for shutdown after SIGKILL.
+pub fn wait_blocking(pid: i32) {
+    let mut status = 0;
+    loop {
+        // SAFETY: `status` is a valid writable int for the duration of the call.
+        let rc = unsafe { libc::waitpid(pid, &mut status, 0) };
+        if rc < 0 && io::Error::last_os_error().raw_os_error() == Some(libc::EINTR) {
+            continue;
+        }
+        return;
+    }
+}
+
+/// How a process ended, decoded from a wait status.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ended {
+    Code(i32),
+    Signal(i32),
+}
+
+pub fn decode(status: i32) -> Ended {
+    if libc::WIFSIGNALED(status) {
+        Ended::Signal(libc::WTERMSIG(status))
+    } else {
+        Ended::Code(libc::WEXITSTATUS(status))
+    }
+}
+
+/// Make this process the reaper of its orphaned descendants (so a job's grandchildren whose
+/// parent died are still ours to reap and account, instead of init's).
+pub fn set_child_subreaper() -> io::Result<()> {
+    // SAFETY: PR_SET_CHILD_SUBREAPER takes an integer flag; no pointers involved.
+    let rc = unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1 as libc::c_ulong, 0, 0, 0) };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
+
+/// poll(2) on `fds` for readability; returns which are readable. EINTR counts as "nothing".
+pub fn poll_readable(fds: &[i32], timeout: Duration) -> Vec<bool> {
+    let mut pfds: Vec<libc::pollfd> = fds
+        .iter()
+        .map(|&fd| libc::pollfd {
+            fd,
+            events: libc::POLLIN,
+            revents: 0,
+        })
+        .collect();
+    // Round up so a 0.4 ms timeout does not become a busy 0 ms poll.
+    let ms = timeout.as_micros().div_ceil(1000).min(i32::MAX as u128) as i32;
+    // SAFETY: `pfds` is a valid array of `pfds.len()` pollfd structs, alive for the call.
+    let rc = unsafe { libc::poll(pfds.as_mut_ptr(), pfds.len() as libc::nfds_t, ms) };
+    if rc <= 0 {
+        return vec![false; fds.len()];
+    }
+    pfds.iter()
+        .map(|p| p.revents & (libc::POLLIN | libc::POLLHUP | libc::POLLERR) != 0)
+        .collect()
+}
+
+pub fn page_size() -> u64 {
+    // SAFETY: sysconf only reads a configuration value.
+    let n = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
+    if n > 0 { n as u64 } else { 4096 }
+}
+
+/// The text of an io::Error without the "(os error N)" suffix users don't need.
+pub fn err_text(e: &io::Error) -> String {
+    let s = e.to_string();
+    match s.find(" (os error") {
+        Some(i) => s[..i].to_string(),
+        None => s,
+    }
+}

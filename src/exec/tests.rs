@@ -1,0 +1,909 @@
+//! Real-process tests of the executor: outcomes, cgroup and /proc accounting, caps, pause and
+//! resume, the orphan guard (by SIGKILLing a re-executed runner), stale-cgroup cleanup, and the
+//! v2 setup on a fixture tree. Tests that need a writable memory cgroup print SKIPPED (and fail
+//! under MEMSWEEP_REQUIRE_CGROUPS=1). All take one lock: the executor reaps every child of the
+//! process, so two running at once would steal each other's exits.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use super::*;
+use crate::probe::{CgroupVersion, Fs, Layout};
+
+static LOCK: Mutex<()> = Mutex::new(());
+
+fn lock() -> MutexGuard<'static, ()> {
+    LOCK.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+macro_rules! skip {
+    ($($arg:tt)*) => {{
+        let why = format!($($arg)*);
+        if std::env::var("MEMSWEEP_REQUIRE_CGROUPS").as_deref() == Ok("1") {
+            panic!("cannot skip under MEMSWEEP_REQUIRE_CGROUPS=1: {why}");
+        }
+        eprintln!("SKIPPED {}: {why}", module_path!());
+        return;
+    }};
+}
+
+const MIB: u64 = 1 << 20;
+
+/// A v1 memory cgroup made for one test under this process's own memory cgroup, standing in
+/// for "the runner's cgroup"; killed and removed on drop.
+struct TestParent {
+    dir: PathBuf,
+}
+
+impl TestParent {
+    fn new(tag: &str) -> Result<TestParent, String> {
+        let text = std::fs::read_to_string("/proc/self/cgroup").map_err(|e| e.to_string())?;
+        let rel = text
+            .lines()
+            .find_map(|l| {
+                let mut f = l.splitn(3, ':');
+                let (_, ctrls, path) = (f.next()?, f.next()?, f.next()?);
+                ctrls
+                    .split(',')
+                    .any(|c| c == "memory")
+                    .then(|| path.to_string())
+            })
+            .ok_or("no v1 memory cgroup in /proc/self/cgroup")?;
+        let own = Path::new("/sys/fs/cgroup/memory").join(rel.trim_start_matches('/'));
+        if !own.join("memory.usage_in_bytes").exists() {
+            return Err(format!("{} is not a v1 memory cgroup", own.display()));
+        }
+        let dir = own.join(format!("exec-test-{}-{tag}", std::process::id()));
+        let _ = cgroup::remove_tree(&dir);
+        std::fs::create_dir(&dir).map_err(|e| {
+            format!(
+                "cannot create {} ({e}): cgroups not writable",
+                dir.display()
+            )
+        })?;
+        Ok(TestParent { dir })
+    }
+
+    fn layout(&self) -> Layout {
+        Layout {
+            version: Some(CgroupVersion::V1),
+            cgroup_path: None,
+            dir: Some(self.dir.clone()),
+            mount_point: Some(PathBuf::from("/sys/fs/cgroup/memory")),
+        }
+    }
+}
+
+impl Drop for TestParent {
+    fn drop(&mut self) {
+        let _ = cgroup::remove_tree(&self.dir);
+    }
+}
+
+fn no_layout() -> Layout {
+    Layout {
+        version: None,
+        cgroup_path: None,
+        dir: None,
+        mount_point: None,
+    }
+}
+
+fn cfg(no_cgroups: bool, cap: Option<u64>) -> ExecConfig {
+    ExecConfig {
+        no_cgroups,
+        job_mem_max: cap,
+        sample_interval: Duration::from_millis(50),
+    }
+}
+
+fn sh(s: &str) -> JobCommand {
+    JobCommand::Shell(s.to_string())
+}
+
+fn argv(a: &[&str]) -> JobCommand {
+    JobCommand::Argv(a.iter().map(|s| s.to_string()).collect())
+}
+
+fn spec(dir: &Path, job: usize, command: JobCommand) -> SpawnSpec {
+    SpawnSpec {
+        job,
+        attempt: 1,
+        command,
+        stdout: dir.join(format!("{job}.out")),
+        stderr: dir.join(format!("{job}.err")),
+        env: vec![("MEMSWEEP_JOB_ID".into(), job.to_string())],
+    }
+}
+
+#[derive(Debug, Clone)]
+struct Done {
+    outcome: Outcome,
+    peak: Option<u64>,
+    accounting: Accounting,
+}
+
+/// Wait until no job runs and collect exits by job id; panics after `limit`.
+fn drain(ex: &mut Executor, limit: Duration) -> std::collections::BTreeMap<usize, Done> {
+    let end = Instant::now() + limit;
+    let mut out = std::collections::BTreeMap::new();
+    loop {
+        for ev in ex.wait(Duration::from_millis(100)) {
+            if let ExecEvent::Exited {
+                job,
+                outcome,
+                peak_bytes,
+                accounting,
+                ..
+            } = ev
+            {
+                out.insert(
+                    job,
+                    Done {
+                        outcome,
+                        peak: peak_bytes,
+                        accounting,
+                    },
+                );
+            }
+        }
+        if ex.running() == 0 && ex.wait(Duration::ZERO).is_empty() {
+            return out;
+        }
+        assert!(Instant::now() < end, "jobs still running after {limit:?}");
+    }
+}
+
+fn read(p: impl AsRef<Path>) -> String {
+    std::fs::read_to_string(p).unwrap_or_default()
+}
+
+/// Process state letter from /proc/<pid>/stat; None when the process is gone.
+fn proc_state(pid: i32) -> Option<char> {
+    let s = read(format!("/proc/{pid}/stat"));
+    s.rfind(')')
+        .and_then(|i| s[i + 1..].trim_start().chars().next())
+}
+
+fn alive(pid: i32) -> bool {
+    matches!(proc_state(pid), Some(c) if c != 'Z' && c != 'X')
+}
+
+fn poll_until(limit: Duration, mut f: impl FnMut() -> bool) -> bool {
+    let end = Instant::now() + limit;
+    while Instant::now() < end {
+        if f() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    f()
+}
+
+// ---------------------------------------------------------------------------------------------
+// Outcomes and spawning
+
+fn check_outcomes(ex: &mut Executor, tmp: &Path, in_cgroup: bool) {
+    std::fs::write(tmp.join("5.out"), "previous run\n").unwrap();
+    ex.spawn(spec(tmp, 0, sh("exit 0"))).unwrap();
+    ex.spawn(spec(tmp, 1, sh("echo oops >&2; exit 3"))).unwrap();
+    ex.spawn(spec(tmp, 2, sh("kill -TERM $$; sleep 5")))
+        .unwrap();
+    ex.spawn(spec(tmp, 3, argv(&["/nonexistent/memsweep-prog", "x"])))
+        .unwrap();
+    ex.spawn(spec(tmp, 4, sh("sleep 30"))).unwrap();
+    ex.spawn(spec(
+        tmp,
+        5,
+        sh(
+            "echo id=$MEMSWEEP_JOB_ID; echo adj=$(cat /proc/self/oom_score_adj); \
+            echo pgid=$(cut -d' ' -f5 /proc/$$/stat) pid=$$; echo stdin=$(cat); \
+            echo cg=$(grep -c memsweep- /proc/$$/cgroup)",
+        ),
+    ))
+    .unwrap();
+    ex.spawn(spec(tmp, 6, argv(&["printf", "%s|", "a b", "'; rm -rf x"])))
+        .unwrap();
+    assert_eq!(ex.running(), 6, "the missing program is not a running job");
+    assert!(
+        poll_until(Duration::from_secs(5), || ex
+            .pid(4)
+            .is_some_and(|p| alive(p as i32))),
+        "sleep job should run"
+    );
+    ex.signal(4, libc::SIGTERM).unwrap();
+    let done = drain(ex, Duration::from_secs(20));
+    assert_eq!(done[&0].outcome, Outcome::Succeeded);
+    assert_eq!(done[&1].outcome, Outcome::Failed { code: 3 });
+    assert_eq!(read(tmp.join("1.err")), "oops\n");
+    assert_eq!(
+        done[&2].outcome,
+        Outcome::Signaled {
+            signal: libc::SIGTERM
+        }
+    );
+    match &done[&3].outcome {
+        Outcome::FailedToSpawn { error } => {
+            assert!(
+                error.contains("memsweep-prog") && error.contains("not found"),
+                "{error}"
+            )
+        }
+        o => panic!("missing program gave {o:?}"),
+    }
+    assert_eq!(
+        done[&4].outcome,
+        Outcome::Stopped {
+            signal: libc::SIGTERM
+        }
+    );
+    assert_eq!(done[&5].outcome, Outcome::Succeeded);
+    let out = read(tmp.join("5.out"));
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(
+        lines[0], "previous run",
+        "stdout is appended, not truncated: {out}"
+    );
+    assert_eq!(lines[1], "id=5");
+    assert_eq!(lines[2], "adj=1000");
+    let (pg, pid) = lines[3].split_once(' ').unwrap();
+    assert_eq!(
+        pg.strip_prefix("pgid=").unwrap(),
+        pid.strip_prefix("pid=").unwrap(),
+        "own group"
+    );
+    assert_eq!(lines[4], "stdin=", "stdin is /dev/null");
+    assert_eq!(
+        lines[5],
+        if in_cgroup { "cg=1" } else { "cg=0" },
+        "job cgroup membership"
+    );
+    assert_eq!(
+        read(tmp.join("6.out")),
+        "a b|'; rm -rf x|",
+        "argv is passed literally"
+    );
+    for d in done.values() {
+        assert_eq!(d.accounting, ex.accounting());
+    }
+    // Every job that ran has a peak; the spawn failure has none.
+    assert!(done[&0].peak.is_some_and(|p| p > 0), "{:?}", done[&0]);
+    assert!(done[&3].peak.is_none());
+}
+
+#[test]
+fn outcomes_in_cgroup_mode() {
+    let _l = lock();
+    let parent = match TestParent::new("outcomes") {
+        Ok(p) => p,
+        Err(why) => skip!("{why}"),
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    let mut ex = Executor::new(cfg(false, None), &parent.layout(), &Fs::new(None)).unwrap();
+    assert_eq!(
+        ex.accounting(),
+        Accounting::CgroupV1,
+        "{}",
+        ex.accounting_note()
+    );
+    assert!(
+        ex.accounting_note().starts_with(&format!(
+            "per-job cgroups under {}/memsweep-",
+            parent.dir.display()
+        )),
+        "{}",
+        ex.accounting_note()
+    );
+    check_outcomes(&mut ex, tmp.path(), true);
+    drop(ex);
+    let left: Vec<_> = std::fs::read_dir(&parent.dir)
+        .unwrap()
+        .flatten()
+        .filter(|e| e.file_type().unwrap().is_dir())
+        .map(|e| e.file_name())
+        .collect();
+    assert!(left.is_empty(), "cgroups left behind after drop: {left:?}");
+}
+
+#[test]
+fn outcomes_in_proc_mode() {
+    let _l = lock();
+    let tmp = tempfile::tempdir().unwrap();
+    let mut ex = Executor::new(cfg(true, None), &no_layout(), &Fs::new(None)).unwrap();
+    assert_eq!(ex.accounting(), Accounting::Proc);
+    assert_eq!(
+        ex.accounting_note(),
+        "sampling /proc every 50 ms: --no-cgroups (peaks are sampled)"
+    );
+    check_outcomes(&mut ex, tmp.path(), false);
+}
+
+#[test]
+fn interrupts_become_events() {
+    let _l = lock();
+    let mut ex = Executor::new(cfg(true, None), &no_layout(), &Fs::new(None)).unwrap();
+    // SAFETY: raising a signal this process handles (the executor registered SIGINT/SIGTERM).
+    unsafe {
+        libc::kill(libc::getpid(), libc::SIGINT);
+        libc::kill(libc::getpid(), libc::SIGTERM);
+    }
+    let mut got = vec![];
+    let end = Instant::now() + Duration::from_secs(5);
+    while got.len() < 2 && Instant::now() < end {
+        for ev in ex.wait(Duration::from_millis(200)) {
+            if let ExecEvent::Interrupt { signal } = ev {
+                got.push(signal);
+            }
+        }
+    }
+    got.sort();
+    assert_eq!(got, vec![libc::SIGINT, libc::SIGTERM]);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Accounting
+
+/// A job that holds ~200 MiB and prints its own VmHWM (bytes) last.
+fn hog_200() -> JobCommand {
+    argv(&[
+        "python3",
+        "-c",
+        "import time\nb=b'x'*(200<<20)\ntime.sleep(0.6)\n\
+         hwm=[l for l in open('/proc/self/status') if l.startswith('VmHWM')][0]\n\
+         print(int(hwm.split()[1])*1024)",
+    ])
+}
+
+fn hwm_of(out: &Path) -> u64 {
+    read(out).trim().parse().expect("the hog prints its VmHWM")
+}
+
+#[test]
+fn cgroup_peak_matches_vmhwm() {
+    let _l = lock();
+    let parent = match TestParent::new("peak") {
+        Ok(p) => p,
+        Err(why) => skip!("{why}"),
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    let mut ex = Executor::new(cfg(false, None), &parent.layout(), &Fs::new(None)).unwrap();
+    // Twice: the second run reuses the slot, whose peak must have been reset.
+    for job in 0..2 {
+        ex.spawn(spec(tmp.path(), job, hog_200())).unwrap();
+        let done = drain(&mut ex, Duration::from_secs(30));
+        assert_eq!(done[&job].outcome, Outcome::Succeeded);
+        let hwm = hwm_of(&tmp.path().join(format!("{job}.out")));
+        let peak = done[&job].peak.unwrap();
+        let err = (peak as f64 - hwm as f64).abs() / hwm as f64;
+        eprintln!("cgroup peak {peak} vs VmHWM {hwm}: {:.1}%", err * 100.0);
+        assert!(
+            err < 0.05,
+            "cgroup peak {peak} not within 5% of VmHWM {hwm}"
+        );
+    }
+}
+
+#[test]
+fn proc_peak_matches_vmhwm() {
+    let _l = lock();
+    let tmp = tempfile::tempdir().unwrap();
+    let mut ex = Executor::new(cfg(true, None), &no_layout(), &Fs::new(None)).unwrap();
+    // Wrapped in a shell that waits, so the hog is a descendant, not the job's own process.
+    ex.spawn(spec(
+        tmp.path(),
+        0,
+        sh(
+            "python3 -c \"import time\nb=b'x'*(200<<20)\ntime.sleep(0.6)\n\
+            hwm=[l for l in open('/proc/self/status') if l.startswith('VmHWM')][0]\n\
+            print(int(hwm.split()[1])*1024)\"; true",
+        ),
+    ))
+    .unwrap();
+    let mut max_usage = 0;
+    let end = Instant::now() + Duration::from_secs(30);
+    let mut done = None;
+    while done.is_none() && Instant::now() < end {
+        for ev in ex.wait(Duration::from_millis(100)) {
+            if let ExecEvent::Exited {
+                outcome,
+                peak_bytes,
+                ..
+            } = ev
+            {
+                done = Some((outcome, peak_bytes));
+            }
+        }
+        for u in ex.usage() {
+            max_usage = max_usage.max(u.current_bytes);
+        }
+    }
+    let (outcome, peak) = done.expect("hog finished");
+    assert_eq!(outcome, Outcome::Succeeded);
+    let hwm = hwm_of(&tmp.path().join("0.out"));
+    let peak = peak.unwrap();
+    let err = (peak as f64 - hwm as f64).abs() / hwm as f64;
+    eprintln!("proc peak {peak} vs VmHWM {hwm}: {:.1}%", err * 100.0);
+    assert!(
+        err < 0.15,
+        "sampled peak {peak} not within 15% of VmHWM {hwm}"
+    );
+    assert!(
+        max_usage > 150 * MIB,
+        "usage() saw the tree's RSS: {max_usage}"
+    );
+}
+
+#[test]
+fn job_mem_max_kills_only_the_hog() {
+    let _l = lock();
+    let parent = match TestParent::new("cap") {
+        Ok(p) => p,
+        Err(why) => skip!("{why}"),
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    let mut ex = Executor::new(
+        cfg(false, Some(100 * MIB)),
+        &parent.layout(),
+        &Fs::new(None),
+    )
+    .unwrap();
+    ex.spawn(spec(
+        tmp.path(),
+        0,
+        argv(&[
+            "python3",
+            "-c",
+            "import time; b=b'x'*(300<<20); time.sleep(2)",
+        ]),
+    ))
+    .unwrap();
+    ex.spawn(spec(tmp.path(), 1, sh("sleep 1; echo fine")))
+        .unwrap();
+    let done = drain(&mut ex, Duration::from_secs(30));
+    assert_eq!(done[&0].outcome, Outcome::OomKilled, "{:?}", done[&0]);
+    assert!(done[&0].peak.unwrap() <= 100 * MIB + MIB);
+    assert_eq!(done[&1].outcome, Outcome::Succeeded);
+    assert_eq!(read(tmp.path().join("1.out")), "fine\n");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Pause, resume, signal
+
+#[test]
+fn pause_stops_and_resume_continues() {
+    let _l = lock();
+    let tmp = tempfile::tempdir().unwrap();
+    let mut ex = Executor::new(cfg(true, None), &no_layout(), &Fs::new(None)).unwrap();
+    ex.spawn(spec(tmp.path(), 0, sh("sleep 0.4; echo done")))
+        .unwrap();
+    ex.spawn(spec(tmp.path(), 1, sh("sleep 30"))).unwrap();
+    let (p0, p1) = (ex.pid(0).unwrap() as i32, ex.pid(1).unwrap() as i32);
+    ex.pause(0).unwrap();
+    ex.pause(1).unwrap();
+    assert!(poll_until(Duration::from_secs(2), || proc_state(p0) == Some('T')));
+    assert!(poll_until(Duration::from_secs(2), || proc_state(p1) == Some('T')));
+    assert!(ex.is_paused(0));
+    // Paused, the 0.4 s job cannot finish within 1 s.
+    let t = Instant::now();
+    while t.elapsed() < Duration::from_secs(1) {
+        let evs = ex.wait(Duration::from_millis(200));
+        assert!(
+            evs.iter().all(|e| !matches!(e, ExecEvent::Exited { .. })),
+            "a paused job exited: {evs:?}"
+        );
+    }
+    ex.resume(0).unwrap();
+    assert_ne!(proc_state(p0), Some('T'));
+    // SIGTERM to a paused job must still take effect (signal resumes it).
+    ex.signal(1, libc::SIGTERM).unwrap();
+    let done = drain(&mut ex, Duration::from_secs(10));
+    assert_eq!(done[&0].outcome, Outcome::Succeeded);
+    assert_eq!(read(tmp.path().join("0.out")), "done\n");
+    assert_eq!(
+        done[&1].outcome,
+        Outcome::Stopped {
+            signal: libc::SIGTERM
+        }
+    );
+    assert!(ex.pause(0).is_err(), "pausing a finished job is an error");
+}
+
+// ---------------------------------------------------------------------------------------------
+// No orphans
+
+const ROLE: &str = "MEMSWEEP_EXEC_TEST_ROLE";
+
+/// The runner side: start two jobs whose trees include a backgrounded grandchild, a nested one
+/// and one in a new session, then idle until SIGKILLed by the test.
+fn act_as_runner() {
+    let dir = PathBuf::from(std::env::var("MEMSWEEP_EXEC_TEST_DIR").unwrap());
+    let layout = match std::env::var("MEMSWEEP_EXEC_TEST_CGDIR") {
+        Ok(d) => Layout {
+            version: Some(CgroupVersion::V1),
+            cgroup_path: None,
+            dir: Some(PathBuf::from(d)),
+            mount_point: None,
+        },
+        Err(_) => no_layout(),
+    };
+    let no_cg = layout.version.is_none();
+    let mut ex = Executor::new(cfg(no_cg, None), &layout, &Fs::new(None)).unwrap();
+    std::fs::write(dir.join("mode"), format!("{:?}", ex.accounting())).unwrap();
+    for job in 0..2 {
+        let script = format!(
+            "echo $$ >> {d}/pids; sleep 300 & echo $! >> {d}/pids; \
+             sh -c 'sleep 300 & echo $! >> {d}/pids; wait' & \
+             setsid sleep 300 & echo $! >> {d}/pids; wait",
+            d = dir.display()
+        );
+        ex.spawn(spec(&dir, job, sh(&script))).unwrap();
+    }
+    loop {
+        ex.wait(Duration::from_millis(100));
+    }
+}
+
+fn orphan_test(test_name: &str, parent: Option<&TestParent>) {
+    if std::env::var(ROLE).as_deref() == Ok("runner") {
+        act_as_runner();
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let mut cmd = std::process::Command::new(std::env::current_exe().unwrap());
+    cmd.args([test_name, "--exact", "--nocapture", "--test-threads=1"])
+        .env(ROLE, "runner")
+        .env("MEMSWEEP_EXEC_TEST_DIR", tmp.path())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null());
+    if let Some(p) = parent {
+        cmd.env("MEMSWEEP_EXEC_TEST_CGDIR", &p.dir);
+    }
+    let mut runner = cmd.spawn().unwrap();
+    let pids_file = tmp.path().join("pids");
+    let ready = poll_until(Duration::from_secs(20), || {
+        read(&pids_file).lines().count() >= 8
+    });
+    let pids: Vec<i32> = read(&pids_file)
+        .lines()
+        .filter_map(|l| l.parse().ok())
+        .collect();
+    if !ready {
+        let _ = runner.kill();
+        panic!("runner did not start its jobs: {pids:?}");
+    }
+    assert!(pids.iter().all(|&p| alive(p)), "all job processes run");
+    let expect = if parent.is_some() { "CgroupV1" } else { "Proc" };
+    assert_eq!(read(tmp.path().join("mode")), expect);
+    if parent.is_none() {
+        // Proc mode learns the setsid'd grandchild's group at the next sample.
+        std::thread::sleep(Duration::from_millis(400));
+    }
+    runner.kill().unwrap(); // SIGKILL: the runner gets no chance to clean up
+    runner.wait().unwrap();
+    let all_dead = poll_until(Duration::from_secs(5), || pids.iter().all(|&p| !alive(p)));
+    let survivors: Vec<i32> = pids.iter().copied().filter(|&p| alive(p)).collect();
+    for &p in &survivors {
+        let _ = sys::kill(p, libc::SIGKILL);
+    }
+    assert!(
+        all_dead,
+        "processes outlived the SIGKILLed runner: {survivors:?}"
+    );
+}
+
+#[test]
+fn no_orphans_after_runner_sigkill_cgroup_mode() {
+    let role = std::env::var(ROLE).is_ok();
+    let _l = (!role).then(lock);
+    let parent = if role {
+        None
+    } else {
+        match TestParent::new("orphans") {
+            Ok(p) => Some(p),
+            Err(why) => skip!("{why}"),
+        }
+    };
+    orphan_test(
+        "exec::tests::no_orphans_after_runner_sigkill_cgroup_mode",
+        parent.as_ref(),
+    );
+    if let Some(p) = parent {
+        // The guard removed the job cgroups; the dead runner's base dir goes at the next start.
+        let base = std::fs::read_dir(&p.dir)
+            .unwrap()
+            .flatten()
+            .find(|e| e.file_name().to_string_lossy().starts_with("memsweep-"));
+        if let Some(base) = base {
+            let jobs = std::fs::read_dir(base.path())
+                .unwrap()
+                .flatten()
+                .filter(|e| e.file_type().unwrap().is_dir())
+                .count();
+            assert_eq!(jobs, 0, "the guard left job cgroups behind");
+        }
+    }
+}
+
+#[test]
+fn no_orphans_after_runner_sigkill_proc_mode() {
+    let role = std::env::var(ROLE).is_ok();
+    let _l = (!role).then(lock);
+    orphan_test(
+        "exec::tests::no_orphans_after_runner_sigkill_proc_mode",
+        None,
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// Setup, fallbacks, stale cleanup
+
+#[test]
+fn stale_cgroups_of_dead_runners_are_removed() {
+    let _l = lock();
+    let parent = match TestParent::new("stale") {
+        Ok(p) => p,
+        Err(why) => skip!("{why}"),
+    };
+    let mut dead = std::process::Command::new("true").spawn().unwrap();
+    let dead_pid = dead.id();
+    dead.wait().unwrap();
+    let stale = parent.dir.join(format!("memsweep-{dead_pid}"));
+    std::fs::create_dir_all(stale.join("0")).unwrap();
+    let mut sleeper = std::process::Command::new("sleep")
+        .arg("300")
+        .spawn()
+        .unwrap();
+    let sleeper_pid = sleeper.id() as i32;
+    std::fs::write(stale.join("0/cgroup.procs"), sleeper_pid.to_string()).unwrap();
+    // A live runner's tree (ours) must be left alone.
+    let live = parent
+        .dir
+        .join(format!("memsweep-{}-999", std::process::id()));
+    std::fs::create_dir(&live).unwrap();
+
+    let ex = Executor::new(cfg(false, None), &parent.layout(), &Fs::new(None)).unwrap();
+    assert!(!stale.exists(), "stale tree still there");
+    assert!(live.exists(), "a live runner's tree was removed");
+    assert!(
+        ex.accounting_note()
+            .contains(&format!("removed stale memsweep-{dead_pid}")),
+        "{}",
+        ex.accounting_note()
+    );
+    assert!(poll_until(Duration::from_secs(5), || !alive(sleeper_pid)));
+    let _ = sleeper.try_wait();
+    drop(ex);
+    std::fs::remove_dir(&live).unwrap();
+}
+
+#[test]
+fn falls_back_to_proc_and_says_why() {
+    let _l = lock();
+    let tmp = tempfile::tempdir().unwrap();
+    let v1 = |dir: &Path| Layout {
+        version: Some(CgroupVersion::V1),
+        cgroup_path: None,
+        dir: Some(dir.to_path_buf()),
+        mount_point: None,
+    };
+    let ex = Executor::new(cfg(false, None), &no_layout(), &Fs::new(None)).unwrap();
+    assert_eq!(ex.accounting(), Accounting::Proc);
+    assert_eq!(
+        ex.accounting_note(),
+        "sampling /proc every 50 ms: no memory cgroup found (peaks are sampled)"
+    );
+    drop(ex);
+    // A directory that is not a memory cgroup.
+    let ex = Executor::new(cfg(false, Some(MIB)), &v1(tmp.path()), &Fs::new(None)).unwrap();
+    assert_eq!(ex.accounting(), Accounting::Proc);
+    assert!(
+        ex.accounting_note().contains("is not a v1 memory cgroup"),
+        "{}",
+        ex.accounting_note()
+    );
+    assert!(
+        ex.notes()
+            .iter()
+            .any(|n| n.contains("--job-mem-max is not enforced"))
+    );
+    drop(ex);
+    // A path that cannot hold a cgroup at all (under a regular file).
+    let file = tmp.path().join("plain");
+    std::fs::write(&file, "0").unwrap();
+    let ex = Executor::new(cfg(false, None), &v1(&file.join("x")), &Fs::new(None)).unwrap();
+    assert_eq!(ex.accounting(), Accounting::Proc);
+}
+
+#[test]
+fn v2_setup_on_a_fixture_tree() {
+    let _l = lock();
+    let root = tempfile::tempdir().unwrap();
+    let user = root.path().join("sys/fs/cgroup/user");
+    std::fs::create_dir_all(&user).unwrap();
+    std::fs::write(user.join("cgroup.controllers"), "cpu memory pids\n").unwrap();
+    std::fs::write(user.join("cgroup.subtree_control"), "").unwrap();
+    std::fs::write(user.join("cgroup.procs"), "").unwrap();
+    let layout = Layout {
+        version: Some(CgroupVersion::V2),
+        cgroup_path: Some("/user".into()),
+        dir: Some(PathBuf::from("/sys/fs/cgroup/user")),
+        mount_point: Some(PathBuf::from("/sys/fs/cgroup")),
+    };
+    let fs = Fs::new(Some(root.path()));
+    let mut ex = Executor::new(cfg(false, Some(100 * MIB)), &layout, &fs).unwrap();
+    let me = std::process::id();
+    let base = user.join(format!("memsweep-{me}"));
+    assert_eq!(
+        ex.accounting(),
+        Accounting::CgroupV2,
+        "{}",
+        ex.accounting_note()
+    );
+    assert_eq!(
+        ex.accounting_note(),
+        format!("per-job cgroups under {}", base.display())
+    );
+    // The runner left the parent for a leaf before the controller was enabled.
+    assert_eq!(read(base.join("runner/cgroup.procs")), me.to_string());
+    assert_eq!(read(user.join("cgroup.subtree_control")), "+memory");
+    assert_eq!(read(base.join("cgroup.subtree_control")), "+memory");
+
+    let tmp = tempfile::tempdir().unwrap();
+    ex.spawn(spec(tmp.path(), 0, sh("sleep 0.3"))).unwrap();
+    let job = base.join("0");
+    assert_eq!(read(job.join("memory.max")), (100 * MIB).to_string());
+    assert_eq!(read(job.join("memory.swap.max")), "0");
+    std::fs::write(job.join("memory.peak"), "12345\n").unwrap();
+    std::fs::write(job.join("memory.events"), "oom 0\noom_kill 0\n").unwrap();
+    let done = drain(&mut ex, Duration::from_secs(10));
+    assert_eq!(done[&0].outcome, Outcome::Succeeded);
+    assert_eq!(done[&0].peak, Some(12345));
+    assert_eq!(done[&0].accounting, Accounting::CgroupV2);
+    // The child joined its cgroup itself ("0" = the writer) before exec.
+    assert_eq!(read(job.join("cgroup.procs")), "0");
+    drop(ex);
+    // Teardown switched the parent's controller off again and moved the runner back.
+    assert_eq!(read(user.join("cgroup.subtree_control")), "-memory");
+    assert_eq!(read(user.join("cgroup.procs")), me.to_string());
+
+    // Without the memory controller delegated: Proc mode, and why.
+    let other = root.path().join("sys/fs/cgroup/other");
+    std::fs::create_dir_all(&other).unwrap();
+    std::fs::write(other.join("cgroup.controllers"), "cpu pids\n").unwrap();
+    let layout = Layout {
+        dir: Some(PathBuf::from("/sys/fs/cgroup/other")),
+        ..layout
+    };
+    let ex = Executor::new(cfg(false, None), &layout, &fs).unwrap();
+    assert_eq!(ex.accounting(), Accounting::Proc);
+    assert!(
+        ex.accounting_note()
+            .contains("the memory controller is not delegated"),
+        "{}",
+        ex.accounting_note()
+    );
+    drop(ex);
+
+    // The controller cannot be enabled (here: subtree_control is not writable): Proc mode,
+    // and the runner moved back out of its leaf.
+    let busy = root.path().join("sys/fs/cgroup/busy");
+    std::fs::create_dir_all(busy.join("cgroup.subtree_control")).unwrap();
+    std::fs::write(busy.join("cgroup.controllers"), "memory\n").unwrap();
+    std::fs::write(busy.join("cgroup.procs"), "").unwrap();
+    let layout = Layout {
+        dir: Some(PathBuf::from("/sys/fs/cgroup/busy")),
+        ..layout
+    };
+    let ex = Executor::new(cfg(false, None), &layout, &fs).unwrap();
+    assert_eq!(ex.accounting(), Accounting::Proc);
+    assert!(
+        ex.accounting_note()
+            .contains("cannot enable the memory controller in"),
+        "{}",
+        ex.accounting_note()
+    );
+    assert_eq!(read(busy.join("cgroup.procs")), me.to_string());
+}
+
+// ---------------------------------------------------------------------------------------------
+// /proc parsing (pure)
+
+#[test]
+fn parses_stat_lines_with_odd_command_names() {
+    let line = "4242 (we ird) (x) R 17 4242 4242 0 -1 4194304 100 0 0 0 1 2 0 0 20 0 1 0 \
+                123 45678 789 18446744073709551615 1 1 0 0 0 0 0 0 0 0 0 0 17 0 0 0 0 0 0";
+    let p = sample::parse_stat(line).unwrap();
+    assert_eq!((p.pid, p.ppid, p.pgid, p.rss_pages), (4242, 17, 4242, 789));
+    assert!(sample::parse_stat("garbage").is_none());
+}
+
+#[test]
+fn trees_follow_parent_links_across_process_groups() {
+    let e = |pid, ppid, pgid, rss| sample::ProcEntry {
+        pid,
+        ppid,
+        pgid,
+        rss_pages: rss,
+    };
+    let procs = [
+        e(1, 0, 1, 5),
+        e(10, 1, 10, 1),
+        e(11, 10, 10, 2),
+        e(12, 11, 12, 4), // setsid'd grandchild: other group, same tree
+        e(20, 1, 20, 100),
+    ];
+    let t = sample::trees(&procs, &[10, 20, 99], 4096);
+    assert_eq!(t[0].rss_bytes, 7 * 4096);
+    assert_eq!(t[0].pgids, vec![10, 12]);
+    assert_eq!(t[1].rss_bytes, 100 * 4096);
+    assert_eq!(t[2].rss_bytes, 0, "a vanished job has an empty tree");
+}
+
+#[test]
+fn runner_pids_parse_from_cgroup_names() {
+    assert_eq!(cgroup::runner_pid("memsweep-123"), Some(123));
+    assert_eq!(cgroup::runner_pid("memsweep-123-4"), Some(123));
+    assert_eq!(cgroup::runner_pid("memsweep-test-x"), None);
+    assert_eq!(cgroup::runner_pid("other-123"), None);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Overhead (prints numbers; times are not asserted on a shared machine)
+
+fn run_trivial(ex: &mut Executor, tmp: &Path, n: usize, par: usize) -> Duration {
+    let t = Instant::now();
+    let (mut next, mut done) = (0, 0);
+    while done < n {
+        while ex.running() < par && next < n {
+            let mut s = spec(tmp, next, argv(&["true"]));
+            s.stdout = tmp.join("out");
+            s.stderr = tmp.join("out");
+            ex.spawn(s).unwrap();
+            next += 1;
+        }
+        for ev in ex.wait(Duration::from_secs(5)) {
+            if let ExecEvent::Exited { outcome, .. } = ev {
+                assert_eq!(outcome, Outcome::Succeeded);
+                done += 1;
+            }
+        }
+    }
+    t.elapsed()
+}
+
+#[test]
+fn overhead_of_500_trivial_jobs() {
+    let _l = lock();
+    let n = 500;
+    let tmp = tempfile::tempdir().unwrap();
+    let t = Instant::now();
+    let st = std::process::Command::new("sh")
+        .args(["-c", "seq 500 | xargs -P 2 -n 1 true"])
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let xargs = t.elapsed();
+    let ms = |d: Duration| d.as_secs_f64() * 1000.0 / n as f64;
+    eprintln!("xargs -P 2: {:.3} ms/job", ms(xargs));
+    let mut ex = Executor::new(cfg(true, None), &no_layout(), &Fs::new(None)).unwrap();
+    let d = run_trivial(&mut ex, tmp.path(), n, 2);
+    eprintln!(
+        "proc mode: {:.3} ms/job ({:.2}x xargs)",
+        ms(d),
+        d.as_secs_f64() / xargs.as_secs_f64()
+    );
+    drop(ex);
+    match TestParent::new("overhead") {
+        Ok(parent) => {
+            let mut ex = Executor::new(cfg(false, None), &parent.layout(), &Fs::new(None)).unwrap();
+            let d = run_trivial(&mut ex, tmp.path(), n, 2);
+            eprintln!(
+                "cgroup v1 mode: {:.3} ms/job ({:.2}x xargs)",
+                ms(d),
+                d.as_secs_f64() / xargs.as_secs_f64()
+            );
+        }
+        Err(why) => eprintln!("SKIPPED cgroup overhead: {why}"),
+    }
+}

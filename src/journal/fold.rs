@@ -1,0 +1,324 @@
+//! Folding journal events into a [`Summary`]: the one implementation behind the engine's
+//! `summary.json` (rewritten after every job) and `--resume` (which replays earlier runs).
+//!
+//! Conventions the fold relies on (the engine's side of the contract):
+//! - every attempt starts with a `job_start`; it ends with a `job_end`, or with a `job_requeue`
+//!   when memsweep stopped it to run it again later (a `job_end` after a requeue is allowed too);
+//! - a `sweep_start` begins a run of the runner; `sweep_end` closes it. A job still started when a
+//!   new `sweep_start` arrives died with the previous runner (SIGKILL): it counts as killed.
+
+use std::collections::HashMap;
+
+use super::{Event, JobStatus, JobSummary, Summary};
+use crate::sweep::Job;
+
+/// What the journal does not know: supplied by the engine.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SummaryContext {
+    pub out: String,
+    pub limit_bytes: u64,
+    pub budget_bytes: u64,
+    pub accounting: String,
+    /// The probe's OOM-kill counter for the container, over the sweep.
+    pub oom_kills: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Phase {
+    Started,
+    Ended(JobStatus),
+    Requeued,
+}
+
+#[derive(Debug, Clone, Default)]
+struct JobFold {
+    phase: Option<Phase>,
+    attempts: u32,
+    command: Option<String>,
+    exit_code: Option<i32>,
+    signal: Option<i32>,
+    wall_s: Option<f64>,
+    peak_bytes: Option<u64>,
+    peak_source: Option<String>,
+}
+
+/// An incremental fold over journal events; [`SummaryFold::summary`] can be taken at any point.
+#[derive(Debug, Clone, Default)]
+pub struct SummaryFold {
+    jobs: HashMap<usize, JobFold>,
+    peak_working_set: u64,
+    requeues: u64,
+    pauses: u64,
+    /// Seconds of runner time in closed runs (a resumed sweep has several).
+    closed_runs_s: f64,
+    /// (start, latest t) of the run in progress.
+    open_run: Option<(f64, f64)>,
+    /// The latest run ended with `sweep_end`: unstarted jobs are skipped, not pending.
+    ended: bool,
+}
+
+impl SummaryFold {
+    pub fn add(&mut self, event: &Event) {
+        // A new run's start does not extend the previous run (the runner was dead in between).
+        if let (Some((_, last)), false) = (
+            &mut self.open_run,
+            matches!(event, Event::SweepStart { .. }),
+        ) {
+            *last = last.max(event.t());
+        }
+        match event {
+            Event::SweepStart { t, .. } => {
+                self.close_run();
+                for job in self.jobs.values_mut() {
+                    if job.phase == Some(Phase::Started) {
+                        job.phase = Some(Phase::Ended(JobStatus::Killed));
+                    }
+                }
+                self.open_run = Some((*t, *t));
+                self.ended = false;
+            }
+            Event::JobStart { job, command, .. } => {
+                let j = self.jobs.entry(*job).or_default();
+                j.phase = Some(Phase::Started);
+                j.attempts += 1;
+                j.command = Some(command.clone());
+                j.exit_code = None;
+                j.signal = None;
+                j.wall_s = None;
+            }
+            Event::JobEnd {
+                job,
+                status,
+                exit_code,
+                signal,
+                wall_s,
+                peak_bytes,
+                peak_source,
+                ..
+            } => {
+                let j = self.jobs.entry(*job).or_default();
+                j.phase = Some(Phase::Ended(*status));
+                j.exit_code = *exit_code;
+                j.signal = *signal;
+                j.wall_s = Some(*wall_s);
+                j.peak_bytes = *peak_bytes;
+                j.peak_source = Some(peak_source.clone()).filter(|s| !s.is_empty());
+            }
+            Event::JobRequeue {
+                job, usage_bytes, ..
+            } => {
+                self.requeues += 1;
+                let j = self.jobs.entry(*job).or_default();
+                j.phase = Some(Phase::Requeued);
+                // What it reached before being stopped: a lower bound on its peak.
+                j.peak_bytes = Some(j.peak_bytes.unwrap_or(0).max(*usage_bytes));
+            }
+            Event::JobPause { .. } => self.pauses += 1,
+            Event::JobResume { .. } => {}
+            Event::Sample {
+                working_set_bytes, ..
+            } => self.peak_working_set = self.peak_working_set.max(*working_set_bytes),
+            Event::SweepEnd { .. } => {
+                self.close_run();
+                self.ended = true;
+            }
+        }
+    }
+
+    fn close_run(&mut self) {
+        if let Some((start, last)) = self.open_run.take() {
+            self.closed_runs_s += (last - start).max(0.0);
+        }
+    }
+
+    /// The summary of the events so far, one row per job of `jobs` (in their order).
+    pub fn summary(&self, jobs: &[Job], ctx: &SummaryContext) -> Summary {
+        let empty = JobFold::default();
+        let rows: Vec<JobSummary> = jobs
+            .iter()
+            .map(|job| {
+                let f = self.jobs.get(&job.id).unwrap_or(&empty);
+                let status = match (f.phase, self.ended) {
+                    (Some(Phase::Ended(s)), _) => s,
+                    (Some(Phase::Started), true) => JobStatus::Killed,
+                    (Some(Phase::Started), false) => JobStatus::Running,
+                    (Some(Phase::Requeued), true) => JobStatus::RequeuedOut,
+                    (Some(Phase::Requeued), false) | (None, false) => JobStatus::Pending,
+                    (None, true) => JobStatus::Skipped,
+                };
+                JobSummary {
+                    id: job.id,
+                    command: f.command.clone().unwrap_or_else(|| job.key.clone()),
+                    params: job.params.clone(),
+                    status,
+                    exit_code: f.exit_code,
+                    signal: f.signal,
+                    attempts: f.attempts,
+                    wall_s: f.wall_s,
+                    peak_bytes: f.peak_bytes,
+                    peak_source: f.peak_source.clone(),
+                }
+            })
+            .collect();
+        let open_s = self.open_run.map_or(0.0, |(s, l)| (l - s).max(0.0));
+        Summary {
+            out: ctx.out.clone(),
+            makespan_s: self.closed_runs_s + open_s,
+            limit_bytes: ctx.limit_bytes,
+            budget_bytes: ctx.budget_bytes,
+            accounting: ctx.accounting.clone(),
+            peak_working_set_bytes: self.peak_working_set,
+            oom_kills: ctx.oom_kills,
+            requeues: self.requeues,
+            pauses: self.pauses,
+            succeeded: rows
+                .iter()
+                .filter(|r| r.status == JobStatus::Succeeded)
+                .count(),
+            failed: rows.iter().filter(|r| r.status.is_failure()).count(),
+            skipped: rows
+                .iter()
+                .filter(|r| r.status != JobStatus::Succeeded && !r.status.is_failure())
+                .count(),
+            jobs: rows,
+        }
+    }
+}
+
+/// Fold a whole journal into a summary (pure). `makespan_s` is the runner's own time summed over
+/// its runs (time between runs, when nothing ran, does not count); `attempts` counts every start
+/// of the job across runs; exit, signal, wall time and peak are those of its latest attempt.
+pub fn summarize(jobs: &[Job], events: &[Event], ctx: &SummaryContext) -> Summary {
+    let mut fold = SummaryFold::default();
+    for e in events {
+        fold.add(e);
+    }
+    fold.summary(jobs, ctx)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::fixtures::*;
+    use super::*;
+
+    #[test]
+    fn requeues_pauses_attempts_and_peaks_fold_into_the_summary() {
+        let jobs = jobs(3);
+        let mut events = vec![
+            sweep_start(100.0, false),
+            start(100.0, 0, 1),
+            start(100.0, 1, 1),
+            sample(101.0, 700 << 20),
+            Event::JobPause {
+                t: 101.0,
+                job: 1,
+                reason: "working set near the budget".into(),
+            },
+            Event::JobRequeue {
+                t: 101.5,
+                job: 0,
+                attempt: 1,
+                reason: "grew past its estimate".into(),
+                usage_bytes: 400 << 20,
+            },
+            sample(102.0, 900 << 20),
+            Event::JobResume { t: 102.0, job: 1 },
+            end(103.0, 1, 1, JobStatus::Failed, 200 << 20),
+            start(103.0, 0, 2),
+            sample(104.0, 500 << 20),
+        ];
+        let s = summarize(&jobs, &events, &ctx("out"));
+        assert_eq!(s.jobs[0].status, JobStatus::Running);
+        assert_eq!(s.jobs[0].attempts, 2);
+        assert_eq!(
+            s.jobs[0].peak_bytes,
+            Some(400 << 20),
+            "lower bound from the requeue"
+        );
+        assert_eq!(s.jobs[1].status, JobStatus::Failed);
+        assert_eq!(s.jobs[1].exit_code, Some(1));
+        assert_eq!(s.jobs[1].peak_source.as_deref(), Some("cgroup-v1"));
+        assert_eq!(s.jobs[2].status, JobStatus::Pending);
+        assert_eq!((s.requeues, s.pauses), (1, 1));
+        assert_eq!(s.peak_working_set_bytes, 900 << 20);
+        assert_eq!(s.makespan_s, 4.0);
+        assert_eq!((s.succeeded, s.failed, s.skipped), (0, 1, 2));
+
+        events.push(end(107.0, 0, 2, JobStatus::Succeeded, 450 << 20));
+        events.push(sweep_end(107.5, 7.5));
+        let s = summarize(&jobs, &events, &ctx("out"));
+        assert_eq!(s.jobs[0].status, JobStatus::Succeeded);
+        assert_eq!(s.jobs[0].peak_bytes, Some(450 << 20));
+        assert_eq!(s.jobs[0].wall_s, Some(2.0));
+        assert_eq!(
+            s.jobs[2].status,
+            JobStatus::Skipped,
+            "never started, sweep over"
+        );
+        assert_eq!((s.succeeded, s.failed, s.skipped), (1, 1, 1));
+        assert_eq!(s.makespan_s, 7.5);
+        assert_eq!(s.out, "out");
+        assert_eq!(s.budget_bytes, 1 << 30);
+    }
+
+    #[test]
+    fn a_run_killed_mid_job_then_resumed_counts_both_runs() {
+        let jobs = jobs(2);
+        let mut events = vec![
+            sweep_start(100.0, false),
+            start(100.0, 0, 1),
+            start(100.0, 1, 1),
+            end(105.0, 0, 1, JobStatus::Succeeded, 10),
+            // SIGKILL: no end for job 1, no sweep_end.
+            sweep_start(200.0, true),
+        ];
+        let s = summarize(&jobs, &events, &ctx("o"));
+        assert_eq!(s.jobs[1].status, JobStatus::Killed, "died with the runner");
+        events.extend([
+            start(201.0, 1, 1),
+            end(210.0, 1, 1, JobStatus::Succeeded, 20),
+            sweep_end(211.0, 11.0),
+        ]);
+        let s = summarize(&jobs, &events, &ctx("o"));
+        assert_eq!(s.jobs[0].status, JobStatus::Succeeded);
+        assert_eq!(s.jobs[0].attempts, 1);
+        assert_eq!(s.jobs[1].status, JobStatus::Succeeded);
+        assert_eq!(s.jobs[1].attempts, 2);
+        assert_eq!(
+            s.makespan_s,
+            5.0 + 11.0,
+            "the gap between runs does not count"
+        );
+        assert_eq!((s.succeeded, s.failed), (2, 0));
+    }
+
+    #[test]
+    fn jobs_left_unfinished_at_the_end_are_killed_or_requeued_out() {
+        let jobs = jobs(3);
+        let events = vec![
+            sweep_start(0.0, false),
+            start(0.0, 0, 1),
+            start(0.0, 1, 1),
+            Event::JobRequeue {
+                t: 1.0,
+                job: 1,
+                attempt: 1,
+                reason: "pressure".into(),
+                usage_bytes: 1,
+            },
+            sweep_end(2.0, 2.0),
+        ];
+        let s = summarize(&jobs, &events, &ctx("o"));
+        let statuses: Vec<_> = s.jobs.iter().map(|j| j.status).collect();
+        assert_eq!(
+            statuses,
+            [
+                JobStatus::Killed,
+                JobStatus::RequeuedOut,
+                JobStatus::Skipped
+            ]
+        );
+        assert_eq!(s.failed, 2);
+        assert_eq!(s.jobs[0].command, "python3 train.py lr=0");
+    }
+}

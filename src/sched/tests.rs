@@ -1,0 +1,361 @@
+//! The admission and pressure rules with numbers: a 1 GiB limit (budget 768 MiB, critical at
+//! 896 MiB) unless a test says otherwise.
+
+use super::*;
+
+const GIB: u64 = 1 << 30;
+
+fn cfg(cap: Option<usize>, on_pressure: OnPressure) -> Config {
+    Config {
+        budget: Budget::new(GIB, None).unwrap(),
+        cap,
+        on_pressure,
+        retries: 1,
+    }
+}
+
+fn sched(cap: Option<usize>, given: Option<u64>, own: Vec<u64>, n: usize) -> Sched {
+    Sched::new(
+        cfg(cap, OnPressure::Pause),
+        Estimator::new(given, own, &[]),
+        (0..n).collect(),
+        n,
+    )
+}
+
+fn started(actions: &[Action]) -> Vec<usize> {
+    actions
+        .iter()
+        .filter_map(|a| match a {
+            Action::Start { job, .. } => Some(*job),
+            _ => None,
+        })
+        .collect()
+}
+
+fn observe(s: &mut Sched, now: f64, ws: u64, jobs: &[(usize, u64)]) {
+    let usage: Vec<Usage> = jobs
+        .iter()
+        .map(|&(job, b)| Usage {
+            job,
+            current: b,
+            peak: b,
+        })
+        .collect();
+    s.observe(&Observation {
+        now,
+        working_set: ws,
+        psi_some_avg10: None,
+        jobs: &usage,
+    });
+}
+
+#[test]
+fn admits_while_working_set_plus_growth_plus_next_fits() {
+    // --mem-per-job 300M, budget 768M: two fit (0 + 300 + 300 = 600), a third would need 900.
+    let mut s = sched(None, Some(300 * MIB), vec![], 12);
+    assert_eq!(started(&s.decide()), vec![0, 1]);
+    // Both at 150 MiB, working set 320 MiB (20 MiB not ours): 320 + 2×150 growth + 300 = 920 > 768.
+    observe(&mut s, 0.5, 320 * MIB, &[(0, 150 * MIB), (1, 150 * MIB)]);
+    assert!(started(&s.decide()).is_empty());
+    // Job 0 ends; job 1 at 300 (no growth left), working set 320: 320 + 0 + 300 = 620 fits.
+    assert_eq!(s.exited(0, Some(300 * MIB), false), Ended::Done);
+    observe(&mut s, 1.0, 320 * MIB, &[(1, 300 * MIB)]);
+    assert_eq!(started(&s.decide()), vec![2]);
+}
+
+#[test]
+fn the_cap_limits_parallelism_and_zero_means_memory_only() {
+    let mut s = sched(Some(1), Some(10 * MIB), vec![], 5);
+    assert_eq!(started(&s.decide()), vec![0]);
+    assert!(started(&s.decide()).is_empty());
+    // No cap: 768 / 10 MiB would be 76, but there are only 5 jobs.
+    let mut s = sched(None, Some(10 * MIB), vec![], 5);
+    assert_eq!(started(&s.decide()), vec![0, 1, 2, 3, 4]);
+}
+
+#[test]
+fn an_oversized_job_runs_alone() {
+    let mut s = sched(None, Some(2 * GIB), vec![], 3);
+    let a = s.decide();
+    assert_eq!(
+        a,
+        vec![Action::Start {
+            job: 0,
+            estimate: Estimate {
+                bytes: 2 * GIB,
+                source: Source::Given
+            },
+            oversized: true
+        }]
+    );
+    observe(&mut s, 1.0, 900 * MIB, &[(0, 900 * MIB)]);
+    assert!(started(&s.decide()).is_empty());
+    s.exited(0, Some(GIB), false);
+    assert_eq!(started(&s.decide()), vec![1]);
+}
+
+#[test]
+fn with_nothing_known_it_ramps_up_one_job_at_a_time() {
+    let mut s = sched(None, None, vec![], 4);
+    assert_eq!(started(&s.decide()), vec![0]);
+    // Still growing: wait.
+    observe(&mut s, 0.2, 110 * MIB, &[(0, 100 * MIB)]);
+    assert!(started(&s.decide()).is_empty());
+    // Flat for 0.5 s with headroom 768 − 110 = 658 ≥ 1.5 × 100: one more, and only one.
+    observe(&mut s, 0.8, 110 * MIB, &[(0, 100 * MIB)]);
+    let a = s.decide();
+    assert_eq!(started(&a), vec![1]);
+    match &a[0] {
+        Action::Start { estimate, .. } => assert_eq!(estimate.source, Source::Running),
+        other => panic!("{other:?}"),
+    }
+    // The new job has not plateaued yet: no third.
+    observe(&mut s, 0.9, 220 * MIB, &[(0, 100 * MIB), (1, 100 * MIB)]);
+    assert!(started(&s.decide()).is_empty());
+}
+
+#[test]
+fn ramp_up_stops_when_headroom_is_not_comfortable() {
+    let mut s = sched(None, None, vec![], 4);
+    s.decide();
+    // 768 − 420 = 348 < 1.5 × 400 = 600.
+    observe(&mut s, 0.1, 420 * MIB, &[(0, 400 * MIB)]);
+    observe(&mut s, 1.0, 420 * MIB, &[(0, 400 * MIB)]);
+    assert!(started(&s.decide()).is_empty());
+}
+
+#[test]
+fn once_a_job_finished_its_peak_is_the_estimate() {
+    let mut s = sched(None, None, vec![], 5);
+    s.decide();
+    observe(&mut s, 0.1, 210 * MIB, &[(0, 200 * MIB)]);
+    s.exited(0, Some(200 * MIB), false);
+    observe(&mut s, 0.2, 10 * MIB, &[]);
+    // 10 + 3 × 200 = 610 ≤ 768; a fourth would make 810.
+    let a = s.decide();
+    assert_eq!(started(&a), vec![1, 2, 3]);
+    match &a[0] {
+        Action::Start { estimate, .. } => assert_eq!(
+            *estimate,
+            Estimate {
+                bytes: 200 * MIB,
+                source: Source::Sweep
+            }
+        ),
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn backfill_starts_a_smaller_later_job_that_fits() {
+    // Own history: 600, 600, 100 MiB (+5%). Job 1 does not fit beside job 0; job 2 does.
+    let mut s = sched(None, None, vec![600 * MIB, 600 * MIB, 100 * MIB], 3);
+    assert_eq!(started(&s.decide()), vec![0, 2]);
+    assert_eq!(s.queued(), 1);
+}
+
+#[test]
+fn order_by_history_puts_unknown_first_then_largest_area() {
+    let hist = |j: usize| match j {
+        0 => Some((100 * MIB, 1.0)),
+        1 => None,
+        2 => Some((700 * MIB, 3.0)),
+        3 => Some((300 * MIB, 1.0)),
+        _ => None,
+    };
+    assert_eq!(
+        order_by_history(vec![0, 1, 2, 3, 4], hist),
+        vec![1, 4, 2, 3, 0]
+    );
+}
+
+#[test]
+fn a_plateaued_job_with_a_learned_estimate_gives_its_reservation_back() {
+    let mut s = sched(None, None, vec![], 6);
+    s.decide();
+    observe(&mut s, 0.1, 510 * MIB, &[(0, 500 * MIB)]);
+    s.exited(0, Some(500 * MIB), false);
+    observe(&mut s, 0.2, 10 * MIB, &[]);
+    // Estimate 500: one job (10 + 500 ≤ 768, + 500 more would not fit).
+    assert_eq!(started(&s.decide()), vec![1]);
+    // Job 1 sits at 100 MiB: while it may still grow, 110 + 400 + 500 > 768.
+    observe(&mut s, 0.3, 110 * MIB, &[(1, 100 * MIB)]);
+    assert!(started(&s.decide()).is_empty());
+    // Flat for 0.5 s: it holds 100, so 110 + 0 + 500 = 610 fits.
+    observe(&mut s, 0.9, 110 * MIB, &[(1, 100 * MIB)]);
+    assert_eq!(started(&s.decide()), vec![2]);
+}
+
+#[test]
+fn own_history_is_kept_for_the_whole_life_of_a_job() {
+    // A spiky job: its history says 600 although it holds 100 for now.
+    let mut s = sched(None, None, vec![600 * MIB, 600 * MIB], 2);
+    assert_eq!(started(&s.decide()), vec![0]);
+    observe(&mut s, 0.1, 110 * MIB, &[(0, 100 * MIB)]);
+    observe(&mut s, 5.0, 110 * MIB, &[(0, 100 * MIB)]);
+    // 110 + (630 − 100) + 630 > 768.
+    assert!(started(&s.decide()).is_empty());
+}
+
+#[test]
+fn a_job_growing_past_its_estimate_pauses_the_youngest() {
+    let mut s = sched(None, Some(300 * MIB), vec![], 4);
+    assert_eq!(started(&s.decide()), vec![0, 1]);
+    observe(&mut s, 0.1, 420 * MIB, &[(0, 300 * MIB), (1, 100 * MIB)]);
+    assert!(s.decide().is_empty());
+    // Job 0 grows to 450 (estimate raised to 495): 570 + 45 + 200 = 815 > 768 + 16 slack.
+    observe(&mut s, 0.2, 570 * MIB, &[(0, 450 * MIB), (1, 100 * MIB)]);
+    let a = s.decide();
+    assert!(matches!(&a[..], [Action::Pause { job: 1, .. }]), "{a:?}");
+    // Never the last running job: even further over, job 0 keeps running.
+    observe(&mut s, 0.3, 700 * MIB, &[(0, 600 * MIB), (1, 100 * MIB)]);
+    let a = s.decide();
+    assert!(a.is_empty(), "{a:?}");
+    // Job 0 ends; 110 MiB in use: resume job 1 (110 + 200 + 38 margin ≤ 768); admission waits
+    // for the next turn.
+    s.exited(0, Some(600 * MIB), false);
+    observe(&mut s, 0.4, 110 * MIB, &[(1, 100 * MIB)]);
+    let a = s.decide();
+    assert_eq!(a, vec![Action::Resume { job: 1 }]);
+}
+
+#[test]
+fn resume_waits_for_a_margin_below_the_budget() {
+    let mut s = sched(None, Some(300 * MIB), vec![], 3);
+    s.decide();
+    observe(&mut s, 0.1, 600 * MIB, &[(0, 500 * MIB), (1, 90 * MIB)]);
+    let a = s.decide();
+    assert!(matches!(&a[..], [Action::Pause { job: 1, .. }]), "{a:?}");
+    // Job 0 shrinks a little: 700 + 0 + 210 is still above 768 − 38: stay paused.
+    observe(&mut s, 0.2, 600 * MIB, &[(0, 500 * MIB), (1, 90 * MIB)]);
+    assert!(s.decide().is_empty());
+}
+
+#[test]
+fn half_way_into_the_reserve_the_youngest_is_requeued_with_a_raise() {
+    let mut s = sched(None, Some(300 * MIB), vec![], 3);
+    s.decide();
+    // 900 MiB ≥ critical 896 MiB (1 GiB − 128 MiB).
+    observe(&mut s, 0.1, 900 * MIB, &[(0, 500 * MIB), (1, 390 * MIB)]);
+    let a = s.decide();
+    assert!(
+        matches!(&a[0], Action::Requeue { job: 1, usage, .. } if *usage == 390 * MIB),
+        "{a:?}"
+    );
+    // Not twice while its memory is being freed.
+    let a = s.decide();
+    assert!(
+        !a.iter().any(|a| matches!(a, Action::Requeue { .. })),
+        "{a:?}"
+    );
+    // It exits by our SIGKILL: queued again at the head with ≥ 1.2 × the peak it reached.
+    assert_eq!(
+        s.exited(1, Some(400 * MIB), true),
+        Ended::Requeued { requeues: 1 }
+    );
+    assert_eq!(s.queued(), 2);
+    assert_eq!(s.estimate(1).bytes, 480 * MIB);
+}
+
+#[test]
+fn a_job_out_of_retries_ends_requeued_out() {
+    // retries = 1: job 2 is requeued once, runs again, and the second requeue is its last.
+    let mut s = sched(None, Some(200 * MIB), vec![], 3);
+    assert_eq!(started(&s.decide()), vec![0, 1, 2]);
+    let three = [(0, 300 * MIB), (1, 300 * MIB), (2, 290 * MIB)];
+    observe(&mut s, 1.0, 900 * MIB, &three);
+    let a = s.decide();
+    assert!(matches!(&a[0], Action::Requeue { job: 2, .. }), "{a:?}");
+    assert_eq!(
+        s.exited(2, Some(290 * MIB), true),
+        Ended::Requeued { requeues: 1 }
+    );
+    // Job 0 ends; past the 1 s hold after the growth, job 1 at 40 MiB may grow to 330 (raised
+    // past its 200): 100 + 290 + 348 ≤ 768.
+    s.exited(0, Some(300 * MIB), false);
+    observe(&mut s, 2.1, 100 * MIB, &[(1, 40 * MIB)]);
+    assert_eq!(started(&s.decide()), vec![2]);
+    observe(&mut s, 2.5, 900 * MIB, &[(1, 500 * MIB), (2, 390 * MIB)]);
+    let a = s.decide();
+    assert!(matches!(&a[0], Action::Requeue { job: 2, .. }), "{a:?}");
+    assert_eq!(s.exited(2, None, true), Ended::RequeuedOut);
+    assert_eq!(s.queued(), 0);
+}
+
+#[test]
+fn a_requeue_that_raced_with_a_normal_exit_is_done() {
+    let mut s = sched(None, Some(300 * MIB), vec![], 2);
+    s.decide();
+    observe(&mut s, 0.1, 900 * MIB, &[(0, 500 * MIB), (1, 390 * MIB)]);
+    s.decide();
+    assert_eq!(s.exited(1, Some(400 * MIB), false), Ended::Done);
+    assert_eq!(s.queued(), 0);
+}
+
+#[test]
+fn requeue_mode_requeues_over_the_budget_instead_of_pausing() {
+    let mut s = Sched::new(
+        cfg(None, OnPressure::Requeue),
+        Estimator::new(Some(300 * MIB), vec![], &[]),
+        (0..3).collect(),
+        3,
+    );
+    s.decide();
+    observe(&mut s, 0.1, 800 * MIB, &[(0, 500 * MIB), (1, 290 * MIB)]);
+    let a = s.decide();
+    assert!(matches!(&a[..], [Action::Requeue { job: 1, .. }]), "{a:?}");
+}
+
+#[test]
+fn none_mode_only_stops_admitting() {
+    let mut s = Sched::new(
+        cfg(None, OnPressure::None),
+        Estimator::new(Some(300 * MIB), vec![], &[]),
+        (0..3).collect(),
+        3,
+    );
+    assert_eq!(started(&s.decide()), vec![0, 1]);
+    observe(&mut s, 0.1, 950 * MIB, &[(0, 600 * MIB), (1, 340 * MIB)]);
+    assert!(s.decide().is_empty());
+}
+
+#[test]
+fn the_last_running_job_is_never_requeued() {
+    let mut s = sched(None, Some(300 * MIB), vec![], 1);
+    s.decide();
+    observe(&mut s, 0.1, 1000 * MIB, &[(0, 990 * MIB)]);
+    assert!(s.decide().is_empty());
+}
+
+#[test]
+fn high_psi_holds_admission_but_one_job_still_runs() {
+    let mut s = sched(None, Some(10 * MIB), vec![], 3);
+    s.observe(&Observation {
+        now: 0.0,
+        working_set: 0,
+        psi_some_avg10: Some(80.0),
+        jobs: &[],
+    });
+    assert_eq!(started(&s.decide()), vec![0]);
+    assert!(started(&s.decide()).is_empty());
+}
+
+#[test]
+fn stop_admits_nothing_and_hands_back_the_queue() {
+    let mut s = sched(Some(1), Some(10 * MIB), vec![], 3);
+    s.decide();
+    s.stop();
+    s.exited(0, None, true);
+    assert!(s.decide().is_empty());
+    assert_eq!(s.take_queue(), vec![1, 2]);
+    assert!(s.is_done());
+}
+
+#[test]
+fn samples_fast_near_the_budget() {
+    let mut s = sched(None, Some(10 * MIB), vec![], 1);
+    assert_eq!(s.sample_interval(0.2), 0.2);
+    observe(&mut s, 0.0, 700 * MIB, &[]);
+    assert_eq!(s.sample_interval(0.2), 0.05);
+}
