@@ -70,7 +70,7 @@ def gen_workloads() -> dict[str, list[str]]:
     lines = []
     for i in range(24):
         mem = rng.choice([80, 100, 120, 150])
-        line = f"id=s{i:02d} mem={mem} ramp=0.2 hold={rng.uniform(1.0, 2.0):.1f}"
+        line = f"id=s{i:02d} mem={mem} ramp=0.2 hold={rng.uniform(0.8, 1.5):.1f}"
         if i in spikers:
             line += f" jump={rng.choice([500, 600, 700])} jump_at=0.7"
         lines.append(line)
@@ -80,8 +80,8 @@ def gen_workloads() -> dict[str, list[str]]:
     # long hold with almost no CPU while batches are evaluated.
     rng = random.Random(6)
     out["llm-eval"] = [
-        f"id=l{i:02d} mem={rng.choice([300, 400, 500])} ramp={rng.uniform(2.0, 3.0):.1f} busy=0.25"
-        f" hold={rng.uniform(3.0, 4.5):.1f}"
+        f"id=l{i:02d} mem={rng.choice([300, 400, 500])} ramp={rng.uniform(1.5, 2.5):.1f} busy=0.25"
+        f" hold={rng.uniform(2.5, 3.5):.1f}"
         for i in range(6)
     ]
 
@@ -317,15 +317,16 @@ def clean_stale_cgroups() -> None:
 class Ctx:
     """Everything one run needs: its directory, jobs file, result directory and environment."""
 
-    def __init__(self, run_dir: Path, jobs: list[Job], max_mib: int, cache: Path):
+    def __init__(self, run_dir: Path, jobs: list[Job], jobs_file: Path, max_mib: int, cache: Path):
         self.dir = run_dir
         self.jobs = jobs
         self.max_mib = max_mib
         self.cache = cache
         self.results = run_dir / "results"
         self.results.mkdir(parents=True)
-        self.jobs_file = run_dir / "jobs.txt"
-        self.jobs_file.write_text("".join(j.command() + "\n" for j in jobs))
+        # One jobs file per workload, at a fixed path, as a user re-running a sweep would have:
+        # memsweep groups its history by the jobs file's path.
+        self.jobs_file = jobs_file
         self.env = dict(os.environ, BENCH_RESULTS=str(self.results), XDG_CACHE_HOME=str(cache))
 
 
@@ -412,7 +413,12 @@ def one_run(runner: str, workload: str, jobs: list[Job], rep: int, limit: int, c
         shutil.rmtree(run_dir)
     run_dir.mkdir(parents=True)
     max_mib = int(max(j.peak_mib for j in jobs) + 0.999)
-    ctx = Ctx(run_dir, jobs, max_mib, cache)
+    jobs_file = outdir / "jobs" / f"{workload}.txt"
+    jobs_file.parent.mkdir(exist_ok=True)
+    text = "".join(j.command() + "\n" for j in jobs)
+    if not jobs_file.exists() or jobs_file.read_text() != text:
+        jobs_file.write_text(text)
+    ctx = Ctx(run_dir, jobs, jobs_file, max_mib, cache)
     env = dict(ctx.env)
     if runner.startswith("tsp"):
         env.update(TS_SOCKET=str(run_dir / "ts.sock"), TMPDIR=str(run_dir / "tmp"), TS_SLOTS="4")
@@ -613,7 +619,8 @@ def write_report(data: dict, path: Path) -> None:
       "hydra-joblib-launcher 1.2.0")
     A(f"- Run {m['date']}, bench/run took {data['elapsed_s'] / 60:.1f} min; "
       f"median of {data['reps']} repetitions per runner unless the *reps* column says otherwise "
-      "(the slow near-sequential baselines, xargs -P 1 and Hydra's 2 workers, run fewer).\n")
+      "(the slow near-sequential baselines run fewer: xargs -P 1, Hydra's 2 workers, and memsweep --mem-per-job "
+      "<largest job>, which fits one job at a time in its budget).\n")
     A("## Method\n")
     A(f"Each run gets a fresh memory cgroup limited to **{data['limit_mib']:.0f} MiB** (memory and memory+swap); "
       "the runner and every job it starts run inside. Makespan runs from the runner's start until the "
@@ -803,8 +810,8 @@ def workload_infos(data: dict) -> dict:
 
 DESCS = {
     "heterogeneous": "Four sizes (100/250/450/700 MiB), 0.3 s ramp, 1–2 s holds.",
-    "spiky": "Small jobs (80–150 MiB); 6 of 24 jump to 500–700 MiB at 70% of their hold.",
-    "llm-eval": "2–3 s ramp (a quarter of it computing, like loading and tokenising), then a 3–4.5 s hold asleep; 300–500 MiB.",
+    "spiky": "Small jobs (80–150 MiB), 0.8–1.5 s holds; 6 of 24 jump to 500–700 MiB at 70% of their hold.",
+    "llm-eval": "1.5–2.5 s ramp (a quarter of it computing, like loading and tokenising), then a 2.5–3.5 s hold asleep; 300–500 MiB.",
 }
 
 
@@ -847,6 +854,8 @@ def cmd_run(args) -> int:
                 if runner == "xargs -P 1" and rep >= args.seq_reps:
                     continue
                 if runner == "hydra joblib" and rep >= args.hydra_reps:
+                    continue
+                if runner == "memsweep --mem-per-job" and rep >= args.mpj_reps:
                     continue
                 if runner == "memsweep + history" and "memsweep" not in runners:
                     continue
@@ -944,6 +953,8 @@ def main() -> int:
     r.add_argument("--reps", type=int, default=3)
     r.add_argument("--seq-reps", type=int, default=1, help="repetitions of the slow xargs -P 1 baseline")
     r.add_argument("--hydra-reps", type=int, default=1, help="repetitions of the slow Hydra joblib baseline (2 workers)")
+    r.add_argument("--mpj-reps", type=int, default=1,
+                   help="repetitions of memsweep --mem-per-job <largest job> (one job at a time here, so slow)")
     r.add_argument("--limit-mib", type=float, help="the cgroup's limit (default 1536; 1024 with --smoke)")
     r.add_argument("--sample-interval", type=float, default=0.2)
     r.add_argument("--workloads", nargs="*")
