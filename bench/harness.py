@@ -484,8 +484,10 @@ def proc_self_stats(pid: int) -> tuple[int, float] | None:
     return (int(m.group(1)) * 1024 if m else 0, (int(fields[11]) + int(fields[12])) / tick)
 
 
-def timed(argv: list[str], env: dict, cwd: Path, limit: int | None, label: str) -> dict:
-    """Run in a fresh (unlimited unless `limit`) cgroup; poll the runner's own VmHWM and CPU."""
+def timed(argv: list[str], env: dict, cwd: Path, limit: int | None, label: str,
+          cap_s: float | None = None) -> dict:
+    """Run in a fresh (unlimited unless `limit`) cgroup; poll the runner's own VmHWM and CPU.
+    After `cap_s` seconds the runner gets SIGINT (Ctrl-C) and the run counts as stopped."""
     cg = Cgroup(label, limit)
     try:
         wrapped = ["sh", "-c", 'echo $$ > "$0" && exec "$@"', str(cg.path / "cgroup.procs"), *argv]
@@ -493,17 +495,22 @@ def timed(argv: list[str], env: dict, cwd: Path, limit: int | None, label: str) 
         proc = subprocess.Popen(wrapped, env=env, cwd=cwd, stdin=subprocess.DEVNULL,
                                 stdout=subprocess.DEVNULL, stderr=open(cwd / "stderr.txt", "wb"))
         hwm, cpu = 0, 0.0
+        stopped_at = None
         while proc.poll() is None:
             s = proc_self_stats(proc.pid)
             if s:
                 hwm, cpu = max(hwm, s[0]), max(cpu, s[1])
+            if cap_s is not None and stopped_at is None and time.monotonic() - t0 > cap_s:
+                stopped_at = time.monotonic() - t0
+                proc.send_signal(signal.SIGINT)
             time.sleep(0.02)
         wall = time.monotonic() - t0
         while cg.pids():
             time.sleep(0.01)
         wall_empty = time.monotonic() - t0
         cg.destroy()
-        return {"wall_s": wall, "wall_empty_s": wall_empty, "rc": proc.returncode, "hwm_bytes": hwm, "cpu_s": cpu}
+        return {"wall_s": wall, "wall_empty_s": wall_empty, "rc": proc.returncode, "hwm_bytes": hwm, "cpu_s": cpu,
+                "stopped_at_s": stopped_at}
     except BaseException:
         cg.destroy()
         raise
@@ -535,8 +542,9 @@ def overhead_runs(outdir: Path, reps: int, n: int = 1000) -> dict:
     return res
 
 
-def footprint_runs(outdir: Path, sizes: list[int]) -> list[dict]:
-    """memsweep's own peak RSS and CPU time with N `true` jobs queued, -j 1."""
+def footprint_runs(outdir: Path, sizes: list[int], cap_s: float) -> list[dict]:
+    """memsweep's own peak RSS and CPU time with N `true` jobs queued, -j 1. A run still going
+    after `cap_s` is stopped with Ctrl-C (SIGINT), to keep bench/run within its time."""
     out = []
     for n in sizes:
         d = outdir / "footprint" / str(n)
@@ -545,10 +553,16 @@ def footprint_runs(outdir: Path, sizes: list[int]) -> list[dict]:
         env = dict(os.environ, XDG_CACHE_HOME=str(d / "cache"))
         argv = [str(MEMSWEEP), "run", "-j", "1", "--no-history", "--out", str(d / "ms"),
                 "-p", f"i=range(0,{n})", "--", "true", "{i}"]
-        r = timed(argv, env, d, None, f"footprint-{n}")
+        r = timed(argv, env, d, None, f"footprint-{n}", cap_s=cap_s)
         r["queued"] = n
+        r["done"] = None
+        summary = d / "ms" / "summary.json"
+        if summary.exists():
+            sm = json.loads(summary.read_text())
+            r["done"] = sum(1 for j in sm.get("jobs", []) if j.get("status") == "succeeded")
         out.append(r)
-        log(f"footprint {n} jobs: VmHWM {r['hwm_bytes'] / MIB:.1f} MiB, CPU {r['cpu_s']:.2f}s, wall {r['wall_s']:.1f}s rc={r['rc']}")
+        log(f"footprint {n} jobs: VmHWM {r['hwm_bytes'] / MIB:.1f} MiB, CPU {r['cpu_s']:.2f}s, wall {r['wall_s']:.1f}s "
+            f"rc={r['rc']} done={r['done']}{' (stopped by SIGINT at the cap)' if r['stopped_at_s'] else ''}")
     return out
 
 
@@ -689,11 +703,17 @@ def write_report(data: dict, path: Path) -> None:
         A("## memsweep's own footprint with N queued jobs (`-j 1`, jobs are `true`)\n")
         A("VmHWM and own CPU time (utime+stime, children excluded) of the memsweep process, polled from "
           "`/proc/<pid>/status` and `/proc/<pid>/stat` every 20 ms until it exits.\n")
-        A("| queued jobs | peak RSS (VmHWM) MiB | CPU s | CPU ms per job | wall s | exit |")
-        A("|---:|---:|---:|---:|---:|---:|")
+        A(f"A run still going after {data.get('footprint_cap', 30):g} s is stopped with Ctrl-C (SIGINT) to keep "
+          "bench/run within its time; its RSS is then the peak while all of its jobs were queued or done, and "
+          "CPU per job is over the jobs it finished.\n")
+        A("| queued jobs | jobs finished | peak RSS (VmHWM) MiB | CPU s | CPU ms per finished job | wall s | exit |")
+        A("|---:|---:|---:|---:|---:|---:|---:|")
         for r in data["footprint"]:
-            A(f"| {r['queued']} | {r['hwm_bytes'] / MIB:.1f} | {r['cpu_s']:.2f} | {r['cpu_s'] / r['queued'] * 1000:.2f} | "
-              f"{r['wall_s']:.1f} | {r['rc']} |")
+            done = r.get("done")
+            per = f"{r['cpu_s'] / done * 1000:.2f}" if done else "–"
+            stop = " (stopped)" if r.get("stopped_at_s") else ""
+            A(f"| {r['queued']} | {done if done is not None else '–'}{stop} | {r['hwm_bytes'] / MIB:.1f} | {r['cpu_s']:.2f} | "
+              f"{per} | {r['wall_s']:.1f} | {r['rc']} |")
         A("")
     if data.get("accuracy"):
         A("## Accuracy: memsweep's recorded peak vs the job's own VmHWM\n")
@@ -862,6 +882,7 @@ def cmd_run(args) -> int:
                 c = cache if runner in ("memsweep", "memsweep + history") else cache_root / "none" / wl / runner / str(rep)
                 runs.append(one_run(runner, wl, jobs, rep, limit, c, outdir, timeout))
     data = {"runs": runs, "workloads": workloads, "runners": runners, "reps": reps, "limit_mib": args.limit_mib,
+            "footprint_cap": args.footprint_cap,
             "runner_desc": {k: v[0] for k, v in RUNNERS.items()}}
     data["workload_info"] = workload_infos(data)
     if args.smoke:
@@ -895,7 +916,7 @@ def cmd_run(args) -> int:
         return 0
     if not args.skip_extra:
         data["overhead"] = overhead_runs(outdir, reps)
-        data["footprint"] = footprint_runs(outdir, [1000, 10000])
+        data["footprint"] = footprint_runs(outdir, [1000, 10000], args.footprint_cap)
         # Accuracy: cgroup mode from the no-hints memsweep runs above; /proc mode from extra runs.
         cg_runs = [r for r in runs if r["runner"] == "memsweep"]
         proc_runs = []
@@ -955,6 +976,8 @@ def main() -> int:
     r.add_argument("--hydra-reps", type=int, default=1, help="repetitions of the slow Hydra joblib baseline (2 workers)")
     r.add_argument("--mpj-reps", type=int, default=1,
                    help="repetitions of memsweep --mem-per-job <largest job> (one job at a time here, so slow)")
+    r.add_argument("--footprint-cap", type=float, default=30.0,
+                   help="seconds before a footprint run (1 000 / 10 000 queued `true` jobs) is stopped with Ctrl-C")
     r.add_argument("--limit-mib", type=float, help="the cgroup's limit (default 1536; 1024 with --smoke)")
     r.add_argument("--sample-interval", type=float, default=0.2)
     r.add_argument("--workloads", nargs="*")
