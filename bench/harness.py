@@ -395,7 +395,8 @@ def run_in_cgroup(label: str, argv: list[str], env: dict, cwd: Path, limit: int 
             makespan = time.monotonic() - t0
         # The eventfd fires once per OOM *event* (several per kill while a victim exits), so it
         # only guarantees that a kill in a child cgroup removed before we saw it still counts.
-        counted = sum(cg.kills_seen.values()) + oom_kill_count(cg.path)
+        cg.sample()  # kills_seen covers the cgroup itself and every child cgroup seen
+        counted = sum(cg.kills_seen.values())
         oom = max(counted, 1 if cg.oom_events() else 0)
         peak = cg.peak_bytes()
         left_pids, left_cgroups = cg.destroy()
