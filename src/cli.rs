@@ -40,8 +40,8 @@ pub struct MemArgs {
     /// Print one JSON object instead of the table.
     #[arg(long)]
     pub json: bool,
-    /// Refresh every INTERVAL seconds until interrupted (default 2).
-    #[arg(long, value_name = "INTERVAL", num_args = 0..=1, default_missing_value = "2")]
+    /// Refresh every INTERVAL seconds until Ctrl-C, which ends it with exit 0 (default 2).
+    #[arg(long, value_name = "INTERVAL", num_args = 0..=1, default_missing_value = "2", allow_negative_numbers = true)]
     pub watch: Option<f64>,
 }
 

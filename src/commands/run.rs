@@ -159,9 +159,17 @@ impl Setup {
             }
         }
         let queue: Vec<usize> = (0..n).filter(|&j| !succeeded[j]).collect();
-        let queue = sched::order_by_history(queue, |j| own.get(j).copied().flatten());
+        let queue = if own.is_empty() {
+            queue
+        } else {
+            sched::order_by_history(queue, |j| own.get(j).copied().flatten())
+        };
         let peaks: Vec<u64> = own.iter().map(|o| o.map_or(0, |(p, _)| p)).collect();
-        let estimator = Estimator::new(mem_per_job, peaks, &template);
+        let walls: Vec<f32> = own
+            .iter()
+            .map(|o| o.map_or(0.0, |(_, w)| w as f32))
+            .collect();
+        let estimator = Estimator::new(mem_per_job, peaks, &template).with_walls(walls);
         let sched = sched::Sched::new(
             sched::Config {
                 budget,
@@ -200,10 +208,12 @@ fn check_seconds(flag: &str, v: f64, min: f64) -> anyhow::Result<()> {
     )))
 }
 
-/// Each job's own history: the largest of its recent peaks and the latest wall time.
+/// Each job's own history: the largest of its recent peaks and the latest wall time (an empty
+/// vector when the template has no history).
 fn own_history(plan: &SweepPlan, records: &[Record]) -> Vec<Option<(u64, f64)>> {
+    // Empty when nothing is known: no per-job state for a sweep without history.
     if records.is_empty() {
-        return vec![None; plan.jobs.len()];
+        return Vec::new();
     }
     let mut by_key: HashMap<&str, (u64, f64)> = HashMap::new();
     for r in records {

@@ -185,6 +185,14 @@ impl JobCgroups {
                         parent.display()
                     ));
                 }
+                // Without hierarchy (old kernels) child cgroups are not bound by this one's
+                // limit: job cgroups would let the jobs escape the container's limit.
+                if read_u64(&parent.join("memory.use_hierarchy")) == Some(0) {
+                    return Err(format!(
+                        "{}/memory.use_hierarchy is 0, so job cgroups would escape its limit",
+                        parent.display()
+                    ));
+                }
             }
             Version::V2 => {
                 let ctrls =
@@ -371,11 +379,18 @@ impl JobCgroups {
     /// Kill what the job left behind, then make the slot reusable (v1) or remove it (v2).
     /// Returns the numbers of cgroups that are gone for good (to unregister from the guard).
     pub fn release(&mut self, s: Slot) -> Vec<u32> {
-        for p in pids_in(&s.dir) {
+        let left = pids_in(&s.dir);
+        for &p in &left {
             let _ = sys::kill(p, libc::SIGKILL);
         }
-        self.draining.push(s);
-        self.reap_draining()
+        let mut gone = self.reap_draining();
+        if left.is_empty() {
+            self.recycle(s, &mut gone);
+        } else {
+            // Killed processes leave the cgroup a moment later; recycle it on a later turn.
+            self.draining.push(s);
+        }
+        gone
     }
 
     /// Slots whose processes are all gone: reset (v1) or remove (v2).
@@ -383,33 +398,34 @@ impl JobCgroups {
         let mut gone = Vec::new();
         let mut i = 0;
         while i < self.draining.len() {
-            if !pids_in(&self.draining[i].dir).is_empty() {
+            if pids_in(&self.draining[i].dir).is_empty() {
+                let s = self.draining.swap_remove(i);
+                self.recycle(s, &mut gone);
+            } else {
                 i += 1;
-                continue;
-            }
-            let mut s = self.draining.swap_remove(i);
-            match self.version {
-                Version::V1 => {
-                    // Page cache the job left is still charged here; reclaim it so the next
-                    // job's peak starts from zero.
-                    if read_u64(&s.dir.join("memory.usage_in_bytes")).unwrap_or(0) > 0 {
-                        let _ = write(&s.dir.join("memory.force_empty"), "0");
-                    }
-                    if write(&s.dir.join("memory.max_usage_in_bytes"), "0").is_ok() {
-                        s.oom_base = self.oom_count(&s.dir).unwrap_or(0);
-                        self.free.push(s);
-                    } else {
-                        let _ = std::fs::remove_dir(&s.dir);
-                        gone.push(s.n);
-                    }
-                }
-                Version::V2 => {
-                    let _ = std::fs::remove_dir(&s.dir);
-                    gone.push(s.n);
-                }
             }
         }
         gone
+    }
+
+    /// An empty job cgroup: reset into the pool (v1) or remove (v2).
+    fn recycle(&mut self, mut s: Slot, gone: &mut Vec<u32>) {
+        if self.version == Version::V1 {
+            // Page cache the job left is still charged here; reclaim it so the next job's
+            // peak starts from (almost) zero. Below 1 MiB (what a trivial job leaves: kernel
+            // objects) it is not worth force_empty's cost, which would double a short job's
+            // overhead; that much may then show in the next job's peak.
+            if read_u64(&s.dir.join("memory.usage_in_bytes")).unwrap_or(0) > 1 << 20 {
+                let _ = write(&s.dir.join("memory.force_empty"), "0");
+            }
+            if write(&s.dir.join("memory.max_usage_in_bytes"), "0").is_ok() {
+                s.oom_base = self.oom_count(&s.dir).unwrap_or(0);
+                self.free.push(s);
+                return;
+            }
+        }
+        let _ = std::fs::remove_dir(&s.dir);
+        gone.push(s.n);
     }
 
     /// Kill everything left in any job cgroup and remove the whole tree (and undo the v2 moves).

@@ -95,9 +95,15 @@ impl Guard {
 
         // SAFETY: fork(2) itself is safe to call; the child branch below only makes
         // async-signal-safe calls on memory allocated before the fork and ends in _exit.
+        let mask = super::sys::block_all_signals();
+        // SAFETY: as above.
         let pid = unsafe { libc::fork() };
+        let fork_err = io::Error::last_os_error();
+        if pid != 0 {
+            super::sys::restore_signals(&mask);
+        }
         if pid < 0 {
-            return Err(io::Error::last_os_error());
+            return Err(fork_err);
         }
         if pid == 0 {
             // SAFETY: we are the freshly forked child; `state` and `devnull` were allocated before
@@ -183,20 +189,16 @@ unsafe fn guard_main(sock: i32, st: &mut State, devnull: *const libc::c_char) ->
         // Out of the runner's process group so a Ctrl-C or a group-wide signal meant for the
         // runner does not take the guard down before it has done its job.
         libc::setpgid(0, 0);
-        for sig in [
+        // Signals were blocked across the fork: drop the runner's handlers (they would write
+        // into the runner's self-pipe) and ignore what could end us early, then unblock.
+        super::sys::child_reset_signals(&[
             libc::SIGINT,
             libc::SIGTERM,
             libc::SIGHUP,
             libc::SIGQUIT,
             libc::SIGPIPE,
             libc::SIGTSTP,
-        ] {
-            libc::signal(sig, libc::SIG_IGN);
-        }
-        libc::signal(libc::SIGCHLD, libc::SIG_DFL);
-        let mut set: libc::sigset_t = std::mem::zeroed();
-        libc::sigemptyset(&mut set);
-        libc::sigprocmask(libc::SIG_SETMASK, &set, std::ptr::null_mut());
+        ]);
 
         // Keep only the socket: holding the runner's other descriptors (its stdout pipe, another
         // executor's guard socket) would keep them open after the runner dies.

@@ -3,6 +3,11 @@
 //! (pause, resume, terminate, kill), oom_score_adj, and making sure no job outlives the runner.
 //!
 //! All `unsafe` and OS-specific code of the crate lives here, each block with a `// SAFETY:` comment.
+//!
+//! Files: `spawn` (fork/exec of one job), `cgroup` (job cgroups, v1 slot pool, v2 leaves, stale
+//! trees), `sample` (/proc trees for Proc mode), `signals` (self-pipes), `guard` (the process
+//! that kills the jobs if the runner dies), `sys` (raw syscall wrappers). Cgroup paths go through
+//! the probe's `Fs` root (so v2 can be tested on fixture trees); processes and /proc are real.
 
 mod cgroup;
 mod guard;
@@ -43,7 +48,7 @@ pub struct ExecConfig {
     pub no_cgroups: bool,
     /// `--job-mem-max`, resolved: hard cap per job (cgroup modes only).
     pub job_mem_max: Option<u64>,
-    /// How often /proc is sampled in Proc mode, and job cgroups read.
+    /// How often /proc is sampled in Proc mode (`wait` samples on its own between events).
     pub sample_interval: Duration,
 }
 
@@ -72,9 +77,12 @@ pub enum Outcome {
     Signaled {
         signal: i32,
     },
-    /// Killed by the kernel's OOM killer (the job's cgroup counted an oom_kill, or SIGKILL under a cap).
+    /// Killed by the kernel's OOM killer: the job died by SIGKILL (or its shell exited 137) and
+    /// its cgroup counted an oom_kill — whether its own `--job-mem-max` or an ancestor's limit
+    /// was hit. Where the kernel has no counter: SIGKILL under a cap. Never reported in Proc mode.
     OomKilled,
-    /// Stopped by memsweep (pressure requeue, interrupt, cap).
+    /// Ended after memsweep sent it a signal through `Executor::signal` (pressure requeue,
+    /// interrupt); `signal` is the one sent. A job that still exits with code 0 is `Succeeded`.
     Stopped {
         signal: i32,
     },
@@ -122,6 +130,9 @@ struct Running {
     current: u64,
     /// Process groups of the job's tree registered with the guard (the job's own first).
     pgids: Vec<i32>,
+    /// Read end of the child's exec-error pipe, and the command (for its message).
+    errors: std::os::fd::OwnedFd,
+    command: JobCommand,
 }
 
 /// Runs jobs. Created once per sweep; dropping it kills whatever still runs.
@@ -274,7 +285,7 @@ impl Executor {
             }
         };
         match spawn::spawn(&spec, slot.as_ref().map(|s| s.procs.as_c_str())) {
-            Ok(pid) => {
+            Ok(spawn::Started { pid, errors }) => {
                 if let Some(g) = self.guard.as_mut() {
                     g.add_pgid(pid);
                 }
@@ -289,6 +300,8 @@ impl Executor {
                     sampled_peak: 0,
                     current: 0,
                     pgids: vec![pid],
+                    errors,
+                    command: spec.command,
                 });
             }
             Err(e) => {
@@ -408,15 +421,26 @@ impl Executor {
             Some(n) => n > 0,
             None => capped,
         };
-        let outcome = match ended {
-            sys::Ended::Code(0) => Outcome::Succeeded,
-            _ if job.sent.is_some() => Outcome::Stopped {
-                signal: job.sent.unwrap_or(libc::SIGTERM),
-            },
-            // A shell reports its child's OOM kill as exit code 128 + 9.
-            sys::Ended::Signal(libc::SIGKILL) | sys::Ended::Code(137) if oom => Outcome::OomKilled,
-            sys::Ended::Code(code) => Outcome::Failed { code },
-            sys::Ended::Signal(signal) => Outcome::Signaled { signal },
+        let outcome = if let Some(error) = spawn::child_error(&job.errors, &job.command) {
+            Outcome::FailedToSpawn { error }
+        } else {
+            match ended {
+                sys::Ended::Code(0) => Outcome::Succeeded,
+                _ if job.sent.is_some() => Outcome::Stopped {
+                    signal: job.sent.unwrap_or(libc::SIGTERM),
+                },
+                // A shell reports its child's OOM kill as exit code 128 + 9.
+                sys::Ended::Signal(libc::SIGKILL) | sys::Ended::Code(137) if oom => {
+                    Outcome::OomKilled
+                }
+                sys::Ended::Code(code) => Outcome::Failed { code },
+                sys::Ended::Signal(signal) => Outcome::Signaled { signal },
+            }
+        };
+        let peak = if matches!(outcome, Outcome::FailedToSpawn { .. }) {
+            None
+        } else {
+            peak
         };
         self.pending.push_back(ExecEvent::Exited {
             job: job.job,
@@ -428,27 +452,38 @@ impl Executor {
         });
     }
 
-    /// One /proc walk for all jobs: update current and sampled peaks, and register process
-    /// groups the jobs' descendants created with the guard.
+    /// One /proc walk for all jobs: update current and sampled peaks, and keep each job's set of
+    /// process groups (its own plus any its descendants created) current with the guard.
+    /// Groups that emptied are dropped at once, so a group id reused later by an unrelated
+    /// process is never killed.
     fn sample_proc(&mut self) {
         self.last_sample = Some(Instant::now());
         let roots: Vec<i32> = self.jobs.iter().map(|j| j.pid).collect();
         let procs = sample::scan();
         let trees = sample::trees(&procs, &roots, self.page);
+        let own = sys::own_pgid();
         for (job, tree) in self.jobs.iter_mut().zip(trees) {
             if tree.pids.is_empty() {
-                continue; // exited (a zombie has no tree); reaped next turn
+                continue; // exited; reaped next turn
             }
             job.current = tree.rss_bytes;
             job.sampled_peak = job.sampled_peak.max(tree.rss_bytes);
-            for pg in tree.pgids {
-                if pg > 1 && !job.pgids.contains(&pg) {
-                    job.pgids.push(pg);
-                    if let Some(g) = self.guard.as_mut() {
-                        g.add_pgid(pg);
-                    }
+            let mut now = vec![job.pid];
+            // A descendant may join any group of our session, even memsweep's: never that one.
+            now.extend(
+                tree.pgids
+                    .into_iter()
+                    .filter(|&pg| pg > 1 && pg != own && pg != job.pid),
+            );
+            if let Some(g) = self.guard.as_mut() {
+                for &pg in now.iter().filter(|pg| !job.pgids.contains(pg)) {
+                    g.add_pgid(pg);
+                }
+                for &pg in job.pgids.iter().filter(|pg| !now.contains(pg)) {
+                    g.del_pgid(pg);
                 }
             }
+            job.pgids = now;
         }
     }
 
@@ -543,6 +578,15 @@ fn group_kill(pgid: i32, sig: i32) -> anyhow::Result<()> {
 
 impl Drop for Executor {
     fn drop(&mut self) {
+        if self.cgroups.is_none() && !self.jobs.is_empty() {
+            // Descendants that left the job's groups since the last sample are still in its tree.
+            let roots: Vec<i32> = self.jobs.iter().map(|j| j.pid).collect();
+            for tree in sample::trees(&sample::scan(), &roots, self.page) {
+                for pid in tree.pids {
+                    let _ = sys::kill(pid, libc::SIGKILL);
+                }
+            }
+        }
         for j in &self.jobs {
             for &pg in &j.pgids {
                 let _ = sys::kill(-pg, libc::SIGKILL);

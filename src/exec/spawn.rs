@@ -1,19 +1,39 @@
 //! Starting one job: its own process group, stdin from /dev/null, stdout/stderr appended to its
-//! files (never a pipe nobody reads), oom_score_adj 1000 and its memory cgroup set in the child
-//! before exec — so the job is accounted and killable-first from its very first allocation.
+//! files (never a pipe nobody reads), oom_score_adj 1000 and its memory cgroup joined in the
+//! child before exec — so the job is accounted and killable-first from its very first allocation.
+//!
+//! A hand-written fork/exec rather than `std::process::Command`: std's spawn blocks until the
+//! child has exec'd, which would serialize each child's cgroup migration (the slowest step, about
+//! half a millisecond) into the runner's loop. Here the runner returns right after fork; the
+//! program is resolved on PATH before forking (a missing program is reported at once), and a
+//! failure in the child (joining the cgroup, exec) travels back through a close-on-exec pipe
+//! that is read when the child is reaped.
 
-use std::ffi::CStr;
+use std::ffi::{CStr, CString, OsStr, OsString};
 use std::fs::{File, OpenOptions};
 use std::io;
-use std::os::unix::process::CommandExt;
-use std::process::{Command, Stdio};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
 
 use super::SpawnSpec;
 use crate::sweep::JobCommand;
 
 const OOM_ADJ_PATH: &CStr = c"/proc/self/oom_score_adj";
 
-fn open_append(p: &std::path::Path, what: &str) -> io::Result<File> {
+/// What the child failed at, sent through the error pipe with the errno.
+const STAGE_CGROUP: i32 = 1;
+const STAGE_EXEC: i32 = 2;
+const STAGE_FDS: i32 = 3;
+
+/// A forked job: its pid (= process group id) and the read end of its error pipe.
+pub struct Started {
+    pub pid: i32,
+    pub errors: OwnedFd,
+}
+
+fn open_append(p: &Path, what: &str) -> io::Result<File> {
     OpenOptions::new()
         .create(true)
         .append(true)
@@ -21,94 +41,244 @@ fn open_append(p: &std::path::Path, what: &str) -> io::Result<File> {
         .map_err(|e| {
             io::Error::new(
                 e.kind(),
-                format!("cannot open {what} file {}: {e}", p.display()),
+                format!(
+                    "cannot open {what} file {}: {}",
+                    p.display(),
+                    super::sys::err_text(&e)
+                ),
             )
         })
 }
 
-/// Write `bytes` to `path` with raw open/write/close: async-signal-safe, for use between fork
-/// and exec. Errors are returned as the raw errno.
-///
-/// # Safety
-/// Only raw syscalls on the given NUL-terminated path and byte slice.
-unsafe fn write_file_raw(path: &CStr, bytes: &[u8], create: bool) -> io::Result<()> {
-    let flags = libc::O_WRONLY | libc::O_CLOEXEC | if create { libc::O_CREAT } else { 0 };
-    // SAFETY: `path` is NUL-terminated and `bytes` valid for its length; no allocation.
-    unsafe {
-        let fd = libc::open(path.as_ptr(), flags, 0o644);
-        if fd < 0 {
-            return Err(io::Error::last_os_error());
-        }
-        let n = libc::write(fd, bytes.as_ptr().cast(), bytes.len());
-        let err = io::Error::last_os_error();
-        libc::close(fd);
-        if n != bytes.len() as isize {
-            return Err(err);
-        }
-    }
-    Ok(())
+fn cstring(s: &[u8], what: &str) -> io::Result<CString> {
+    CString::new(s).map_err(|_| {
+        io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("{what} contains a NUL byte"),
+        )
+    })
 }
 
-/// Spawn the job; returns its pid (= its process group id).
-///
-/// `cgroup_procs` is the job cgroup's `cgroup.procs`; the child writes "0" (itself) there
-/// before exec.
-pub fn spawn(spec: &SpawnSpec, cgroup_procs: Option<&CStr>) -> io::Result<i32> {
-    let mut cmd = match &spec.command {
-        JobCommand::Argv(argv) => {
-            let Some((prog, args)) = argv.split_first() else {
-                return Err(io::Error::new(io::ErrorKind::InvalidInput, "empty command"));
-            };
-            let mut c = Command::new(prog);
-            c.args(args);
-            c
-        }
-        JobCommand::Shell(line) => {
-            let mut c = Command::new("sh");
-            c.arg("-c").arg(line);
-            c
-        }
+/// Find `prog` like execvp would, in the job's PATH (its env override, else ours).
+fn resolve(prog: &str, path_var: Option<&OsStr>) -> io::Result<PathBuf> {
+    let not_found = || {
+        io::Error::new(
+            io::ErrorKind::NotFound,
+            format!("cannot run {prog:?}: program not found (check the command and PATH)"),
+        )
     };
+    if prog.is_empty() {
+        return Err(not_found());
+    }
+    let executable = |p: &Path| {
+        std::fs::metadata(p).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+    };
+    if prog.contains('/') {
+        return if executable(Path::new(prog)) {
+            Ok(PathBuf::from(prog))
+        } else if Path::new(prog).exists() {
+            Err(io::Error::new(
+                io::ErrorKind::PermissionDenied,
+                format!("cannot run {prog:?}: not an executable file"),
+            ))
+        } else {
+            Err(not_found())
+        };
+    }
+    let default = OsString::from("/usr/local/bin:/usr/bin:/bin");
+    let path_var = path_var.unwrap_or(&default);
+    for dir in path_var.as_bytes().split(|&b| b == b':') {
+        let dir = if dir.is_empty() {
+            Path::new(".")
+        } else {
+            Path::new(OsStr::from_bytes(dir))
+        };
+        let cand = dir.join(prog);
+        if executable(&cand) {
+            return Ok(cand);
+        }
+    }
+    Err(not_found())
+}
+
+/// Fork the job. Errors found before the fork (missing program, unopenable output file) are
+/// returned here; errors in the child come back through [`child_error`].
+pub fn spawn(spec: &SpawnSpec, cgroup_procs: Option<&CStr>) -> io::Result<Started> {
+    let argv: Vec<String> = match &spec.command {
+        JobCommand::Argv(argv) => argv.clone(),
+        JobCommand::Shell(line) => vec!["sh".into(), "-c".into(), line.clone()],
+    };
+    let Some(prog) = argv.first() else {
+        return Err(io::Error::new(io::ErrorKind::InvalidInput, "empty command"));
+    };
+    // The job's environment: ours, with the spec's variables set over it.
+    let mut env: Vec<(OsString, OsString)> = std::env::vars_os()
+        .filter(|(k, _)| !spec.env.iter().any(|(sk, _)| OsStr::new(sk) == k))
+        .collect();
+    env.extend(spec.env.iter().map(|(k, v)| (k.into(), v.into())));
+    let path_var = env
+        .iter()
+        .find(|(k, _)| k == "PATH")
+        .map(|(_, v)| v.as_os_str());
+    let exe = cstring(
+        resolve(prog, path_var)?.as_os_str().as_bytes(),
+        "program path",
+    )?;
+    let c_argv: Vec<CString> = argv
+        .iter()
+        .map(|a| cstring(a.as_bytes(), "an argument"))
+        .collect::<io::Result<_>>()?;
+    let c_env: Vec<CString> = env
+        .iter()
+        .map(|(k, v)| {
+            let mut kv = k.as_bytes().to_vec();
+            kv.push(b'=');
+            kv.extend_from_slice(v.as_bytes());
+            cstring(&kv, "an environment variable")
+        })
+        .collect::<io::Result<_>>()?;
+    let mut p_argv: Vec<*const libc::c_char> = c_argv.iter().map(|c| c.as_ptr()).collect();
+    p_argv.push(std::ptr::null());
+    let mut p_env: Vec<*const libc::c_char> = c_env.iter().map(|c| c.as_ptr()).collect();
+    p_env.push(std::ptr::null());
+
+    let stdin = File::open("/dev/null")?;
     let out = open_append(&spec.stdout, "stdout")?;
     let err = if spec.stderr == spec.stdout {
         out.try_clone()?
     } else {
         open_append(&spec.stderr, "stderr")?
     };
-    cmd.stdin(Stdio::null())
-        .stdout(out)
-        .stderr(err)
-        .envs(spec.env.iter().map(|(k, v)| (k, v)))
-        .process_group(0);
-    // Owned copy moved into the closure: allocated here, only read in the child.
-    let procs = cgroup_procs.map(CStr::to_owned);
-    // SAFETY: the closure runs in the forked child before exec and only makes raw
-    // open/write/close syscalls on memory allocated before the fork (async-signal-safe).
-    unsafe {
-        cmd.pre_exec(move || {
-            // The job is the kernel's first choice if it must kill (raising needs no privilege).
-            // Done here, not from the parent after spawn, so no allocation of the job ever
-            // happens at the runner's protected score. Ignored where /proc is read-only.
-            let _ = write_file_raw(OOM_ADJ_PATH, b"1000", false);
-            if let Some(p) = &procs {
-                // "0" means the writing process itself, in v1 and v2 alike.
-                write_file_raw(p, b"0", true)?;
-            }
-            Ok(())
-        });
+
+    let mut fds = [0i32; 2];
+    // SAFETY: `fds` is a valid out-array of two ints.
+    if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
+        return Err(io::Error::last_os_error());
     }
-    let child = cmd.spawn().map_err(|e| {
-        let what = match &spec.command {
-            JobCommand::Argv(argv) => argv[0].as_str(),
-            JobCommand::Shell(_) => "sh",
+    // SAFETY: pipe2 just returned these two fresh descriptors; we own them.
+    let (rd, wr) = unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
+
+    let child = ChildArgs {
+        exe: &exe,
+        argv: p_argv.as_ptr(),
+        envp: p_env.as_ptr(),
+        stdio: [stdin.as_raw_fd(), out.as_raw_fd(), err.as_raw_fd()],
+        errors: wr.as_raw_fd(),
+        cgroup_procs,
+    };
+    // SAFETY: fork(2) itself is safe; the child branch only makes async-signal-safe calls on
+    // memory prepared above and ends in exec or _exit.
+    let mask = super::sys::block_all_signals();
+    // SAFETY: as above.
+    let pid = unsafe { libc::fork() };
+    let fork_err = io::Error::last_os_error();
+    if pid != 0 {
+        super::sys::restore_signals(&mask);
+    }
+    if pid < 0 {
+        return Err(fork_err);
+    }
+    if pid == 0 {
+        // SAFETY: freshly forked child; every pointer in `child` stays valid (the parent's
+        // memory, copied at fork) until exec or _exit.
+        unsafe { child_exec(&child) }
+    }
+    // Also set the group from the parent, so a signal sent right after spawn cannot find the
+    // group missing (the classic shell race). EACCES means the child already exec'd — having
+    // set it itself.
+    // SAFETY: setpgid takes plain integers.
+    unsafe { libc::setpgid(pid, pid) };
+    drop(wr);
+    // SAFETY: `rd` is a valid descriptor we own; O_NONBLOCK so reading an empty pipe never blocks.
+    unsafe { libc::fcntl(rd.as_raw_fd(), libc::F_SETFL, libc::O_NONBLOCK) };
+    Ok(Started { pid, errors: rd })
+}
+
+struct ChildArgs<'a> {
+    exe: &'a CStr,
+    argv: *const *const libc::c_char,
+    envp: *const *const libc::c_char,
+    stdio: [i32; 3],
+    errors: i32,
+    cgroup_procs: Option<&'a CStr>,
+}
+
+/// The child between fork and exec. Only async-signal-safe calls.
+///
+/// # Safety
+/// Must be called only in a freshly forked child with valid `a`.
+unsafe fn child_exec(a: &ChildArgs) -> ! {
+    // SAFETY (whole body): raw syscalls on descriptors and NUL-terminated strings prepared
+    // before the fork; nothing allocates or locks.
+    unsafe {
+        let fail = |stage: i32| -> ! {
+            let errno = *libc::__errno_location();
+            let mut msg = [0u8; 8];
+            msg[..4].copy_from_slice(&stage.to_ne_bytes());
+            msg[4..].copy_from_slice(&errno.to_ne_bytes());
+            libc::write(a.errors, msg.as_ptr().cast(), msg.len());
+            libc::_exit(127)
         };
-        let msg = if e.kind() == io::ErrorKind::NotFound {
-            format!("cannot run {what:?}: program not found (check the command and PATH)")
-        } else {
-            format!("cannot start {what:?}: {}", super::sys::err_text(&e))
-        };
-        io::Error::new(e.kind(), msg)
-    })?;
-    // We reap with wait4 ourselves; dropping std's handle neither waits nor kills.
-    Ok(child.id() as i32)
+        libc::setpgid(0, 0);
+        // Signals were blocked across the fork: drop the runner's handlers (a SIGTERM meant for
+        // this job must not run them and pose as the runner's interrupt) before unblocking.
+        super::sys::child_reset_signals(&[]);
+        // The job is the kernel's first choice if it must kill (raising needs no privilege).
+        // Done here, not from the parent after spawn, so the job never allocates at the
+        // runner's protected score. Ignored where /proc is read-only.
+        let fd = libc::open(OOM_ADJ_PATH.as_ptr(), libc::O_WRONLY | libc::O_CLOEXEC);
+        if fd >= 0 {
+            libc::write(fd, b"1000".as_ptr().cast(), 4);
+            libc::close(fd);
+        }
+        if let Some(p) = a.cgroup_procs {
+            // "0" means the writing process itself, in v1 and v2 alike. O_CREAT only matters
+            // for fixture trees; cgroupfs files always exist.
+            let fd = libc::open(
+                p.as_ptr(),
+                libc::O_WRONLY | libc::O_CREAT | libc::O_CLOEXEC,
+                0o644,
+            );
+            if fd < 0 || libc::write(fd, b"0".as_ptr().cast(), 1) != 1 {
+                fail(STAGE_CGROUP);
+            }
+            libc::close(fd);
+        }
+        for (target, &fd) in a.stdio.iter().enumerate() {
+            let target = target as i32;
+            // dup2 onto itself keeps close-on-exec set; clear it instead.
+            let ok = if fd == target {
+                libc::fcntl(fd, libc::F_SETFD, 0) == 0
+            } else {
+                libc::dup2(fd, target) >= 0
+            };
+            if !ok {
+                fail(STAGE_FDS);
+            }
+        }
+        libc::execve(a.exe.as_ptr(), a.argv, a.envp);
+        fail(STAGE_EXEC)
+    }
+}
+
+/// Why the child never became the job, if it said so through its error pipe.
+pub fn child_error(errors: &OwnedFd, command: &JobCommand) -> Option<String> {
+    let mut msg = [0u8; 8];
+    // SAFETY: `msg` is a valid 8-byte buffer; the fd is ours and non-blocking.
+    let n = unsafe { libc::read(errors.as_raw_fd(), msg.as_mut_ptr().cast(), msg.len()) };
+    if n != 8 {
+        return None;
+    }
+    let stage = i32::from_ne_bytes([msg[0], msg[1], msg[2], msg[3]]);
+    let errno = i32::from_ne_bytes([msg[4], msg[5], msg[6], msg[7]]);
+    let e = super::sys::err_text(&io::Error::from_raw_os_error(errno));
+    let what = match command {
+        JobCommand::Argv(argv) => argv.first().map(String::as_str).unwrap_or(""),
+        JobCommand::Shell(_) => "sh",
+    };
+    Some(match stage {
+        STAGE_CGROUP => format!("cannot move the job into its memory cgroup: {e}"),
+        STAGE_FDS => format!("cannot set up the job's stdin/stdout/stderr: {e}"),
+        _ => format!("cannot run {what:?}: {e}"),
+    })
 }

@@ -15,6 +15,12 @@ pub fn kill(pid: i32, sig: i32) -> io::Result<()> {
     }
 }
 
+/// The process group memsweep itself is in.
+pub fn own_pgid() -> i32 {
+    // SAFETY: getpgrp has no arguments and cannot fail.
+    unsafe { libc::getpgrp() }
+}
+
 /// Whether a process with this pid exists (zombies count as existing).
 pub fn pid_exists(pid: i32) -> bool {
     pid > 0 && !matches!(kill(pid, 0), Err(e) if e.raw_os_error() == Some(libc::ESRCH))
@@ -125,5 +131,59 @@ pub fn err_text(e: &io::Error) -> String {
     match s.find(" (os error") {
         Some(i) => s[..i].to_string(),
         None => s,
+    }
+}
+
+/// Block every signal in the calling thread (around fork, so no handler of the runner can run
+/// in a child before the child has reset it); returns the mask to restore.
+pub fn block_all_signals() -> libc::sigset_t {
+    // SAFETY: sigset_t is plain data; sigfillset/pthread_sigmask write only to the given sets.
+    unsafe {
+        let mut all: libc::sigset_t = std::mem::zeroed();
+        let mut old: libc::sigset_t = std::mem::zeroed();
+        libc::sigfillset(&mut all);
+        libc::pthread_sigmask(libc::SIG_SETMASK, &all, &mut old);
+        old
+    }
+}
+
+pub fn restore_signals(old: &libc::sigset_t) {
+    // SAFETY: `old` is a mask obtained from block_all_signals.
+    unsafe {
+        libc::pthread_sigmask(libc::SIG_SETMASK, old, std::ptr::null_mut());
+    }
+}
+
+/// In a forked child with all signals blocked: set `ignore` to SIG_IGN, put every other caught
+/// signal (and SIGPIPE, which Rust ignores) back to its default action, then unblock
+/// everything. Async-signal-safe.
+///
+/// # Safety
+/// Only for a freshly forked child; uses sigaction/sigprocmask only.
+pub unsafe fn child_reset_signals(ignore: &[i32]) {
+    // SAFETY: sigaction and sigprocmask with valid structs; no allocation.
+    unsafe {
+        for sig in 1..libc::SIGRTMAX() {
+            if sig == libc::SIGKILL || sig == libc::SIGSTOP {
+                continue;
+            }
+            let mut old: libc::sigaction = std::mem::zeroed();
+            if libc::sigaction(sig, std::ptr::null(), &mut old) != 0 {
+                continue;
+            }
+            let caught = old.sa_sigaction != libc::SIG_DFL && old.sa_sigaction != libc::SIG_IGN;
+            let mut new: libc::sigaction = std::mem::zeroed();
+            if ignore.contains(&sig) {
+                new.sa_sigaction = libc::SIG_IGN;
+            } else if caught || sig == libc::SIGPIPE {
+                new.sa_sigaction = libc::SIG_DFL;
+            } else {
+                continue;
+            }
+            libc::sigaction(sig, &new, std::ptr::null_mut());
+        }
+        let mut none: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut none);
+        libc::sigprocmask(libc::SIG_SETMASK, &none, std::ptr::null_mut());
     }
 }

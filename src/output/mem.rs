@@ -65,7 +65,11 @@ pub fn table(st: &MemStatus) -> String {
             "pressure",
             format!("{:.2}%", p.some_avg10),
             format!(
-                "of the last 10 s some task waited for memory ({:.2}% all tasks did)",
+                "of the last 10 s some task {} waited for memory ({:.2}% all did)",
+                match st.pressure_from {
+                    Some("cgroup") => "in this cgroup",
+                    _ => "on the host",
+                },
                 p.full_avg10
             ),
         ));

@@ -41,12 +41,12 @@ impl CpuLayout {
                 .iter()
                 .filter_map(|d| match r.version {
                     CgroupVersion::V2 => fs
-                        .read_to_string(d.join("cpu.max"))
+                        .read_lossy(d.join("cpu.max"))
                         .ok()
                         .and_then(|t| values::cpu_max(&t)),
                     CgroupVersion::V1 => {
                         let num = |f: &str| -> Option<f64> {
-                            fs.read_to_string(d.join(f)).ok()?.trim().parse().ok()
+                            fs.read_lossy(d.join(f)).ok()?.trim().parse().ok()
                         };
                         values::quota_cpus(num("cpu.cfs_quota_us")?, num("cpu.cfs_period_us")?)
                     }
@@ -63,13 +63,13 @@ impl CpuLayout {
                 ]
                 .iter()
                 .find_map(|f| {
-                    let t = fs.read_to_string(d.join(f)).ok()?;
+                    let t = fs.read_lossy(d.join(f)).ok()?;
                     values::cpu_list_count(&t)
                 })
             })
         });
         let online = fs
-            .read_to_string("/sys/devices/system/cpu/online")
+            .read_lossy("/sys/devices/system/cpu/online")
             .ok()
             .and_then(|t| values::cpu_list_count(&t));
         [quota, cpuset.map(f64::from), online.map(f64::from)]

@@ -19,7 +19,7 @@ impl Host {
 /// Why /proc/meminfo could not give the host's figures.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum MeminfoError {
-    #[error("no MemTotal line (or an unreadable one)")]
+    #[error("no readable MemTotal line")]
     NoTotal,
 }
 

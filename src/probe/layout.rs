@@ -105,16 +105,34 @@ pub fn v2(
     let candidates: Vec<_> = candidates
         .into_iter()
         .filter(|(mp, _)| {
-            fs.read_to_string(mp.join("cgroup.controllers"))
+            fs.read_lossy(mp.join("cgroup.controllers"))
                 .map(|c| c.split_whitespace().any(|x| x == controller))
                 .unwrap_or(true)
         })
         .collect();
-    pick(fs, &candidates, &line.path).map(|(mount_point, dir)| Resolved {
+    let r = pick(fs, &candidates, &line.path).map(|(mount_point, dir)| Resolved {
         version: CgroupVersion::V2,
         cgroup_path: line.path.clone(),
         mount_point,
         dir,
+    })?;
+    // Without a cgroup.controllers to say so: on a pure v2 machine the unified hierarchy is the
+    // only place the controller can be, so it is taken; on a hybrid one (v1 lines in
+    // /proc/self/cgroup) the cgroup2 mount is often empty, so only its files are evidence.
+    let listed = fs.path(r.mount_point.join("cgroup.controllers")).is_file();
+    let hybrid = lines.iter().any(|l| !l.is_v2());
+    (listed || !hybrid || r.levels().iter().any(|d| has_files_of(fs, d, controller))).then_some(r)
+}
+
+/// Whether `dir` holds an interface file of `controller` (`memory.max`, `cpu.max`, ...).
+fn has_files_of(fs: &Fs, dir: &Path, controller: &str) -> bool {
+    let prefix = format!("{controller}.");
+    std::fs::read_dir(fs.path(dir)).is_ok_and(|entries| {
+        entries.flatten().any(|e| {
+            let name = e.file_name().to_string_lossy().into_owned();
+            // PSI files and cpu.stat exist in every v2 cgroup, controller or not.
+            name.starts_with(&prefix) && !name.ends_with(".pressure") && name != "cpu.stat"
+        })
     })
 }
 
@@ -158,18 +176,28 @@ pub fn exact_dir(mount_point: &Path, root: &str, path: &str) -> Option<PathBuf> 
 }
 
 /// The directory for `path` under a mount: the exact directory if it exists, else the longest
-/// existing suffix of the path under the mount point, else the mount point (if it exists at all).
+/// existing suffix of the path (shorter than path − root when root is a prefix) under the mount
+/// point, else the mount point (if it exists at all).
 /// A path with `..` (a process outside its cgroup namespace's root) maps to the mount point.
 pub fn resolve_dir(fs: &Fs, mount_point: &Path, root: &str, path: &str) -> Option<PathBuf> {
     let mut tries: Vec<PathBuf> = vec![];
     let p = Path::new(path);
     if !has_parent_dir(p) {
-        tries.extend(exact_dir(mount_point, root, path));
         let comps: Vec<_> = p
             .components()
             .filter(|c| matches!(c, Component::Normal(_)))
             .collect();
-        for i in 0..comps.len() {
+        // Under the root, the exact directory is itself a suffix (path − root); only shorter
+        // ones follow it. Outside the root (a moved process) every suffix is a candidate,
+        // the whole path first.
+        let first = match p.strip_prefix(Path::new(root)) {
+            Ok(rel) => {
+                tries.push(join(mount_point, rel));
+                comps.len() + 1 - rel.components().count().min(comps.len())
+            }
+            Err(_) => 0,
+        };
+        for i in first..comps.len() {
             let suffix: PathBuf = comps[i..].iter().collect();
             tries.push(mount_point.join(suffix));
         }
@@ -258,6 +286,18 @@ mod tests {
             resolve_dir(&fs, mp, "/docker/abc", "/docker/abc/zz/c"),
             Some(mp.join("c"))
         );
+        // Under the root, only suffixes shorter than path − root (zz/c) are tried: the whole
+        // path below the mount point is not one of them.
+        let (_t, fs) = tree(&["/m/docker/abc/zz/c", "/m/c"]);
+        let mp = Path::new("/m");
+        assert_eq!(
+            resolve_dir(&fs, mp, "/docker", "/docker/abc/zz/c"),
+            Some(mp.join("c"))
+        );
+        assert_eq!(
+            resolve_dir(&fs, mp, "/", "/docker/abc/zz/c"),
+            Some(mp.join("docker/abc/zz/c"))
+        );
     }
 
     #[test]
@@ -318,10 +358,32 @@ mod tests {
         let r = memory(&fs, &lines, Some(&mounts)).unwrap();
         assert_eq!(r.version, CgroupVersion::V1);
         assert_eq!(r.dir, PathBuf::from("/sys/fs/cgroup/memory/x"));
-        // The same mounts without a v1 memory line: v2.
-        let lines = cgroup_file::parse("0::/x\n");
+        // The same mounts without a v1 memory line: the unified hierarchy of this hybrid, with
+        // no cgroup.controllers, is a memory cgroup only once memory files show up in it (a
+        // PSI file does not count: every v2 cgroup has one).
+        let lines = cgroup_file::parse("1:name=systemd:/x\n0::/x\n");
+        let unified = fs.path("/sys/fs/cgroup/unified/x");
+        std::fs::write(unified.join("memory.pressure"), "").unwrap();
+        assert_eq!(memory(&fs, &lines, Some(&mounts)), None);
+        std::fs::write(unified.join("memory.max"), "max\n").unwrap();
         let r = memory(&fs, &lines, Some(&mounts)).unwrap();
         assert_eq!(r.version, CgroupVersion::V2);
         assert_eq!(r.dir, PathBuf::from("/sys/fs/cgroup/unified/x"));
+        // On a pure v2 machine (no v1 lines) the unified hierarchy is taken without evidence.
+        std::fs::remove_file(unified.join("memory.max")).unwrap();
+        let pure = cgroup_file::parse("0::/x\n");
+        assert_eq!(
+            memory(&fs, &pure, Some(&mounts)).map(|r| r.version),
+            Some(CgroupVersion::V2)
+        );
+        assert_eq!(memory(&fs, &lines, Some(&mounts)), None);
+        // A cgroup.controllers without memory rules it out whatever files there are.
+        std::fs::write(unified.join("memory.max"), "max\n").unwrap();
+        std::fs::write(
+            fs.path("/sys/fs/cgroup/unified/cgroup.controllers"),
+            "cpu io\n",
+        )
+        .unwrap();
+        assert_eq!(memory(&fs, &lines, Some(&mounts)), None);
     }
 }

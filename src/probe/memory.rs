@@ -26,6 +26,8 @@ pub struct Files {
     /// The file with the `oom_kill` counter.
     pub events: &'static str,
     pub pressure: &'static str,
+    /// How this version writes "no limit" (v1: a huge sentinel; v2: the word `max`).
+    pub parse_limit: fn(&str) -> Result<Option<u64>, Garbage>,
 }
 
 /// One limit that applies to this process, and the working set it is measured against.
@@ -163,10 +165,16 @@ pub fn read(
     let oom_kills = reader
         .text(leaf, files.events)
         .and_then(|t| values::keyed(&t, "oom_kill"));
-    let pressure = reader
+    let (pressure, pressure_from) = match reader
         .text(leaf, files.pressure)
         .and_then(|t| values::pressure(&t))
-        .or_else(|| host_pressure(fs));
+    {
+        Some(p) => (Some(p), Some("cgroup")),
+        None => {
+            let p = host_pressure(fs);
+            (p, p.map(|_| "host"))
+        }
+    };
 
     Ok(MemStatus {
         source: match cg.version {
@@ -190,6 +198,7 @@ pub fn read(
         peak_bytes: peak,
         oom_kills,
         pressure,
+        pressure_from,
         cpus: None,
         warnings: vec![],
     })
@@ -197,7 +206,7 @@ pub fn read(
 
 /// The whole machine's memory pressure (PSI), when the cgroup has none of its own.
 pub fn host_pressure(fs: &Fs) -> Option<Pressure> {
-    fs.read_to_string("/proc/pressure/memory")
+    fs.read_lossy("/proc/pressure/memory")
         .ok()
         .and_then(|t| values::pressure(&t))
 }
@@ -216,7 +225,7 @@ impl Reader<'_> {
     }
 
     fn text(&self, dir: &Path, file: &str) -> Option<String> {
-        self.fs.read_to_string(dir.join(file)).ok()
+        self.fs.read_lossy(dir.join(file)).ok()
     }
 
     /// (usage, inactive file) of one level; None without a usable usage file.
@@ -224,7 +233,8 @@ impl Reader<'_> {
         let text = self.text(dir, self.files.usage)?;
         let Some(usage) = values::counter(&text) else {
             self.warn(format!(
-                "{} holds '{}', not a number of bytes; its usage is treated as unknown",
+                "{} holds '{}', not a number of bytes; the nearest parent's usage (or else the \
+                 host's) stands in for it",
                 self.fs.path(dir.join(self.files.usage)).display(),
                 values::shorten(text.trim())
             ));
@@ -240,16 +250,25 @@ impl Reader<'_> {
     }
 
     /// A limit file: None when missing or unlimited, an error when it holds garbage.
-    fn limit(&self, dir: &Path, file: &str) -> anyhow::Result<Option<u64>> {
-        let Some(text) = self.text(dir, file) else {
-            return Ok(None);
+    fn limit(&mut self, dir: &Path, file: &str) -> anyhow::Result<Option<u64>> {
+        let path = dir.join(file);
+        let text = match self.fs.read_lossy(&path) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => {
+                self.warn(format!(
+                    "cannot read {} ({e}); this level's limit is unknown and ignored",
+                    self.fs.path(&path).display()
+                ));
+                return Ok(None);
+            }
         };
-        values::limit(&text).map_err(|Garbage(g)| {
+        (self.files.parse_limit)(&text).map_err(|Garbage(g)| {
             anyhow!(
                 "{} holds '{g}', not a memory limit (a number of bytes{}); memsweep will not \
                  guess how much memory this cgroup may use. Check that file (or the tree given \
                  to --root / MEMSWEEP_ROOT)",
-                self.fs.path(dir.join(file)).display(),
+                self.fs.path(&path).display(),
                 if file == v2::FILES.limit {
                     " or 'max'"
                 } else {
@@ -262,7 +281,7 @@ impl Reader<'_> {
     /// A secondary limit (swap, memory.high): garbage only earns a warning.
     fn optional_limit(&mut self, dir: &Path, file: &str) -> Option<u64> {
         let text = self.text(dir, file)?;
-        match values::limit(&text) {
+        match (self.files.parse_limit)(&text) {
             Ok(v) => v,
             Err(Garbage(g)) => {
                 self.warn(format!(

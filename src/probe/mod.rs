@@ -2,6 +2,9 @@
 //! limits walked up the hierarchy, usage, working set, pressure, host fallback.
 //!
 //! Every read goes through [`Fs`], so a fixture tree can stand in for a machine. Knows nothing of jobs.
+//! [`Probe::new`] parses /proc/self/cgroup (`cgroup_file`) and mountinfo (`mountinfo`) once and
+//! resolves directories (`layout`); [`Probe::status`] only reads the figure files (`memory` with
+//! the per-version names in `v1`/`v2`, `host`, `cpus`), so it is cheap enough to call every 200 ms.
 
 mod cgroup_file;
 mod cpus;
@@ -49,6 +52,16 @@ impl Fs {
 
     pub fn read_to_string(&self, abs: impl AsRef<Path>) -> io::Result<String> {
         std::fs::read_to_string(self.path(abs))
+    }
+
+    /// Like [`Self::read_to_string`], but invalid UTF-8 becomes U+FFFD instead of an error, so
+    /// a file of garbage reads as garbage (and is reported as such) rather than as a missing file.
+    pub fn read_lossy(&self, abs: impl AsRef<Path>) -> io::Result<String> {
+        let bytes = std::fs::read(self.path(abs))?;
+        Ok(match String::from_utf8(bytes) {
+            Ok(s) => s,
+            Err(e) => String::from_utf8_lossy(e.as_bytes()).into_owned(),
+        })
     }
 }
 
@@ -114,6 +127,8 @@ pub struct MemStatus {
     pub peak_bytes: Option<u64>,
     pub oom_kills: Option<u64>,
     pub pressure: Option<Pressure>,
+    /// "cgroup" (the group's own memory.pressure) or "host" (/proc/pressure/memory).
+    pub pressure_from: Option<&'static str>,
     /// Effective CPUs: min of the CPU quota, the cpuset and the online CPUs.
     pub cpus: Option<f64>,
     /// Things the user should know (an unreadable usage file, no mountinfo); the commands print
@@ -134,40 +149,40 @@ pub struct Probe {
 }
 
 impl Probe {
-    /// Resolve the layout. Errors (exit 2) when the root has no /proc/meminfo or no
-    /// /proc/self/cgroup (on `/` a missing /proc/self/cgroup means a kernel without cgroups:
-    /// host figures).
+    /// Resolve the layout. Errors (exit 2) when the root has no usable /proc/meminfo. A missing
+    /// /proc/self/cgroup means a kernel without cgroups: host figures (with a warning under a
+    /// custom root, where it may also be a tree that is not laid out like a machine).
     pub fn new(fs: Fs) -> anyhow::Result<Probe> {
         let custom_root = fs.root() != Path::new("/");
-        let where_ = || {
-            if custom_root {
-                format!(
-                    " under {} (the root given by --root or MEMSWEEP_ROOT; it must hold proc/ and \
-                     sys/ laid out like a machine's /)",
-                    fs.root().display()
-                )
+        // Under a custom root, also say what the root must look like.
+        let fail = |what: String| {
+            let hint = if custom_root {
+                ". --root / MEMSWEEP_ROOT must name a directory laid out like a machine's / \
+                 (proc/meminfo, proc/self/cgroup, proc/self/mountinfo, sys/fs/cgroup/...)"
             } else {
-                String::new()
-            }
+                ""
+            };
+            crate::exit::usage(format!("{what}{hint}"))
         };
-        let meminfo = fs.read_to_string("/proc/meminfo").map_err(|e| {
-            crate::exit::usage(format!("cannot read /proc/meminfo{} ({e})", where_()))
-        })?;
-        parse_meminfo(&meminfo).map_err(|e| {
-            crate::exit::usage(format!("/proc/meminfo{} is not usable: {e}", where_()))
-        })?;
+        let shown = |abs: &str| fs.path(abs).display().to_string();
+        let meminfo = fs
+            .read_lossy("/proc/meminfo")
+            .map_err(|e| fail(format!("cannot read {} ({e})", shown("/proc/meminfo"))))?;
+        parse_meminfo(&meminfo).map_err(|e| fail(format!("{}: {e}", shown("/proc/meminfo"))))?;
         let mut notes = vec![];
-        let lines = match fs.read_to_string("/proc/self/cgroup") {
+        // No /proc/self/cgroup is a kernel without cgroups: host figures, as on a real machine.
+        let lines = match fs.read_lossy("/proc/self/cgroup") {
             Ok(t) => cgroup_file::parse(&t),
             Err(e) if custom_root => {
-                return Err(crate::exit::usage(format!(
-                    "cannot read /proc/self/cgroup{} ({e})",
-                    where_()
-                )));
+                notes.push(format!(
+                    "cannot read {} ({e}); no cgroup is assumed (host figures)",
+                    shown("/proc/self/cgroup")
+                ));
+                vec![]
             }
             Err(_) => vec![],
         };
-        let mounts = match fs.read_to_string("/proc/self/mountinfo") {
+        let mounts = match fs.read_lossy("/proc/self/mountinfo") {
             Ok(t) => Some(mountinfo::parse(&t)),
             Err(_) if lines.is_empty() => None,
             Err(e) => {
@@ -219,7 +234,7 @@ impl Probe {
     pub fn status(&self) -> anyhow::Result<MemStatus> {
         let meminfo = self
             .fs
-            .read_to_string("/proc/meminfo")
+            .read_lossy("/proc/meminfo")
             .map_err(|e| anyhow::anyhow!("cannot read /proc/meminfo ({e})"))?;
         let host = parse_meminfo(&meminfo).map_err(|e| {
             anyhow::anyhow!(
@@ -259,7 +274,80 @@ fn host_status(fs: &Fs, host: &Host) -> MemStatus {
         peak_bytes: None,
         oom_kills: None,
         pressure: memory::host_pressure(fs),
+        pressure_from: memory::host_pressure(fs).map(|_| "host"),
         cpus: None,
         warnings: vec![],
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fixture(name: &str) -> Fs {
+        Fs::new(Some(
+            &Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("tests/fixtures")
+                .join(name),
+        ))
+    }
+
+    #[test]
+    fn layout_gives_exec_the_leaf_directory_and_mount_point() {
+        let p = Probe::new(fixture("v1-nested-ancestor-limit")).unwrap();
+        let l = p.layout();
+        assert_eq!(l.version, Some(CgroupVersion::V1));
+        assert_eq!(
+            l.cgroup_path.as_deref(),
+            Some("/user.slice/user-1000.slice/session-1.scope")
+        );
+        let dir = l.dir.as_ref().unwrap();
+        assert_eq!(
+            dir,
+            Path::new("/sys/fs/cgroup/memory/user.slice/user-1000.slice/session-1.scope")
+        );
+        assert_eq!(
+            l.mount_point.as_deref(),
+            Some(Path::new("/sys/fs/cgroup/memory"))
+        );
+        assert!(p.fs().path(dir).join("memory.limit_in_bytes").is_file());
+
+        let host = Probe::new(fixture("no-cgroup")).unwrap();
+        assert_eq!(host.layout().version, None);
+        assert_eq!(host.layout().dir, None);
+    }
+
+    #[test]
+    fn status_rereads_the_files_every_time() {
+        let t = tempfile::tempdir().unwrap();
+        let w = |rel: &str, text: &str| {
+            let p = t.path().join(rel);
+            std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+            std::fs::write(p, text).unwrap();
+        };
+        w("proc/self/cgroup", "0::/job\n");
+        w(
+            "proc/self/mountinfo",
+            "30 25 0:26 / /sys/fs/cgroup rw - cgroup2 cgroup2 rw\n",
+        );
+        w(
+            "proc/meminfo",
+            "MemTotal: 1048576 kB\nMemAvailable: 524288 kB\n",
+        );
+        w("sys/fs/cgroup/job/memory.max", "104857600\n");
+        w("sys/fs/cgroup/job/memory.current", "10485760\n");
+        let p = Probe::new(Fs::new(Some(t.path()))).unwrap();
+        let a = p.status().unwrap();
+        assert_eq!(a.available_bytes, 90 << 20);
+        w("sys/fs/cgroup/job/memory.current", "94371840\n");
+        w("sys/fs/cgroup/job/memory.max", "209715200\n");
+        let b = p.status().unwrap();
+        assert_eq!(b.usage_bytes, 90 << 20);
+        assert_eq!(b.cgroup_limit_bytes, Some(200 << 20));
+        assert_eq!(b.available_bytes, 110 << 20);
+        w("sys/fs/cgroup/job/memory.max", "max\n");
+        let c = p.status().unwrap();
+        assert_eq!(c.cgroup_limit_bytes, None);
+        assert_eq!(c.available_bytes, 512 << 20);
     }
 }

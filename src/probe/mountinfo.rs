@@ -39,7 +39,9 @@ pub fn parse(text: &str) -> Vec<Mount> {
 pub fn parse_line(line: &str) -> Option<Mount> {
     // Split on single spaces, keeping empty tokens: an empty source shows up as "".
     let tokens: Vec<&str> = line.split(' ').collect();
-    if tokens.len() < 10 {
+    // Six mandatory fields, '-' and the fstype; the kernel always prints a source and super
+    // options too, but a hand-written line without them still says where a cgroup2 is mounted.
+    if tokens.len() < 8 {
         return None;
     }
     // The six mandatory fields come first and are never empty.
@@ -50,7 +52,7 @@ pub fn parse_line(line: &str) -> Option<Mount> {
     // contain a bare " - " because the kernel escapes spaces in them.
     let sep = tokens[6..].iter().position(|t| *t == "-")? + 6;
     let fstype = *tokens.get(sep + 1)?;
-    let source = *tokens.get(sep + 2)?;
+    let source = tokens.get(sep + 2).copied().unwrap_or("");
     if fstype.is_empty() {
         return None;
     }
@@ -148,6 +150,19 @@ mod tests {
         let cg = parse_line("41 31 0:38 / /sys/fs/cgroup rw - cgroup2  rw").unwrap();
         assert!(cg.is_v2());
         assert_eq!(cg.mount_point, "/sys/fs/cgroup");
+    }
+
+    #[test]
+    fn missing_source_and_super_options() {
+        let m = parse_line("30 25 0:26 / /sys/fs/cgroup rw - cgroup2 cgroup2").unwrap();
+        assert!(m.is_v2());
+        assert_eq!(m.mount_point, "/sys/fs/cgroup");
+        let m = parse_line("30 25 0:26 / /sys/fs/cgroup rw shared:9 - cgroup2").unwrap();
+        assert!(m.is_v2());
+        assert_eq!(m.source, "");
+        // v1 controllers live in the super options: none means no controller.
+        let v1 = parse_line("34 31 0:31 / /sys/fs/cgroup/memory rw - cgroup cgroup").unwrap();
+        assert!(!v1.is_v1_with("memory"));
     }
 
     #[test]

@@ -6,6 +6,7 @@
 //! otel-collector #4972), so it counts as one more limit level.
 
 use super::memory::Files;
+use super::values;
 
 pub const FILES: Files = Files {
     limit: "memory.limit_in_bytes",
@@ -16,6 +17,7 @@ pub const FILES: Files = Files {
     peak: "memory.max_usage_in_bytes",
     events: "memory.oom_control",
     pressure: "memory.pressure",
+    parse_limit: values::limit,
 };
 
 /// memory+swap limit file; present only with swap accounting (`swapaccount=1`).

@@ -13,17 +13,23 @@ pub const UNLIMITED_AT: u64 = 1 << 62;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Garbage(pub String);
 
-/// A memory limit: a number of bytes, `max` (v2), `-1` or a value >= 2^62 (v1) = no limit (None).
+/// A v1 memory limit: a number of bytes; `-1` or a value >= 2^62 = no limit (None).
 pub fn limit(text: &str) -> Result<Option<u64>, Garbage> {
+    match limit_v2(text)? {
+        Some(v) if v >= UNLIMITED_AT => Ok(None),
+        v => Ok(v),
+    }
+}
+
+/// A v2 limit (memory.max, memory.high, memory.swap.max): a number of bytes, or `max` = no limit.
+/// The kernel prints "max" for no limit, so any number, however large (2^62 included), is a limit
+/// that someone set; only v1 needs the >= 2^62 sentinel rule. `-1` is accepted as "max" too.
+pub fn limit_v2(text: &str) -> Result<Option<u64>, Garbage> {
     let t = text.trim();
     if t == "max" || t == "-1" {
         return Ok(None);
     }
-    match t.parse::<u64>() {
-        Ok(v) if v >= UNLIMITED_AT => Ok(None),
-        Ok(v) => Ok(Some(v)),
-        Err(_) => Err(Garbage(shorten(t))),
-    }
+    t.parse::<u64>().map(Some).map_err(|_| Garbage(shorten(t)))
 }
 
 /// A plain counter such as memory.current; None when it is not a number.
@@ -143,6 +149,19 @@ mod tests {
             Ok(Some((1 << 62) - 1))
         );
         assert_eq!(limit("4611686018427387904"), Ok(None));
+    }
+
+    #[test]
+    fn v2_limits_have_no_numeric_sentinel() {
+        assert_eq!(limit_v2("max\n"), Ok(None));
+        assert_eq!(limit_v2("4611686018427387904"), Ok(Some(1 << 62)));
+        assert_eq!(
+            limit_v2("9223372036854771712"),
+            Ok(Some(9223372036854771712))
+        );
+        assert_eq!(limit_v2("0\n"), Ok(Some(0)));
+        assert!(limit_v2("maximum").is_err());
+        assert!(limit_v2("").is_err());
     }
 
     #[test]

@@ -67,37 +67,69 @@ pub struct Estimate {
 pub struct Estimator {
     given: Option<u64>,
     own: Vec<u64>,
-    template: Option<u64>,
+    /// Each job's own recorded wall time in seconds (0 = none).
+    walls: Vec<f32>,
+    template: Option<Spread>,
     finished: Vec<u64>,
-    finished_hi: u64,
+    finished_spread: Option<Spread>,
     dirty: bool,
 }
 
+/// What peaks of other jobs say about a job not yet measured: a typical size to admit it with,
+/// and a high one that must still fit below the point where memsweep would have to requeue.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Spread {
+    /// p25 (as soon as two are known): what a speculative start assumes.
+    pub low: u64,
+    pub typical: u64,
+    pub high: u64,
+}
+
+/// The typical size: the max while fewer than 4 are known, then p75 (nearest rank) — admitting
+/// with the max would serialise a sweep behind its largest job; the job that turns out bigger
+/// is caught by pressure handling, and [`Spread::high`] bounds how far it can go.
+pub fn typical_quantile(values: &mut [u64]) -> Option<u64> {
+    quantile(values, 4, 0.75)
+}
+
 /// A high quantile of peaks: the max while few are known, then p95 (nearest rank) so that one
-/// outlier in hundreds does not serialise the rest — pressure handling covers the outliers.
+/// outlier in twenty does not serialise the rest — pressure handling covers the outliers.
 pub fn high_quantile(values: &mut [u64]) -> Option<u64> {
+    quantile(values, 20, 0.95)
+}
+
+fn quantile(values: &mut [u64], min_n: usize, q: f64) -> Option<u64> {
     if values.is_empty() {
         return None;
     }
-    if values.len() < 20 {
+    if values.len() < min_n {
         return values.iter().copied().max();
     }
-    let rank = ((values.len() as f64) * 0.95).ceil() as usize - 1;
+    let rank = ((values.len() as f64) * q).ceil() as usize - 1;
     let (_, v, _) = values.select_nth_unstable(rank.min(values.len() - 1));
     Some(*v)
+}
+
+fn spread(values: &[u64]) -> Option<Spread> {
+    let mut v = values.to_vec();
+    Some(Spread {
+        low: quantile(&mut v, 2, 0.25)?,
+        typical: typical_quantile(&mut v)?,
+        high: high_quantile(&mut v)?,
+    })
 }
 
 impl Estimator {
     /// `own[i]`: job i's recorded peak (0 = none); `template`: peaks of the template's
     /// earlier jobs.
     pub fn new(given: Option<u64>, own: Vec<u64>, template: &[u64]) -> Estimator {
-        let mut t = template.to_vec();
         Estimator {
             given,
             own,
-            template: high_quantile(&mut t),
+            walls: Vec::new(),
+            template: spread(template),
             finished: Vec::new(),
-            finished_hi: 0,
+            finished_spread: None,
             dirty: false,
         }
     }
@@ -108,25 +140,56 @@ impl Estimator {
         self.dirty = true;
     }
 
-    fn sweep_hi(&mut self) -> Option<u64> {
+    fn sweep_spread(&mut self) -> Option<Spread> {
         if self.dirty {
-            let mut v = self.finished.clone();
-            self.finished_hi = high_quantile(&mut v).unwrap_or(0);
+            self.finished_spread = spread(&self.finished);
             self.dirty = false;
         }
-        (!self.finished.is_empty()).then_some(self.finished_hi)
+        self.finished_spread
+    }
+
+    /// How big a job estimated from others (this sweep, else the template) may turn out: the
+    /// high quantile of their peaks, and at least the largest running job's peak (a lower bound
+    /// on what jobs of this sweep reach).
+    pub fn high(&mut self, running_max: u64) -> u64 {
+        self.sweep_spread()
+            .or(self.template)
+            .map_or(0, |s| s.high)
+            .max(running_max)
+    }
+
+    /// The low quantile of other jobs' peaks (this sweep, else the template), if any are known.
+    pub fn low(&mut self) -> Option<u64> {
+        self.sweep_spread()
+            .or(self.template)
+            .map(|s| s.low.max(MIN_ESTIMATE))
     }
 
     pub fn has_own(&self, job: usize) -> bool {
         self.own.get(job).is_some_and(|&p| p > 0)
     }
 
+    /// Each job's own recorded wall time (seconds, 0 = none), for backfill that does not delay
+    /// the head of the queue.
+    pub fn with_walls(mut self, walls: Vec<f32>) -> Estimator {
+        self.walls = walls;
+        self
+    }
+
+    pub fn own_wall(&self, job: usize) -> Option<f64> {
+        self.walls
+            .get(job)
+            .copied()
+            .filter(|&w| w > 0.0)
+            .map(f64::from)
+    }
+
     pub fn own_peak(&self, job: usize) -> Option<u64> {
         self.own.get(job).copied().filter(|&p| p > 0)
     }
 
-    /// The estimate for `job`, given the largest peak among the running jobs (a lower bound for
-    /// any job learned from others) and a floor raised by the job's own growth or requeue.
+    /// The estimate for `job`, given the largest peak among the running jobs (the estimate while
+    /// nothing has finished) and a floor raised by the job's own growth or requeue.
     pub fn estimate(&mut self, job: usize, running_max: u64, raised: u64) -> Estimate {
         let floor = |b: u64| b.max(raised).max(MIN_ESTIMATE);
         if let Some(g) = self.given {
@@ -141,15 +204,15 @@ impl Estimator {
                 source: Source::JobHistory,
             };
         }
-        if let Some(hi) = self.sweep_hi() {
+        if let Some(s) = self.sweep_spread() {
             return Estimate {
-                bytes: floor(hi.max(running_max)),
+                bytes: floor(s.typical),
                 source: Source::Sweep,
             };
         }
         if let Some(t) = self.template {
             return Estimate {
-                bytes: floor(t.max(running_max)),
+                bytes: floor(t.typical),
                 source: Source::TemplateHistory,
             };
         }
@@ -177,7 +240,7 @@ mod tests {
         let own = e.estimate(1, 0, 0);
         assert_eq!(own.source, Source::JobHistory);
         assert_eq!(own.bytes, 525 * MIB);
-        // No own history, nothing finished: the template's max, or the running max if larger.
+        // No own history, nothing finished: the template's typical size (the max of two).
         assert_eq!(
             e.estimate(0, 0, 0),
             Estimate {
@@ -185,7 +248,9 @@ mod tests {
                 source: Source::TemplateHistory
             }
         );
-        assert_eq!(e.estimate(0, 400 * MIB, 0).bytes, 400 * MIB);
+        // Running jobs raise the high bound, not the estimate.
+        assert_eq!(e.estimate(0, 400 * MIB, 0).bytes, 300 * MIB);
+        assert_eq!(e.high(400 * MIB), 400 * MIB);
         // Once a job of this sweep finished, the sweep's own observations win over the template.
         e.learn(100 * MIB);
         assert_eq!(
@@ -195,8 +260,7 @@ mod tests {
                 source: Source::Sweep
             }
         );
-        // Running jobs' usage is a lower bound.
-        assert_eq!(e.estimate(0, 150 * MIB, 0).bytes, 150 * MIB);
+        assert_eq!(e.high(0), 100 * MIB);
         // A raise (growth, requeue) is a floor.
         assert_eq!(e.estimate(0, 0, 700 * MIB).bytes, 700 * MIB);
     }
@@ -229,6 +293,24 @@ mod tests {
         let mut e = Estimator::new(None, vec![], &[]);
         e.learn(300 * 1024);
         assert_eq!(e.estimate(0, 0, 0).bytes, MIN_ESTIMATE);
+    }
+
+    #[test]
+    fn typical_is_p75_once_four_are_known() {
+        let mut e = Estimator::new(None, vec![], &[]);
+        for mb in [700, 100, 450] {
+            e.learn(mb * MIB);
+        }
+        // Three known: the max.
+        assert_eq!(e.estimate(0, 0, 0).bytes, 700 * MIB);
+        // Eight known (100, 250, 250, 450, 450, 450, 700, 700): p75 is the 6th, 450; high stays 700.
+        for mb in [250, 250, 450, 450, 700] {
+            e.learn(mb * MIB);
+        }
+        assert_eq!(e.estimate(0, 0, 0).bytes, 450 * MIB);
+        assert_eq!(e.high(0), 700 * MIB);
+        // p25 is the 2nd: 250.
+        assert_eq!(e.low(), Some(250 * MIB));
     }
 
     #[test]

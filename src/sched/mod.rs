@@ -27,22 +27,27 @@ const MIB: u64 = 1 << 20;
 
 /// A job counts as plateaued when its peak has not grown by more than [`growth_tolerance`]
 /// for this long.
-pub const PLATEAU_S: f64 = 0.5;
+pub const PLATEAU_S: f64 = 0.25;
 /// Ramp-up with nothing known: another job starts only if the headroom is this many times the
 /// largest usage seen.
 pub const RAMP_HEADROOM: f64 = 1.5;
 /// A job past its estimate gets this much more, as it is probably still growing.
 pub const GROWTH_RAISE: f64 = 1.1;
+/// How far ahead a running job's current growth rate is projected.
+pub const MOMENTUM_S: f64 = 0.1;
 /// A requeued job comes back with at least this much more than the peak it reached.
 pub const REQUEUE_RAISE: f64 = 1.2;
 /// Hold admissions this long after a job grew past its estimate.
-pub const OVER_ESTIMATE_HOLD_S: f64 = 1.0;
+pub const OVER_ESTIMATE_HOLD_S: f64 = 0.3;
 /// PSI `some avg10` (percent) at which admission stops while something runs.
 pub const PSI_HOLD: f64 = 40.0;
 /// How far ahead of the queue head backfill looks for a smaller job that fits.
 pub const BACKFILL_WINDOW: usize = 64;
+/// Without run times to plan with, the head of the queue lets at most this many smaller jobs
+/// pass it; then admission waits for it (no starvation).
+pub const MAX_BYPASS: u32 = 4;
 /// The working-set fraction of the budget above which the engine samples fast.
-pub const FAST_SAMPLE_FRACTION: f64 = 0.75;
+pub const FAST_SAMPLE_FRACTION: f64 = 0.5;
 
 /// Growth smaller than this is noise, not growth: max(2% of the level, 2 MiB).
 pub fn growth_tolerance(level: u64) -> u64 {
@@ -125,6 +130,10 @@ struct Run {
     estimate: Estimate,
     current: u64,
     peak: u64,
+    started: f64,
+    /// Growth rate at the last sample (bytes/s) and that sample's time (−1: none yet).
+    rate: f64,
+    sampled_at: f64,
     /// The peak at the last significant growth, and when that was.
     level: u64,
     grew_at: f64,
@@ -150,6 +159,8 @@ pub struct Sched {
     largest_seen: u64,
     over_estimate_at: Option<f64>,
     stopped: bool,
+    /// The queue head and how many jobs backfill let pass it.
+    bypass: (usize, u32),
 }
 
 /// Order a queue by history: jobs without history first (in their order, so they are learned
@@ -186,6 +197,7 @@ impl Sched {
             largest_seen: 0,
             over_estimate_at: None,
             stopped: false,
+            bypass: (usize::MAX, 0),
         }
     }
 
@@ -226,12 +238,13 @@ impl Sched {
         self.est.estimate(job, running_max, raised)
     }
 
-    /// How long until the next sample: fast (50 ms) when the working set is close to the budget
-    /// or jobs are paused, since growth near the limit is when a late sample costs an OOM kill.
+    /// How long until the next sample: fast (25 ms) when the working set is past half the
+    /// budget, a job is paused, or a job is still growing — growth near the limit is when a late
+    /// sample costs an OOM kill, and a plateau seen late is parallelism lost.
     pub fn sample_interval(&self, base: f64) -> f64 {
         let near = self.working_set as f64 >= self.cfg.budget.budget as f64 * FAST_SAMPLE_FRACTION;
-        if near || self.runs.iter().any(|r| r.paused) {
-            base.min(0.05)
+        if near || self.runs.iter().any(|r| r.paused || !self.plateaued(r)) {
+            base.min(0.025)
         } else {
             base
         }
@@ -246,6 +259,13 @@ impl Sched {
             let Some(r) = self.runs.iter_mut().find(|r| r.job == u.job) else {
                 continue;
             };
+            let dt = obs.now - r.sampled_at;
+            r.rate = if r.sampled_at >= 0.0 && dt > 0.0 {
+                u.current.saturating_sub(r.current) as f64 / dt
+            } else {
+                0.0
+            };
+            r.sampled_at = obs.now;
             r.current = u.current;
             r.peak = r.peak.max(u.peak).max(u.current);
             if r.peak > r.level + growth_tolerance(r.level) {
@@ -263,17 +283,24 @@ impl Sched {
         }
     }
 
+    /// Flat for [`PLATEAU_S`], and running for twice that: a job that has not started growing
+    /// yet (still exec'ing, importing) must not pass for one that has finished growing.
     fn plateaued(&self, r: &Run) -> bool {
-        self.now - r.grew_at >= PLATEAU_S
+        self.now - r.grew_at >= PLATEAU_S && self.now - r.started >= 2.0 * PLATEAU_S
     }
 
     /// What a running job is expected to reach.
+    /// What a running job is expected to reach: its estimate (or, for a learned estimate once
+    /// plateaued, its own peak), and at least where its current growth rate takes it within
+    /// [`MOMENTUM_S`] — a job jumping late is seen a few samples before it gets there.
     fn expected(&self, r: &Run) -> u64 {
         let src = r.estimate.source;
-        if src.is_provisional() || (!src.is_own() && self.plateaued(r)) {
-            return r.peak;
-        }
-        r.estimate.bytes.max(self.raised[r.job]).max(r.peak)
+        let base = if src.is_provisional() || (!src.is_own() && self.plateaued(r)) {
+            r.peak
+        } else {
+            r.estimate.bytes.max(self.raised[r.job]).max(r.peak)
+        };
+        base.max(r.current + (r.rate * MOMENTUM_S) as u64)
     }
 
     fn growth(&self, r: &Run) -> u64 {
@@ -470,25 +497,107 @@ impl Sched {
                 self.start(0, e, false, out);
                 continue;
             }
-            if proj + e.bytes <= budget {
+            if self.fits(proj, e) {
                 proj += e.bytes;
                 self.start(0, e, false, out);
                 continue;
             }
-            // Backfill: a later, smaller job that fits now.
-            let mut found = None;
-            for pos in 1..self.queue.len().min(BACKFILL_WINDOW + 1) {
-                let job = self.queue[pos];
-                let ej = self.estimate(job);
-                if !ej.source.is_provisional() && ej.bytes < e.bytes && proj + ej.bytes <= budget {
-                    found = Some((pos, ej));
-                    break;
-                }
+            // Backfill: a later, smaller job that fits now and does not delay the head.
+            if let Some((pos, ej)) = self.backfill(proj, head, e) {
+                proj += ej.bytes;
+                self.start(pos, ej, false, out);
+                continue;
             }
-            let Some((pos, ej)) = found else { return };
-            proj += ej.bytes;
-            self.start(pos, ej, false, out);
+            // Speculative start: sizes learned from other jobs vary, and this one may well be
+            // small. With pause as the safety net, start it assuming the low quantile — one at a
+            // time, only while everything else has plateaued; if it grows beyond the room left,
+            // it is paused (keeping its progress) until memory frees.
+            if let Some(low) = self.speculative(proj, e) {
+                let e = Estimate {
+                    bytes: low,
+                    source: e.source,
+                };
+                self.start(0, e, false, out);
+            }
+            return;
         }
+    }
+
+    /// EASY backfill: find when the head will fit (the shadow time: running jobs end, by their
+    /// own recorded run times) and start a later, smaller job only if it ends before then or
+    /// fits beside the head at that time. Without run times, let the head be passed at most
+    /// [`MAX_BYPASS`] times.
+    fn backfill(&mut self, proj: u64, head: usize, e: Estimate) -> Option<(usize, Estimate)> {
+        if self.bypass.0 != head {
+            self.bypass = (head, 0);
+        }
+        let shadow = self.shadow(proj, e.bytes);
+        if shadow.is_none() && self.bypass.1 >= MAX_BYPASS {
+            return None;
+        }
+        for pos in 1..self.queue.len().min(BACKFILL_WINDOW + 1) {
+            let job = self.queue[pos];
+            let ej = self.estimate(job);
+            if ej.source.is_provisional() || ej.bytes >= e.bytes || !self.fits(proj, ej) {
+                continue;
+            }
+            let harmless = match shadow {
+                Some((t, extra)) => {
+                    ej.bytes <= extra || self.est.own_wall(job).is_some_and(|w| self.now + w <= t)
+                }
+                None => true,
+            };
+            if harmless {
+                self.bypass.1 += 1;
+                return Some((pos, ej));
+            }
+        }
+        None
+    }
+
+    /// When `need` bytes will be free, and how many more then, if every running job has a
+    /// recorded run time: (shadow time, extra bytes).
+    fn shadow(&self, proj: u64, need: u64) -> Option<(f64, u64)> {
+        let mut ends: Vec<(f64, u64)> = Vec::with_capacity(self.runs.len());
+        for r in &self.runs {
+            let wall = self.est.own_wall(r.job)?;
+            ends.push((r.started + wall, self.expected(r)));
+        }
+        ends.sort_by(|a, b| a.0.total_cmp(&b.0));
+        let mut free = self.cfg.budget.budget.saturating_sub(proj);
+        for (end, bytes) in ends {
+            free += bytes;
+            if free >= need {
+                return Some((end.max(self.now), free - need));
+            }
+        }
+        None
+    }
+
+    fn speculative(&mut self, proj: u64, e: Estimate) -> Option<u64> {
+        if self.cfg.on_pressure != OnPressure::Pause
+            || e.source.is_own()
+            || !self.runs.iter().all(|r| self.plateaued(r))
+        {
+            return None;
+        }
+        let low = self.est.low()?.max(self.raised[self.queue[0]]);
+        (proj + low <= self.cfg.budget.budget).then_some(low)
+    }
+
+    /// A job fits when the projection plus its estimate stays within the budget and — when the
+    /// estimate was learned from other jobs, so this one may be bigger — the projection plus the
+    /// high quantile of their peaks stays below the point where a requeue would be needed.
+    fn fits(&mut self, proj: u64, e: Estimate) -> bool {
+        let b = self.cfg.budget;
+        if proj + e.bytes > b.budget {
+            return false;
+        }
+        if e.source.is_own() {
+            return true;
+        }
+        let running_max = self.runs.iter().map(|r| r.peak).max().unwrap_or(0);
+        proj + self.est.high(running_max).max(e.bytes) <= b.critical()
     }
 
     fn start(&mut self, pos: usize, estimate: Estimate, oversized: bool, out: &mut Vec<Action>) {
@@ -500,6 +609,9 @@ impl Sched {
             peak: 0,
             level: 0,
             grew_at: self.now,
+            started: self.now,
+            rate: 0.0,
+            sampled_at: -1.0,
             paused: false,
             stopping: false,
         });

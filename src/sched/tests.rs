@@ -148,6 +148,88 @@ fn once_a_job_finished_its_peak_is_the_estimate() {
 }
 
 #[test]
+fn a_learned_estimate_admits_by_the_typical_size_if_the_high_one_stays_below_critical() {
+    // Finished: 100, 250, 450, 450, 700 → typical (p75) 450, high 700. Critical is 896 MiB.
+    let mut s = sched(None, None, vec![], 20);
+    s.decide();
+    for (job, mb) in [100, 250, 450, 450, 700].into_iter().enumerate() {
+        if job > 0 {
+            s.runs.push(Run {
+                job,
+                estimate: Estimate {
+                    bytes: 0,
+                    source: Source::Unknown,
+                },
+                current: 0,
+                peak: 0,
+                level: 0,
+                grew_at: 0.0,
+                started: 0.0,
+                rate: 0.0,
+                sampled_at: -1.0,
+                paused: false,
+                stopping: false,
+            });
+            s.queue.retain(|&j| j != job);
+        }
+        s.exited(job, Some(mb * MIB), false);
+    }
+    // Empty: one starts (450 + 0); then 10 + 450 + 450 ≤ 768 but 460 + 700 > 896: no second.
+    observe(&mut s, 1.0, 10 * MIB, &[]);
+    assert_eq!(started(&s.decide()), vec![5]);
+    assert!(started(&s.decide()).is_empty());
+    // Job 5 holds only 150 and has plateaued: 160 + 450 ≤ 768 and 160 + 700 ≤ 896: one more.
+    observe(&mut s, 1.1, 160 * MIB, &[(5, 150 * MIB)]);
+    observe(&mut s, 1.7, 160 * MIB, &[(5, 150 * MIB)]);
+    assert_eq!(started(&s.decide()), vec![6]);
+}
+
+/// A sched whose estimator learned these finished peaks (MiB), with jobs 0..done ended.
+fn learned(n: usize, peaks: &[u64], on_pressure: OnPressure) -> Sched {
+    let mut est = Estimator::new(None, vec![], &[]);
+    for &p in peaks {
+        est.learn(p * MIB);
+    }
+    Sched::new(cfg(None, on_pressure), est, (0..n).collect(), n)
+}
+
+#[test]
+fn a_speculative_start_assumes_the_low_quantile_once_everything_plateaued() {
+    // Learned: 100, 250, 450, 450, 700 → low (p25) 250, typical 450, high 700.
+    let mut s = learned(6, &[100, 250, 450, 450, 700], OnPressure::Pause);
+    assert_eq!(started(&s.decide()), vec![0]);
+    observe(&mut s, 0.1, 460 * MIB, &[(0, 450 * MIB)]);
+    // Job 0 still ramping: nothing speculative.
+    assert!(started(&s.decide()).is_empty());
+    // Plateaued at 450: 460 + 450 ≤ 768 but 460 + 700 > 896 (no safe start); 460 + 250 ≤ 768:
+    // start one assuming 250, and only one.
+    observe(&mut s, 0.7, 460 * MIB, &[(0, 450 * MIB)]);
+    let a = s.decide();
+    assert_eq!(
+        a,
+        vec![Action::Start {
+            job: 1,
+            estimate: Estimate {
+                bytes: 250 * MIB,
+                source: Source::Sweep
+            },
+            oversized: false
+        }]
+    );
+    assert!(started(&s.decide()).is_empty());
+    // It turns out bigger: at 330 MiB (raised to 363) 460 + 330 + 33 > 768 + 16: paused.
+    observe(&mut s, 0.8, 790 * MIB, &[(0, 450 * MIB), (1, 330 * MIB)]);
+    let a = s.decide();
+    assert!(matches!(&a[..], [Action::Pause { job: 1, .. }]), "{a:?}");
+    // Without pause as a safety net, no speculation.
+    let mut s = learned(6, &[100, 250, 450, 450, 700], OnPressure::Requeue);
+    s.decide();
+    observe(&mut s, 0.1, 460 * MIB, &[(0, 450 * MIB)]);
+    observe(&mut s, 0.7, 460 * MIB, &[(0, 450 * MIB)]);
+    assert!(started(&s.decide()).is_empty());
+}
+
+#[test]
 fn backfill_starts_a_smaller_later_job_that_fits() {
     // Own history: 600, 600, 100 MiB (+5%). Job 1 does not fit beside job 0; job 2 does.
     let mut s = sched(None, None, vec![600 * MIB, 600 * MIB, 100 * MIB], 3);
@@ -356,6 +438,59 @@ fn stop_admits_nothing_and_hands_back_the_queue() {
 fn samples_fast_near_the_budget() {
     let mut s = sched(None, Some(10 * MIB), vec![], 1);
     assert_eq!(s.sample_interval(0.2), 0.2);
-    observe(&mut s, 0.0, 700 * MIB, &[]);
-    assert_eq!(s.sample_interval(0.2), 0.05);
+    // A job just started: it may be growing.
+    s.decide();
+    assert_eq!(s.sample_interval(0.2), 0.025);
+    observe(&mut s, 0.5, 300 * MIB, &[(0, 290 * MIB)]);
+    observe(&mut s, 1.0, 300 * MIB, &[(0, 290 * MIB)]);
+    assert_eq!(s.sample_interval(0.2), 0.2);
+    // Half the 768 MiB budget.
+    observe(&mut s, 1.1, 400 * MIB, &[(0, 290 * MIB)]);
+    assert_eq!(s.sample_interval(0.2), 0.025);
+}
+
+#[test]
+fn backfill_does_not_delay_the_head_when_run_times_are_known() {
+    // Own history (MiB, s): 0: 400 for 2 s, 1: 700 for 1 s, 2: 100 for 5 s, 3: 100 for 0.5 s.
+    let est = Estimator::new(None, vec![400 * MIB, 700 * MIB, 100 * MIB, 100 * MIB], &[])
+        .with_walls(vec![2.0, 1.0, 5.0, 0.5]);
+    let mut s = Sched::new(cfg(None, OnPressure::Pause), est, vec![0, 1, 2, 3], 4);
+    // Job 0 expects 420: 420 + 735 > 768, so job 1 waits until job 0 ends at 2 s, when 768 MiB
+    // are free: 33 to spare. Job 2 (105 for 5 s) would still hold its memory then; job 3
+    // (105 for 0.5 s) ends before: it may pass.
+    assert_eq!(started(&s.decide()), vec![0, 3]);
+    observe(&mut s, 0.1, 520 * MIB, &[(0, 400 * MIB), (3, 100 * MIB)]);
+    assert!(started(&s.decide()).is_empty());
+    assert_eq!(s.queued(), 2);
+}
+
+#[test]
+fn without_run_times_the_head_is_passed_at_most_max_bypass_times() {
+    // Head: 700 MiB; then six 50 MiB jobs; job 0 (400) runs. No walls known.
+    let mut own = vec![400 * MIB, 700 * MIB];
+    own.extend([50 * MIB; 6]);
+    let est = Estimator::new(None, own, &[]);
+    let mut s = Sched::new(cfg(None, OnPressure::Pause), est, (0..8).collect(), 8);
+    assert_eq!(started(&s.decide()), vec![0, 2, 3, 4, 5]);
+    assert_eq!(MAX_BYPASS, 4);
+    observe(&mut s, 0.1, 620 * MIB, &[(0, 400 * MIB)]);
+    assert!(started(&s.decide()).is_empty(), "job 1 must not starve");
+}
+
+#[test]
+fn a_plateaued_job_that_jumps_is_projected_ahead_and_paused_before_it_gets_there() {
+    // Learned 100 MiB jobs; job 0 and job 1 plateau at 100, then job 1 jumps at 2 GiB/s.
+    let mut s = learned(4, &[100, 100, 100, 100], OnPressure::Pause);
+    s.decide();
+    observe(&mut s, 0.1, 210 * MIB, &[(0, 100 * MIB), (1, 100 * MIB)]);
+    observe(&mut s, 1.0, 210 * MIB, &[(0, 100 * MIB), (1, 100 * MIB)]);
+    s.decide();
+    // Job 1 at 600 after 0.25 s (2000 MiB/s): projected 600 + 200 = 800 more than it holds now.
+    observe(&mut s, 1.25, 720 * MIB, &[(0, 100 * MIB), (1, 600 * MIB)]);
+    assert!(s.projection() >= 900 * MIB, "{}", s.projection() / MIB);
+    let a = s.decide();
+    assert!(
+        a.iter().any(|a| matches!(a, Action::Pause { job: 1, .. })),
+        "{a:?}"
+    );
 }

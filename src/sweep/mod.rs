@@ -128,7 +128,7 @@ fn build(args: &RunArgs, cwd: &Path, stdin: &mut dyn Read) -> Result<SweepPlan, 
         };
         (Source::JobsFile(path), "--jobs-file".to_string())
     } else {
-        let origin = format!("{}: command", spec.path.display());
+        let origin = spec.command_at.clone();
         match (&spec.command, &spec.jobs_file) {
             (Some(spec::SpecCommand::Argv(a)), _) if shell => (Source::Shell(a.join(" ")), origin),
             (Some(spec::SpecCommand::Argv(a)), _) => (Source::Argv(a.clone()), origin),
@@ -227,10 +227,7 @@ fn build(args: &RunArgs, cwd: &Path, stdin: &mut dyn Read) -> Result<SweepPlan, 
 fn template_text(argv: &[String]) -> String {
     argv.iter()
         .map(|w| {
-            if !w.is_empty()
-                && w.chars()
-                    .all(|c| "{}".contains(c) || quote::quote(&c.to_string()).len() == 1)
-            {
+            if !w.is_empty() && w.chars().all(|c| quote::is_safe(c) || c == '{' || c == '}') {
                 w.clone()
             } else {
                 quote::quote(w)
@@ -764,6 +761,21 @@ mod tests {
         );
     }
 
+    #[test]
+    fn values_files_on_the_command_line_are_relative_to_the_cwd() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("models.txt"), "resnet\n\nvit b\n").unwrap();
+        let a = args(&["m=@models.txt"], &["train", "--model", "{m}"]);
+        let p = plan_in(&a, dir.path()).unwrap();
+        let keys: Vec<&str> = p.jobs.iter().map(|j| j.key.as_str()).collect();
+        assert_eq!(keys, ["train --model resnet", "train --model 'vit b'"]);
+        let e = usage_err(&args(&["m=@nope.txt"], &["t", "{m}"]), dir.path());
+        assert!(
+            e.contains("-p 'm=@nope.txt': cannot read the values file"),
+            "{e}"
+        );
+    }
+
     fn example() -> PathBuf {
         Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/sweep.toml")
     }
@@ -874,6 +886,10 @@ mod tests {
         std::fs::write(&f, "jobs = 2\n[params]\nx = \"1,2\"\n").unwrap();
         let e = usage_err(&a, dir.path());
         assert!(e.contains("s.toml: no command"), "{e}");
+        std::fs::write(&f, "\ncommand = [\"t\", \"{y}\"]\n").unwrap();
+        let e = usage_err(&a, dir.path());
+        assert!(e.contains("s.toml:2: command: uses {y}"), "{e}");
+        assert!(e.contains("or y = ... under [params]"), "{e}");
         std::fs::write(&f, "jobs-file = \"j.txt\"\n[params]\nx = \"1,2\"\n").unwrap();
         std::fs::write(dir.path().join("j.txt"), "echo 1\n").unwrap();
         let e = usage_err(&a, dir.path());

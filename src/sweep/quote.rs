@@ -2,7 +2,7 @@
 //! so that what memsweep prints can be pasted back into a shell and runs the same command.
 
 /// Characters that never need quoting in a POSIX shell word.
-fn is_safe(c: char) -> bool {
+pub fn is_safe(c: char) -> bool {
     c.is_ascii_alphanumeric()
         || matches!(c, '_' | '@' | '%' | '+' | '=' | ':' | ',' | '.' | '/' | '-')
 }

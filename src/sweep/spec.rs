@@ -31,6 +31,8 @@ pub struct Spec {
     pub path: PathBuf,
     pub name: Option<String>,
     pub command: Option<SpecCommand>,
+    /// `sweep.toml:4: command`, for messages about the command.
+    pub command_at: String,
     /// Resolved against the file's directory.
     pub jobs_file: Option<PathBuf>,
     pub shell: bool,
@@ -203,7 +205,7 @@ impl<'de> Deserialize<'de> for RawParam {
             fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
                 f.write_str(
                     "an array of values, or a string in -p syntax (\"a,b\", \"range(0,3)\", \
-                     \"@file\")",
+                     \"@file\"); quote a name with dots: \"model.lr\" = [...]",
                 )
             }
             fn visit_str<E: de::Error>(self, s: &str) -> Result<RawParam, E> {
@@ -348,6 +350,7 @@ pub fn parse(src: &str, path: &Path) -> Result<Spec, String> {
     }
     if let Some(c) = raw.command {
         let span = c.span();
+        spec.command_at = format!("{}:{}: command", path.display(), r.line(span.start));
         spec.command = Some(match c.into_inner() {
             RawCommand::Argv(a) if a.is_empty() => {
                 return r.err(

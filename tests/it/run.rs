@@ -167,6 +167,75 @@ fn a_job_that_suddenly_grows_is_paused_or_requeued_not_oom_killed() {
 }
 
 #[test]
+fn requeue_mode_stops_and_reruns_a_growing_job_instead_of_an_oom_kill() {
+    let cg = cgroup!("requeue", 1 << 30);
+    let dir = tempdir();
+    let out = dir.path().join("sw");
+    // As above, but --on-pressure requeue: the younger job is stopped and run again later.
+    let code = "import time\nb = [b'x' * (100 << 20)]\ntime.sleep(1)\nfor _ in range(16):\n    b.append(b'x' * (25 << 20)); time.sleep(0.1)\ntime.sleep(1)";
+    let res = run_in(dir.path())
+        .args([
+            "-j",
+            "2",
+            "--mem-per-job",
+            "150M",
+            "--on-pressure",
+            "requeue",
+            "--out",
+        ])
+        .arg(&out)
+        .args(["-p", "i=0,1", "--", "env", "JOB={i}", "python3", "-c", code])
+        .in_cgroup(&cg)
+        .run();
+    res.assert_code(0);
+    assert_eq!(cg.oom_kills(), 0, "{}", res.stderr);
+    let s = read_json(&out.join("summary.json"));
+    assert_eq!(s["succeeded"], 2, "{s}");
+    assert!(
+        s["requeues"].as_u64().unwrap() >= 1,
+        "nothing requeued: {s}"
+    );
+    assert_eq!(s["pauses"], 0, "requeue mode paused: {s}");
+    let attempts: u64 = s["jobs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|j| j["attempts"].as_u64().unwrap())
+        .sum();
+    assert!(attempts >= 3, "a requeued job runs again: {s}");
+}
+
+#[test]
+fn an_oversized_job_runs_alone_and_says_so() {
+    let dir = tempdir();
+    let out = dir.path().join("sw");
+    let res = run_in(dir.path())
+        .args(["-j", "4", "--limit", "1G", "--mem-per-job", "2G", "--out"])
+        .arg(&out)
+        .args(["-p", "x=1,2,3", "--", "sh", "-c", "echo {x}"])
+        .run();
+    res.assert_code(0);
+    assert!(res.stderr.contains("runs alone"), "{}", res.stderr);
+    assert_eq!(
+        res.stderr.matches("runs alone").count(),
+        1,
+        "said once: {}",
+        res.stderr
+    );
+    // One at a time: every start comes after the previous end.
+    let ev = journal(&out);
+    let mut running = 0i32;
+    for e in &ev {
+        match e["event"].as_str().unwrap() {
+            "job_start" => running += 1,
+            "job_end" => running -= 1,
+            _ => {}
+        }
+        assert!(running <= 1, "two oversized jobs ran at once: {ev:?}");
+    }
+}
+
+#[test]
 fn runner_killed_then_resumed_runs_every_job_exactly_once_and_leaves_no_orphans() {
     let dir = tempdir();
     let out = dir.path().join("sw");
@@ -278,6 +347,55 @@ fn sigint_stops_jobs_writes_the_summary_and_exits_130() {
     let ev = journal(&out);
     assert_eq!(ev.last().unwrap()["event"], "sweep_end");
     assert_eq!(ev.last().unwrap()["interrupted"], true);
+}
+
+#[test]
+fn a_job_ignoring_the_interrupt_is_waited_for_then_a_second_interrupt_kills_it() {
+    let dir = tempdir();
+    let out = dir.path().join("sw");
+    let marker = format!("engine-stubborn-{}", std::process::id());
+    let mut cmd = run_in(dir.path())
+        .args(["--grace", "60", "--out"])
+        .arg(&out)
+        .args([
+            "--",
+            "sh",
+            "-c",
+            "trap '' INT TERM; while true; do sleep 0.1; done",
+            &marker,
+        ])
+        .command();
+    cmd.stdout(Stdio::null()).stderr(Stdio::null());
+    let mut child = cmd.spawn().unwrap();
+    let started = poll(Duration::from_secs(20), || {
+        journal(&out)
+            .iter()
+            .any(|e| e["event"] == "job_start")
+            .then_some(())
+    });
+    assert!(started.is_some(), "the job did not start");
+    signal(child.id(), "INT");
+    // Within the 60 s grace the runner waits for the job.
+    std::thread::sleep(Duration::from_millis(700));
+    assert!(
+        child.try_wait().unwrap().is_none(),
+        "runner quit before --grace"
+    );
+    assert!(
+        !pids_with(&marker).is_empty(),
+        "the job was killed before --grace"
+    );
+    // A second interrupt kills at once.
+    signal(child.id(), "INT");
+    let status = poll(Duration::from_secs(10), || child.try_wait().unwrap());
+    let Some(status) = status else {
+        let _ = child.kill();
+        panic!("a second SIGINT did not stop the runner");
+    };
+    assert_eq!(status.code(), Some(130));
+    assert!(pids_with(&marker).is_empty(), "the job survived");
+    let s = read_json(&out.join("summary.json"));
+    assert_eq!(statuses(&s), ["killed"]);
 }
 
 #[test]

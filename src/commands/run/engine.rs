@@ -26,6 +26,8 @@ const RESAMPLE_AFTER_EXIT: Duration = Duration::from_millis(20);
 /// Summaries of sweeps up to this many jobs are rewritten after every job end; bigger ones at
 /// most once a second (the journal, fsync'd every turn, already holds every end).
 const SUMMARY_EVERY_END_MAX_JOBS: usize = 200;
+/// A sample may take at most 1/this of the time between samples.
+const MAX_SAMPLE_SHARE_INV: u32 = 20;
 /// History records are appended in batches of this many (bounded memory with huge sweeps).
 const HISTORY_BATCH: usize = 256;
 
@@ -51,6 +53,8 @@ pub struct Engine {
     running: Vec<Running>,
     ended_here: usize,
     last_sample: Instant,
+    /// How long a sample takes (smoothed).
+    sample_cost: Duration,
     last_journal_sample: Option<Instant>,
     last_summary: Option<Instant>,
     history_batch: Vec<Record>,
@@ -111,6 +115,7 @@ impl Engine {
             running: Vec::new(),
             ended_here: 0,
             last_sample: now,
+            sample_cost: Duration::ZERO,
             last_journal_sample: None,
             last_summary: None,
             history_batch: Vec::new(),
@@ -148,6 +153,50 @@ impl Engine {
     }
 
     pub fn run(mut self) -> anyhow::Result<Exit> {
+        match self.main_loop() {
+            Ok(()) => self.finish(),
+            Err(e) => {
+                self.abort();
+                Err(e)
+            }
+        }
+    }
+
+    /// An error the loop cannot go on after (the sweep directory became unwritable, the
+    /// executor failed): stop every job, record what can be recorded, keep the summary.
+    fn abort(&mut self) {
+        if !self.running.is_empty() {
+            eprintln!(
+                "memsweep: stopping {} running job(s) after an error",
+                self.running.len()
+            );
+        }
+        self.kill_all();
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while !self.running.is_empty() && Instant::now() < deadline {
+            for ev in self.exec.wait(Duration::from_millis(100)) {
+                if let ExecEvent::Exited {
+                    job,
+                    attempt,
+                    outcome,
+                    wall,
+                    peak_bytes,
+                    accounting,
+                } = ev
+                {
+                    self.running.retain(|r| r.job != job);
+                    let _ = self.on_exit(job, attempt, outcome, wall, peak_bytes, accounting);
+                }
+            }
+        }
+        let _ = self.dir.sync();
+        let summary = self.summary();
+        let _ = self.dir.write_summary(&summary);
+        self.flush_history();
+        self.progress.finish();
+    }
+
+    fn main_loop(&mut self) -> anyhow::Result<()> {
         let accounting = accounting_str(self.exec.accounting()).to_string();
         if !self.plan.config.json {
             eprintln!("memsweep: {}", self.exec.accounting_note());
@@ -168,11 +217,25 @@ impl Engine {
         self.dir.sync()?;
         self.observe(true);
 
+        let mut exited = false;
         loop {
-            if self.interrupted.is_none() {
-                self.decide_and_apply()?;
-            }
+            let to_spawn = if self.interrupted.is_none() {
+                self.decide_and_record()?
+            } else {
+                Vec::new()
+            };
+            // One fsync per turn covers the ends taken in last turn and the starts decided now:
+            // every end is on disk before the next job starts, every start before its job runs.
             self.dir.sync()?;
+            for spec in to_spawn {
+                let job = spec.job;
+                self.exec
+                    .spawn(spec)
+                    .map_err(|e| e.context(format!("starting job {job}")))?;
+            }
+            if exited {
+                self.maybe_write_summary(false)?;
+            }
             let state = self.state();
             self.progress.tick(&state);
             if self.running.is_empty() && (self.interrupted.is_some() || self.setup.sched.is_done())
@@ -180,18 +243,21 @@ impl Engine {
                 break;
             }
 
+            // Sampling costs at most ~5% of a core: on a host with thousands of processes a
+            // /proc walk is slow, and sampling every 25 ms would cost more than it saves.
             let interval = Duration::from_secs_f64(
                 self.setup
                     .sched
                     .sample_interval(self.plan.config.sample_interval_s),
-            );
+            )
+            .max(self.sample_cost * MAX_SAMPLE_SHARE_INV);
             let mut wake = self.last_sample + interval;
             if let Some(k) = self.kill_at.filter(|_| !self.killed_all) {
                 wake = wake.min(k);
             }
             let timeout = wake.saturating_duration_since(Instant::now());
             let events = self.exec.wait(timeout);
-            let mut exited = false;
+            exited = false;
             for ev in events {
                 match ev {
                     ExecEvent::Exited {
@@ -208,11 +274,6 @@ impl Engine {
                     ExecEvent::Interrupt { signal } => self.on_interrupt(signal),
                 }
             }
-            if exited {
-                // Nothing finished is lost: the end is on disk before anything else happens.
-                self.dir.sync()?;
-                self.maybe_write_summary(false)?;
-            }
             if let Some(k) = self.kill_at
                 && !self.killed_all
                 && Instant::now() >= k
@@ -224,11 +285,12 @@ impl Engine {
                 self.observe(false);
             }
         }
-        self.finish()
+        Ok(())
     }
 
     /// Read the probe and the jobs' usage, tell the scheduler, journal a sample once a second.
     fn observe(&mut self, force_journal: bool) {
+        let began = Instant::now();
         match self.probe.status() {
             Ok(s) => self.status = s,
             Err(e) => {
@@ -251,6 +313,7 @@ impl Engine {
                 peak: u.peak_bytes,
             })
             .collect();
+        self.sample_cost = (self.sample_cost * 3 + began.elapsed()) / 4;
         let ws = self.status.working_set_bytes;
         self.peak_ws = self.peak_ws.max(ws);
         let psi = self.status.pressure.map(|p| p.some_avg10);
@@ -280,11 +343,10 @@ impl Engine {
         }
     }
 
-    fn decide_and_apply(&mut self) -> anyhow::Result<()> {
+    /// Ask the scheduler, carry out pauses, resumes and requeues, and journal everything; the
+    /// starts are returned to be spawned once the journal is synced.
+    fn decide_and_record(&mut self) -> anyhow::Result<Vec<SpawnSpec>> {
         let actions = self.setup.sched.decide();
-        if actions.is_empty() {
-            return Ok(());
-        }
         let mut to_spawn = Vec::new();
         for a in actions {
             match a {
@@ -305,8 +367,13 @@ impl Engine {
                     match self.prepare_start(job, estimate.bytes) {
                         Ok(spec) => to_spawn.push(spec),
                         Err(e) => {
-                            // The sweep directory is unusable: stop cleanly, nothing lost.
+                            // The sweep directory is unusable: stop cleanly. Nothing of this
+                            // turn was spawned yet.
                             self.setup.sched.abandon(job);
+                            for spec in &to_spawn {
+                                let j = spec.job;
+                                self.running.retain(|r| r.job != j);
+                            }
                             return Err(e);
                         }
                     }
@@ -343,16 +410,7 @@ impl Engine {
                 }
             }
         }
-        // Journal written (fsync'd) before any job starts.
-        self.dir.sync()?;
-        for spec in to_spawn {
-            let job = spec.job;
-            if let Err(e) = self.exec.spawn(spec) {
-                // exec reports spawn failures as exits; an error here is the executor itself.
-                return Err(e.context(format!("starting job {job}")));
-            }
-        }
-        Ok(())
+        Ok(to_spawn)
     }
 
     fn attempt_of(&self, job: usize) -> u32 {
