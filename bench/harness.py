@@ -495,8 +495,9 @@ def timed(argv: list[str], env: dict, cwd: Path, limit: int | None, label: str,
     try:
         wrapped = ["sh", "-c", 'echo $$ > "$0" && exec "$@"', str(cg.path / "cgroup.procs"), *argv]
         t0 = time.monotonic()
-        proc = subprocess.Popen(wrapped, env=env, cwd=cwd, stdin=subprocess.DEVNULL,
-                                stdout=subprocess.DEVNULL, stderr=open(cwd / "stderr.txt", "wb"))
+        with open(cwd / "stderr.txt", "wb") as se:
+            proc = subprocess.Popen(wrapped, env=env, cwd=cwd, stdin=subprocess.DEVNULL,
+                                    stdout=subprocess.DEVNULL, stderr=se)
         hwm, cpu = 0, 0.0
         stopped_at = None
         while proc.poll() is None:
