@@ -103,7 +103,7 @@ pub struct RunArgs {
     #[arg(short = 'j', long = "jobs", value_name = "N")]
     pub jobs: Option<usize>,
 
-    /// Memory to plan for instead of the detected limit.
+    /// Memory memsweep's own jobs may use together (minus --reserve); the detected limit still bounds the whole container.
     #[arg(long, value_name = "SIZE", value_parser = parse_size_bytes)]
     pub limit: Option<u64>,
 

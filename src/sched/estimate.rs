@@ -158,6 +158,22 @@ impl Estimator {
             .max(running_max)
     }
 
+    /// The template's high quantile while its history is in use (nothing of this sweep finished
+    /// and not dropped): a job of this sweep above it shows the template's earlier sweeps were
+    /// another parameterisation.
+    pub fn template_high(&mut self) -> Option<u64> {
+        if self.sweep_spread().is_some() {
+            return None;
+        }
+        self.template.map(|t| t.high)
+    }
+
+    /// This sweep's jobs do not look like the template's earlier ones: forget its history, so
+    /// that estimates fall back to what this sweep shows (a lower bound, then its own peaks).
+    pub fn drop_template(&mut self) {
+        self.template = None;
+    }
+
     /// The low quantile of other jobs' peaks (this sweep, else the template), if any are known.
     pub fn low(&mut self) -> Option<u64> {
         self.sweep_spread()

@@ -8,6 +8,7 @@ const GIB: u64 = 1 << 30;
 fn cfg(cap: Option<usize>, on_pressure: OnPressure) -> Config {
     Config {
         budget: Budget::new(GIB, None).unwrap(),
+        container: None,
         cap,
         on_pressure,
         retries: 1,
@@ -531,4 +532,117 @@ fn a_plateaued_job_that_jumps_is_projected_ahead_and_paused_before_it_gets_there
         a.iter().any(|a| matches!(a, Action::Pause { job: 1, .. })),
         "{a:?}"
     );
+}
+
+fn with_template(n: usize, template: &[u64]) -> Sched {
+    Sched::new(
+        cfg(None, OnPressure::Pause),
+        Estimator::new(None, vec![], template),
+        (0..n).collect(),
+        n,
+    )
+}
+
+#[test]
+fn template_history_admits_only_as_far_as_this_sweeps_jobs_confirm_it() {
+    // Earlier sweeps of the template peaked at 10 MiB: 76 would fit the 768 MiB budget, but the
+    // prior is not trusted blindly — one starts, and more only as it plateaus within it.
+    let mut s = with_template(8, &[10 * MIB; 4]);
+    let a = s.decide();
+    assert_eq!(started(&a), vec![0]);
+    observe(&mut s, 0.1, 20 * MIB, &[(0, 9 * MIB)]);
+    assert!(started(&s.decide()).is_empty(), "job 0 not confirmed yet");
+    // Flat at 9 MiB for 0.5 s (≥ PLATEAU_S, running ≥ 2 × PLATEAU_S): confirmed, two more start.
+    observe(&mut s, 0.6, 20 * MIB, &[(0, 9 * MIB)]);
+    assert_eq!(started(&s.decide()), vec![1, 2]);
+    observe(
+        &mut s,
+        0.7,
+        40 * MIB,
+        &[(0, 9 * MIB), (1, 9 * MIB), (2, 9 * MIB)],
+    );
+    assert!(started(&s.decide()).is_empty());
+    // All three confirmed: four more (unconfirmed ≤ confirmed + 1: starts of 1, 2, 4, ...).
+    observe(
+        &mut s,
+        1.2,
+        40 * MIB,
+        &[(0, 9 * MIB), (1, 9 * MIB), (2, 9 * MIB)],
+    );
+    assert_eq!(started(&s.decide()), vec![3, 4, 5, 6]);
+}
+
+#[test]
+fn a_job_beyond_the_template_history_drops_it_and_the_sweep_ramps_up() {
+    // The Hydra case: earlier sweeps of the app had 10 MiB jobs, this one's are 270 MiB. Before,
+    // six started at once on the 10 MiB estimate.
+    let mut s = with_template(8, &[10 * MIB; 4]);
+    assert_eq!(started(&s.decide()), vec![0]);
+    assert_eq!(s.estimate(1).source, Source::TemplateHistory);
+    // Job 0 is at 270 MiB, far beyond the template's 10 MiB: the template is refuted.
+    observe(&mut s, 0.2, 280 * MIB, &[(0, 270 * MIB)]);
+    let e = s.estimate(1);
+    assert_eq!((e.source, e.bytes), (Source::Running, 270 * MIB));
+    assert!(started(&s.decide()).is_empty(), "still growing");
+    // Flat at 270 MiB: the ramp-up starts one more (768 − 280 = 488 ≥ 1.5 × 270 = 405).
+    observe(&mut s, 0.6, 280 * MIB, &[(0, 270 * MIB)]);
+    assert_eq!(started(&s.decide()), vec![1]);
+    // A job within the template's peaks (+10%) does not refute it.
+    let mut s = with_template(8, &[10 * MIB; 4]);
+    s.decide();
+    observe(&mut s, 0.2, 20 * MIB, &[(0, 11 * MIB)]);
+    assert_eq!(s.estimate(1).source, Source::TemplateHistory);
+}
+
+fn with_limit(limit: u64, container_limit: u64) -> Sched {
+    let c = Config {
+        budget: Budget::new(limit, None).unwrap(),
+        container: Some(Budget::new(container_limit, None).unwrap()),
+        cap: None,
+        on_pressure: OnPressure::Pause,
+        retries: 1,
+    };
+    Sched::new(
+        c,
+        Estimator::new(Some(300 * MIB), vec![], &[]),
+        (0..6).collect(),
+        6,
+    )
+}
+
+#[test]
+fn an_explicit_limit_bounds_the_jobs_and_the_container_limit_the_working_set() {
+    // --limit 1G (budget 768 MiB) in a 4 GiB container (budget 3840 MiB) where unrelated
+    // processes hold 1.2 GiB: the budget bounds memsweep's own jobs, not the 1.5 GiB working set.
+    let mut s = with_limit(GIB, 4 * GIB);
+    assert_eq!(started(&s.decide()), vec![0, 1]);
+    observe(&mut s, 0.5, 1536 * MIB, &[(0, 150 * MIB), (1, 150 * MIB)]);
+    // Jobs 300 + growth 300 = 600 ≤ 768: no pause although the working set is twice the budget;
+    // a third (600 + 300 = 900 > 768) waits.
+    let a = s.decide();
+    assert!(
+        a.iter().all(|a| !matches!(a, Action::Pause { .. })),
+        "{a:?}"
+    );
+    assert!(started(&a).is_empty());
+    assert_eq!(
+        level(s.cfg.budget, s.cfg.container, 1536 * MIB, 300 * MIB),
+        300 * MIB
+    );
+    // The container's own limit still binds when the machine fills up: working set 3.7 GiB is
+    // 3789 + 768 − 3840 = 717 MiB on the budget's scale, so nothing more would fit...
+    assert_eq!(
+        level(s.cfg.budget, s.cfg.container, 3789 * MIB, 300 * MIB),
+        717 * MIB
+    );
+    // ...and at the container's critical line (4096 − 128 = 3968 MiB) the youngest is requeued,
+    // though the jobs hold only 600 MiB.
+    observe(&mut s, 1.0, 3970 * MIB, &[(0, 300 * MIB), (1, 300 * MIB)]);
+    let a = s.decide();
+    assert!(
+        matches!(&a[0], Action::Requeue { job: 1, reason, .. } if reason.contains("container")),
+        "{a:?}"
+    );
+    // Without --limit the same 1.5 GiB working set counts whole against the budget.
+    assert_eq!(level(s.cfg.budget, None, 1536 * MIB, 300 * MIB), 1536 * MIB);
 }
