@@ -353,6 +353,11 @@ impl Sched {
         let src = r.estimate.source;
         let base = if src.is_provisional() || (!src.is_own() && self.plateaued(r)) {
             r.peak
+        } else if src == Source::JobHistory && self.est.own_peak(r.job).is_some_and(|p| r.peak >= p)
+        {
+            // It reached its recorded peak (late jumps included): the admission margin has
+            // done its job; keep only what it holds (and any raise).
+            r.peak.max(self.raised[r.job])
         } else {
             r.estimate.bytes.max(self.raised[r.job]).max(r.peak)
         };

@@ -4,10 +4,12 @@
 use super::*;
 
 const GIB: u64 = 1 << 30;
+const R256: crate::size::SizeSpec = crate::size::SizeSpec::Bytes(256 * MIB);
 
 fn cfg(cap: Option<usize>, on_pressure: OnPressure) -> Config {
     Config {
-        budget: Budget::new(GIB, None).unwrap(),
+        // The old default reserve, 256 MiB, fixed so the numbers below stay as they were.
+        budget: Budget::new(GIB, Some(R256)).unwrap(),
         container: None,
         cap,
         on_pressure,
@@ -596,7 +598,7 @@ fn a_job_beyond_the_template_history_drops_it_and_the_sweep_ramps_up() {
 
 fn with_limit(limit: u64, container_limit: u64) -> Sched {
     let c = Config {
-        budget: Budget::new(limit, None).unwrap(),
+        budget: Budget::new(limit, Some(R256)).unwrap(),
         container: Some(Budget::new(container_limit, None).unwrap()),
         cap: None,
         on_pressure: OnPressure::Pause,
@@ -645,4 +647,31 @@ fn an_explicit_limit_bounds_the_jobs_and_the_container_limit_the_working_set() {
     );
     // Without --limit the same 1.5 GiB working set counts whole against the budget.
     assert_eq!(level(s.cfg.budget, None, 1536 * MIB, 300 * MIB), 1536 * MIB);
+}
+
+#[test]
+fn own_history_jobs_at_their_recorded_peak_give_the_margin_back() {
+    // 1.5 GiB with the default reserve (10%, 154 MiB): budget 1382 MiB. Three jobs recorded at
+    // 451 MiB are admitted at 464 MiB each (+3%): two fit at once (928), three would not (1393).
+    let c = Config {
+        budget: Budget::new(1536 * MIB, None).unwrap(),
+        container: None,
+        cap: None,
+        on_pressure: OnPressure::Pause,
+        retries: 1,
+    };
+    assert_eq!(c.budget.budget, 1536 * MIB - 1536 * MIB / 10);
+    let mut s = Sched::new(
+        c,
+        Estimator::new(None, vec![451 * MIB; 3], &[]),
+        vec![0, 1, 2],
+        3,
+    );
+    assert_eq!(started(&s.decide()), vec![0, 1]);
+    // Still ramping (300 MiB each): 601 + 2 × 164 growth + 464 = 1393 > 1382, the third waits.
+    observe(&mut s, 0.2, 601 * MIB, &[(0, 300 * MIB), (1, 300 * MIB)]);
+    assert!(started(&s.decide()).is_empty());
+    // Both at their recorded 451 MiB: no margin held for them, 903 + 464 = 1367 fits.
+    observe(&mut s, 0.5, 903 * MIB, &[(0, 451 * MIB), (1, 451 * MIB)]);
+    assert_eq!(started(&s.decide()), vec![2]);
 }
