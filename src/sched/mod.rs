@@ -353,11 +353,12 @@ impl Sched {
         let src = r.estimate.source;
         let base = if src.is_provisional() || (!src.is_own() && self.plateaued(r)) {
             r.peak
-        } else if src == Source::JobHistory && self.est.own_peak(r.job).is_some_and(|p| r.peak >= p)
-        {
-            // It reached its recorded peak (late jumps included): the admission margin has
-            // done its job; keep only what it holds (and any raise).
-            r.peak.max(self.raised[r.job])
+        } else if let (Source::JobHistory, Some(p)) = (src, self.est.own_peak(r.job)) {
+            // Once admitted, a job is expected to reach its recorded peak (late jumps included),
+            // not the margin on top: the margin is for the one job being admitted, so that
+            // each running job's 3% does not add up to keep a whole job out. One that does go
+            // past its record is raised like any other.
+            p.max(r.peak).max(self.raised[r.job])
         } else {
             r.estimate.bytes.max(self.raised[r.job]).max(r.peak)
         };

@@ -650,8 +650,8 @@ fn an_explicit_limit_bounds_the_jobs_and_the_container_limit_the_working_set() {
 }
 
 #[test]
-fn own_history_jobs_at_their_recorded_peak_give_the_margin_back() {
-    // 1.5 GiB with the default reserve (10%, 154 MiB): budget 1382 MiB. Three jobs recorded at
+fn own_history_jobs_reserve_their_recorded_peak_and_only_the_next_one_the_margin() {
+    // 1.5 GiB with the default reserve (10%, 154 MiB): budget 1382 MiB. Jobs recorded at
     // 451 MiB are admitted at 464 MiB each (+3%): two fit at once (928), three would not (1393).
     let c = Config {
         budget: Budget::new(1536 * MIB, None).unwrap(),
@@ -663,15 +663,21 @@ fn own_history_jobs_at_their_recorded_peak_give_the_margin_back() {
     assert_eq!(c.budget.budget, 1536 * MIB - 1536 * MIB / 10);
     let mut s = Sched::new(
         c,
-        Estimator::new(None, vec![451 * MIB; 3], &[]),
-        vec![0, 1, 2],
-        3,
+        Estimator::new(None, vec![451 * MIB; 4], &[]),
+        (0..4).collect(),
+        4,
     );
     assert_eq!(started(&s.decide()), vec![0, 1]);
-    // Still ramping (300 MiB each): 601 + 2 × 164 growth + 464 = 1393 > 1382, the third waits.
+    // Still ramping (300 MiB each), the running ones expected at their record, not +3%:
+    // 601 + 2 × 151 + 464 = 1367 fits (with the margin on each, 1393 did not).
     observe(&mut s, 0.2, 601 * MIB, &[(0, 300 * MIB), (1, 300 * MIB)]);
-    assert!(started(&s.decide()).is_empty());
-    // Both at their recorded 451 MiB: no margin held for them, 903 + 464 = 1367 fits.
-    observe(&mut s, 0.5, 903 * MIB, &[(0, 451 * MIB), (1, 451 * MIB)]);
     assert_eq!(started(&s.decide()), vec![2]);
+    // Three at their record: 1354 + 464 does not fit.
+    observe(
+        &mut s,
+        0.5,
+        1354 * MIB,
+        &[(0, 451 * MIB), (1, 451 * MIB), (2, 451 * MIB)],
+    );
+    assert!(started(&s.decide()).is_empty());
 }
