@@ -565,7 +565,6 @@ impl Sched {
 
         let budget = self.cfg.budget.budget;
         let mut proj = self.projection();
-        let mut started_provisional = false;
         while !self.queue.is_empty() {
             if self.cfg.cap.is_some_and(|c| self.runs.len() >= c) {
                 return;
@@ -575,7 +574,6 @@ impl Sched {
                 let job = self.queue[0];
                 let e = self.estimate(job);
                 proj += e.bytes;
-                started_provisional = e.source.is_provisional();
                 self.start(0, e, e.bytes > budget, out);
                 continue;
             }
@@ -594,14 +592,16 @@ impl Sched {
                 return;
             }
             if e.source.is_provisional() {
-                // Nothing firm known: ramp up one job at a time, once everything running has
-                // plateaued and the headroom is comfortably above the largest usage seen.
+                // Nothing firm known: ramp up like a slow start — each job that has plateaued
+                // vouches for one more, so 1 running becomes 2, then 4 — while jobs not yet flat
+                // are fewer than flat ones and the headroom stays comfortably above the largest
+                // usage seen for each start.
                 let need = (self.largest_seen.max(e.bytes) as f64 * RAMP_HEADROOM) as u64;
-                let all_flat = self.runs.iter().all(|r| self.plateaued(r));
-                if started_provisional || !all_flat || budget.saturating_sub(proj) < need {
+                let flat = self.runs.iter().filter(|r| self.plateaued(r)).count();
+                let growing = self.runs.len() - flat;
+                if growing >= flat || budget.saturating_sub(proj) < need {
                     return;
                 }
-                started_provisional = true;
                 proj += e.bytes;
                 self.start(0, e, false, out);
                 continue;

@@ -681,3 +681,29 @@ fn own_history_jobs_reserve_their_recorded_peak_and_only_the_next_one_the_margin
     );
     assert!(started(&s.decide()).is_empty());
 }
+
+#[test]
+fn with_nothing_known_each_plateaued_job_vouches_for_one_more() {
+    let mut s = sched(None, None, vec![], 8);
+    assert_eq!(started(&s.decide()), vec![0]);
+    observe(&mut s, 0.2, 110 * MIB, &[(0, 100 * MIB)]);
+    observe(&mut s, 0.8, 110 * MIB, &[(0, 100 * MIB)]);
+    assert_eq!(started(&s.decide()), vec![1]);
+    observe(&mut s, 1.0, 210 * MIB, &[(0, 100 * MIB), (1, 100 * MIB)]);
+    // Both flat at 100 MiB: two more at once (768 − 210 = 558 ≥ 150, then 458 ≥ 150), not four.
+    observe(&mut s, 1.6, 210 * MIB, &[(0, 100 * MIB), (1, 100 * MIB)]);
+    assert_eq!(started(&s.decide()), vec![2, 3]);
+    // Two still growing, two flat: no more until they plateau.
+    observe(
+        &mut s,
+        1.7,
+        330 * MIB,
+        &[(0, 100 * MIB), (1, 100 * MIB), (2, 60 * MIB), (3, 60 * MIB)],
+    );
+    assert!(started(&s.decide()).is_empty());
+    // Headroom still bounds each start: four flat at 150 MiB, 768 − 610 = 158 < 1.5 × 150.
+    let j: Vec<(usize, u64)> = (0..4).map(|i| (i, 150 * MIB)).collect();
+    observe(&mut s, 2.0, 610 * MIB, &j);
+    observe(&mut s, 2.6, 610 * MIB, &j);
+    assert!(started(&s.decide()).is_empty());
+}
