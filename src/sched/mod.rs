@@ -21,8 +21,14 @@
 //! estimate, then the queue head if `proj + estimate ≤ budget` (and, for a learned estimate,
 //! `proj + high quantile ≤ critical`), else an EASY backfill of a smaller job that does not delay
 //! the head, else (pause mode) one speculative start at the low quantile once everything has
-//! plateaued. With no estimate at all it ramps up one job at a time. An empty runner always
-//! starts the head, however big (no deadlock).
+//! plateaued. With no estimate at all it ramps up as a slow start (each plateaued job vouches for
+//! one more start); on template history alone, jobs not yet plateaued may be at most one more
+//! than those that plateaued within it, and a job beyond the template's peaks drops it. An empty
+//! runner always starts the head, however big (no deadlock).
+//!
+//! "Working set" above is [`level`]: the container's, or with an explicit `--limit` the larger
+//! of the jobs' own sum (what `--limit` bounds) and the container's working set against its own
+//! budget ([`Config::container`]); each has its own critical line.
 
 pub mod budget;
 pub mod estimate;
