@@ -173,6 +173,7 @@ fn a_learned_estimate_admits_by_the_typical_size_if_the_high_one_stays_below_cri
                 paused: false,
                 paused_at: 0.0,
                 stopping: false,
+                speculative: false,
             });
             s.queue.retain(|&j| j != job);
         }
@@ -705,5 +706,37 @@ fn with_nothing_known_each_plateaued_job_vouches_for_one_more() {
     let j: Vec<(usize, u64)> = (0..4).map(|i| (i, 150 * MIB)).collect();
     observe(&mut s, 2.0, 610 * MIB, &j);
     observe(&mut s, 2.6, 610 * MIB, &j);
+    assert!(started(&s.decide()).is_empty());
+}
+
+#[test]
+fn a_job_within_its_learned_estimate_does_not_hold_back_a_speculative_start() {
+    // Learned: 100, 250, 450, 450, 700 → low 250, typical 450, high 700; budget 768.
+    let mut s = learned(6, &[100, 250, 450, 450, 700], OnPressure::Pause);
+    assert_eq!(started(&s.decide()), vec![0]);
+    // Job 0 ramping at 100 MiB (1 GiB/s), admitted at 450: its growth to 450 is reserved, so
+    // 110 + 350 = 460. The head at 450 does not fit (910), but one at the low 250 does (710):
+    // it starts now instead of 0.5 s later, when job 0 would have plateaued.
+    observe(&mut s, 0.1, 110 * MIB, &[(0, 100 * MIB)]);
+    let a = s.decide();
+    assert_eq!(
+        a,
+        vec![Action::Start {
+            job: 1,
+            estimate: Estimate {
+                bytes: 250 * MIB,
+                source: Source::Sweep
+            },
+            oversized: false
+        }]
+    );
+    // Job 1 was speculative: until it plateaus, no other speculation (room or not).
+    observe(&mut s, 0.2, 160 * MIB, &[(0, 140 * MIB), (1, 10 * MIB)]);
+    assert!(started(&s.decide()).is_empty());
+    // A job at or past its estimate may still be growing: job 0 at 460 > 450 holds speculation.
+    let mut s = learned(6, &[100, 250, 450, 450, 700], OnPressure::Pause);
+    s.decide();
+    observe(&mut s, 0.1, 470 * MIB, &[(0, 460 * MIB)]);
+    observe(&mut s, 0.2, 470 * MIB, &[(0, 460 * MIB)]);
     assert!(started(&s.decide()).is_empty());
 }
