@@ -145,6 +145,12 @@ impl Setup {
         let c = &plan.config;
         let limit = c.limit.unwrap_or(status.limit_bytes);
         let budget = Budget::new(limit, c.reserve)?;
+        // With --limit, the container's own limit still holds for its whole working set.
+        let container = c.limit.map(|_| {
+            Budget::new(status.limit_bytes, c.reserve)
+                .or_else(|_| Budget::new(status.limit_bytes, Some(crate::size::SizeSpec::Bytes(0))))
+                .unwrap_or(budget)
+        });
         check_seconds("--grace", c.grace_s, 0.0)?;
         check_seconds("--sample-interval", c.sample_interval_s, 0.001)?;
         let mem_per_job = c.mem_per_job.map(|s| s.resolve(limit));
@@ -196,6 +202,7 @@ impl Setup {
         let sched = sched::Sched::new(
             sched::Config {
                 budget,
+                container,
                 cap,
                 on_pressure: c.on_pressure,
                 retries: c.retries,

@@ -21,8 +21,14 @@
 //! estimate, then the queue head if `proj + estimate ≤ budget` (and, for a learned estimate,
 //! `proj + high quantile ≤ critical`), else an EASY backfill of a smaller job that does not delay
 //! the head, else (pause mode) one speculative start at the low quantile once everything has
-//! plateaued. With no estimate at all it ramps up one job at a time. An empty runner always
-//! starts the head, however big (no deadlock).
+//! plateaued. With no estimate at all it ramps up as a slow start (each plateaued job vouches for
+//! one more start); on template history alone, jobs not yet plateaued may be at most one more
+//! than those that plateaued within it, and a job beyond the template's peaks drops it. An empty
+//! runner always starts the head, however big (no deadlock).
+//!
+//! "Working set" above is [`level`]: the container's, or with an explicit `--limit` the larger
+//! of the jobs' own sum (what `--limit` bounds) and the container's working set against its own
+//! budget ([`Config::container`]); each has its own critical line.
 
 pub mod budget;
 pub mod estimate;
@@ -82,7 +88,14 @@ pub fn resume_margin(budget: u64) -> u64 {
 /// The policy's fixed inputs.
 #[derive(Debug, Clone)]
 pub struct Config {
+    /// What memsweep's jobs may hold. With no `--limit` it is checked against the container's
+    /// working set (everything in it counts, as the kernel counts it).
     pub budget: Budget,
+    /// With `--limit`: the container's own limit (or the host's) with its reserve. `budget` then
+    /// bounds the sum of memsweep's jobs, so unrelated processes on a shared machine do not
+    /// cause pauses, while this one still bounds the container's working set: both hold, the
+    /// tighter binds.
+    pub container: Option<Budget>,
     /// At most this many jobs at once (None: memory only).
     pub cap: Option<usize>,
     pub on_pressure: OnPressure,
@@ -156,6 +169,8 @@ struct Run {
     paused_at: f64,
     /// memsweep is stopping it to requeue; its memory is about to be freed.
     stopping: bool,
+    /// Started speculatively at the low quantile: until it plateaus, no other speculation.
+    speculative: bool,
 }
 
 /// The scheduler's state. Per queued job it keeps 12 bytes (raise + requeues) besides the
@@ -170,13 +185,30 @@ pub struct Sched {
     raised: Vec<u64>,
     requeues: Vec<u32>,
     now: f64,
+    /// The level every rule compares with the budget: the container's working set, or with
+    /// [`Config::container`] the larger of the jobs' sum and the working set shifted by the
+    /// difference of the two budgets.
     working_set: u64,
+    /// The container's working set and the jobs' sum as sampled (for the two critical lines).
+    container_ws: u64,
+    jobs_total: u64,
     psi: Option<f64>,
     largest_seen: u64,
     over_estimate_at: Option<f64>,
     stopped: bool,
     /// The queue head and how many jobs backfill let pass it.
     bypass: (usize, u32),
+}
+
+/// The level compared with `budget`. Without a container constraint: the working set. With one
+/// (an explicit `--limit`): the jobs' sum must stay within `budget` and the working set within
+/// the container's budget, so the level is the larger of the jobs' sum and the working set
+/// moved onto the budget's scale (`ws + budget − container budget`, at least 0).
+pub fn level(budget: Budget, container: Option<Budget>, working_set: u64, jobs: u64) -> u64 {
+    match container {
+        None => working_set,
+        Some(c) => jobs.max((working_set + budget.budget).saturating_sub(c.budget)),
+    }
 }
 
 /// Order a queue by history: jobs without history first (in their order, so they are learned
@@ -209,6 +241,8 @@ impl Sched {
             requeues: vec![0; n_jobs],
             now: 0.0,
             working_set: 0,
+            container_ws: 0,
+            jobs_total: 0,
             psi: None,
             largest_seen: 0,
             over_estimate_at: None,
@@ -269,7 +303,14 @@ impl Sched {
     /// Take in a sample.
     pub fn observe(&mut self, obs: &Observation) {
         self.now = obs.now;
-        self.working_set = obs.working_set;
+        self.container_ws = obs.working_set;
+        self.jobs_total = obs.jobs.iter().map(|u| u.current).sum();
+        self.working_set = level(
+            self.cfg.budget,
+            self.cfg.container,
+            obs.working_set,
+            self.jobs_total,
+        );
         self.psi = obs.psi_some_avg10;
         for u in obs.jobs {
             let Some(r) = self.runs.iter_mut().find(|r| r.job == u.job) else {
@@ -289,6 +330,13 @@ impl Sched {
                 r.grew_at = obs.now;
             }
             self.largest_seen = self.largest_seen.max(r.peak);
+            if let Some(th) = self.est.template_high()
+                && r.peak > th + growth_tolerance(th).max((th as f64 * (GROWTH_RAISE - 1.0)) as u64)
+            {
+                // Template history is a prior; a job of this sweep beyond its largest peaks
+                // refutes it (the same app with other parameters): learn this sweep instead.
+                self.est.drop_template();
+            }
             if !r.estimate.source.is_provisional() {
                 let est = r.estimate.bytes.max(self.raised[r.job]);
                 if r.peak > est {
@@ -313,6 +361,12 @@ impl Sched {
         let src = r.estimate.source;
         let base = if src.is_provisional() || (!src.is_own() && self.plateaued(r)) {
             r.peak
+        } else if let (Source::JobHistory, Some(p)) = (src, self.est.own_peak(r.job)) {
+            // Once admitted, a job is expected to reach its recorded peak (late jumps included),
+            // not the margin on top: the margin is for the one job being admitted, so that
+            // each running job's 3% does not add up to keep a whole job out. One that does go
+            // past its record is raised like any other.
+            p.max(r.peak).max(self.raised[r.job])
         } else {
             r.estimate.bytes.max(self.raised[r.job]).max(r.peak)
         };
@@ -369,12 +423,8 @@ impl Sched {
         if live < 2 {
             return;
         }
-        let reason = if ws >= b.critical() {
-            format!(
-                "working set {} is half-way into the reserve (limit {})",
-                human(ws),
-                human(b.limit)
-            )
+        let reason = if let Some(why) = self.critical_reason(freeing) {
+            why
         } else if self.cfg.on_pressure == OnPressure::Requeue
             && ws > b.budget
             && self.projection() > b.budget + pause_slack(b.budget)
@@ -394,6 +444,44 @@ impl Sched {
                 reason,
                 usage: r.current,
             });
+        }
+    }
+
+    /// Why memory is half-way into the reserve, if it is: the container's working set with no
+    /// `--limit`; with one, the jobs' sum against it or the container's working set against the
+    /// container's own line.
+    fn critical_reason(&self, freeing: u64) -> Option<String> {
+        let b = self.cfg.budget;
+        match self.cfg.container {
+            None => {
+                let ws = self.container_ws.saturating_sub(freeing);
+                (ws >= b.critical()).then(|| {
+                    format!(
+                        "working set {} is half-way into the reserve (limit {})",
+                        human(ws),
+                        human(b.limit)
+                    )
+                })
+            }
+            Some(c) => {
+                let jobs = self.jobs_total.saturating_sub(freeing);
+                let ws = self.container_ws.saturating_sub(freeing);
+                if jobs >= b.critical() {
+                    Some(format!(
+                        "jobs hold {}, half-way into the reserve of --limit {}",
+                        human(jobs),
+                        human(b.limit)
+                    ))
+                } else if ws >= c.critical() {
+                    Some(format!(
+                        "working set {} is half-way into the reserve (container limit {})",
+                        human(ws),
+                        human(c.limit)
+                    ))
+                } else {
+                    None
+                }
+            }
         }
     }
 
@@ -485,7 +573,6 @@ impl Sched {
 
         let budget = self.cfg.budget.budget;
         let mut proj = self.projection();
-        let mut started_provisional = false;
         while !self.queue.is_empty() {
             if self.cfg.cap.is_some_and(|c| self.runs.len() >= c) {
                 return;
@@ -495,7 +582,6 @@ impl Sched {
                 let job = self.queue[0];
                 let e = self.estimate(job);
                 proj += e.bytes;
-                started_provisional = e.source.is_provisional();
                 self.start(0, e, e.bytes > budget, out);
                 continue;
             }
@@ -510,15 +596,20 @@ impl Sched {
             }
             let head = self.queue[0];
             let e = self.estimate(head);
+            if e.source == Source::TemplateHistory && !self.template_confirmed() {
+                return;
+            }
             if e.source.is_provisional() {
-                // Nothing firm known: ramp up one job at a time, once everything running has
-                // plateaued and the headroom is comfortably above the largest usage seen.
+                // Nothing firm known: ramp up like a slow start — each job that has plateaued
+                // vouches for one more, so 1 running becomes 2, then 4 — while jobs not yet flat
+                // are fewer than flat ones and the headroom stays comfortably above the largest
+                // usage seen for each start.
                 let need = (self.largest_seen.max(e.bytes) as f64 * RAMP_HEADROOM) as u64;
-                let all_flat = self.runs.iter().all(|r| self.plateaued(r));
-                if started_provisional || !all_flat || budget.saturating_sub(proj) < need {
+                let flat = self.runs.iter().filter(|r| self.plateaued(r)).count();
+                let growing = self.runs.len() - flat;
+                if growing >= flat || budget.saturating_sub(proj) < need {
                     return;
                 }
-                started_provisional = true;
                 proj += e.bytes;
                 self.start(0, e, false, out);
                 continue;
@@ -544,9 +635,31 @@ impl Sched {
                     source: e.source,
                 };
                 self.start(0, e, false, out);
+                if let Some(r) = self.runs.last_mut() {
+                    r.speculative = true;
+                }
             }
             return;
         }
+    }
+
+    /// Template history is a prior from other sweeps: admit on it only as far as this sweep's
+    /// jobs confirm it. Jobs started on it that have not plateaued yet are unconfirmed; another
+    /// may start only while they are no more than the confirmed ones (a plateau within the
+    /// template's peaks), so starts double per confirmation: 1, then 2 more, then 4...
+    fn template_confirmed(&self) -> bool {
+        let (mut confirmed, mut unconfirmed) = (0usize, 0usize);
+        for r in &self.runs {
+            if r.estimate.source != Source::TemplateHistory {
+                continue;
+            }
+            if self.plateaued(r) {
+                confirmed += 1;
+            } else {
+                unconfirmed += 1;
+            }
+        }
+        unconfirmed <= confirmed
     }
 
     /// EASY backfill: find when the head will fit (the shadow time: running jobs end, by their
@@ -603,12 +716,28 @@ impl Sched {
     fn speculative(&mut self, proj: u64, e: Estimate) -> Option<u64> {
         if self.cfg.on_pressure != OnPressure::Pause
             || e.source.is_own()
-            || !self.runs.iter().all(|r| self.plateaued(r))
+            || !self.runs.iter().all(|r| self.settled(r))
         {
             return None;
         }
         let low = self.est.low()?.max(self.raised[self.queue[0]]);
         (proj + low <= self.cfg.budget.budget).then_some(low)
+    }
+
+    /// Whether a running job leaves the projection firm enough for a speculative start: it has
+    /// plateaued, or it was admitted on an estimate (not speculatively), has been sampled since,
+    /// and is still clearly below the estimate (a job at it may be heading past it), so its
+    /// remaining growth is already reserved. Waiting for such a job to plateau (0.5 s
+    /// after its start) left 400–600 MiB idle half a second at a time.
+    fn settled(&self, r: &Run) -> bool {
+        self.plateaued(r)
+            || (!r.speculative
+                && r.sampled_at > r.started
+                && !r.estimate.source.is_provisional()
+                && {
+                    let est = r.estimate.bytes.max(self.raised[r.job]);
+                    r.peak + growth_tolerance(est) <= est
+                })
     }
 
     /// A job fits when the projection plus its estimate stays within the budget and — when the
@@ -641,6 +770,7 @@ impl Sched {
             paused: false,
             paused_at: 0.0,
             stopping: false,
+            speculative: false,
         });
         out.push(Action::Start {
             job,

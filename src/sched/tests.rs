@@ -4,10 +4,13 @@
 use super::*;
 
 const GIB: u64 = 1 << 30;
+const R256: crate::size::SizeSpec = crate::size::SizeSpec::Bytes(256 * MIB);
 
 fn cfg(cap: Option<usize>, on_pressure: OnPressure) -> Config {
     Config {
-        budget: Budget::new(GIB, None).unwrap(),
+        // The old default reserve, 256 MiB, fixed so the numbers below stay as they were.
+        budget: Budget::new(GIB, Some(R256)).unwrap(),
+        container: None,
         cap,
         on_pressure,
         retries: 1,
@@ -170,6 +173,7 @@ fn a_learned_estimate_admits_by_the_typical_size_if_the_high_one_stays_below_cri
                 paused: false,
                 paused_at: 0.0,
                 stopping: false,
+                speculative: false,
             });
             s.queue.retain(|&j| j != job);
         }
@@ -531,4 +535,208 @@ fn a_plateaued_job_that_jumps_is_projected_ahead_and_paused_before_it_gets_there
         a.iter().any(|a| matches!(a, Action::Pause { job: 1, .. })),
         "{a:?}"
     );
+}
+
+fn with_template(n: usize, template: &[u64]) -> Sched {
+    Sched::new(
+        cfg(None, OnPressure::Pause),
+        Estimator::new(None, vec![], template),
+        (0..n).collect(),
+        n,
+    )
+}
+
+#[test]
+fn template_history_admits_only_as_far_as_this_sweeps_jobs_confirm_it() {
+    // Earlier sweeps of the template peaked at 10 MiB: 76 would fit the 768 MiB budget, but the
+    // prior is not trusted blindly — one starts, and more only as it plateaus within it.
+    let mut s = with_template(8, &[10 * MIB; 4]);
+    let a = s.decide();
+    assert_eq!(started(&a), vec![0]);
+    observe(&mut s, 0.1, 20 * MIB, &[(0, 9 * MIB)]);
+    assert!(started(&s.decide()).is_empty(), "job 0 not confirmed yet");
+    // Flat at 9 MiB for 0.5 s (≥ PLATEAU_S, running ≥ 2 × PLATEAU_S): confirmed, two more start.
+    observe(&mut s, 0.6, 20 * MIB, &[(0, 9 * MIB)]);
+    assert_eq!(started(&s.decide()), vec![1, 2]);
+    observe(
+        &mut s,
+        0.7,
+        40 * MIB,
+        &[(0, 9 * MIB), (1, 9 * MIB), (2, 9 * MIB)],
+    );
+    assert!(started(&s.decide()).is_empty());
+    // All three confirmed: four more (unconfirmed ≤ confirmed + 1: starts of 1, 2, 4, ...).
+    observe(
+        &mut s,
+        1.2,
+        40 * MIB,
+        &[(0, 9 * MIB), (1, 9 * MIB), (2, 9 * MIB)],
+    );
+    assert_eq!(started(&s.decide()), vec![3, 4, 5, 6]);
+}
+
+#[test]
+fn a_job_beyond_the_template_history_drops_it_and_the_sweep_ramps_up() {
+    // The Hydra case: earlier sweeps of the app had 10 MiB jobs, this one's are 270 MiB. Before,
+    // six started at once on the 10 MiB estimate.
+    let mut s = with_template(8, &[10 * MIB; 4]);
+    assert_eq!(started(&s.decide()), vec![0]);
+    assert_eq!(s.estimate(1).source, Source::TemplateHistory);
+    // Job 0 is at 270 MiB, far beyond the template's 10 MiB: the template is refuted.
+    observe(&mut s, 0.2, 280 * MIB, &[(0, 270 * MIB)]);
+    let e = s.estimate(1);
+    assert_eq!((e.source, e.bytes), (Source::Running, 270 * MIB));
+    assert!(started(&s.decide()).is_empty(), "still growing");
+    // Flat at 270 MiB: the ramp-up starts one more (768 − 280 = 488 ≥ 1.5 × 270 = 405).
+    observe(&mut s, 0.6, 280 * MIB, &[(0, 270 * MIB)]);
+    assert_eq!(started(&s.decide()), vec![1]);
+    // A job within the template's peaks (+10%) does not refute it.
+    let mut s = with_template(8, &[10 * MIB; 4]);
+    s.decide();
+    observe(&mut s, 0.2, 20 * MIB, &[(0, 11 * MIB)]);
+    assert_eq!(s.estimate(1).source, Source::TemplateHistory);
+}
+
+fn with_limit(limit: u64, container_limit: u64) -> Sched {
+    let c = Config {
+        budget: Budget::new(limit, Some(R256)).unwrap(),
+        container: Some(Budget::new(container_limit, None).unwrap()),
+        cap: None,
+        on_pressure: OnPressure::Pause,
+        retries: 1,
+    };
+    Sched::new(
+        c,
+        Estimator::new(Some(300 * MIB), vec![], &[]),
+        (0..6).collect(),
+        6,
+    )
+}
+
+#[test]
+fn an_explicit_limit_bounds_the_jobs_and_the_container_limit_the_working_set() {
+    // --limit 1G (budget 768 MiB) in a 4 GiB container (budget 3840 MiB) where unrelated
+    // processes hold 1.2 GiB: the budget bounds memsweep's own jobs, not the 1.5 GiB working set.
+    let mut s = with_limit(GIB, 4 * GIB);
+    assert_eq!(started(&s.decide()), vec![0, 1]);
+    observe(&mut s, 0.5, 1536 * MIB, &[(0, 150 * MIB), (1, 150 * MIB)]);
+    // Jobs 300 + growth 300 = 600 ≤ 768: no pause although the working set is twice the budget;
+    // a third (600 + 300 = 900 > 768) waits.
+    let a = s.decide();
+    assert!(
+        a.iter().all(|a| !matches!(a, Action::Pause { .. })),
+        "{a:?}"
+    );
+    assert!(started(&a).is_empty());
+    assert_eq!(
+        level(s.cfg.budget, s.cfg.container, 1536 * MIB, 300 * MIB),
+        300 * MIB
+    );
+    // The container's own limit still binds when the machine fills up: working set 3.7 GiB is
+    // 3789 + 768 − 3840 = 717 MiB on the budget's scale, so nothing more would fit...
+    assert_eq!(
+        level(s.cfg.budget, s.cfg.container, 3789 * MIB, 300 * MIB),
+        717 * MIB
+    );
+    // ...and at the container's critical line (4096 − 128 = 3968 MiB) the youngest is requeued,
+    // though the jobs hold only 600 MiB.
+    observe(&mut s, 1.0, 3970 * MIB, &[(0, 300 * MIB), (1, 300 * MIB)]);
+    let a = s.decide();
+    assert!(
+        matches!(&a[0], Action::Requeue { job: 1, reason, .. } if reason.contains("container")),
+        "{a:?}"
+    );
+    // Without --limit the same 1.5 GiB working set counts whole against the budget.
+    assert_eq!(level(s.cfg.budget, None, 1536 * MIB, 300 * MIB), 1536 * MIB);
+}
+
+#[test]
+fn own_history_jobs_reserve_their_recorded_peak_and_only_the_next_one_the_margin() {
+    // 1.5 GiB with the default reserve (10%, 154 MiB): budget 1382 MiB. Jobs recorded at
+    // 451 MiB are admitted at 464 MiB each (+3%): two fit at once (928), three would not (1393).
+    let c = Config {
+        budget: Budget::new(1536 * MIB, None).unwrap(),
+        container: None,
+        cap: None,
+        on_pressure: OnPressure::Pause,
+        retries: 1,
+    };
+    assert_eq!(c.budget.budget, 1536 * MIB - 1536 * MIB / 10);
+    let mut s = Sched::new(
+        c,
+        Estimator::new(None, vec![451 * MIB; 4], &[]),
+        (0..4).collect(),
+        4,
+    );
+    assert_eq!(started(&s.decide()), vec![0, 1]);
+    // Still ramping (300 MiB each), the running ones expected at their record, not +3%:
+    // 601 + 2 × 151 + 464 = 1367 fits (with the margin on each, 1393 did not).
+    observe(&mut s, 0.2, 601 * MIB, &[(0, 300 * MIB), (1, 300 * MIB)]);
+    assert_eq!(started(&s.decide()), vec![2]);
+    // Three at their record: 1354 + 464 does not fit.
+    observe(
+        &mut s,
+        0.5,
+        1354 * MIB,
+        &[(0, 451 * MIB), (1, 451 * MIB), (2, 451 * MIB)],
+    );
+    assert!(started(&s.decide()).is_empty());
+}
+
+#[test]
+fn with_nothing_known_each_plateaued_job_vouches_for_one_more() {
+    let mut s = sched(None, None, vec![], 8);
+    assert_eq!(started(&s.decide()), vec![0]);
+    observe(&mut s, 0.2, 110 * MIB, &[(0, 100 * MIB)]);
+    observe(&mut s, 0.8, 110 * MIB, &[(0, 100 * MIB)]);
+    assert_eq!(started(&s.decide()), vec![1]);
+    observe(&mut s, 1.0, 210 * MIB, &[(0, 100 * MIB), (1, 100 * MIB)]);
+    // Both flat at 100 MiB: two more at once (768 − 210 = 558 ≥ 150, then 458 ≥ 150), not four.
+    observe(&mut s, 1.6, 210 * MIB, &[(0, 100 * MIB), (1, 100 * MIB)]);
+    assert_eq!(started(&s.decide()), vec![2, 3]);
+    // Two still growing, two flat: no more until they plateau.
+    observe(
+        &mut s,
+        1.7,
+        330 * MIB,
+        &[(0, 100 * MIB), (1, 100 * MIB), (2, 60 * MIB), (3, 60 * MIB)],
+    );
+    assert!(started(&s.decide()).is_empty());
+    // Headroom still bounds each start: four flat at 150 MiB, 768 − 610 = 158 < 1.5 × 150.
+    let j: Vec<(usize, u64)> = (0..4).map(|i| (i, 150 * MIB)).collect();
+    observe(&mut s, 2.0, 610 * MIB, &j);
+    observe(&mut s, 2.6, 610 * MIB, &j);
+    assert!(started(&s.decide()).is_empty());
+}
+
+#[test]
+fn a_job_within_its_learned_estimate_does_not_hold_back_a_speculative_start() {
+    // Learned: 100, 250, 450, 450, 700 → low 250, typical 450, high 700; budget 768.
+    let mut s = learned(6, &[100, 250, 450, 450, 700], OnPressure::Pause);
+    assert_eq!(started(&s.decide()), vec![0]);
+    // Job 0 ramping at 100 MiB (1 GiB/s), admitted at 450: its growth to 450 is reserved, so
+    // 110 + 350 = 460. The head at 450 does not fit (910), but one at the low 250 does (710):
+    // it starts now instead of 0.5 s later, when job 0 would have plateaued.
+    observe(&mut s, 0.1, 110 * MIB, &[(0, 100 * MIB)]);
+    let a = s.decide();
+    assert_eq!(
+        a,
+        vec![Action::Start {
+            job: 1,
+            estimate: Estimate {
+                bytes: 250 * MIB,
+                source: Source::Sweep
+            },
+            oversized: false
+        }]
+    );
+    // Job 1 was speculative: until it plateaus, no other speculation (room or not).
+    observe(&mut s, 0.2, 160 * MIB, &[(0, 140 * MIB), (1, 10 * MIB)]);
+    assert!(started(&s.decide()).is_empty());
+    // A job at or past its estimate may still be growing: job 0 at 460 > 450 holds speculation.
+    let mut s = learned(6, &[100, 250, 450, 450, 700], OnPressure::Pause);
+    s.decide();
+    observe(&mut s, 0.1, 470 * MIB, &[(0, 460 * MIB)]);
+    observe(&mut s, 0.2, 470 * MIB, &[(0, 460 * MIB)]);
+    assert!(started(&s.decide()).is_empty());
 }
