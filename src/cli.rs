@@ -107,7 +107,7 @@ pub struct RunArgs {
     #[arg(long, value_name = "SIZE", value_parser = parse_size_bytes)]
     pub limit: Option<u64>,
 
-    /// Memory kept free for your shell and SSH (default: 10% of the limit within 128M..256M, at least 5%); N% of the limit allowed.
+    /// Memory kept free for your shell and SSH (default: max(5% of the limit, 256M)); N% of the limit allowed.
     #[arg(long, value_name = "SIZE", value_parser = parse_size_spec)]
     pub reserve: Option<SizeSpec>,
 

@@ -7,16 +7,12 @@ use crate::size::{self, SizeSpec};
 
 const MIB: u64 = 1 << 20;
 
-/// The reserve memsweep keeps free when `--reserve` is not given:
-/// max(5% of the limit, 10% of it clamped to 128..=256 MiB).
-/// A shell, an SSH session and memsweep itself hold under 30 MiB; the rest of the reserve is
-/// headroom for growth between two samples (25 ms) before a pause or requeue takes effect, which
-/// scales with the jobs a limit can hold. A flat 256 MiB took 17% of a 1.5 GiB container (25% of
-/// 1 GiB) for that; 10% with a 128 MiB floor (4× what the shell needs, so a shell started during
-/// a sweep and a late sample still fit) gives 154 MiB at 1.5 GiB, 256 MiB from 2.5 GiB up, and
-/// 5% from 5 GiB up, as before.
+/// The reserve memsweep keeps free when `--reserve` is not given: max(5% of the limit, 256 MiB),
+/// as documented (issue 3, README). A shell, an SSH session and memsweep itself hold under
+/// 30 MiB; the rest is headroom for growth between two samples before a pause or requeue takes
+/// effect. In small containers this is a large share (17% of 1.5 GiB); `--reserve` lowers it.
 pub fn default_reserve(limit: u64) -> u64 {
-    (limit / 20).max((limit / 10).clamp(128 * MIB, 256 * MIB))
+    (limit / 20).max(256 * MIB)
 }
 
 /// What memsweep plans with: jobs together may hold `budget` bytes.
@@ -78,18 +74,13 @@ mod tests {
     const GIB: u64 = 1 << 30;
 
     #[test]
-    fn default_reserve_is_10_percent_clamped_to_128_256_mib_or_5_percent() {
-        // Small containers: 10% (a 1.5 GiB one keeps 154 MiB, its budget 1382 MiB, not 1280).
-        assert_eq!(default_reserve(1536 * MIB), 1536 * MIB / 10);
-        assert_eq!(default_reserve(2 * GIB), 2 * GIB / 10);
-        // Never below 128 MiB: the shell and SSH need it whatever the limit.
-        assert_eq!(default_reserve(GIB), 128 * MIB);
-        assert_eq!(default_reserve(256 * MIB), 128 * MIB);
-        // 256 MiB from 2.5 GiB on, as before, and 5% on big machines.
+    fn default_reserve_is_5_percent_or_256_mib_whichever_is_more() {
+        assert_eq!(default_reserve(1536 * MIB), 256 * MIB);
+        assert_eq!(default_reserve(GIB), 256 * MIB);
         assert_eq!(default_reserve(4 * GIB), 256 * MIB);
-        assert_eq!(default_reserve(128 * GIB), 128 * GIB / 20);
         // The crossover: 5% of 5 GiB is exactly 256 MiB.
         assert_eq!(default_reserve(5 * GIB), 256 * MIB);
+        assert_eq!(default_reserve(128 * GIB), 128 * GIB / 20);
     }
 
     #[test]

@@ -652,10 +652,14 @@ fn an_explicit_limit_bounds_the_jobs_and_the_container_limit_the_working_set() {
 
 #[test]
 fn own_history_jobs_reserve_their_recorded_peak_and_only_the_next_one_the_margin() {
-    // 1.5 GiB with the default reserve (10%, 154 MiB): budget 1382 MiB. Jobs recorded at
-    // 451 MiB are admitted at 464 MiB each (+3%): two fit at once (928), three would not (1393).
+    // 1.5 GiB with a 10% reserve (154 MiB): budget 1382 MiB. Jobs recorded at 451 MiB are
+    // admitted at 464 MiB each (+3%): two fit at once (928), three would not (1393).
     let c = Config {
-        budget: Budget::new(1536 * MIB, None).unwrap(),
+        budget: Budget::new(
+            1536 * MIB,
+            Some(crate::size::SizeSpec::Bytes(1536 * MIB / 10)),
+        )
+        .unwrap(),
         container: None,
         cap: None,
         on_pressure: OnPressure::Pause,
