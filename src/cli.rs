@@ -33,6 +33,8 @@ pub enum Command {
     Check(CheckArgs),
     /// Run a sweep: one command over many parameter values, as many at once as memory allows.
     Run(Box<RunArgs>),
+    /// Show what happened in a sweep directory (finished, running or crashed): the table and advice, JSON, or an SVG timeline.
+    Show(ShowArgs),
 }
 
 #[derive(Debug, Args)]
@@ -152,6 +154,19 @@ pub struct RunArgs {
     /// Seconds between memory samples [default: 0.2].
     #[arg(long, value_name = "SECONDS")]
     pub sample_interval: Option<f64>,
+}
+
+#[derive(Debug, Args)]
+pub struct ShowArgs {
+    /// The sweep directory: the --out of `memsweep run`.
+    #[arg(value_name = "DIR")]
+    pub dir: PathBuf,
+    /// Print the summary as JSON (what summary.json holds, recomputed from the journal).
+    #[arg(long)]
+    pub json: bool,
+    /// Write a timeline plot to FILE as SVG: memory over time and a lane per job.
+    #[arg(long, value_name = "FILE")]
+    pub svg: Option<PathBuf>,
 }
 
 fn parse_size_spec(s: &str) -> Result<SizeSpec, String> {

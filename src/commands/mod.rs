@@ -3,6 +3,7 @@
 pub mod check;
 pub mod mem;
 pub mod run;
+pub mod show;
 
 use std::process::ExitCode;
 
@@ -30,6 +31,7 @@ fn dispatch(cli: Cli) -> anyhow::Result<Exit> {
         Command::Mem(args) => mem::run(&fs, &args),
         Command::Check(args) => check::run(&fs, &args),
         Command::Run(args) => run::run(&fs, *args),
+        Command::Show(args) => show::run(&args),
     }
 }
 

@@ -19,31 +19,70 @@ use crate::size::human;
 use crate::sweep::{self, RunConfig, SweepPlan};
 
 pub fn run(fs: &Fs, args: RunArgs) -> anyhow::Result<Exit> {
-    let (plan, resumed) = match &args.resume {
+    let (mut plan, resumed) = match &args.resume {
         Some(dir) => {
             let (sweep_dir, state) = SweepDir::resume(dir)?;
-            let mut plan = state.plan.clone();
-            override_config(&mut plan.config, &args);
-            (plan, Some((sweep_dir, state)))
+            // Keep only what the rerun needs (the events of a big sweep are not small).
+            let ResumeState {
+                plan,
+                succeeded,
+                events,
+                ..
+            } = state;
+            let prior = Prior::new(plan.jobs.len(), &succeeded, &events);
+            (plan, Some((sweep_dir, prior)))
         }
         None => (sweep::plan(&args)?, None),
     };
+    if resumed.is_some() {
+        override_config(&mut plan.config, &args);
+    }
     if let Some((i, _)) = plan.jobs.iter().enumerate().find(|(i, j)| j.id != *i) {
         anyhow::bail!("internal error: job ids are not 0..n (position {i}); please report this");
     }
     let probe = Probe::new(fs.clone())?;
     let status = probe.status()?;
-    let setup = Setup::new(&plan, &status, resumed.as_ref().map(|(_, s)| s))?;
+    let setup = Setup::new(&plan, &status, resumed.as_ref().map(|(_, p)| p))?;
 
     if plan.config.dry_run {
         print_plan(&plan, &setup, &status);
         return Ok(Exit::Ok);
     }
     let (dir, resumed) = match resumed {
-        Some((dir, state)) => (dir, Some(state)),
-        None => (create_dir(&plan)?, None),
+        Some((dir, _)) => (dir, true),
+        None => (create_dir(&plan)?, false),
     };
     engine::Engine::new(plan, setup, probe, status, dir, resumed)?.run()
+}
+
+/// What earlier runs of a resumed sweep leave to this one.
+pub struct Prior {
+    /// Attempts each job already had (attempt numbers continue).
+    attempts: Vec<u32>,
+    /// Jobs that succeeded (never rerun).
+    succeeded: Vec<bool>,
+}
+
+impl Prior {
+    fn new(n: usize, succeeded: &[usize], events: &[crate::journal::Event]) -> Prior {
+        let mut p = Prior {
+            attempts: vec![0; n],
+            succeeded: vec![false; n],
+        };
+        for e in events {
+            if let crate::journal::Event::JobStart { job, .. } = e
+                && *job < n
+            {
+                p.attempts[*job] += 1;
+            }
+        }
+        for &j in succeeded {
+            if j < n {
+                p.succeeded[j] = true;
+            }
+        }
+        p
+    }
 }
 
 /// Flags given with `--resume DIR` override what the sweep was started with.
@@ -102,11 +141,7 @@ pub struct Setup {
 }
 
 impl Setup {
-    fn new(
-        plan: &SweepPlan,
-        status: &MemStatus,
-        resume: Option<&ResumeState>,
-    ) -> anyhow::Result<Setup> {
+    fn new(plan: &SweepPlan, status: &MemStatus, resume: Option<&Prior>) -> anyhow::Result<Setup> {
         let c = &plan.config;
         let limit = c.limit.unwrap_or(status.limit_bytes);
         let budget = Budget::new(limit, c.reserve)?;
@@ -142,22 +177,10 @@ impl Setup {
         let template: Vec<u64> = records.iter().map(|r| r.peak_bytes).collect();
 
         let n = plan.jobs.len();
-        let mut attempts = vec![0u32; n];
-        let mut succeeded = vec![false; n];
-        if let Some(state) = resume {
-            for e in &state.events {
-                if let crate::journal::Event::JobStart { job, .. } = e
-                    && *job < n
-                {
-                    attempts[*job] += 1;
-                }
-            }
-            for &j in &state.succeeded {
-                if j < n {
-                    succeeded[j] = true;
-                }
-            }
-        }
+        let (attempts, succeeded) = match resume {
+            Some(p) => (p.attempts.clone(), p.succeeded.clone()),
+            None => (vec![0u32; n], vec![false; n]),
+        };
         let queue: Vec<usize> = (0..n).filter(|&j| !succeeded[j]).collect();
         let queue = if own.is_empty() {
             queue

@@ -1,5 +1,7 @@
-//! Human output: the memory table, the live progress display, the end-of-sweep table and advice.
+//! Human output: the memory table, the live progress display, the end-of-sweep table and advice,
+//! and the timeline plot.
 
 pub mod mem;
+pub mod plot;
 pub mod progress;
 pub mod report;

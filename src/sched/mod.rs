@@ -7,10 +7,22 @@
 //! accounting is in bytes; time is seconds on any monotonic clock the caller picks.
 //!
 //! The projection behind every rule: `proj = working set + Σ growth(running)`, where a running
-//! job's growth is `max(0, its estimate − its current usage)`. A job whose estimate was learned
-//! from other jobs gives its reservation back once it has plateaued (its estimate becomes its own
-//! peak), so jobs are packed by what they really hold; own-history and `--mem-per-job` estimates
-//! are kept for the job's whole life because they already include its late growth.
+//! job's growth is `max(0, expected − current)`. `expected` is its estimate, at least its peak,
+//! and at least where its growth rate takes it in [`MOMENTUM_S`]. A job whose estimate was
+//! learned from other jobs gives its reservation back once it has plateaued (expected becomes its
+//! own peak), so jobs are packed by what they really hold; own-history and `--mem-per-job`
+//! estimates are kept for the job's whole life because they already include its late growth.
+//!
+//! Each [`Sched::decide`] runs, in order: requeue (working set half-way into the reserve, or
+//! over the budget and growing with `--on-pressure requeue`: stop the youngest, never the last);
+//! pause (projection over budget + slack: pause the youngest jobs growing now until it fits);
+//! resume (oldest first, when it fits with a margin); admit — the chain: not interrupted, nothing
+//! paused or stopping, under the `-j` cap, PSI below [`PSI_HOLD`], no job just grew past its
+//! estimate, then the queue head if `proj + estimate ≤ budget` (and, for a learned estimate,
+//! `proj + high quantile ≤ critical`), else an EASY backfill of a smaller job that does not delay
+//! the head, else (pause mode) one speculative start at the low quantile once everything has
+//! plateaued. With no estimate at all it ramps up one job at a time. An empty runner always
+//! starts the head, however big (no deadlock).
 
 pub mod budget;
 pub mod estimate;
@@ -33,6 +45,9 @@ pub const PLATEAU_S: f64 = 0.25;
 pub const RAMP_HEADROOM: f64 = 1.5;
 /// A job past its estimate gets this much more, as it is probably still growing.
 pub const GROWTH_RAISE: f64 = 1.1;
+/// A paused job stays paused at least this long (unless nothing else runs), so that memory
+/// freed for a moment does not make it flap.
+pub const MIN_PAUSE_S: f64 = 0.05;
 /// How far ahead a running job's current growth rate is projected.
 pub const MOMENTUM_S: f64 = 0.1;
 /// A requeued job comes back with at least this much more than the peak it reached.
@@ -138,6 +153,7 @@ struct Run {
     level: u64,
     grew_at: f64,
     paused: bool,
+    paused_at: f64,
     /// memsweep is stopping it to requeue; its memory is about to be freed.
     stopping: bool,
 }
@@ -300,6 +316,11 @@ impl Sched {
         } else {
             r.estimate.bytes.max(self.raised[r.job]).max(r.peak)
         };
+        // An own estimate is the job's recorded peak, late jumps included: a ramp heading for it
+        // is no surprise (and one beyond it raises the estimate anyway).
+        if src.is_own() {
+            return base;
+        }
         base.max(r.current + (r.rate * MOMENTUM_S) as u64)
     }
 
@@ -376,7 +397,7 @@ impl Sched {
         }
     }
 
-    /// The projection exceeds the budget: pause the youngest growing jobs until it fits,
+    /// The projection exceeds the budget: pause the youngest jobs growing now until it fits,
     /// always leaving one running. Returns whether anything is over (no resume this turn).
     fn pause_if_over(&mut self, out: &mut Vec<Action>) -> bool {
         let budget = self.cfg.budget.budget;
@@ -405,13 +426,16 @@ impl Sched {
             if active < 2 || r.paused || r.stopping {
                 continue;
             }
+            // Only a job growing right now: pausing one that merely has room reserved for it
+            // frees nothing real and costs its progress.
             let g = self.growth(r);
-            if g == 0 {
+            if g == 0 || r.rate <= 0.0 {
                 continue;
             }
             proj -= g;
             let job = r.job;
             self.runs[i].paused = true;
+            self.runs[i].paused_at = self.now;
             out.push(Action::Pause {
                 job,
                 reason: reason.clone(),
@@ -439,7 +463,8 @@ impl Sched {
                 .count();
             let g = self.growth(&self.runs[i]);
             let fits = self.working_set + resume_margin(budget) <= budget
-                && proj + g + resume_margin(budget) <= budget;
+                && proj + g + resume_margin(budget) <= budget
+                && self.now - self.runs[i].paused_at >= MIN_PAUSE_S;
             if !(fits || active == 0) {
                 break;
             }
@@ -457,6 +482,7 @@ impl Sched {
         if self.stopped || self.runs.iter().any(|r| r.paused || r.stopping) {
             return;
         }
+
         let budget = self.cfg.budget.budget;
         let mut proj = self.projection();
         let mut started_provisional = false;
@@ -613,6 +639,7 @@ impl Sched {
             rate: 0.0,
             sampled_at: -1.0,
             paused: false,
+            paused_at: 0.0,
             stopping: false,
         });
         out.push(Action::Start {

@@ -168,6 +168,7 @@ fn a_learned_estimate_admits_by_the_typical_size_if_the_high_one_stays_below_cri
                 rate: 0.0,
                 sampled_at: -1.0,
                 paused: false,
+                paused_at: 0.0,
                 stopping: false,
             });
             s.queue.retain(|&j| j != job);
@@ -218,6 +219,7 @@ fn a_speculative_start_assumes_the_low_quantile_once_everything_plateaued() {
     );
     assert!(started(&s.decide()).is_empty());
     // It turns out bigger: at 330 MiB (raised to 363) 460 + 330 + 33 > 768 + 16: paused.
+    observe(&mut s, 0.75, 660 * MIB, &[(0, 450 * MIB), (1, 200 * MIB)]);
     observe(&mut s, 0.8, 790 * MIB, &[(0, 450 * MIB), (1, 330 * MIB)]);
     let a = s.decide();
     assert!(matches!(&a[..], [Action::Pause { job: 1, .. }]), "{a:?}");
@@ -286,18 +288,19 @@ fn a_job_growing_past_its_estimate_pauses_the_youngest() {
     assert_eq!(started(&s.decide()), vec![0, 1]);
     observe(&mut s, 0.1, 420 * MIB, &[(0, 300 * MIB), (1, 100 * MIB)]);
     assert!(s.decide().is_empty());
-    // Job 0 grows to 450 (estimate raised to 495): 570 + 45 + 200 = 815 > 768 + 16 slack.
-    observe(&mut s, 0.2, 570 * MIB, &[(0, 450 * MIB), (1, 100 * MIB)]);
+    // Job 0 grows to 450 (estimate raised to 495), job 1 grows too:
+    // 590 + 45 + 180 = 815 > 768 + 16 slack. The youngest growing job is paused.
+    observe(&mut s, 0.2, 590 * MIB, &[(0, 450 * MIB), (1, 120 * MIB)]);
     let a = s.decide();
     assert!(matches!(&a[..], [Action::Pause { job: 1, .. }]), "{a:?}");
     // Never the last running job: even further over, job 0 keeps running.
-    observe(&mut s, 0.3, 700 * MIB, &[(0, 600 * MIB), (1, 100 * MIB)]);
+    observe(&mut s, 0.3, 720 * MIB, &[(0, 600 * MIB), (1, 120 * MIB)]);
     let a = s.decide();
     assert!(a.is_empty(), "{a:?}");
-    // Job 0 ends; 110 MiB in use: resume job 1 (110 + 200 + 38 margin ≤ 768); admission waits
+    // Job 0 ends; 130 MiB in use: resume job 1 (130 + 180 + 38 margin ≤ 768); admission waits
     // for the next turn.
     s.exited(0, Some(600 * MIB), false);
-    observe(&mut s, 0.4, 110 * MIB, &[(1, 100 * MIB)]);
+    observe(&mut s, 0.4, 130 * MIB, &[(1, 120 * MIB)]);
     let a = s.decide();
     assert_eq!(a, vec![Action::Resume { job: 1 }]);
 }
@@ -306,12 +309,47 @@ fn a_job_growing_past_its_estimate_pauses_the_youngest() {
 fn resume_waits_for_a_margin_below_the_budget() {
     let mut s = sched(None, Some(300 * MIB), vec![], 3);
     s.decide();
+    observe(&mut s, 0.05, 300 * MIB, &[(0, 250 * MIB), (1, 40 * MIB)]);
     observe(&mut s, 0.1, 600 * MIB, &[(0, 500 * MIB), (1, 90 * MIB)]);
     let a = s.decide();
     assert!(matches!(&a[..], [Action::Pause { job: 1, .. }]), "{a:?}");
-    // Job 0 shrinks a little: 700 + 0 + 210 is still above 768 − 38: stay paused.
-    observe(&mut s, 0.2, 600 * MIB, &[(0, 500 * MIB), (1, 90 * MIB)]);
+    // Job 0 stops growing: 600 + 50 + 210 (+ job 1's momentum) is above 768 − 38: stay paused.
+    observe(&mut s, 0.4, 600 * MIB, &[(0, 500 * MIB), (1, 90 * MIB)]);
     assert!(s.decide().is_empty());
+}
+
+#[test]
+fn a_paused_job_stays_paused_for_min_pause_s() {
+    // Three 200 MiB jobs; jobs 2 and 1 are paused when job 0 runs away, then job 0 ends.
+    let mut s = sched(None, Some(200 * MIB), vec![], 3);
+    assert_eq!(started(&s.decide()), vec![0, 1, 2]);
+    observe(
+        &mut s,
+        0.05,
+        350 * MIB,
+        &[(0, 200 * MIB), (1, 50 * MIB), (2, 50 * MIB)],
+    );
+    observe(
+        &mut s,
+        0.1,
+        750 * MIB,
+        &[(0, 400 * MIB), (1, 150 * MIB), (2, 150 * MIB)],
+    );
+    let a = s.decide();
+    assert!(
+        matches!(
+            &a[..],
+            [Action::Pause { job: 2, .. }, Action::Pause { job: 1, .. }]
+        ),
+        "{a:?}"
+    );
+    s.exited(0, Some(400 * MIB), false);
+    // Nothing runs: the oldest resumes at once. Job 2 would fit too (310 + 50 + 50 + 38 ≤ 768),
+    // but has been paused only 0.02 s.
+    observe(&mut s, 0.12, 310 * MIB, &[(1, 150 * MIB), (2, 150 * MIB)]);
+    assert_eq!(s.decide(), vec![Action::Resume { job: 1 }]);
+    observe(&mut s, 0.2, 310 * MIB, &[(1, 150 * MIB), (2, 150 * MIB)]);
+    assert_eq!(s.decide()[0], Action::Resume { job: 2 });
 }
 
 #[test]
@@ -353,12 +391,12 @@ fn a_job_out_of_retries_ends_requeued_out() {
         s.exited(2, Some(290 * MIB), true),
         Ended::Requeued { requeues: 1 }
     );
-    // Job 0 ends; past the 1 s hold after the growth, job 1 at 40 MiB may grow to 330 (raised
-    // past its 200): 100 + 290 + 348 ≤ 768.
+    // Job 0 ends; job 1 at 40 MiB may grow to 330 (raised past its 200): 100 + 290 + 348 ≤ 768,
+    // so job 2 runs again (after the hold that follows growth past an estimate).
     s.exited(0, Some(300 * MIB), false);
     observe(&mut s, 2.1, 100 * MIB, &[(1, 40 * MIB)]);
     assert_eq!(started(&s.decide()), vec![2]);
-    observe(&mut s, 2.5, 900 * MIB, &[(1, 500 * MIB), (2, 390 * MIB)]);
+    observe(&mut s, 3.0, 900 * MIB, &[(1, 500 * MIB), (2, 390 * MIB)]);
     let a = s.decide();
     assert!(matches!(&a[0], Action::Requeue { job: 2, .. }), "{a:?}");
     assert_eq!(s.exited(2, None, true), Ended::RequeuedOut);

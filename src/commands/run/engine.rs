@@ -8,7 +8,7 @@ use std::time::{Duration, Instant, SystemTime};
 use crate::exec::{Accounting, ExecConfig, ExecEvent, Executor, Outcome, SpawnSpec};
 use crate::exit::Exit;
 use crate::history::Record;
-use crate::journal::{Event, JobStatus, ResumeState, Summary, SummaryContext, SweepDir};
+use crate::journal::{Event, JobStatus, Summary, SummaryContext, SweepDir};
 use crate::output::progress::{Progress, State};
 use crate::output::report::{self, Style};
 use crate::probe::{MemStatus, Probe};
@@ -87,7 +87,7 @@ impl Engine {
         probe: Probe,
         status: MemStatus,
         dir: SweepDir,
-        resumed: Option<ResumeState>,
+        resumed: bool,
     ) -> anyhow::Result<Engine> {
         let exec = Executor::new(
             ExecConfig {
@@ -109,7 +109,7 @@ impl Engine {
             dir,
             exec,
             progress,
-            resumed: resumed.is_some(),
+            resumed,
             t0: now,
             status,
             running: Vec::new(),
