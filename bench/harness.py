@@ -960,6 +960,10 @@ def cmd_run(args) -> int:
         write_report(data, ROOT / "BENCHMARKS.md")
         log(f"wrote {ROOT / 'BENCHMARKS.md'}")
     log(f"bench/run took {data['elapsed_s'] / 60:.1f} min")
+    left = [str(d) for d in CG_ROOT.glob(f"bench-{os.getpid()}-*")]
+    if left:
+        print(f"bench: cgroups left behind (remove with rmdir): {left}", file=sys.stderr)
+        return 1
     return 0
 
 
@@ -986,7 +990,13 @@ def cmd_gen(args) -> int:
     return 0
 
 
+def on_sigterm(signum, frame):
+    # Unwind like Ctrl-C, so the run in progress kills its processes and removes its cgroup.
+    raise KeyboardInterrupt
+
+
 def main() -> int:
+    signal.signal(signal.SIGTERM, on_sigterm)
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     sub = ap.add_subparsers(dest="cmd", required=True)
     r = sub.add_parser("run", help="run the benchmark (bench/run calls this)")
