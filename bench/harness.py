@@ -382,11 +382,15 @@ def run_in_cgroup(label: str, argv: list[str], env: dict, cwd: Path, limit: int 
             proc = subprocess.Popen(wrapped, env=env, cwd=cwd, stdin=subprocess.DEVNULL, stdout=so, stderr=se)
             timed_out = False
             rc = None
+            usage_area, last_t = 0.0, t0
             while True:
                 time.sleep(POLL_S)
                 if rc is None:
                     rc = proc.poll()
                 pids = cg.sample()
+                now = time.monotonic()
+                usage_area += cg_int(cg.path, "memory.usage_in_bytes") * (now - last_t)
+                last_t = now
                 if rc is not None and not pids:
                     break
                 if time.monotonic() - t0 > timeout:
@@ -403,7 +407,7 @@ def run_in_cgroup(label: str, argv: list[str], env: dict, cwd: Path, limit: int 
         peak = cg.peak_bytes()
         left_pids, left_cgroups = cg.destroy()
         return {"makespan_s": makespan, "rc": rc, "timed_out": timed_out, "oom_kills": oom,
-                "peak_bytes": peak, "leftover_pids": left_pids, "leftover_cgroups": left_cgroups}
+                "peak_bytes": peak, "mean_bytes": usage_area / makespan if makespan > 0 else 0.0, "leftover_pids": left_pids, "leftover_cgroups": left_cgroups}
     except BaseException:
         cg.destroy()
         raise
@@ -645,7 +649,7 @@ def write_report(data: dict, path: Path) -> None:
       "cgroup holds no process. *Done* = result files written by the workload (it writes one only after "
       "finishing). *OOM kills* = OOM events at the cgroup's limit (eventfd on `memory.oom_control`), or the "
       "`oom_kill` counters of the cgroup and of every child cgroup seen, whichever is larger. *Peak* = "
-      "`memory.max_usage_in_bytes`. *Died* = the runner was killed by a signal (task-spooler: its server vanished).\n")
+      "`memory.max_usage_in_bytes`; *mean* = the cgroup's usage averaged over the makespan (sampled every 50 ms). *Died* = the runner was killed by a signal (task-spooler: its server vanished).\n")
     A("The workload program (`bench/workload.c`) grows to its size in 20 steps a second over its ramp, "
       "touching every page, holds mostly asleep, optionally jumps to a second size late in the hold, and writes "
       "its own VmHWM and wall time. Lower bound = max(Σ ∫memᵢ(t)dt / limit, longest job, Σ job CPU / cores), "
@@ -668,8 +672,8 @@ def write_report(data: dict, path: Path) -> None:
           + f"). Clairvoyant peak-reserving first-fit: **{w['clair']:.1f} s** ({w['clair'] / lb['value']:.2f}× the bound). "
           f"The same reference inside memsweep's {w['budget_mib']:.0f} MiB budget, largest first: "
           f"{w['clair_budget_lpt']:.1f} s ({w['clair_budget_lpt'] / lb['value']:.2f}× the bound).\n")
-        A("| runner | makespan s | × bound | × clairvoyant | jobs done | OOM kills | peak MiB | runner died | memsweep requeues / pauses | reps |")
-        A("|---|---:|---:|---:|---:|---:|---:|---|---|---:|")
+        A("| runner | makespan s | × bound | × clairvoyant | jobs done | OOM kills | peak MiB | mean MiB | runner died | memsweep requeues / pauses | reps |")
+        A("|---|---:|---:|---:|---:|---:|---:|---:|---|---|---:|")
         for runner in data["runners"]:
             rs = [r for r in data["runs"] if r["workload"] == wl and r["runner"] == runner]
             if not rs:
@@ -688,8 +692,10 @@ def write_report(data: dict, path: Path) -> None:
             oom_s = f"{med(ooms):g}" + (f" ({min(ooms)}–{max(ooms)})" if min(ooms) != max(ooms) else "")
             died_s = ("no" if not died else f"yes ({died}/{len(rs)})") + (f", {tos} timed out" if tos else "")
             lost = "†" if min(done) < w["n"] else ""
+            means = [r.get("mean_bytes") for r in rs if r.get("mean_bytes") is not None]
+            mean_s = f"{med(means) / MIB:.0f}" if means else "–"
             A(f"| {data['runner_desc'][runner]} | {ms:.1f}{lost} | {ms / lb['value']:.2f}{lost} | {ms / w['clair']:.2f}{lost} | {done_s} | "
-              f"{oom_s} | {med([r['peak_bytes'] for r in rs]) / MIB:.0f} | {died_s} | {rq} | {len(rs)} |")
+              f"{oom_s} | {med([r['peak_bytes'] for r in rs]) / MIB:.0f} | {mean_s} | {died_s} | {rq} | {len(rs)} |")
         A("")
     A("† The runner lost jobs (killed by the OOM killer and never rerun), so its makespan covers less work "
       "and is not comparable with the bound.\n")
@@ -954,6 +960,10 @@ def cmd_run(args) -> int:
         write_report(data, ROOT / "BENCHMARKS.md")
         log(f"wrote {ROOT / 'BENCHMARKS.md'}")
     log(f"bench/run took {data['elapsed_s'] / 60:.1f} min")
+    left = [str(d) for d in CG_ROOT.glob(f"bench-{os.getpid()}-*")]
+    if left:
+        print(f"bench: cgroups left behind (remove with rmdir): {left}", file=sys.stderr)
+        return 1
     return 0
 
 
@@ -980,7 +990,13 @@ def cmd_gen(args) -> int:
     return 0
 
 
+def on_sigterm(signum, frame):
+    # Unwind like Ctrl-C, so the run in progress kills its processes and removes its cgroup.
+    raise KeyboardInterrupt
+
+
 def main() -> int:
+    signal.signal(signal.SIGTERM, on_sigterm)
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     sub = ap.add_subparsers(dest="cmd", required=True)
     r = sub.add_parser("run", help="run the benchmark (bench/run calls this)")
