@@ -227,17 +227,7 @@ fn close_dead_run(events: &mut Vec<Event>) {
     }
     waiting.sort_unstable();
     for (job, attempt) in waiting {
-        events.push(Event::JobEnd {
-            t,
-            job,
-            attempt,
-            status: JobStatus::Skipped,
-            exit_code: None,
-            signal: None,
-            wall_s: 0.0,
-            peak_bytes: None,
-            peak_source: String::new(),
-        });
+        events.push(Event::skipped(t, job, attempt));
     }
     // The fold reads only the time and the flag of a sweep_end.
     events.push(Event::SweepEnd {

@@ -155,19 +155,7 @@ impl SummaryFold {
             .map(|job| {
                 let f = self.jobs.remove(&job.id);
                 let status = self.status(f.as_ref());
-                let f = f.unwrap_or_default();
-                JobSummary {
-                    id: job.id,
-                    command: f.command.map_or_else(|| job.key.clone(), String::from),
-                    params: job.params.clone(),
-                    status,
-                    exit_code: f.exit_code,
-                    signal: f.signal,
-                    attempts: f.attempts,
-                    wall_s: f.wall_s,
-                    peak_bytes: f.peak_bytes,
-                    peak_source: f.peak_source.map(String::from),
-                }
+                make_row(job, status, f.unwrap_or_default())
             })
             .collect();
         s
@@ -223,19 +211,7 @@ impl SummaryFold {
     fn row(&self, job: &Job) -> JobSummary {
         let f = self.jobs.get(&job.id);
         let status = self.status(f);
-        let f = f.cloned().unwrap_or_default();
-        JobSummary {
-            id: job.id,
-            command: f.command.map_or_else(|| job.key.clone(), String::from),
-            params: job.params.clone(),
-            status,
-            exit_code: f.exit_code,
-            signal: f.signal,
-            attempts: f.attempts,
-            wall_s: f.wall_s,
-            peak_bytes: f.peak_bytes,
-            peak_source: f.peak_source.map(String::from),
-        }
+        make_row(job, status, f.cloned().unwrap_or_default())
     }
 
     /// Everything but the rows, with the counts over `jobs`.
@@ -312,6 +288,22 @@ pub fn summarize(jobs: &[Job], events: &[Event], ctx: &SummaryContext) -> Summar
         fold.add(e);
     }
     fold.summary(jobs, ctx)
+}
+
+/// One `summary.json` row from a job and what the journal says of it.
+fn make_row(job: &Job, status: JobStatus, f: JobFold) -> JobSummary {
+    JobSummary {
+        id: job.id,
+        command: f.command.map_or_else(|| job.key.clone(), String::from),
+        params: job.params.clone(),
+        status,
+        exit_code: f.exit_code,
+        signal: f.signal,
+        attempts: f.attempts,
+        wall_s: f.wall_s,
+        peak_bytes: f.peak_bytes,
+        peak_source: f.peak_source.map(String::from),
+    }
 }
 
 #[cfg(test)]

@@ -160,6 +160,22 @@ impl Event {
             | Event::SweepEnd { t, .. } => *t,
         }
     }
+
+    /// The end of a requeued job that was still waiting when the sweep stopped: skipped, not
+    /// out of retries.
+    pub fn skipped(t: f64, job: usize, attempt: u32) -> Event {
+        Event::JobEnd {
+            t,
+            job,
+            attempt,
+            status: JobStatus::Skipped,
+            exit_code: None,
+            signal: None,
+            wall_s: 0.0,
+            peak_bytes: None,
+            peak_source: String::new(),
+        }
+    }
 }
 
 /// One job in `summary.json`.

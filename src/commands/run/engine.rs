@@ -611,17 +611,7 @@ impl Engine {
         for job in self.setup.sched.take_queue() {
             if self.setup.attempts[job] > 0 {
                 let attempt = self.setup.attempts[job];
-                self.emit(Event::JobEnd {
-                    t: epoch(),
-                    job,
-                    attempt,
-                    status: JobStatus::Skipped,
-                    exit_code: None,
-                    signal: None,
-                    wall_s: 0.0,
-                    peak_bytes: None,
-                    peak_source: String::new(),
-                })?;
+                self.emit(Event::skipped(epoch(), job, attempt))?;
             }
         }
         // The counts without the rows: a 10 000-job summary is megabytes, built once, below.
