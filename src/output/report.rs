@@ -162,7 +162,7 @@ fn totals(s: &Summary) -> String {
         parts.push(format!("{} not run", s.skipped));
     }
     format!(
-        "{} job{}: {} · makespan {} · peak working set {} of {} budget · {} OOM kill{} · {} requeue{} · {} pause{}\n",
+        "{} job{}: {} · makespan {} · peak working set {} (budget {}) · {} OOM kill{} · {} requeue{} · {} pause{}\n",
         s.jobs.len(),
         plural(s.jobs.len()),
         parts.join(", "),
