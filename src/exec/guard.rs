@@ -93,18 +93,9 @@ impl Guard {
         let (ours, theirs) =
             unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
 
-        // SAFETY: fork(2) itself is safe to call; the child branch below only makes
-        // async-signal-safe calls on memory allocated before the fork and ends in _exit.
-        let mask = super::sys::block_all_signals();
-        // SAFETY: as above.
-        let pid = unsafe { libc::fork() };
-        let fork_err = io::Error::last_os_error();
-        if pid != 0 {
-            super::sys::restore_signals(&mask);
-        }
-        if pid < 0 {
-            return Err(fork_err);
-        }
+        // SAFETY: the child branch below only makes async-signal-safe calls on memory allocated
+        // before the fork and ends in _exit.
+        let pid = unsafe { super::sys::fork_signals_blocked() }?;
         if pid == 0 {
             // SAFETY: we are the freshly forked child; `state` and `devnull` were allocated before
             // the fork and are only read/written here; guard_main never returns.

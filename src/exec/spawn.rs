@@ -210,18 +210,9 @@ pub fn spawn(spec: &SpawnSpec, cgroup_procs: Option<&CStr>) -> io::Result<Starte
         errors: wr.as_raw_fd(),
         cgroup_procs,
     };
-    // SAFETY: fork(2) itself is safe; the child branch only makes async-signal-safe calls on
-    // memory prepared above and ends in exec or _exit.
-    let mask = super::sys::block_all_signals();
-    // SAFETY: as above.
-    let pid = unsafe { libc::fork() };
-    let fork_err = io::Error::last_os_error();
-    if pid != 0 {
-        super::sys::restore_signals(&mask);
-    }
-    if pid < 0 {
-        return Err(fork_err);
-    }
+    // SAFETY: the child branch only makes async-signal-safe calls on memory prepared above and
+    // ends in exec or _exit.
+    let pid = unsafe { super::sys::fork_signals_blocked() }?;
     if pid == 0 {
         // SAFETY: freshly forked child; every pointer in `child` stays valid (the parent's
         // memory, copied at fork) until exec or _exit.

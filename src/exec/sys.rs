@@ -154,6 +154,27 @@ pub fn restore_signals(old: &libc::sigset_t) {
     }
 }
 
+/// fork(2) with every signal blocked across it, so no signal can reach a child still running
+/// memsweep's handlers: the parent's mask is restored, the child keeps everything blocked until
+/// it resets its handlers. Returns the child's pid in the parent and 0 in the child.
+///
+/// # Safety
+/// The caller's child branch must make only async-signal-safe calls, on memory allocated before
+/// the fork, and end in exec or `_exit`.
+pub unsafe fn fork_signals_blocked() -> std::io::Result<libc::pid_t> {
+    let mask = block_all_signals();
+    // SAFETY: fork(2) itself is safe to call; the caller vouches for the child branch.
+    let pid = unsafe { libc::fork() };
+    let fork_err = std::io::Error::last_os_error();
+    if pid != 0 {
+        restore_signals(&mask);
+    }
+    if pid < 0 {
+        return Err(fork_err);
+    }
+    Ok(pid)
+}
+
 /// In a forked child with all signals blocked: set `ignore` to SIG_IGN, put every other caught
 /// signal (and SIGPIPE, which Rust ignores) back to its default action, then unblock
 /// everything. Async-signal-safe.
