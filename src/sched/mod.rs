@@ -173,6 +173,27 @@ struct Run {
     speculative: bool,
 }
 
+impl Run {
+    /// A job that has just started at `now`, nothing measured yet.
+    fn new(job: usize, estimate: Estimate, now: f64) -> Run {
+        Run {
+            job,
+            estimate,
+            current: 0,
+            peak: 0,
+            started: now,
+            rate: 0.0,
+            sampled_at: -1.0,
+            level: 0,
+            grew_at: now,
+            paused: false,
+            paused_at: 0.0,
+            stopping: false,
+            speculative: false,
+        }
+    }
+}
+
 /// The scheduler's state. Per queued job it keeps 12 bytes (raise + requeues) besides the
 /// estimator's 8, so 10 000 queued jobs cost about 200 KB.
 #[derive(Debug, Clone)]
@@ -757,21 +778,7 @@ impl Sched {
 
     fn start(&mut self, pos: usize, estimate: Estimate, oversized: bool, out: &mut Vec<Action>) {
         let job = self.queue.remove(pos).expect("queue position in range");
-        self.runs.push(Run {
-            job,
-            estimate,
-            current: 0,
-            peak: 0,
-            level: 0,
-            grew_at: self.now,
-            started: self.now,
-            rate: 0.0,
-            sampled_at: -1.0,
-            paused: false,
-            paused_at: 0.0,
-            stopping: false,
-            speculative: false,
-        });
+        self.runs.push(Run::new(job, estimate, self.now));
         out.push(Action::Start {
             job,
             estimate,

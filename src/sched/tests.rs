@@ -157,24 +157,14 @@ fn a_learned_estimate_admits_by_the_typical_size_if_the_high_one_stays_below_cri
     s.decide();
     for (job, mb) in [100, 250, 450, 450, 700].into_iter().enumerate() {
         if job > 0 {
-            s.runs.push(Run {
+            s.runs.push(Run::new(
                 job,
-                estimate: Estimate {
+                Estimate {
                     bytes: 0,
                     source: Source::Unknown,
                 },
-                current: 0,
-                peak: 0,
-                level: 0,
-                grew_at: 0.0,
-                started: 0.0,
-                rate: 0.0,
-                sampled_at: -1.0,
-                paused: false,
-                paused_at: 0.0,
-                stopping: false,
-                speculative: false,
-            });
+                0.0,
+            ));
             s.queue.retain(|&j| j != job);
         }
         s.exited(job, Some(mb * MIB), false);
