@@ -184,7 +184,6 @@ impl Engine {
                     accounting,
                 } = ev
                 {
-                    self.running.retain(|r| r.job != job);
                     let _ = self.on_exit(job, attempt, outcome, wall, peak_bytes, accounting);
                 }
             }
