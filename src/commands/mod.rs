@@ -16,13 +16,16 @@ use crate::probe::Fs;
 /// Parse the command line, run the subcommand, print any error once, and pick the exit code.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
-    match dispatch(cli) {
-        Ok(code) => code.into(),
+    // Read-only commands end quietly with 0 when their reader goes away (`| head`).
+    let read_only = matches!(cli.command, Command::Mem(_) | Command::Show(_));
+    let code = match dispatch(cli) {
+        Ok(code) => code,
         Err(err) => {
             report(&err);
-            Exit::Usage.into()
+            Exit::Usage
         }
-    }
+    };
+    crate::output::stdio::finish(code, read_only).into()
 }
 
 fn dispatch(cli: Cli) -> anyhow::Result<Exit> {
@@ -38,11 +41,11 @@ fn dispatch(cli: Cli) -> anyhow::Result<Exit> {
 /// Print an error as `memsweep: error: ...` with its causes, each on its own line.
 pub fn report(err: &anyhow::Error) {
     if let Some(u) = err.downcast_ref::<UsageError>() {
-        eprintln!("memsweep: error: {u}");
+        crate::errln!("memsweep: error: {u}");
         return;
     }
-    eprintln!("memsweep: error: {err}");
+    crate::errln!("memsweep: error: {err}");
     for cause in err.chain().skip(1) {
-        eprintln!("  caused by: {cause}");
+        crate::errln!("  caused by: {cause}");
     }
 }

@@ -174,7 +174,7 @@ impl Setup {
         };
         let records = match &history {
             Some(h) => h.load(&plan.template).unwrap_or_else(|e| {
-                eprintln!("memsweep: warning: history not used: {e:#}");
+                crate::errln!("memsweep: warning: history not used: {e:#}");
                 Vec::new()
             }),
             None => Vec::new(),
@@ -357,6 +357,5 @@ fn print_plan(plan: &SweepPlan, setup: &Setup, status: &MemStatus) {
         "starts with 1 and ramps up as jobs are measured".to_string()
     };
     let _ = writeln!(o, "  expected parallelism: {parallel}");
-    // A closed pipe (`| head`) is not an error worth a panic.
-    let _ = std::io::Write::write_all(&mut std::io::stdout(), o.as_bytes());
+    let _ = std::io::Write::write_all(&mut crate::output::stdio::stdout(), o.as_bytes());
 }

@@ -75,22 +75,18 @@ pub fn run(args: &ShowArgs) -> anyhow::Result<Exit> {
             ))
         })?;
     }
-    let mut out = io::stdout().lock();
-    let res = if args.json {
+    // Write errors are handled by the output policy (`output::stdio`), never here.
+    let mut out = io::BufWriter::new(crate::output::stdio::stdout());
+    let _ = if args.json {
         serde_json::to_writer_pretty(&mut out, &shown.summary)
             .map_err(io::Error::other)
             .and_then(|()| writeln!(out))
     } else {
         write_human(&mut out, &args.dir, &shown)
     };
-    // A closed pipe (`| head`) is not an error worth reporting.
-    if let Err(e) = res
-        && e.kind() != io::ErrorKind::BrokenPipe
-    {
-        return Err(anyhow::Error::new(e).context("writing to stdout"));
-    }
+    let _ = out.flush();
     if let (Some(path), false) = (&args.svg, args.json) {
-        eprintln!("memsweep: timeline written to {}", path.display());
+        crate::errln!("memsweep: timeline written to {}", path.display());
     }
     Ok(Exit::Ok)
 }

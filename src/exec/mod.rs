@@ -29,6 +29,7 @@ use anyhow::bail;
 use serde::Serialize;
 
 use crate::probe::{CgroupVersion, Layout};
+pub use sys::err_text;
 use crate::sweep::JobCommand;
 
 /// How jobs' memory is measured.
@@ -110,7 +111,7 @@ pub enum ExecEvent {
         peak_bytes: Option<u64>,
         accounting: Accounting,
     },
-    /// SIGINT (Ctrl-C) or SIGTERM reached the runner.
+    /// SIGINT (Ctrl-C), SIGTERM or SIGHUP (terminal closed) reached the runner.
     Interrupt { signal: i32 },
 }
 
@@ -175,7 +176,7 @@ fn protect_self() -> Result<(), String> {
 
 impl Executor {
     /// Prepare: lower memsweep's own oom_score_adj, install signal handling (SIGCHLD, SIGINT,
-    /// SIGTERM), start the orphan guard, and set up per-job cgroups under `layout` when writable
+    /// SIGTERM, SIGHUP), start the orphan guard, and set up per-job cgroups under `layout` when writable
     /// (else Proc mode). Never fails for lack of cgroups: falls back and says why in [`Self::accounting_note`].
     pub fn new(
         cfg: ExecConfig,

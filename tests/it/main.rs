@@ -3,7 +3,9 @@
 
 mod harness;
 
+mod chaos;
 mod cli;
 mod probe;
+mod reliability;
 mod run;
 mod show;

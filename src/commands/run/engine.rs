@@ -166,7 +166,7 @@ impl Engine {
     /// executor failed): stop every job, record what can be recorded, keep the summary.
     fn abort(&mut self) {
         if !self.running.is_empty() {
-            eprintln!(
+            crate::errln!(
                 "memsweep: stopping {} running job(s) after an error",
                 self.running.len()
             );
@@ -198,7 +198,7 @@ impl Engine {
     fn main_loop(&mut self) -> anyhow::Result<()> {
         let accounting = accounting_str(self.exec.accounting()).to_string();
         if !self.plan.config.json {
-            eprintln!("memsweep: {}", self.exec.accounting_note());
+            crate::errln!("memsweep: {}", self.exec.accounting_note());
         }
         let b = self.setup.budget;
         let out = self.dir.root().display().to_string();
@@ -294,7 +294,7 @@ impl Engine {
             Ok(s) => self.status = s,
             Err(e) => {
                 if !self.warned_probe {
-                    eprintln!(
+                    crate::errln!(
                         "memsweep: warning: cannot read memory status ({e:#}); using the last reading"
                     );
                     self.warned_probe = true;
@@ -337,7 +337,7 @@ impl Engine {
                 psi_some_avg10: psi,
             };
             if let Err(e) = self.emit(ev) {
-                eprintln!("memsweep: warning: {e:#}");
+                crate::errln!("memsweep: warning: {e:#}");
             }
         }
     }
@@ -356,7 +356,7 @@ impl Engine {
                 } => {
                     if oversized && !self.warned_oversized {
                         self.warned_oversized = true;
-                        eprintln!(
+                        crate::errln!(
                             "memsweep: job {job} is expected to need {} ({}), more than the budget {}; it runs alone",
                             human(estimate.bytes),
                             estimate.source.as_str(),
@@ -379,7 +379,7 @@ impl Engine {
                 }
                 Action::Pause { job, reason } => {
                     if let Err(e) = self.exec.pause(job) {
-                        eprintln!("memsweep: warning: cannot pause job {job}: {e:#}");
+                        crate::errln!("memsweep: warning: cannot pause job {job}: {e:#}");
                         continue;
                     }
                     self.emit(Event::JobPause {
@@ -390,13 +390,13 @@ impl Engine {
                 }
                 Action::Resume { job } => {
                     if let Err(e) = self.exec.resume(job) {
-                        eprintln!("memsweep: warning: cannot resume job {job}: {e:#}");
+                        crate::errln!("memsweep: warning: cannot resume job {job}: {e:#}");
                     }
                     self.emit(Event::JobResume { t: epoch(), job })?;
                 }
                 Action::Requeue { job, reason, usage } => {
                     if let Err(e) = self.exec.signal(job, libc::SIGKILL) {
-                        eprintln!("memsweep: warning: cannot stop job {job}: {e:#}");
+                        crate::errln!("memsweep: warning: cannot stop job {job}: {e:#}");
                     }
                     let attempt = self.attempt_of(job);
                     self.emit(Event::JobRequeue {
@@ -478,7 +478,7 @@ impl Engine {
             (_, Outcome::Stopped { signal }) => (JobStatus::Killed, None, Some(*signal)),
             (_, Outcome::OomKilled) => (JobStatus::Oom, None, Some(libc::SIGKILL)),
             (_, Outcome::FailedToSpawn { error }) => {
-                eprintln!("memsweep: job {job} could not start: {error}");
+                crate::errln!("memsweep: job {job} could not start: {error}");
                 (JobStatus::Failed, None, None)
             }
         };
@@ -523,18 +523,18 @@ impl Engine {
             && !self.history_batch.is_empty()
         {
             if let Err(e) = h.append(&self.history_batch) {
-                eprintln!("memsweep: warning: history not saved: {e:#}");
+                crate::errln!("memsweep: warning: history not saved: {e:#}");
             }
             self.history_batch.clear();
         }
     }
 
-    /// Ctrl-C / SIGTERM: forward it to every job's process group, SIGKILL after `--grace`;
+    /// Ctrl-C / SIGTERM / SIGHUP: forward it (SIGHUP as SIGTERM) to every job's process group, SIGKILL after `--grace`;
     /// a second one kills at once.
     fn on_interrupt(&mut self, signal: i32) {
         if self.interrupted.is_some() {
             if !self.killed_all {
-                eprintln!("memsweep: interrupted again: killing every job now");
+                crate::errln!("memsweep: interrupted again: killing every job now");
                 self.kill_all();
             }
             return;
@@ -543,15 +543,21 @@ impl Engine {
         self.setup.sched.stop();
         let grace = self.plan.config.grace_s;
         if !self.running.is_empty() {
-            eprintln!(
+            crate::errln!(
                 "memsweep: interrupted: stopping {} job{} (SIGKILL in {grace} s; interrupt again to kill now)",
                 self.running.len(),
                 if self.running.len() == 1 { "" } else { "s" }
             );
         }
+        // The jobs run in their own sessions' groups and never saw the hangup: ask them to stop.
+        let forward = if signal == libc::SIGHUP {
+            libc::SIGTERM
+        } else {
+            signal
+        };
         let jobs: Vec<usize> = self.running.iter().map(|r| r.job).collect();
         for job in jobs {
-            let _ = self.exec.signal(job, signal);
+            let _ = self.exec.signal(job, forward);
         }
         self.kill_at = Some(Instant::now() + Duration::from_secs_f64(grace));
     }
@@ -640,10 +646,10 @@ impl Engine {
         self.progress.finish();
         let budget = self.setup.budget.budget;
         let res = if self.plan.config.json {
-            let mut err = std::io::stderr();
+            let mut err = crate::output::stdio::stderr();
             report::write_report(&mut err, &summary, budget, None, Style::for_stderr())
         } else {
-            let mut out = std::io::stdout();
+            let mut out = crate::output::stdio::stdout();
             report::write_report(
                 &mut out,
                 &summary,
