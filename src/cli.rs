@@ -143,6 +143,14 @@ pub struct RunArgs {
     #[arg(long, value_name = "DIR", conflicts_with_all = ["params", "jobs_file", "file", "out"])]
     pub resume: Option<PathBuf>,
 
+    /// With --resume: go on even when the journal is missing (every job runs again).
+    #[arg(long, requires = "resume")]
+    pub force: bool,
+
+    /// Run even where an option cannot be honoured here (e.g. --job-mem-max without per-job cgroups); each such downgrade is printed and journaled.
+    #[arg(long)]
+    pub best_effort: bool,
+
     /// Stream events as JSON lines on stdout (for programs).
     #[arg(long)]
     pub json: bool,

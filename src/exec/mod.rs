@@ -29,8 +29,8 @@ use anyhow::bail;
 use serde::Serialize;
 
 use crate::probe::{CgroupVersion, Layout};
-pub use sys::err_text;
 use crate::sweep::JobCommand;
+pub use sys::err_text;
 
 /// How jobs' memory is measured.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -223,10 +223,10 @@ impl Executor {
             }
         };
         if cgroups.is_none() && cfg.job_mem_max.is_some() {
-            notes.push(
-                "--job-mem-max is not enforced: it needs per-job cgroups (see the accounting note)"
-                    .into(),
-            );
+            notes.push(format!(
+                "--job-mem-max is not enforced: it needs per-job memory cgroups, and jobs are \
+                 measured by {note}"
+            ));
         }
         let accounting = match cgroups.as_ref().map(|c| c.version) {
             Some(cgroup::Version::V1) => Accounting::CgroupV1,
@@ -272,7 +272,8 @@ impl Executor {
         }
     }
 
-    /// Warnings from setup worth showing once (oom_score_adj refused, no guard, ...).
+    /// What this executor cannot do here, worth showing once and journaling: oom_score_adj
+    /// refused, no subreaper, no orphan guard, `--job-mem-max` without cgroups.
     pub fn notes(&self) -> &[String] {
         &self.notes
     }

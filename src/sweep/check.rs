@@ -1,6 +1,8 @@
 //! Range checks for `run` options, shared by the flags and sweep.toml so both say the same thing;
 //! callers prefix the flag or `file:line: key` at fault.
 
+use crate::size::SizeSpec;
+
 /// More parallel jobs than this is a typo, not a machine: each job is at least a process.
 pub const MAX_PARALLEL: usize = 10_000;
 pub const MAX_RETRIES: u32 = 100;
@@ -43,13 +45,29 @@ pub fn sample_interval(s: f64) -> Result<f64, String> {
     Ok(s)
 }
 
+/// A memory size under this is a typo (`--mem-per-job 0.5` is half a byte: a bare number is
+/// bytes): no job runs in less.
+pub const MIN_SIZE: u64 = 1 << 20;
+
 pub fn limit(bytes: u64) -> Result<u64, String> {
     if bytes == 0 {
         return Err(
             "0 bytes leaves nothing to run jobs in; give the memory to plan for, e.g. 16G".into(),
         );
     }
+    size(Some(SizeSpec::Bytes(bytes)), false)?;
     Ok(bytes)
+}
+
+/// A size given in bytes must be at least [`MIN_SIZE`] (`zero_ok`: or exactly 0, e.g. no
+/// reserve). Percentages are checked once the limit they resolve against is known.
+pub fn size(s: Option<SizeSpec>, zero_ok: bool) -> Result<(), String> {
+    match s {
+        Some(SizeSpec::Bytes(b)) if b < MIN_SIZE && !(zero_ok && b == 0) => Err(format!(
+            "{b} bytes is less than 1 MiB; a bare number is bytes: give a unit, e.g. 512M or 2G"
+        )),
+        _ => Ok(()),
+    }
 }
 
 /// A sweep name (`--name`, `name =`): it labels history entries, so it must be visible text.
@@ -84,6 +102,12 @@ mod tests {
             assert!(sample_interval(bad).is_err(), "{bad}");
         }
         assert!(limit(0).is_err());
+        assert!(limit(1000).unwrap_err().contains("1 MiB"));
+        assert_eq!(limit(1 << 20), Ok(1 << 20));
+        assert!(size(Some(SizeSpec::Bytes(0)), true).is_ok());
+        assert!(size(Some(SizeSpec::Bytes(0)), false).is_err());
+        assert!(size(Some(SizeSpec::Bytes((1 << 20) - 1)), true).is_err());
+        assert!(size(Some(SizeSpec::Percent(0.5)), false).is_ok());
         assert!(name(" ").is_err());
         assert!(name("a\nb").is_err());
         assert!(name("lr sweep").is_ok());

@@ -18,7 +18,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use crate::cli::{OnPressure, RunArgs};
+use crate::cli::OnPressure;
 use crate::size::SizeSpec;
 
 /// How a job's command runs.
@@ -53,6 +53,45 @@ pub struct Job {
     pub key: String,
 }
 
+/// What the user asked to run: where the jobs come from and the options given with it, from
+/// the command line or any front end that speaks its flags (the Python API, the Hydra
+/// launcher). [`plan`] turns it into a validated [`SweepPlan`]; nothing here is checked yet.
+#[derive(Debug, Clone, Default)]
+pub struct Request {
+    /// The command template (after `--`).
+    pub command: Vec<String>,
+    /// `-p NAME=VALUES`, as written.
+    pub params: Vec<String>,
+    pub jobs_file: Option<PathBuf>,
+    /// A sweep.toml whose command, parameters and options the rest is laid over.
+    pub file: Option<PathBuf>,
+    pub name: Option<String>,
+    pub shell: bool,
+    pub options: Options,
+}
+
+/// The `run` options one source gives (flags, sweep.toml); `None` or `false`: not given there.
+/// Sources are laid over each other with [`RunConfig::apply`]; the result passes the one
+/// validation, [`RunConfig::validate`], whatever its sources (a fresh run, or `--resume`).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Options {
+    pub jobs: Option<usize>,
+    pub limit: Option<u64>,
+    pub reserve: Option<SizeSpec>,
+    pub mem_per_job: Option<SizeSpec>,
+    pub job_mem_max: Option<SizeSpec>,
+    pub no_history: bool,
+    pub no_cgroups: bool,
+    pub on_pressure: Option<OnPressure>,
+    pub retries: Option<u32>,
+    pub out: Option<PathBuf>,
+    pub json: bool,
+    pub grace: Option<f64>,
+    pub sample_interval: Option<f64>,
+    pub dry_run: bool,
+    pub best_effort: bool,
+}
+
 /// Every `run` option after merging sweep.toml and flags; sizes stay specs until the limit is known.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RunConfig {
@@ -71,6 +110,106 @@ pub struct RunConfig {
     pub grace_s: f64,
     pub sample_interval_s: f64,
     pub dry_run: bool,
+    /// Run even where an option cannot be honoured here (each downgrade printed and journaled).
+    #[serde(default)]
+    pub best_effort: bool,
+}
+
+impl Default for RunConfig {
+    fn default() -> RunConfig {
+        RunConfig {
+            jobs: None,
+            limit: None,
+            reserve: None,
+            mem_per_job: None,
+            job_mem_max: None,
+            history: true,
+            cgroups: true,
+            on_pressure: OnPressure::Pause,
+            retries: 3,
+            out: None,
+            json: false,
+            grace_s: 10.0,
+            sample_interval_s: 0.2,
+            dry_run: false,
+            best_effort: false,
+        }
+    }
+}
+
+impl RunConfig {
+    /// Lay one source's options over this config: what it gives wins.
+    pub fn apply(&mut self, o: &Options) {
+        fn set<T: Clone>(slot: &mut T, v: &Option<T>) {
+            if let Some(v) = v {
+                *slot = v.clone();
+            }
+        }
+        fn set_opt<T: Clone>(slot: &mut Option<T>, v: &Option<T>) {
+            if v.is_some() {
+                slot.clone_from(v);
+            }
+        }
+        set_opt(&mut self.jobs, &o.jobs);
+        set_opt(&mut self.limit, &o.limit);
+        set_opt(&mut self.reserve, &o.reserve);
+        set_opt(&mut self.mem_per_job, &o.mem_per_job);
+        set_opt(&mut self.job_mem_max, &o.job_mem_max);
+        set_opt(&mut self.out, &o.out);
+        set(&mut self.on_pressure, &o.on_pressure);
+        set(&mut self.retries, &o.retries);
+        set(&mut self.grace_s, &o.grace);
+        set(&mut self.sample_interval_s, &o.sample_interval);
+        self.history &= !o.no_history;
+        self.cgroups &= !o.no_cgroups;
+        self.json |= o.json;
+        self.dry_run |= o.dry_run;
+        self.best_effort |= o.best_effort;
+    }
+
+    /// The options of a `--resume` invocation over the sweep's recorded config. How this
+    /// invocation talks, whether it runs at all and what it tolerates are its own choice.
+    pub fn resume_with(&mut self, o: &Options) {
+        self.json = false;
+        self.dry_run = false;
+        self.best_effort = false;
+        self.apply(o);
+    }
+
+    /// The one validation every config passes, from whatever sources it was merged (flags,
+    /// sweep.toml, a resumed sweep's sweep.json). Messages name the flag at fault.
+    pub fn validate(&self) -> Result<(), String> {
+        fn flag<T>(name: &'static str, r: Result<T, String>) -> Result<T, String> {
+            r.map_err(|e| format!("{name}: {e}"))
+        }
+        if let Some(n) = self.jobs {
+            flag("-j", check::jobs(n))?;
+        }
+        if let Some(b) = self.limit {
+            flag("--limit", check::limit(b))?;
+        }
+        flag("--retries", check::retries(self.retries))?;
+        flag("--grace", check::grace(self.grace_s))?;
+        flag(
+            "--sample-interval",
+            check::sample_interval(self.sample_interval_s),
+        )?;
+        flag("--reserve", check::size(self.reserve, true))?;
+        flag("--mem-per-job", check::size(self.mem_per_job, false))?;
+        flag("--job-mem-max", check::size(self.job_mem_max, false))?;
+        if let (Some(SizeSpec::Bytes(est)), Some(SizeSpec::Bytes(max))) =
+            (self.mem_per_job, self.job_mem_max)
+            && max < est
+        {
+            return Err(format!(
+                "--job-mem-max ({}) is below --mem-per-job ({}): every job would be killed at its \
+                 cap before reaching its expected peak; raise --job-mem-max or lower --mem-per-job",
+                crate::size::human(max),
+                crate::size::human(est)
+            ));
+        }
+        Ok(())
+    }
 }
 
 /// A sweep ready to run.
@@ -82,16 +221,16 @@ pub struct SweepPlan {
     pub template: String,
 }
 
-/// Build the plan from the flags (and the sweep.toml they name). Errors are
+/// Build the plan from a request (and the sweep.toml it names). Errors are
 /// [`crate::exit::UsageError`]s naming the flag, file or line at fault.
-pub fn plan(args: &RunArgs) -> anyhow::Result<SweepPlan> {
+pub fn plan(args: &Request) -> anyhow::Result<SweepPlan> {
     // An empty base leaves relative paths relative, so messages show them as the user wrote them.
     plan_with(args, Path::new(""), &mut std::io::stdin().lock())
 }
 
 /// [`plan`] with the directory that `-p NAME=@file`, `--jobs-file` and `-f` are relative to, and
 /// the reader behind `--jobs-file -`.
-pub fn plan_with(args: &RunArgs, cwd: &Path, stdin: &mut dyn Read) -> anyhow::Result<SweepPlan> {
+pub fn plan_with(args: &Request, cwd: &Path, stdin: &mut dyn Read) -> anyhow::Result<SweepPlan> {
     build(args, cwd, stdin).map_err(crate::exit::usage)
 }
 
@@ -102,7 +241,7 @@ enum Source {
     JobsFile(PathBuf),
 }
 
-fn build(args: &RunArgs, cwd: &Path, stdin: &mut dyn Read) -> Result<SweepPlan, String> {
+fn build(args: &Request, cwd: &Path, stdin: &mut dyn Read) -> Result<SweepPlan, String> {
     let spec = match &args.file {
         Some(f) => spec::load(&cwd.join(f))?,
         None => spec::Spec::default(),
@@ -350,66 +489,18 @@ fn jobs_from_file(path: &Path, stdin: &mut dyn Read) -> Result<(Vec<Job>, String
 }
 
 /// Merge options: a flag given on the command line beats sweep.toml, which beats the default.
-fn config(args: &RunArgs, spec: &spec::Spec) -> Result<RunConfig, String> {
-    fn flag(name: &'static str) -> impl Fn(String) -> String {
-        move |e| format!("{name}: {e}")
-    }
-    let jobs = match args.jobs {
-        Some(n) => Some(check::jobs(n).map_err(flag("-j"))?),
-        None => spec.jobs,
-    };
-    let limit = match args.limit {
-        Some(b) => Some(check::limit(b).map_err(flag("--limit"))?),
-        None => spec.limit,
-    };
-    let retries = match args.retries {
-        Some(n) => check::retries(n).map_err(flag("--retries"))?,
-        None => spec.retries.unwrap_or(3),
-    };
-    let grace_s = match args.grace {
-        Some(s) => check::grace(s).map_err(flag("--grace"))?,
-        None => spec.grace.unwrap_or(10.0),
-    };
-    let sample_interval_s = match args.sample_interval {
-        Some(s) => check::sample_interval(s).map_err(flag("--sample-interval"))?,
-        None => spec.sample_interval.unwrap_or(0.2),
-    };
-    let mem_per_job = args.mem_per_job.or(spec.mem_per_job);
-    let job_mem_max = args.job_mem_max.or(spec.job_mem_max);
-    if let (Some(SizeSpec::Bytes(est)), Some(SizeSpec::Bytes(max))) = (mem_per_job, job_mem_max)
-        && max < est
-    {
-        return Err(format!(
-            "--job-mem-max ({}) is below --mem-per-job ({}): every job would be killed at its \
-             cap before reaching its expected peak; raise --job-mem-max or lower --mem-per-job",
-            crate::size::human(max),
-            crate::size::human(est)
-        ));
-    }
-    Ok(RunConfig {
-        jobs,
-        limit,
-        reserve: args.reserve.or(spec.reserve),
-        mem_per_job,
-        job_mem_max,
-        history: !(args.no_history || spec.no_history),
-        cgroups: !(args.no_cgroups || spec.no_cgroups),
-        on_pressure: args
-            .on_pressure
-            .or(spec.on_pressure)
-            .unwrap_or(OnPressure::Pause),
-        retries,
-        out: args.out.clone().or_else(|| spec.out.clone()),
-        json: args.json || spec.json,
-        grace_s,
-        sample_interval_s,
-        dry_run: args.dry_run,
-    })
+fn config(args: &Request, spec: &spec::Spec) -> Result<RunConfig, String> {
+    let mut c = RunConfig::default();
+    c.apply(&spec.options());
+    c.apply(&args.options);
+    c.validate()?;
+    Ok(c)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::cli::RunArgs;
     use crate::exit::UsageError;
     use std::time::Instant;
 
@@ -425,8 +516,9 @@ mod tests {
         }
     }
 
+    /// Plans from flags, as `memsweep run` does (through `Request::from`).
     fn plan_in(a: &RunArgs, cwd: &Path) -> anyhow::Result<SweepPlan> {
-        plan_with(a, cwd, &mut std::io::empty())
+        plan_with(&a.into(), cwd, &mut std::io::empty())
     }
 
     /// The usage error's message; panics if planning succeeded or failed some other way.
@@ -695,6 +787,7 @@ mod tests {
                 grace_s: 10.0,
                 sample_interval_s: 0.2,
                 dry_run: false,
+                best_effort: false,
             }
         );
         assert_eq!(p.jobs.len(), 1);
@@ -745,15 +838,20 @@ mod tests {
             jobs_file: Some("-".into()),
             ..RunArgs::default()
         };
-        let p = plan_with(&a, dir.path(), &mut text.as_bytes()).unwrap();
+        let p = plan_with(&(&a).into(), dir.path(), &mut text.as_bytes()).unwrap();
         assert_eq!((p.jobs.len(), p.template.as_str()), (2, "jobs-file:-"));
         // JSON argv jobs without a key are keyed by their pasteable display.
-        let p = plan_with(&a, dir.path(), &mut &br#"{"cmd": ["echo", "b c"]}"#[..]).unwrap();
+        let p = plan_with(
+            &(&a).into(),
+            dir.path(),
+            &mut &br#"{"cmd": ["echo", "b c"]}"#[..],
+        )
+        .unwrap();
         assert_eq!(p.jobs[0].key, "echo 'b c'");
 
-        let e = plan_with(&a, dir.path(), &mut &b"# nothing\n\n"[..]).unwrap_err();
+        let e = plan_with(&(&a).into(), dir.path(), &mut &b"# nothing\n\n"[..]).unwrap_err();
         assert!(e.to_string().contains("<stdin>: no jobs"), "{e}");
-        let e = plan_with(&a, dir.path(), &mut &b"echo\n{bad\n"[..]).unwrap_err();
+        let e = plan_with(&(&a).into(), dir.path(), &mut &b"echo\n{bad\n"[..]).unwrap_err();
         assert!(e.to_string().contains("<stdin>:2: invalid JSON job"), "{e}");
         let a = RunArgs {
             jobs_file: Some("missing.txt".into()),

@@ -50,6 +50,7 @@ pub struct Spec {
     pub json: bool,
     pub grace: Option<f64>,
     pub sample_interval: Option<f64>,
+    pub best_effort: bool,
     /// In file order.
     pub params: Vec<Param>,
 }
@@ -81,6 +82,8 @@ struct Raw {
     grace: Option<Spanned<f64>>,
     #[serde(alias = "sample_interval")]
     sample_interval: Option<Spanned<f64>>,
+    #[serde(alias = "best_effort")]
+    best_effort: Option<bool>,
     params: Option<Ordered<Spanned<String>, Spanned<RawParam>>>,
 }
 
@@ -288,15 +291,42 @@ impl Reader<'_> {
         let Some(v) = v else { return Ok(None) };
         let span = v.span();
         match v.into_inner() {
-            RawSize::Bytes(b) => Ok(Some(SizeSpec::Bytes(b))),
+            RawSize::Bytes(b) => Ok(SizeSpec::Bytes(b)),
             RawSize::Text(t) => {
                 let parsed = if pct {
                     size::parse_spec(&t)
                 } else {
                     size::parse_bytes(&t).map(SizeSpec::Bytes)
                 };
-                parsed.map(Some).or_else(|e| self.err(span, key, e))
+                parsed.or_else(|e| self.err(span.clone(), key, e))
             }
+        }
+        .and_then(|s| {
+            check::size(Some(s), key == "reserve").or_else(|e| self.err(span, key, e))?;
+            Ok(Some(s))
+        })
+    }
+}
+
+impl Spec {
+    /// The options this file gives, to lay under the command line's.
+    pub fn options(&self) -> super::Options {
+        super::Options {
+            jobs: self.jobs,
+            limit: self.limit,
+            reserve: self.reserve,
+            mem_per_job: self.mem_per_job,
+            job_mem_max: self.job_mem_max,
+            no_history: self.no_history,
+            no_cgroups: self.no_cgroups,
+            on_pressure: self.on_pressure,
+            retries: self.retries,
+            out: self.out.clone(),
+            json: self.json,
+            grace: self.grace,
+            sample_interval: self.sample_interval,
+            dry_run: false,
+            best_effort: self.best_effort,
         }
     }
 }
@@ -331,6 +361,7 @@ pub fn parse(src: &str, path: &Path) -> Result<Spec, String> {
         no_history: raw.no_history.unwrap_or(false),
         no_cgroups: raw.no_cgroups.unwrap_or(false),
         json: raw.json.unwrap_or(false),
+        best_effort: raw.best_effort.unwrap_or(false),
         on_pressure: raw.on_pressure,
         out: raw.out.map(|o| dir.join(o)),
         ..Spec::default()

@@ -118,7 +118,12 @@ fn read_only_commands_exit_quietly_on_a_broken_pipe_and_2_on_other_write_errors(
     for args in [
         vec!["mem".to_string(), "--json".into()],
         vec!["mem".into()],
-        vec!["check".into(), "--need".into(), "1M".into(), "--json".into()],
+        vec![
+            "check".into(),
+            "--need".into(),
+            "1M".into(),
+            "--json".into(),
+        ],
         vec!["show".into(), "--json".into(), out.display().to_string()],
         vec!["show".into(), out.display().to_string()],
     ] {
@@ -129,7 +134,12 @@ fn read_only_commands_exit_quietly_on_a_broken_pipe_and_2_on_other_write_errors(
     for args in [
         vec!["mem".to_string()],
         vec!["mem".into(), "--json".into()],
-        vec!["check".into(), "--need".into(), "1M".into(), "--json".into()],
+        vec![
+            "check".into(),
+            "--need".into(),
+            "1M".into(),
+            "--json".into(),
+        ],
         vec!["show".into(), "--json".into(), out.display().to_string()],
     ] {
         let full = std::fs::OpenOptions::new()
@@ -139,7 +149,10 @@ fn read_only_commands_exit_quietly_on_a_broken_pipe_and_2_on_other_write_errors(
         let res = ms(&args).command().stdout(full).output().unwrap();
         let err = String::from_utf8_lossy(&res.stderr);
         assert_eq!(res.status.code(), Some(2), "{args:?} > /dev/full: {err}");
-        assert!(err.contains("stdout"), "{args:?}: the message names stdout: {err}");
+        assert!(
+            err.contains("stdout"),
+            "{args:?}: the message names stdout: {err}"
+        );
         assert!(!err.contains("panicked"), "{err}");
     }
 }
@@ -183,12 +196,20 @@ fn sighup_is_handled_like_sigterm() {
         let _ = child.kill();
         panic!("runner did not exit after SIGHUP");
     };
-    assert_eq!(status.code(), Some(130), "interrupted, not killed by SIGHUP");
+    assert_eq!(
+        status.code(),
+        Some(130),
+        "interrupted, not killed by SIGHUP"
+    );
     let ev = journal(&out);
     let end = ev.last().unwrap();
     assert_eq!(end["event"], "sweep_end", "{ev:?}");
     assert_eq!(end["interrupted"], true);
-    assert_eq!(count(&ev, "job_end"), 2, "both running jobs end in the journal");
+    assert_eq!(
+        count(&ev, "job_end"),
+        2,
+        "both running jobs end in the journal"
+    );
     let left = crate::chaos::pids_with(&marker);
     assert!(left.is_empty(), "jobs survived SIGHUP: {left:?}");
 }
@@ -222,7 +243,11 @@ fn errors_that_belong_at_plan_time_stop_the_dry_run() {
     let d = dir.path();
     std::fs::write(d.join("nul.toml"), "command = [\"echo\", \"a\\u0000b\"]\n").unwrap();
     std::fs::write(d.join("nul.jsonl"), "{\"cmd\": \"echo a\\u0000b\"}\n").unwrap();
-    std::fs::write(d.join("long.txt"), format!("echo {}\n", "x".repeat(1 << 20))).unwrap();
+    std::fs::write(
+        d.join("long.txt"),
+        format!("echo {}\n", "x".repeat(1 << 20)),
+    )
+    .unwrap();
     let cases: Vec<(Vec<&str>, &str)> = vec![
         (vec!["-p", "i=range(0,5", "--", "echo", "{i}"], "range(0,5"),
         (vec!["-f", "nul.toml"], "nul.toml"),
@@ -302,7 +327,13 @@ fn a_flag_that_cannot_be_honoured_is_an_error_unless_best_effort() {
     let out = dir.path().join("sw");
     let hog = "import time; b = b'x' * (300 << 20); time.sleep(0.3)";
     let res = run_in(dir.path())
-        .args(["--no-history", "--no-cgroups", "--job-mem-max", "100M", "--out"])
+        .args([
+            "--no-history",
+            "--no-cgroups",
+            "--job-mem-max",
+            "100M",
+            "--out",
+        ])
         .arg(&out)
         .args(["--", "python3", "-c", hog])
         .run();
@@ -314,7 +345,13 @@ fn a_flag_that_cannot_be_honoured_is_an_error_unless_best_effort() {
     );
     assert!(!out.exists(), "nothing ran");
     let res = run_in(dir.path())
-        .args(["--no-history", "--no-cgroups", "--job-mem-max", "100M", "--json"])
+        .args([
+            "--no-history",
+            "--no-cgroups",
+            "--job-mem-max",
+            "100M",
+            "--json",
+        ])
         .args(["--best-effort", "--out"])
         .arg(&out)
         .args(["--", "python3", "-c", hog])

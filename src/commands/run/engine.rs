@@ -5,7 +5,7 @@
 
 use std::time::{Duration, Instant, SystemTime};
 
-use crate::exec::{Accounting, ExecConfig, ExecEvent, Executor, Outcome, SpawnSpec};
+use crate::exec::{Accounting, ExecEvent, Executor, Outcome, SpawnSpec};
 use crate::exit::Exit;
 use crate::history::Record;
 use crate::journal::{Event, JobStatus, Summary, SummaryContext, SweepDir};
@@ -87,17 +87,9 @@ impl Engine {
         probe: Probe,
         status: MemStatus,
         dir: SweepDir,
+        exec: Executor,
         resumed: bool,
     ) -> anyhow::Result<Engine> {
-        let exec = Executor::new(
-            ExecConfig {
-                no_cgroups: !plan.config.cgroups,
-                job_mem_max: setup.job_mem_max,
-                sample_interval: Duration::from_secs_f64(plan.config.sample_interval_s),
-            },
-            probe.layout(),
-            probe.fs(),
-        )?;
         let progress = Progress::new(plan.config.json);
         let now = Instant::now();
         Ok(Engine {
@@ -200,6 +192,11 @@ impl Engine {
         if !self.plan.config.json {
             crate::errln!("memsweep: {}", self.exec.accounting_note());
         }
+        // What cannot be done here: printed once, whatever the output mode, and journaled.
+        let downgrades = self.exec.notes().to_vec();
+        for d in &downgrades {
+            crate::errln!("memsweep: warning: {d}");
+        }
         let b = self.setup.budget;
         let out = self.dir.root().display().to_string();
         self.emit(Event::SweepStart {
@@ -212,6 +209,7 @@ impl Engine {
             parallel_cap: self.setup.cap,
             accounting,
             resumed: self.resumed,
+            downgrades,
         })?;
         self.dir.sync()?;
         self.observe(true);
