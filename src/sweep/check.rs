@@ -1,7 +1,52 @@
 //! Range checks for `run` options, shared by the flags and sweep.toml so both say the same thing;
 //! callers prefix the flag or `file:line: key` at fault.
 
+use super::JobCommand;
 use crate::size::SizeSpec;
+
+/// Input files are read whole; past these sizes a file is refused before it can fill memory
+/// (`--jobs-file /dev/zero`). A million-job jobs file is ~100 MiB.
+pub const MAX_JOBS_FILE: u64 = 256 << 20;
+pub const MAX_VALUES_FILE: u64 = 64 << 20;
+pub const MAX_SWEEP_TOML: u64 = 16 << 20;
+/// The kernel's limit on one argument or environment string (MAX_ARG_STRLEN, 32 pages): a
+/// longer one fails every job with "Argument list too long", so it is refused at plan time.
+pub const MAX_ARG_BYTES: usize = 128 << 10;
+
+/// A job's command must be passable to execve: no NUL, no argument over [`MAX_ARG_BYTES`]
+/// (a shell command is one argument of `sh -c`).
+pub fn command(c: &JobCommand) -> Result<(), String> {
+    let args: &[String] = match c {
+        JobCommand::Argv(a) => a,
+        JobCommand::Shell(s) => std::slice::from_ref(s),
+    };
+    for a in args {
+        if a.contains('\0') {
+            return Err(format!(
+                "the command {} contains a NUL byte, which no command can carry",
+                short(a)
+            ));
+        }
+        if a.len() >= MAX_ARG_BYTES {
+            return Err(format!(
+                "an argument of the command is {} bytes; the kernel refuses one of 128 KiB or \
+                 more (\"Argument list too long\"); pass large data in a file",
+                a.len()
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// The first characters of a long text, quoted with NULs shown, for messages.
+fn short(s: &str) -> String {
+    let t: String = s.chars().take(60).collect();
+    if s.chars().count() > 60 {
+        format!("{t:?}…")
+    } else {
+        format!("{t:?}")
+    }
+}
 
 /// More parallel jobs than this is a typo, not a machine: each job is at least a process.
 pub const MAX_PARALLEL: usize = 10_000;

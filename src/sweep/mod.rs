@@ -437,6 +437,7 @@ fn jobs_from_template(
         } else {
             JobCommand::Argv(t.render_argv(&slot_values))
         };
+        check::command(&command).map_err(|e| format!("{cmd_origin}: job {id}: {e}"))?;
         let params = params
             .iter()
             .zip(&combo)
@@ -452,15 +453,31 @@ fn jobs_from_template(
     Ok(jobs)
 }
 
+/// Read a whole input file as UTF-8, refusing one over `max` bytes (`/dev/zero`, a wrong
+/// file) before it can fill memory.
+pub(crate) fn read_text(r: &mut dyn Read, max: u64) -> Result<String, String> {
+    let mut bytes = Vec::new();
+    r.take(max + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|e| e.to_string())?;
+    if bytes.len() as u64 > max {
+        return Err(format!(
+            "it is larger than {}, more than any sweep needs (is it the right file?)",
+            crate::size::human(max)
+        ));
+    }
+    String::from_utf8(bytes).map_err(|e| format!("it is not UTF-8 text ({e})"))
+}
+
 fn jobs_from_file(path: &Path, stdin: &mut dyn Read) -> Result<(Vec<Job>, String), String> {
     let (text, label, written) = if path.as_os_str() == "-" {
-        let mut text = String::new();
-        stdin
-            .read_to_string(&mut text)
+        let text = read_text(stdin, check::MAX_JOBS_FILE)
             .map_err(|e| format!("--jobs-file -: cannot read stdin: {e}"))?;
         (text, "<stdin>".to_string(), "jobs-file:-".to_string())
     } else {
-        let text = std::fs::read_to_string(path)
+        let text = std::fs::File::open(path)
+            .map_err(|e| e.to_string())
+            .and_then(|mut f| read_text(&mut f, check::MAX_JOBS_FILE))
             .map_err(|e| format!("--jobs-file {}: cannot read it: {e}", path.display()))?;
         let canon = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
         (

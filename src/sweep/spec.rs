@@ -333,7 +333,9 @@ impl Spec {
 
 /// Read and check `path`. Relative paths inside it resolve against its directory.
 pub fn load(path: &Path) -> Result<Spec, String> {
-    let src = std::fs::read_to_string(path)
+    let src = std::fs::File::open(path)
+        .map_err(|e| e.to_string())
+        .and_then(|mut f| super::read_text(&mut f, check::MAX_SWEEP_TOML))
         .map_err(|e| format!("-f {}: cannot read the sweep file: {e}", path.display()))?;
     parse(&src, path)
 }
