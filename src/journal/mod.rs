@@ -262,8 +262,10 @@ impl SweepDir {
                 root.display()
             )));
         }
-        atomic_write_json(&root.join(PLAN_FILE), plan)?;
+        // The journal first: a sweep.json without a journal then only comes from a deleted
+        // journal, which `--resume` refuses (it would rerun every job).
         let journal = open_journal(root)?;
+        atomic_write_json(&root.join(PLAN_FILE), plan)?;
         Ok(SweepDir {
             root: root.to_path_buf(),
             _lock: lock,
