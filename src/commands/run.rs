@@ -16,7 +16,7 @@ use crate::journal::{ResumeState, SweepDir};
 use crate::probe::{Fs, MemStatus, Probe};
 use crate::sched::{self, Budget, Estimator, Source};
 use crate::size::human;
-use crate::sweep::{self, RunConfig, SweepPlan};
+use crate::sweep::{self, SweepPlan};
 
 pub fn run(fs: &Fs, args: RunArgs) -> anyhow::Result<Exit> {
     let (mut plan, resumed) = match &args.resume {
@@ -35,7 +35,7 @@ pub fn run(fs: &Fs, args: RunArgs) -> anyhow::Result<Exit> {
         None => (sweep::plan(&args)?, None),
     };
     if resumed.is_some() {
-        override_config(&mut plan.config, &args);
+        sweep::resume_config(&mut plan.config, &args)?;
     }
     if let Some((i, _)) = plan.jobs.iter().enumerate().find(|(i, j)| j.id != *i) {
         anyhow::bail!("internal error: job ids are not 0..n (position {i}); please report this");
@@ -83,46 +83,6 @@ impl Prior {
         }
         p
     }
-}
-
-/// Flags given with `--resume DIR` override what the sweep was started with.
-fn override_config(c: &mut RunConfig, a: &RunArgs) {
-    if a.jobs.is_some() {
-        c.jobs = a.jobs;
-    }
-    if a.limit.is_some() {
-        c.limit = a.limit;
-    }
-    if a.reserve.is_some() {
-        c.reserve = a.reserve;
-    }
-    if a.mem_per_job.is_some() {
-        c.mem_per_job = a.mem_per_job;
-    }
-    if a.job_mem_max.is_some() {
-        c.job_mem_max = a.job_mem_max;
-    }
-    if a.no_history {
-        c.history = false;
-    }
-    if a.no_cgroups {
-        c.cgroups = false;
-    }
-    if let Some(p) = a.on_pressure {
-        c.on_pressure = p;
-    }
-    if let Some(r) = a.retries {
-        c.retries = r;
-    }
-    if let Some(g) = a.grace {
-        c.grace_s = g;
-    }
-    if let Some(s) = a.sample_interval {
-        c.sample_interval_s = s;
-    }
-    // How this invocation talks and whether it runs at all are this invocation's choice.
-    c.json = a.json;
-    c.dry_run = a.dry_run;
 }
 
 /// Everything resolved before the first job starts.

@@ -237,6 +237,7 @@ fn close_dead_run(events: &mut Vec<Event>) {
         failed: 0,
         exit_code: Exit::Interrupted as i32,
         interrupted: true,
+        fail_fast_job: None,
     });
 }
 

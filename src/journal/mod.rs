@@ -39,6 +39,8 @@ pub enum JobStatus {
     Failed,
     Killed,
     Oom,
+    /// Stopped by memsweep after running longer than `--timeout`.
+    Timeout,
     RequeuedOut,
     Skipped,
     /// Interim summaries only: started, not ended yet.
@@ -53,7 +55,11 @@ impl JobStatus {
     pub fn is_failure(self) -> bool {
         matches!(
             self,
-            JobStatus::Failed | JobStatus::Killed | JobStatus::Oom | JobStatus::RequeuedOut
+            JobStatus::Failed
+                | JobStatus::Killed
+                | JobStatus::Oom
+                | JobStatus::Timeout
+                | JobStatus::RequeuedOut
         )
     }
 
@@ -64,6 +70,7 @@ impl JobStatus {
             JobStatus::Failed => "failed",
             JobStatus::Killed => "killed",
             JobStatus::Oom => "oom",
+            JobStatus::Timeout => "timeout",
             JobStatus::RequeuedOut => "requeued-out",
             JobStatus::Skipped => "skipped",
             JobStatus::Running => "running",
@@ -143,6 +150,9 @@ pub enum Event {
         failed: usize,
         exit_code: i32,
         interrupted: bool,
+        /// `--fail-fast` started no more jobs after this job failed.
+        #[serde(default)]
+        fail_fast_job: Option<usize>,
     },
 }
 

@@ -55,6 +55,7 @@ pub fn status_color(s: JobStatus) -> &'static str {
         JobStatus::Failed => "#d64541",
         JobStatus::Killed => "#8e44ad",
         JobStatus::Oom => "#6e0d0f",
+        JobStatus::Timeout => "#b8860b",
         JobStatus::RequeuedOut => "#e67e22",
         JobStatus::Skipped => "#b0b0b0",
         JobStatus::Running => "#2f7ed8",

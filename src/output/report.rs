@@ -10,7 +10,7 @@ use crate::size;
 /// Sweeps with more jobs than this show only the jobs that did not succeed.
 pub const FULL_TABLE_MAX_JOBS: usize = 40;
 
-/// Whether to colour the status words: stdout is a terminal and `NO_COLOR` is unset or empty.
+/// Whether to colour the status words (see [`super::color`] for `--color` and the environment).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Style {
     pub color: bool,
@@ -19,13 +19,13 @@ pub struct Style {
 impl Style {
     pub fn for_stdout() -> Style {
         Style {
-            color: std::io::stdout().is_terminal() && no_color_unset(),
+            color: super::color::enabled(std::io::stdout().is_terminal()),
         }
     }
 
     pub fn for_stderr() -> Style {
         Style {
-            color: std::io::stderr().is_terminal() && no_color_unset(),
+            color: super::color::enabled(std::io::stderr().is_terminal()),
         }
     }
 
@@ -41,10 +41,6 @@ impl Style {
         };
         format!("\x1b[{code}m{text}\x1b[0m")
     }
-}
-
-fn no_color_unset() -> bool {
-    std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
 }
 
 /// The width of the terminal on stdout, if it is one.

@@ -18,7 +18,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use crate::cli::{OnPressure, RunArgs};
+use crate::cli::{OnPressure, OutputMode, RunArgs};
 use crate::size::SizeSpec;
 
 /// How a job's command runs.
@@ -71,6 +71,18 @@ pub struct RunConfig {
     pub grace_s: f64,
     pub sample_interval_s: f64,
     pub dry_run: bool,
+    /// `--timeout`: seconds a job may run (not counting time paused by memsweep).
+    #[serde(default)]
+    pub timeout_s: Option<f64>,
+    /// `--fail-fast`: start no more jobs after the first failure.
+    #[serde(default)]
+    pub fail_fast: bool,
+    /// `--output`.
+    #[serde(default)]
+    pub output: OutputMode,
+    /// `--link` groups, as given (the jobs already pair their values).
+    #[serde(default)]
+    pub links: Vec<Vec<String>>,
 }
 
 /// A sweep ready to run.
@@ -179,6 +191,17 @@ fn build(args: &RunArgs, cwd: &Path, stdin: &mut dyn Read) -> Result<SweepPlan, 
         }
     }
 
+    let mut links = spec.links.clone();
+    for l in &args.link {
+        links.push(params::parse_link(l, format!("--link '{l}'"))?);
+    }
+    if let (Some(l), true) = (links.first(), params.is_empty()) {
+        return Err(format!(
+            "{}: there are no parameters to link; give them with -p NAME=VALUES",
+            l.origin
+        ));
+    }
+
     let name = match (&args.name, &spec.name) {
         (Some(n), _) => {
             check::name(n).map_err(|e| format!("--name: {e}"))?;
@@ -192,14 +215,14 @@ fn build(args: &RunArgs, cwd: &Path, stdin: &mut dyn Read) -> Result<SweepPlan, 
             let t = template::Template::argv(&argv).map_err(|e| format!("{cmd_origin}: {e}"))?;
             let written = template_text(&argv);
             (
-                jobs_from_template(&t, &params, &cmd_origin, spec.path.as_os_str().is_empty())?,
+                jobs_from_template(&t, &params, &links, &cmd_origin, spec.path.as_os_str().is_empty())?,
                 written,
             )
         }
         Source::Shell(script) => {
             let t = template::Template::shell(&script).map_err(|e| format!("{cmd_origin}: {e}"))?;
             (
-                jobs_from_template(&t, &params, &cmd_origin, spec.path.as_os_str().is_empty())?,
+                jobs_from_template(&t, &params, &links, &cmd_origin, spec.path.as_os_str().is_empty())?,
                 script,
             )
         }
@@ -220,9 +243,11 @@ fn build(args: &RunArgs, cwd: &Path, stdin: &mut dyn Read) -> Result<SweepPlan, 
     // left: 40% more than needed at 10 000 jobs, held for the whole sweep.
     let mut jobs = jobs;
     jobs.shrink_to_fit();
+    let mut config = config(args, &spec)?;
+    config.links = links.into_iter().map(|l| l.names).collect();
     Ok(SweepPlan {
         jobs,
-        config: config(args, &spec)?,
+        config,
         template: name.unwrap_or(written),
     })
 }
@@ -244,6 +269,7 @@ fn template_text(argv: &[String]) -> String {
 fn jobs_from_template(
     t: &template::Template,
     params: &[params::Param],
+    links: &[params::Link],
     cmd_origin: &str,
     no_file: bool,
 ) -> Result<Vec<Job>, String> {
@@ -285,11 +311,19 @@ fn jobs_from_template(
             p.name
         ));
     }
-    let total = params::product_len(params)?;
-    let lens: Vec<usize> = params.iter().map(|p| p.values.len()).collect();
+    let groups = params::groups(params, links)?;
+    let total = params::product_len(params, &groups)?;
+    let lens: Vec<usize> = groups.iter().map(|g| params[g[0]].values.len()).collect();
     let mut jobs = Vec::with_capacity(total);
     let mut slot_values: Vec<&str> = vec![""; slot_param.len()];
-    for (id, combo) in params::product(&lens).enumerate() {
+    let mut combo = vec![0usize; params.len()];
+    for (id, by_group) in params::product(&lens).enumerate() {
+        // Linked parameters take the same position in their values.
+        for (g, &i) in groups.iter().zip(&by_group) {
+            for &pi in g {
+                combo[pi] = i;
+            }
+        }
         for (slot, &pi) in slot_param.iter().enumerate() {
             slot_values[slot] = &params[pi].values[combo[pi]];
         }
@@ -404,7 +438,40 @@ fn config(args: &RunArgs, spec: &spec::Spec) -> Result<RunConfig, String> {
         grace_s,
         sample_interval_s,
         dry_run: args.dry_run,
+        timeout_s: match &args.timeout {
+            Some(t) => Some(check::timeout(t).map_err(flag("--timeout"))?),
+            None => spec.timeout,
+        },
+        fail_fast: args.fail_fast || spec.fail_fast,
+        output: args.output.or(spec.output).unwrap_or_default(),
+        links: Vec::new(),
     })
+}
+
+/// Flags given with `--resume DIR` override what the sweep was started with, checked as when
+/// they start a sweep. The jobs themselves (command, parameters, links) cannot change.
+pub fn resume_config(c: &mut RunConfig, a: &RunArgs) -> anyhow::Result<()> {
+    let mut none = spec::Spec::default();
+    // Unset flags fall back to the sweep's own values, through the same merge and checks.
+    none.jobs = c.jobs;
+    none.limit = c.limit;
+    none.reserve = c.reserve;
+    none.mem_per_job = c.mem_per_job;
+    none.job_mem_max = c.job_mem_max;
+    none.no_history = !c.history;
+    none.no_cgroups = !c.cgroups;
+    none.on_pressure = Some(c.on_pressure);
+    none.retries = Some(c.retries);
+    none.out = c.out.clone();
+    none.grace = Some(c.grace_s);
+    none.sample_interval = Some(c.sample_interval_s);
+    none.timeout = c.timeout_s;
+    none.fail_fast = c.fail_fast;
+    none.output = Some(c.output);
+    let links = std::mem::take(&mut c.links);
+    *c = config(a, &none).map_err(crate::exit::usage)?;
+    c.links = links;
+    Ok(())
 }
 
 #[cfg(test)]
