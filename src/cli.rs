@@ -21,6 +21,10 @@ pub struct Cli {
     #[arg(long, global = true, value_enum, value_name = "WHEN", default_value_t = ColorWhen::Auto)]
     pub color: ColorWhen,
 
+    /// For mem, check and run: read /proc and /sys under DIR instead of / (also accepted after the subcommand).
+    #[arg(long, value_name = "DIR", env = "MEMSWEEP_ROOT", value_hint = ValueHint::DirPath)]
+    pub root: Option<PathBuf>,
+
     #[command(subcommand)]
     pub command: Command,
 }
@@ -101,7 +105,9 @@ pub enum OnPressure {
 }
 
 /// Where a job's output goes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, ValueEnum, serde::Deserialize, serde::Serialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Default, ValueEnum, serde::Deserialize, serde::Serialize,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum OutputMode {
     /// Only to DIR/N/stdout and DIR/N/stderr.
@@ -114,7 +120,7 @@ pub enum OutputMode {
 const RUN_EXAMPLES: &str = "\
 Examples:
   memsweep run -p lr=0.1,0.01 -p 'seed=range(0,3)' -- python train.py --lr {lr} --seed {seed}
-  memsweep run -p lr=0.1,0.01 -p warmup=100,500 --link lr,warmup -- python train.py --lr {lr} --warmup {warmup}
+  memsweep run -p lr=0.1,0.01 -p wd=0,1e-4 --link lr,wd -- python train.py --lr {lr} --wd {wd}
   memsweep run --jobs-file jobs.txt --timeout 2h --fail-fast
   memsweep run -f sweep.toml --dry-run
   memsweep run --resume sweeps/2026-11-30/15-04-12
@@ -197,7 +203,7 @@ pub struct RunArgs {
     pub retries: Option<u32>,
 
     /// Stop a job that runs longer than DURATION (90s, 30m, 2h, 1h30m; a bare number is seconds): SIGTERM, then SIGKILL after --grace. It ends `timeout` and the sweep exits 1. Time spent paused by memsweep does not count.
-    #[arg(long, value_name = "DURATION")]
+    #[arg(long, value_name = "DURATION", allow_hyphen_values = true)]
     pub timeout: Option<String>,
 
     /// Start no more jobs after the first job fails; running jobs finish (Ctrl-C stops them). Exit 1.

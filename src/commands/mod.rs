@@ -55,10 +55,12 @@ fn clap_error(e: clap::Error) -> ExitCode {
 }
 
 fn dispatch(cli: Cli) -> anyhow::Result<Exit> {
+    // `--root` before the subcommand (as earlier versions took it) or after it.
+    let fs = |sub: &crate::cli::RootArg| Fs::new(sub.root.as_deref().or(cli.root.as_deref()));
     match cli.command {
-        Command::Mem(args) => mem::run(&Fs::new(args.root.root.as_deref()), &args),
-        Command::Check(args) => check::run(&Fs::new(args.root.root.as_deref()), &args),
-        Command::Run(args) => run::run(&Fs::new(args.root.root.as_deref()), *args),
+        Command::Mem(ref args) => mem::run(&fs(&args.root), args),
+        Command::Check(ref args) => check::run(&fs(&args.root), args),
+        Command::Run(args) => run::run(&fs(&args.root.clone()), *args),
         Command::Show(args) => show::run(&args),
         Command::Completions(args) => {
             let mut cmd = Cli::command();

@@ -58,6 +58,8 @@ pub struct SummaryFold {
     open_run: Option<(f64, f64)>,
     /// The latest run ended with `sweep_end`: unstarted jobs are skipped, not pending.
     ended: bool,
+    /// The latest run's `--fail-fast` stop, if any.
+    fail_fast_job: Option<usize>,
 }
 
 impl SummaryFold {
@@ -84,6 +86,7 @@ impl SummaryFold {
                 }
                 self.open_run = Some((*t, *t));
                 self.ended = false;
+                self.fail_fast_job = None;
             }
             Event::JobStart { job, command, .. } => {
                 let j = self.jobs.entry(*job).or_default();
@@ -126,9 +129,10 @@ impl SummaryFold {
             Event::Sample {
                 working_set_bytes, ..
             } => self.peak_working_set = self.peak_working_set.max(*working_set_bytes),
-            Event::SweepEnd { .. } => {
+            Event::SweepEnd { fail_fast_job, .. } => {
                 self.close_run();
                 self.ended = true;
+                self.fail_fast_job = *fail_fast_job;
             }
         }
     }
@@ -226,6 +230,7 @@ impl SummaryFold {
         }
         let open_s = self.open_run.map_or(0.0, |(s, l)| (l - s).max(0.0));
         Summary {
+            schema_version: super::SCHEMA_VERSION,
             out: ctx.out.clone(),
             makespan_s: self.closed_runs_s + open_s,
             limit_bytes: ctx.limit_bytes,
@@ -238,6 +243,7 @@ impl SummaryFold {
             succeeded,
             failed,
             skipped,
+            fail_fast_job: self.fail_fast_job,
             jobs: Vec::new(),
         }
     }
@@ -261,7 +267,8 @@ impl Serialize for View<'_> {
             }
         }
         let h = self.h;
-        let mut st = ser.serialize_struct("Summary", 13)?;
+        let mut st = ser.serialize_struct("Summary", 15)?;
+        st.serialize_field("schema_version", &h.schema_version)?;
         st.serialize_field("out", &h.out)?;
         st.serialize_field("makespan_s", &h.makespan_s)?;
         st.serialize_field("limit_bytes", &h.limit_bytes)?;
@@ -274,6 +281,7 @@ impl Serialize for View<'_> {
         st.serialize_field("succeeded", &h.succeeded)?;
         st.serialize_field("failed", &h.failed)?;
         st.serialize_field("skipped", &h.skipped)?;
+        st.serialize_field("fail_fast_job", &h.fail_fast_job)?;
         st.serialize_field("jobs", &Rows(self.jobs, self.fold))?;
         st.end()
     }

@@ -89,6 +89,9 @@ pub enum Event {
     /// `parallel_cap`: `-j` (null: memory is the only cap). `accounting`: cgroup-v1, cgroup-v2, proc.
     SweepStart {
         t: f64,
+        /// [`SCHEMA_VERSION`] of the events that follow.
+        #[serde(default = "schema_version")]
+        schema_version: u32,
         out: String,
         jobs: usize,
         limit_bytes: u64,
@@ -204,9 +207,21 @@ pub struct JobSummary {
     pub peak_source: Option<String>,
 }
 
+/// The version of the JSON formats memsweep writes (`summary.json`, `sweep.json`, the events,
+/// `mem --json`, `check --json`): raised when a field changes meaning or goes away; new fields
+/// may appear without a raise.
+pub const SCHEMA_VERSION: u32 = 1;
+
+fn schema_version() -> u32 {
+    SCHEMA_VERSION
+}
+
 /// `summary.json`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Summary {
+    /// [`SCHEMA_VERSION`] (absent before version 1: read as 1).
+    #[serde(default = "schema_version")]
+    pub schema_version: u32,
     pub out: String,
     pub makespan_s: f64,
     pub limit_bytes: u64,
@@ -223,6 +238,9 @@ pub struct Summary {
     /// Jobs that never ran to an end (skipped, or still running/pending in an interim summary).
     #[serde(default)]
     pub skipped: usize,
+    /// `--fail-fast` started no more jobs after this job failed.
+    #[serde(default)]
+    pub fail_fast_job: Option<usize>,
     pub jobs: Vec<JobSummary>,
 }
 
@@ -606,6 +624,7 @@ pub(crate) mod fixtures {
 
     pub fn plan(n: usize) -> SweepPlan {
         SweepPlan {
+            schema_version: SCHEMA_VERSION,
             jobs: jobs(n),
             config: RunConfig {
                 jobs: Some(4),
@@ -622,6 +641,10 @@ pub(crate) mod fixtures {
                 grace_s: 10.0,
                 sample_interval_s: 1.0,
                 dry_run: false,
+                timeout_s: None,
+                fail_fast: false,
+                output: Default::default(),
+                links: Vec::new(),
             },
             template: "python3 train.py lr={lr}".into(),
         }
@@ -640,6 +663,7 @@ pub(crate) mod fixtures {
     pub fn sweep_start(t: f64, resumed: bool) -> Event {
         Event::SweepStart {
             t,
+            schema_version: SCHEMA_VERSION,
             out: "sweeps/x".into(),
             jobs: 3,
             limit_bytes: 2 << 30,
@@ -694,6 +718,7 @@ pub(crate) mod fixtures {
             failed: 0,
             exit_code: 0,
             interrupted: false,
+            fail_fast_job: None,
         }
     }
 }

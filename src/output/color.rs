@@ -30,9 +30,7 @@ pub fn decide(when: ColorWhen, tty: bool, env: &dyn Fn(&str) -> Option<String>) 
         ColorWhen::Always => true,
         ColorWhen::Never => false,
         ColorWhen::Auto if set("NO_COLOR") => false,
-        ColorWhen::Auto if env("CLICOLOR_FORCE").is_some_and(|v| !v.is_empty() && v != "0") => {
-            true
-        }
+        ColorWhen::Auto if env("CLICOLOR_FORCE").is_some_and(|v| !v.is_empty() && v != "0") => true,
         ColorWhen::Auto => tty && env("TERM").as_deref() != Some("dumb"),
     }
 }
@@ -60,7 +58,11 @@ mod tests {
         assert!(decide(Auto, false, &with(&[("CLICOLOR_FORCE", "1")])));
         assert!(!decide(Auto, false, &with(&[("CLICOLOR_FORCE", "0")])));
         // NO_COLOR wins over CLICOLOR_FORCE.
-        assert!(!decide(Auto, false, &with(&[("CLICOLOR_FORCE", "1"), ("NO_COLOR", "1")])));
+        assert!(!decide(
+            Auto,
+            false,
+            &with(&[("CLICOLOR_FORCE", "1"), ("NO_COLOR", "1")])
+        ));
         assert!(decide(Always, false, &with(&[("NO_COLOR", "1")])));
         assert!(!decide(Never, true, &with(&[("CLICOLOR_FORCE", "1")])));
     }

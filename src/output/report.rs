@@ -392,6 +392,8 @@ mod tests {
 
     fn summary(out: &str, jobs: Vec<JobSummary>) -> Summary {
         Summary {
+            schema_version: crate::journal::SCHEMA_VERSION,
+            fail_fast_job: None,
             out: out.into(),
             makespan_s: 95.0,
             limit_bytes: 5 << 30,

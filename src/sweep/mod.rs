@@ -85,13 +85,20 @@ pub struct RunConfig {
     pub links: Vec<Vec<String>>,
 }
 
-/// A sweep ready to run.
+/// A sweep ready to run (`sweep.json`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SweepPlan {
+    /// [`crate::journal::SCHEMA_VERSION`] (absent before version 1).
+    #[serde(default = "schema_version")]
+    pub schema_version: u32,
     pub jobs: Vec<Job>,
     pub config: RunConfig,
     /// The command as written (template or jobs file path); the history groups jobs by it.
     pub template: String,
+}
+
+fn schema_version() -> u32 {
+    crate::journal::SCHEMA_VERSION
 }
 
 /// Build the plan from the flags (and the sweep.toml they name). Errors are
@@ -215,14 +222,26 @@ fn build(args: &RunArgs, cwd: &Path, stdin: &mut dyn Read) -> Result<SweepPlan, 
             let t = template::Template::argv(&argv).map_err(|e| format!("{cmd_origin}: {e}"))?;
             let written = template_text(&argv);
             (
-                jobs_from_template(&t, &params, &links, &cmd_origin, spec.path.as_os_str().is_empty())?,
+                jobs_from_template(
+                    &t,
+                    &params,
+                    &links,
+                    &cmd_origin,
+                    spec.path.as_os_str().is_empty(),
+                )?,
                 written,
             )
         }
         Source::Shell(script) => {
             let t = template::Template::shell(&script).map_err(|e| format!("{cmd_origin}: {e}"))?;
             (
-                jobs_from_template(&t, &params, &links, &cmd_origin, spec.path.as_os_str().is_empty())?,
+                jobs_from_template(
+                    &t,
+                    &params,
+                    &links,
+                    &cmd_origin,
+                    spec.path.as_os_str().is_empty(),
+                )?,
                 script,
             )
         }
@@ -246,6 +265,7 @@ fn build(args: &RunArgs, cwd: &Path, stdin: &mut dyn Read) -> Result<SweepPlan, 
     let mut config = config(args, &spec)?;
     config.links = links.into_iter().map(|l| l.names).collect();
     Ok(SweepPlan {
+        schema_version: crate::journal::SCHEMA_VERSION,
         jobs,
         config,
         template: name.unwrap_or(written),
@@ -273,6 +293,7 @@ fn jobs_from_template(
     cmd_origin: &str,
     no_file: bool,
 ) -> Result<Vec<Job>, String> {
+    let groups = params::groups(params, links)?;
     // Each placeholder's parameter, by position in `params`.
     let mut slot_param = Vec::with_capacity(t.names().len());
     for name in t.names() {
@@ -311,7 +332,6 @@ fn jobs_from_template(
             p.name
         ));
     }
-    let groups = params::groups(params, links)?;
     let total = params::product_len(params, &groups)?;
     let lens: Vec<usize> = groups.iter().map(|g| params[g[0]].values.len()).collect();
     let mut jobs = Vec::with_capacity(total);
@@ -451,25 +471,27 @@ fn config(args: &RunArgs, spec: &spec::Spec) -> Result<RunConfig, String> {
 /// Flags given with `--resume DIR` override what the sweep was started with, checked as when
 /// they start a sweep. The jobs themselves (command, parameters, links) cannot change.
 pub fn resume_config(c: &mut RunConfig, a: &RunArgs) -> anyhow::Result<()> {
-    let mut none = spec::Spec::default();
     // Unset flags fall back to the sweep's own values, through the same merge and checks.
-    none.jobs = c.jobs;
-    none.limit = c.limit;
-    none.reserve = c.reserve;
-    none.mem_per_job = c.mem_per_job;
-    none.job_mem_max = c.job_mem_max;
-    none.no_history = !c.history;
-    none.no_cgroups = !c.cgroups;
-    none.on_pressure = Some(c.on_pressure);
-    none.retries = Some(c.retries);
-    none.out = c.out.clone();
-    none.grace = Some(c.grace_s);
-    none.sample_interval = Some(c.sample_interval_s);
-    none.timeout = c.timeout_s;
-    none.fail_fast = c.fail_fast;
-    none.output = Some(c.output);
+    let before = spec::Spec {
+        jobs: c.jobs,
+        limit: c.limit,
+        reserve: c.reserve,
+        mem_per_job: c.mem_per_job,
+        job_mem_max: c.job_mem_max,
+        no_history: !c.history,
+        no_cgroups: !c.cgroups,
+        on_pressure: Some(c.on_pressure),
+        retries: Some(c.retries),
+        out: c.out.clone(),
+        grace: Some(c.grace_s),
+        sample_interval: Some(c.sample_interval_s),
+        timeout: c.timeout_s,
+        fail_fast: c.fail_fast,
+        output: Some(c.output),
+        ..spec::Spec::default()
+    };
     let links = std::mem::take(&mut c.links);
-    *c = config(a, &none).map_err(crate::exit::usage)?;
+    *c = config(a, &before).map_err(crate::exit::usage)?;
     c.links = links;
     Ok(())
 }
@@ -509,6 +531,26 @@ mod tests {
             JobCommand::Argv(a) => a,
             JobCommand::Shell(s) => panic!("expected argv, got shell {s}"),
         }
+    }
+
+    #[test]
+    fn sweep_json_of_earlier_versions_still_loads_and_new_sizes_are_snake_case() {
+        // As written before schema_version, the job controls and snake_case sizes existed.
+        let old = r#"{"jobs":[{"id":0,"command":{"argv":["true"]},"params":[],"key":"true"}],
+            "config":{"jobs":null,"limit":null,"reserve":{"Percent":10.0},
+            "mem_per_job":{"Bytes":1048576},"job_mem_max":null,"history":true,"cgroups":true,
+            "on_pressure":"pause","retries":3,"out":null,"json":false,"grace_s":10.0,
+            "sample_interval_s":0.2,"dry_run":false},"template":"true"}"#;
+        let p: SweepPlan = serde_json::from_str(old).unwrap();
+        assert_eq!(p.config.reserve, Some(SizeSpec::Percent(10.0)));
+        assert_eq!(p.config.mem_per_job, Some(SizeSpec::Bytes(1 << 20)));
+        assert_eq!((p.config.timeout_s, p.config.fail_fast), (None, false));
+        assert_eq!(p.schema_version, crate::journal::SCHEMA_VERSION);
+        let new = serde_json::to_string(&p).unwrap();
+        assert!(new.contains(r#""reserve":{"percent":10.0}"#), "{new}");
+        assert!(new.contains(r#""mem_per_job":{"bytes":1048576}"#), "{new}");
+        assert!(new.starts_with(r#"{"schema_version":1,"#), "{new}");
+        assert_eq!(serde_json::from_str::<SweepPlan>(&new).unwrap(), p);
     }
 
     #[test]
@@ -762,6 +804,10 @@ mod tests {
                 grace_s: 10.0,
                 sample_interval_s: 0.2,
                 dry_run: false,
+                timeout_s: None,
+                fail_fast: false,
+                output: OutputMode::Files,
+                links: Vec::new(),
             }
         );
         assert_eq!(p.jobs.len(), 1);

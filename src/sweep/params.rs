@@ -241,7 +241,11 @@ fn range(inner: &str) -> Result<Vec<String>, String> {
         // Any step gives nothing here: suggest a range that has values.
         let stop = format_dec(a + 5 * d.abs(), scale, float);
         let example = match args.get(2) {
-            Some(_) => format!("range({},{stop},{})", args[0], format_dec(d.abs(), scale, float)),
+            Some(_) => format!(
+                "range({},{stop},{})",
+                args[0],
+                format_dec(d.abs(), scale, float)
+            ),
             None => format!("range({},{stop})", args[0]),
         };
         return Err(format!(
@@ -339,7 +343,11 @@ pub fn link_of(names: Vec<String>, origin: String) -> Result<Link, String> {
             "{origin}: a link pairs two or more parameters, e.g. --link lr,warmup"
         ));
     }
-    if let Some(d) = names.iter().enumerate().find_map(|(i, n)| names[..i].contains(n).then_some(n)) {
+    if let Some(d) = names
+        .iter()
+        .enumerate()
+        .find_map(|(i, n)| names[..i].contains(n).then_some(n))
+    {
         return Err(format!("{origin}: {d} is named twice"));
     }
     Ok(Link { names, origin })
@@ -359,7 +367,11 @@ pub fn groups(params: &[Param], links: &[Link]) -> Result<Vec<Vec<usize>>, Strin
                     "{}: there is no parameter {name} (parameters given: {}); link parameters \
                      given with -p or under [params]",
                     link.origin,
-                    if known.is_empty() { "none".to_string() } else { known.join(", ") }
+                    if known.is_empty() {
+                        "none".to_string()
+                    } else {
+                        known.join(", ")
+                    }
                 ));
             };
             if let Some(other) = group_of[pi] {
@@ -371,7 +383,11 @@ pub fn groups(params: &[Param], links: &[Link]) -> Result<Vec<Vec<usize>>, Strin
                     links[other]
                         .names
                         .iter()
-                        .chain(link.names.iter().filter(|n| !links[other].names.contains(n)))
+                        .chain(
+                            link.names
+                                .iter()
+                                .filter(|n| !links[other].names.contains(n))
+                        )
                         .cloned()
                         .collect::<Vec<_>>()
                         .join(",")
@@ -602,13 +618,20 @@ mod tests {
     fn bad_links_name_the_link_and_the_fix() {
         let ps = [named("a", 2), named("b", 3), named("c", 3)];
         let e = groups(&ps, &[link("a,b")]).unwrap_err();
-        assert!(e.starts_with("--link 'a,b': linked parameters need the same number"), "{e}");
+        assert!(
+            e.starts_with("--link 'a,b': linked parameters need the same number"),
+            "{e}"
+        );
         assert!(e.contains("a has 2") && e.contains("b has 3"), "{e}");
         let e = groups(&ps, &[link("b,x")]).unwrap_err();
         assert!(e.contains("no parameter x") && e.contains("a, b, c"), "{e}");
         let e = groups(&ps, &[link("b,c"), link("c,a")]).unwrap_err();
         assert!(e.contains("c is already linked by --link 'b,c'"), "{e}");
-        for (arg, needle) in [("a", "two or more"), ("a,a", "a is named twice"), ("a,", "empty")] {
+        for (arg, needle) in [
+            ("a", "two or more"),
+            ("a,a", "a is named twice"),
+            ("a,", "empty"),
+        ] {
             let e = parse_link(arg, "--link".into()).unwrap_err();
             assert!(e.contains(needle), "{arg}: {e}");
         }

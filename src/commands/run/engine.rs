@@ -6,11 +6,11 @@
 use std::io::Write as _;
 use std::time::{Duration, Instant, SystemTime};
 
+use crate::cli::OutputMode;
 use crate::exec::{Accounting, ExecConfig, ExecEvent, Executor, Outcome, SpawnSpec};
 use crate::exit::Exit;
 use crate::history::Record;
 use crate::journal::{Event, JobStatus, Summary, SummaryContext, SweepDir};
-use crate::cli::OutputMode;
 use crate::output::live::Live;
 use crate::output::progress::{Progress, State};
 use crate::output::report::{self, Style};
@@ -238,6 +238,7 @@ impl Engine {
         let out = self.dir.root().display().to_string();
         self.emit(Event::SweepStart {
             t: epoch(),
+            schema_version: crate::journal::SCHEMA_VERSION,
             out,
             jobs: self.plan.jobs.len(),
             limit_bytes: b.limit,
@@ -264,6 +265,10 @@ impl Engine {
                 let job = spec.job;
                 if let Some(live) = self.live.as_mut() {
                     live.follow(job, spec.stdout.clone(), spec.stderr.clone());
+                }
+                // --timeout counts from the spawn, not from the journal's fsync before it.
+                if let Some(r) = self.running.iter_mut().find(|r| r.job == job) {
+                    r.active_since = Some(Instant::now());
                 }
                 self.exec
                     .spawn(spec)
@@ -534,7 +539,9 @@ impl Engine {
             }
             (Ended::RequeuedOut, _) => (JobStatus::RequeuedOut, None, Some(libc::SIGKILL)),
             (_, Outcome::Succeeded) => (JobStatus::Succeeded, Some(0), None),
-            (_, Outcome::Stopped { signal }) if timed_out => (JobStatus::Timeout, None, Some(*signal)),
+            (_, Outcome::Stopped { signal }) if timed_out => {
+                (JobStatus::Timeout, None, Some(*signal))
+            }
             (_, Outcome::Failed { code }) => (JobStatus::Failed, Some(*code), None),
             (_, Outcome::Signaled { signal }) => (JobStatus::Killed, None, Some(*signal)),
             (_, Outcome::Stopped { signal }) => (JobStatus::Killed, None, Some(*signal)),
