@@ -48,6 +48,17 @@ pub fn run(fs: &Fs, args: RunArgs) -> anyhow::Result<Exit> {
         print_plan(&plan, &setup, &status);
         return Ok(Exit::Ok);
     }
+    if let (Some((dir, _)), true) = (&resumed, setup.done_before == plan.jobs.len()) {
+        // Nothing to rerun: say so rather than start (and journal) an empty run.
+        eprintln!(
+            "memsweep: every job of {} already succeeded ({n} of {n}); nothing to resume \
+             (see `memsweep show {}`)",
+            dir.root().display(),
+            dir.root().display(),
+            n = plan.jobs.len()
+        );
+        return Ok(Exit::Ok);
+    }
     let (dir, resumed) = match resumed {
         Some((dir, _)) => (dir, true),
         None => (create_dir(&plan)?, false),

@@ -496,7 +496,7 @@ mod tests {
             st,
             [
                 JobStatus::Succeeded,
-                JobStatus::Killed,
+                JobStatus::Interrupted,
                 JobStatus::Skipped,
                 JobStatus::Skipped
             ]

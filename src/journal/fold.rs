@@ -5,7 +5,7 @@
 //! - every attempt starts with a `job_start`; it ends with a `job_end`, or with a `job_requeue`
 //!   when memsweep stopped it to run it again later (a `job_end` after a requeue is allowed too);
 //! - a `sweep_start` begins a run of the runner; `sweep_end` closes it. A job still started when a
-//!   new `sweep_start` arrives died with the previous runner (SIGKILL): it counts as killed.
+//!   new `sweep_start` arrives died with the previous runner (SIGKILL): it counts as interrupted.
 
 use std::collections::HashMap;
 
@@ -81,7 +81,7 @@ impl SummaryFold {
                 self.close_run();
                 for job in self.jobs.values_mut() {
                     if job.phase == Some(Phase::Started) {
-                        job.phase = Some(Phase::Ended(JobStatus::Killed));
+                        job.phase = Some(Phase::Ended(JobStatus::Interrupted));
                     }
                 }
                 self.open_run = Some((*t, *t));
@@ -204,7 +204,7 @@ impl SummaryFold {
     fn status(&self, f: Option<&JobFold>) -> JobStatus {
         match (f.and_then(|f| f.phase), self.ended) {
             (Some(Phase::Ended(s)), _) => s,
-            (Some(Phase::Started), true) => JobStatus::Killed,
+            (Some(Phase::Started), true) => JobStatus::Interrupted,
             (Some(Phase::Started), false) => JobStatus::Running,
             (Some(Phase::Requeued), true) => JobStatus::RequeuedOut,
             (Some(Phase::Requeued), false) | (None, false) => JobStatus::Pending,
@@ -424,7 +424,11 @@ mod tests {
             sweep_start(200.0, true),
         ];
         let s = summarize(&jobs, &events, &ctx("o"));
-        assert_eq!(s.jobs[1].status, JobStatus::Killed, "died with the runner");
+        assert_eq!(
+            s.jobs[1].status,
+            JobStatus::Interrupted,
+            "died with the runner"
+        );
         events.extend([
             start(201.0, 1, 1),
             end(210.0, 1, 1, JobStatus::Succeeded, 20),
@@ -464,12 +468,13 @@ mod tests {
         assert_eq!(
             statuses,
             [
-                JobStatus::Killed,
+                JobStatus::Interrupted,
                 JobStatus::RequeuedOut,
                 JobStatus::Skipped
             ]
         );
-        assert_eq!(s.failed, 2);
+        // Interrupted is not a failure of the job; requeued-out is.
+        assert_eq!((s.failed, s.skipped), (1, 2));
         assert_eq!(s.jobs[0].command, "python3 train.py lr=0");
     }
 }

@@ -41,6 +41,9 @@ pub enum JobStatus {
     Oom,
     /// Stopped by memsweep after running longer than `--timeout`.
     Timeout,
+    /// Stopped because the sweep was interrupted (Ctrl-C, SIGTERM, or the runner died): not
+    /// the job's failure; `--resume` runs it again.
+    Interrupted,
     RequeuedOut,
     Skipped,
     /// Interim summaries only: started, not ended yet.
@@ -50,8 +53,8 @@ pub enum JobStatus {
 }
 
 impl JobStatus {
-    /// Ended without succeeding (what makes a sweep exit 1). Skipped, running and pending jobs
-    /// did not fail: they did not run to an end.
+    /// Ended without succeeding (what makes a sweep exit 1). Skipped, interrupted, running and
+    /// pending jobs did not fail: they did not run to an end.
     pub fn is_failure(self) -> bool {
         matches!(
             self,
@@ -71,6 +74,7 @@ impl JobStatus {
             JobStatus::Killed => "killed",
             JobStatus::Oom => "oom",
             JobStatus::Timeout => "timeout",
+            JobStatus::Interrupted => "interrupted",
             JobStatus::RequeuedOut => "requeued-out",
             JobStatus::Skipped => "skipped",
             JobStatus::Running => "running",

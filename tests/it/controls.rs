@@ -64,6 +64,12 @@ fn a_job_over_its_timeout_ends_timeout_and_the_sweep_exits_1() {
     shown.assert_code(0);
     assert!(shown.stdout.contains("timeout"), "{}", shown.stdout);
     assert!(shown.stdout.contains("--timeout 0.7s"), "{}", shown.stdout);
+    // The table's exit column names the signal that ended each timed-out job.
+    assert!(
+        shown.stdout.contains("SIGTERM") && shown.stdout.contains("SIGKILL"),
+        "{}",
+        shown.stdout
+    );
 }
 
 #[test]
@@ -228,6 +234,25 @@ fn sweep_toml_sets_the_controls_and_resume_can_change_them() {
     out.assert_code(0);
     let summary = read_json(&d.path().join("o/summary.json"));
     assert_eq!(statuses(&summary), ["succeeded", "succeeded"]);
+    // Resuming a finished sweep says so and journals nothing.
+    let lines = std::fs::read_to_string(d.path().join("o/journal.jsonl"))
+        .unwrap()
+        .lines()
+        .count();
+    let out = run_in(d.path()).args(["--resume", "o"]).run();
+    out.assert_code(0);
+    assert!(
+        out.stderr
+            .contains("every job of o already succeeded (2 of 2); nothing to resume"),
+        "{}",
+        out.stderr
+    );
+    assert!(!out.stderr.contains("resuming"), "{}", out.stderr);
+    let after = std::fs::read_to_string(d.path().join("o/journal.jsonl"))
+        .unwrap()
+        .lines()
+        .count();
+    assert_eq!(after, lines);
     // Bad values name the file and line, or the flag.
     std::fs::write(
         d.path().join("bad.toml"),

@@ -542,6 +542,9 @@ impl Engine {
             (_, Outcome::Stopped { signal }) if timed_out => {
                 (JobStatus::Timeout, None, Some(*signal))
             }
+            (_, Outcome::Stopped { signal }) if self.interrupted.is_some() => {
+                (JobStatus::Interrupted, None, Some(*signal))
+            }
             (_, Outcome::Failed { code }) => (JobStatus::Failed, Some(*code), None),
             (_, Outcome::Signaled { signal }) => (JobStatus::Killed, None, Some(*signal)),
             (_, Outcome::Stopped { signal }) => (JobStatus::Killed, None, Some(*signal)),
