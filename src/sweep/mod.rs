@@ -915,20 +915,19 @@ mod tests {
         assert_eq!(p.template, "lr-sweep");
         assert_eq!(
             p.jobs[0].key,
-            "python3 train.py --lr 0.1 --seed=0 --data data/small.csv"
+            "python3 examples/fake_train.py --lr 0.1 --seed=0 --data data/small.csv --mem-mib 100"
         );
         assert_eq!(
             p.jobs[11].key,
-            "python3 train.py --lr 0.01 --seed=2 --data data/large.csv"
+            "python3 examples/fake_train.py --lr 0.01 --seed=2 --data data/large.csv --mem-mib 300"
         );
         let c = &p.config;
         assert_eq!(c.jobs, Some(4));
-        assert_eq!(c.mem_per_job, Some(SizeSpec::Bytes(2 << 30)));
         assert_eq!(c.reserve, Some(SizeSpec::Percent(10.0)));
-        assert_eq!(
-            c.out,
-            Some(example().parent().unwrap().join("runs/lr-sweep"))
-        );
+        assert_eq!(c.timeout_s, Some(300.0));
+        assert_eq!(c.links, [["data", "mem"]]);
+        // No `out`: the default sweeps/DATE/TIME, under the current directory.
+        assert_eq!(c.out, None);
     }
 
     #[test]
@@ -936,7 +935,7 @@ mod tests {
         let a = RunArgs {
             file: Some(example()),
             params: s(&["seed=7", "extra=a,b"]),
-            command: s(&["run", "{lr}", "{seed}", "{data}", "{extra}"]),
+            command: s(&["run", "{lr}", "{seed}", "{data}", "{mem}", "{extra}"]),
             jobs: Some(2),
             mem_per_job: Some(SizeSpec::Bytes(1 << 30)),
             name: Some("cli-name".into()),
@@ -945,10 +944,10 @@ mod tests {
         let p = plan_in(&a, Path::new(".")).unwrap();
         // seed replaced in place (still second), extra appended (fastest), lr and data kept.
         let names: Vec<&str> = p.jobs[0].params.iter().map(|(n, _)| n.as_str()).collect();
-        assert_eq!(names, ["lr", "seed", "data", "extra"]);
+        assert_eq!(names, ["lr", "seed", "data", "mem", "extra"]);
         assert_eq!(p.jobs.len(), 2 * 2 * 2);
-        assert_eq!(p.jobs[0].key, "run 0.1 7 data/small.csv a");
-        assert_eq!(p.jobs[1].key, "run 0.1 7 data/small.csv b");
+        assert_eq!(p.jobs[0].key, "run 0.1 7 data/small.csv 100 a");
+        assert_eq!(p.jobs[1].key, "run 0.1 7 data/small.csv 100 b");
         assert_eq!(p.config.jobs, Some(2));
         assert_eq!(p.config.mem_per_job, Some(SizeSpec::Bytes(1 << 30)));
         assert_eq!(
@@ -966,7 +965,7 @@ mod tests {
         };
         let e = usage_err(&a, Path::new("."));
         assert!(
-            e.contains("sweep.toml:14: params.seed: the command has no {seed}"),
+            e.contains("sweep.toml:16: params.seed: the command has no {seed}"),
             "{e}"
         );
     }
