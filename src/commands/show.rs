@@ -233,6 +233,7 @@ fn close_dead_run(events: &mut Vec<Event>) {
         failed: 0,
         exit_code: Exit::Interrupted as i32,
         interrupted: true,
+        fail_fast_job: None,
     });
 }
 
@@ -355,6 +356,26 @@ fn header(dir: &Path, s: &Shown) -> Vec<(&'static str, String)> {
             },
         ));
     }
+    let c = &s.plan.config;
+    let mut controls = Vec::new();
+    if let Some(t) = c.timeout_s {
+        controls.push(format!("--timeout {}", fmt_secs(t)));
+    }
+    if c.fail_fast {
+        controls.push(match sum.fail_fast_job {
+            Some(j) => format!("--fail-fast: stopped starting jobs after job {j} failed"),
+            None => "--fail-fast".to_string(),
+        });
+    }
+    for l in &c.links {
+        controls.push(format!("--link {}", l.join(",")));
+    }
+    if c.output == crate::cli::OutputMode::Live {
+        controls.push("--output live".into());
+    }
+    if !controls.is_empty() {
+        rows.push(("controls", controls.join("; ")));
+    }
     rows.push(("makespan", fmt_secs(sum.makespan_s)));
     if s.torn {
         rows.push((
@@ -471,7 +492,7 @@ mod tests {
             st,
             [
                 JobStatus::Succeeded,
-                JobStatus::Killed,
+                JobStatus::Interrupted,
                 JobStatus::Skipped,
                 JobStatus::Skipped
             ]

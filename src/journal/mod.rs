@@ -39,6 +39,11 @@ pub enum JobStatus {
     Failed,
     Killed,
     Oom,
+    /// Stopped by memsweep after running longer than `--timeout`.
+    Timeout,
+    /// Stopped because the sweep was interrupted (Ctrl-C, SIGTERM, or the runner died): not
+    /// the job's failure; `--resume` runs it again.
+    Interrupted,
     RequeuedOut,
     Skipped,
     /// Interim summaries only: started, not ended yet.
@@ -48,12 +53,16 @@ pub enum JobStatus {
 }
 
 impl JobStatus {
-    /// Ended without succeeding (what makes a sweep exit 1). Skipped, running and pending jobs
-    /// did not fail: they did not run to an end.
+    /// Ended without succeeding (what makes a sweep exit 1). Skipped, interrupted, running and
+    /// pending jobs did not fail: they did not run to an end.
     pub fn is_failure(self) -> bool {
         matches!(
             self,
-            JobStatus::Failed | JobStatus::Killed | JobStatus::Oom | JobStatus::RequeuedOut
+            JobStatus::Failed
+                | JobStatus::Killed
+                | JobStatus::Oom
+                | JobStatus::Timeout
+                | JobStatus::RequeuedOut
         )
     }
 
@@ -64,6 +73,8 @@ impl JobStatus {
             JobStatus::Failed => "failed",
             JobStatus::Killed => "killed",
             JobStatus::Oom => "oom",
+            JobStatus::Timeout => "timeout",
+            JobStatus::Interrupted => "interrupted",
             JobStatus::RequeuedOut => "requeued-out",
             JobStatus::Skipped => "skipped",
             JobStatus::Running => "running",
@@ -83,6 +94,9 @@ pub enum Event {
     /// `downgrades`: what this run could not do here (also printed once at start).
     SweepStart {
         t: f64,
+        /// [`SCHEMA_VERSION`] of the events that follow.
+        #[serde(default = "schema_version")]
+        schema_version: u32,
         out: String,
         jobs: usize,
         limit_bytes: u64,
@@ -146,6 +160,9 @@ pub enum Event {
         failed: usize,
         exit_code: i32,
         interrupted: bool,
+        /// `--fail-fast` started no more jobs after this job failed.
+        #[serde(default)]
+        fail_fast_job: Option<usize>,
     },
 }
 
@@ -197,9 +214,21 @@ pub struct JobSummary {
     pub peak_source: Option<String>,
 }
 
+/// The version of the JSON formats memsweep writes (`summary.json`, `sweep.json`, the events,
+/// `mem --json`, `check --json`): raised when a field changes meaning or goes away; new fields
+/// may appear without a raise.
+pub const SCHEMA_VERSION: u32 = 1;
+
+fn schema_version() -> u32 {
+    SCHEMA_VERSION
+}
+
 /// `summary.json`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Summary {
+    /// [`SCHEMA_VERSION`] (absent before version 1: read as 1).
+    #[serde(default = "schema_version")]
+    pub schema_version: u32,
     pub out: String,
     pub makespan_s: f64,
     pub limit_bytes: u64,
@@ -216,6 +245,9 @@ pub struct Summary {
     /// Jobs that never ran to an end (skipped, or still running/pending in an interim summary).
     #[serde(default)]
     pub skipped: usize,
+    /// `--fail-fast` started no more jobs after this job failed.
+    #[serde(default)]
+    pub fail_fast_job: Option<usize>,
     pub jobs: Vec<JobSummary>,
 }
 
@@ -610,6 +642,7 @@ pub(crate) mod fixtures {
 
     pub fn plan(n: usize) -> SweepPlan {
         SweepPlan {
+            schema_version: SCHEMA_VERSION,
             jobs: jobs(n),
             config: RunConfig {
                 jobs: Some(4),
@@ -633,6 +666,7 @@ pub(crate) mod fixtures {
     pub fn sweep_start(t: f64, resumed: bool) -> Event {
         Event::SweepStart {
             t,
+            schema_version: SCHEMA_VERSION,
             out: "sweeps/x".into(),
             jobs: 3,
             limit_bytes: 2 << 30,
@@ -688,6 +722,7 @@ pub(crate) mod fixtures {
             failed: 0,
             exit_code: 0,
             interrupted: false,
+            fail_fast_job: None,
         }
     }
 }

@@ -5,6 +5,7 @@ mod harness;
 
 mod chaos;
 mod cli;
+mod controls;
 mod probe;
 mod reliability;
 mod run;
