@@ -11,7 +11,7 @@ use crate::size::{self, SizeSpec};
 
 /// Run experiment sweeps as fast as memory allows, without ever running the container out of memory.
 ///
-/// Sizes (all flags, sweep.toml, output): K, M, G, T are binary — G, GB and GiB all mean 2^30
+/// Sizes (all flags, sweep.toml, output): K, M, G, T, P are binary — G, GB and GiB all mean 2^30
 /// bytes, as in `docker -m` and Slurm's `--mem`; a bare number is bytes; where noted, N% is a
 /// percentage of the memory limit.
 #[derive(Debug, Parser)]

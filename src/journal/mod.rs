@@ -11,6 +11,8 @@
 //! drops (and truncates away, so the lines appended next start on a clean line).
 
 mod fold;
+#[cfg(test)]
+mod props;
 
 use std::collections::BTreeSet;
 use std::fs::{self, File, OpenOptions};

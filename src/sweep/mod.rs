@@ -9,6 +9,8 @@
 pub mod check;
 mod jobsfile;
 mod params;
+#[cfg(test)]
+mod props;
 mod quote;
 mod spec;
 mod template;
