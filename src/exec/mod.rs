@@ -96,20 +96,32 @@ pub enum Outcome {
     },
 }
 
+/// How one attempt of a job ended, with what the executor measured of it.
+#[derive(Debug, Clone)]
+pub struct JobExit {
+    pub job: usize,
+    pub attempt: u32,
+    pub outcome: Outcome,
+    pub wall: Duration,
+    /// Peak memory of the job (bytes), and how it was measured.
+    pub peak_bytes: Option<u64>,
+    pub accounting: Accounting,
+    /// OOM kills the kernel counted in the job's own cgroup during this attempt (v1 counts a
+    /// kill only there, so the container's counter misses it); 0 in Proc mode.
+    pub oom_kills: u64,
+    /// CPU time of the job (user + system, with the descendants it waited for); None when it
+    /// never ran.
+    pub cpu: Option<Duration>,
+}
+
 /// Something that happened while waiting.
 #[derive(Debug, Clone)]
 pub enum ExecEvent {
-    Exited {
-        job: usize,
-        attempt: u32,
-        outcome: Outcome,
-        wall: Duration,
-        /// Peak memory of the job (bytes), and how it was measured.
-        peak_bytes: Option<u64>,
-        accounting: Accounting,
-    },
+    Exited(JobExit),
     /// SIGINT (Ctrl-C) or SIGTERM reached the runner.
-    Interrupt { signal: i32 },
+    Interrupt {
+        signal: i32,
+    },
 }
 
 /// Memory of one running job now.
@@ -270,7 +282,7 @@ impl Executor {
     }
 
     /// Start a job (own process group, oom_score_adj 1000, own cgroup when available).
-    /// A spawn failure is returned as an `Exited { outcome: FailedToSpawn }` by the next `wait`.
+    /// A spawn failure is returned as an `Exited` with outcome `FailedToSpawn` by the next `wait`.
     pub fn spawn(&mut self, spec: SpawnSpec) -> anyhow::Result<()> {
         if self.jobs.iter().any(|r| r.job == spec.job) {
             bail!("job {} is already running", spec.job);
@@ -327,14 +339,16 @@ impl Executor {
         {
             let _ = std::fs::write(dir.join("command"), text);
         }
-        self.pending.push_back(ExecEvent::Exited {
+        self.pending.push_back(ExecEvent::Exited(JobExit {
             job: spec.job,
             attempt: spec.attempt,
             outcome: Outcome::FailedToSpawn { error },
             wall: started.elapsed(),
             peak_bytes: None,
             accounting: self.accounting,
-        });
+            oom_kills: 0,
+            cpu: None,
+        }));
     }
 
     fn release_slot(&mut self, slot: cgroup::Slot) {
@@ -433,6 +447,7 @@ impl Executor {
             Some(n) => n > 0,
             None => capped,
         };
+        let oom_kills = oom_kills.unwrap_or(0);
         let outcome = if let Some(error) = spawn::child_error(&job.errors, &job.command) {
             Outcome::FailedToSpawn { error }
         } else {
@@ -449,19 +464,17 @@ impl Executor {
                 sys::Ended::Signal(signal) => Outcome::Signaled { signal },
             }
         };
-        let peak = if matches!(outcome, Outcome::FailedToSpawn { .. }) {
-            None
-        } else {
-            peak
-        };
-        self.pending.push_back(ExecEvent::Exited {
+        let spawned = !matches!(outcome, Outcome::FailedToSpawn { .. });
+        self.pending.push_back(ExecEvent::Exited(JobExit {
             job: job.job,
             attempt: job.attempt,
             outcome,
             wall,
-            peak_bytes: peak,
+            peak_bytes: peak.filter(|_| spawned),
             accounting: self.accounting,
-        });
+            oom_kills,
+            cpu: spawned.then_some(r.cpu),
+        }));
     }
 
     /// One /proc walk for all jobs: update current and sampled peaks, and keep each job's set of

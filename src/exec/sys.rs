@@ -26,12 +26,18 @@ pub fn pid_exists(pid: i32) -> bool {
     pid > 0 && !matches!(kill(pid, 0), Err(e) if e.raw_os_error() == Some(libc::ESRCH))
 }
 
-/// A reaped child: its pid, raw wait status and max RSS (bytes) from its rusage.
+/// A reaped child: its pid, raw wait status, and from its rusage the max RSS (bytes) and the
+/// CPU time (user + system, its own and that of descendants it waited for).
 #[derive(Debug, Clone, Copy)]
 pub struct Reaped {
     pub pid: i32,
     pub status: i32,
     pub maxrss_bytes: u64,
+    pub cpu: Duration,
+}
+
+fn timeval(t: libc::timeval) -> Duration {
+    Duration::from_secs(t.tv_sec.max(0) as u64) + Duration::from_micros(t.tv_usec.max(0) as u64)
 }
 
 /// `wait4(pid, WNOHANG)`: `Ok(None)` when nothing (more) is ready or there are no children.
@@ -48,6 +54,7 @@ pub fn try_wait(pid: i32) -> Option<Reaped> {
                 status,
                 // Linux reports ru_maxrss in KiB.
                 maxrss_bytes: (usage.ru_maxrss.max(0) as u64) * 1024,
+                cpu: timeval(usage.ru_utime) + timeval(usage.ru_stime),
             });
         }
         if rc < 0 && io::Error::last_os_error().raw_os_error() == Some(libc::EINTR) {

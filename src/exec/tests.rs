@@ -129,13 +129,13 @@ fn drain(ex: &mut Executor, limit: Duration) -> std::collections::BTreeMap<usize
     let mut out = std::collections::BTreeMap::new();
     loop {
         for ev in ex.wait(Duration::from_millis(100)) {
-            if let ExecEvent::Exited {
+            if let ExecEvent::Exited(JobExit {
                 job,
                 outcome,
                 peak_bytes,
                 accounting,
                 ..
-            } = ev
+            }) = ev
             {
                 out.insert(
                     job,
@@ -404,11 +404,11 @@ fn proc_peak_matches_vmhwm() {
     let mut done = None;
     while done.is_none() && Instant::now() < end {
         for ev in ex.wait(Duration::from_millis(100)) {
-            if let ExecEvent::Exited {
+            if let ExecEvent::Exited(JobExit {
                 outcome,
                 peak_bytes,
                 ..
-            } = ev
+            }) = ev
             {
                 done = Some((outcome, peak_bytes));
             }
@@ -530,7 +530,7 @@ fn pause_stops_and_resume_continues() {
     while t.elapsed() < Duration::from_secs(1) {
         let evs = ex.wait(Duration::from_millis(200));
         assert!(
-            evs.iter().all(|e| !matches!(e, ExecEvent::Exited { .. })),
+            evs.iter().all(|e| !matches!(e, ExecEvent::Exited(_))),
             "a paused job exited: {evs:?}"
         );
     }
@@ -569,7 +569,7 @@ fn a_signal_right_after_spawn_reaches_the_job_not_the_runner() {
     while exits < 20 && Instant::now() < end {
         for ev in ex.wait(Duration::from_millis(200)) {
             match ev {
-                ExecEvent::Exited { outcome, .. } => {
+                ExecEvent::Exited(JobExit { outcome, .. }) => {
                     assert_eq!(
                         outcome,
                         Outcome::Stopped {
@@ -983,7 +983,7 @@ fn run_trivial(ex: &mut Executor, tmp: &Path, n: usize, par: usize) -> Duration 
             next += 1;
         }
         for ev in ex.wait(Duration::from_secs(5)) {
-            if let ExecEvent::Exited { outcome, .. } = ev {
+            if let ExecEvent::Exited(JobExit { outcome, .. }) = ev {
                 assert_eq!(outcome, Outcome::Succeeded);
                 done += 1;
             }

@@ -124,6 +124,10 @@ pub enum Event {
         wall_s: f64,
         peak_bytes: Option<u64>,
         peak_source: String,
+        /// CPU seconds (user + system) of the attempt; null when unknown (journals written
+        /// before this field count as null).
+        #[serde(default)]
+        cpu_s: Option<f64>,
     },
     /// A memory sample, at most once a second: the container's working set and each running job.
     Sample {
@@ -174,6 +178,7 @@ impl Event {
             wall_s: 0.0,
             peak_bytes: None,
             peak_source: String::new(),
+            cpu_s: None,
         }
     }
 }
@@ -192,6 +197,9 @@ pub struct JobSummary {
     pub peak_bytes: Option<u64>,
     /// "cgroup-v1", "cgroup-v2", "proc" (sampled), or null.
     pub peak_source: Option<String>,
+    /// CPU seconds of the latest attempt, or null.
+    #[serde(default)]
+    pub cpu_s: Option<f64>,
 }
 
 /// `summary.json`.
@@ -203,7 +211,8 @@ pub struct Summary {
     pub budget_bytes: u64,
     pub accounting: String,
     pub peak_working_set_bytes: u64,
-    /// OOM kills counted by the container's cgroup during the sweep (the probe's counter).
+    /// Every OOM kill the kernel made during the sweep: the container's counter and each job
+    /// cgroup's, read before the cgroup was reset or removed.
     pub oom_kills: u64,
     pub requeues: u64,
     pub pauses: u64,
@@ -213,6 +222,9 @@ pub struct Summary {
     /// Jobs that never ran to an end (skipped, or still running/pending in an interim summary).
     #[serde(default)]
     pub skipped: usize,
+    /// The CPUs the sweep ran on (quota, cpuset, online), for the advice; null when unknown.
+    #[serde(default)]
+    pub cpus: Option<f64>,
     pub jobs: Vec<JobSummary>,
 }
 
@@ -624,6 +636,7 @@ pub(crate) mod fixtures {
             budget_bytes: 1 << 30,
             accounting: "cgroup-v1".into(),
             oom_kills: 0,
+            cpus: None,
         }
     }
 
@@ -662,6 +675,7 @@ pub(crate) mod fixtures {
             wall_s: 2.0,
             peak_bytes: Some(peak),
             peak_source: "cgroup-v1".into(),
+            cpu_s: Some(0.5),
         }
     }
 

@@ -5,7 +5,7 @@
 
 use std::time::{Duration, Instant, SystemTime};
 
-use crate::exec::{Accounting, ExecConfig, ExecEvent, Executor, Outcome, SpawnSpec};
+use crate::exec::{Accounting, ExecConfig, ExecEvent, Executor, JobExit, Outcome, SpawnSpec};
 use crate::exit::Exit;
 use crate::history::Record;
 use crate::journal::{Event, JobStatus, Summary, SummaryContext, SweepDir};
@@ -49,6 +49,8 @@ pub struct Engine {
     t0: Instant,
     status: MemStatus,
     oom_at_start: Option<u64>,
+    /// OOM kills counted in the jobs' own cgroups (read before each is reset or removed).
+    job_oom_kills: u64,
     peak_ws: u64,
     running: Vec<Running>,
     ended_here: usize,
@@ -70,6 +72,18 @@ fn epoch() -> f64 {
     SystemTime::now()
         .duration_since(SystemTime::UNIX_EPOCH)
         .map_or(0.0, |d| d.as_secs_f64())
+}
+
+/// Every kernel OOM kill of the sweep, from the container's counter (its increase) and the sum
+/// of the job cgroups' counters. v1 counts a kill only in the victim's own cgroup, so the two
+/// add up (and in Proc mode the jobs have no cgroup of their own). v2's `memory.events` is
+/// hierarchical, so the container's counter already includes the jobs' kills, unless the
+/// hierarchy is mounted with `memory_localevents`: the larger of the two is the count.
+fn oom_kills(accounting: Accounting, container: u64, jobs: u64) -> u64 {
+    match accounting {
+        Accounting::CgroupV2 => container.max(jobs),
+        Accounting::CgroupV1 | Accounting::Proc => container + jobs,
+    }
 }
 
 fn accounting_str(a: Accounting) -> &'static str {
@@ -102,6 +116,7 @@ impl Engine {
         let now = Instant::now();
         Ok(Engine {
             oom_at_start: status.oom_kills,
+            job_oom_kills: 0,
             peak_ws: status.working_set_bytes,
             plan,
             setup,
@@ -175,16 +190,8 @@ impl Engine {
         let deadline = Instant::now() + Duration::from_secs(5);
         while !self.running.is_empty() && Instant::now() < deadline {
             for ev in self.exec.wait(Duration::from_millis(100)) {
-                if let ExecEvent::Exited {
-                    job,
-                    attempt,
-                    outcome,
-                    wall,
-                    peak_bytes,
-                    accounting,
-                } = ev
-                {
-                    let _ = self.on_exit(job, attempt, outcome, wall, peak_bytes, accounting);
+                if let ExecEvent::Exited(end) = ev {
+                    let _ = self.on_exit(end);
                 }
             }
         }
@@ -259,16 +266,9 @@ impl Engine {
             exited = false;
             for ev in events {
                 match ev {
-                    ExecEvent::Exited {
-                        job,
-                        attempt,
-                        outcome,
-                        wall,
-                        peak_bytes,
-                        accounting,
-                    } => {
+                    ExecEvent::Exited(end) => {
                         exited = true;
-                        self.on_exit(job, attempt, outcome, wall, peak_bytes, accounting)?;
+                        self.on_exit(end)?;
                     }
                     ExecEvent::Interrupt { signal } => self.on_interrupt(signal),
                 }
@@ -454,15 +454,20 @@ impl Engine {
         Ok(spec)
     }
 
-    fn on_exit(
-        &mut self,
-        job: usize,
-        attempt: u32,
-        outcome: Outcome,
-        wall: Duration,
-        peak: Option<u64>,
-        accounting: Accounting,
-    ) -> anyhow::Result<()> {
+    fn on_exit(&mut self, end: JobExit) -> anyhow::Result<()> {
+        let JobExit {
+            job,
+            attempt,
+            outcome,
+            wall,
+            peak_bytes: peak,
+            accounting,
+            oom_kills,
+            cpu,
+        } = end;
+        // Counted for every attempt, requeued ones too: the job's cgroup is reset or removed
+        // after this, and v1 counts a kill nowhere else.
+        self.job_oom_kills += oom_kills;
         self.running.retain(|r| r.job != job);
         let stopped = matches!(outcome, Outcome::Stopped { .. });
         let ended = self
@@ -499,6 +504,7 @@ impl Engine {
             } else {
                 String::new()
             },
+            cpu_s: cpu.map(|c| c.as_secs_f64()),
         })?;
         if status == JobStatus::Succeeded
             && let (Some(p), true) = (peak, self.setup.history.is_some())
@@ -572,7 +578,7 @@ impl Engine {
     }
 
     fn summary_context(&self) -> SummaryContext {
-        let oom = match (self.oom_at_start, self.status.oom_kills) {
+        let container = match (self.oom_at_start, self.status.oom_kills) {
             (Some(a), Some(b)) => b.saturating_sub(a),
             _ => 0,
         };
@@ -581,7 +587,8 @@ impl Engine {
             limit_bytes: self.setup.budget.limit,
             budget_bytes: self.setup.budget.budget,
             accounting: accounting_str(self.exec.accounting()).to_string(),
-            oom_kills: oom,
+            oom_kills: oom_kills(self.exec.accounting(), container, self.job_oom_kills),
+            cpus: self.status.cpus,
         }
     }
 
@@ -654,5 +661,23 @@ impl Engine {
         };
         let _ = res;
         Ok(code)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn oom_kills_add_the_job_cgroups_to_the_container_where_the_kernel_counts_them_apart() {
+        // v1: 2 jobs killed in their own cgroups, none in the container's: 2, not 0.
+        assert_eq!(oom_kills(Accounting::CgroupV1, 0, 2), 2);
+        assert_eq!(oom_kills(Accounting::CgroupV1, 1, 2), 3);
+        // v2's container counter is hierarchical: the same kills are not counted twice.
+        assert_eq!(oom_kills(Accounting::CgroupV2, 2, 2), 2);
+        assert_eq!(oom_kills(Accounting::CgroupV2, 3, 2), 3);
+        // ...unless mounted with memory_localevents (container counter local).
+        assert_eq!(oom_kills(Accounting::CgroupV2, 0, 2), 2);
+        assert_eq!(oom_kills(Accounting::Proc, 4, 0), 4);
     }
 }
