@@ -5,11 +5,14 @@
 //! All `unsafe` and OS-specific code of the crate lives here, each block with a `// SAFETY:` comment.
 //!
 //! Files: `spawn` (fork/exec of one job), `cgroup` (job cgroups, v1 slot pool, v2 leaves, stale
-//! trees), `sample` (/proc trees for Proc mode), `signals` (self-pipes), `guard` (the process
+//! trees), `events` (kernel memory events: v1 usage thresholds, v2 `memory.high` and
+//! `memory.events` watches, PSI triggers), `sample` (/proc trees for Proc mode), `signals`
+//! (self-pipes), `guard` (the process
 //! that kills the jobs if the runner dies), `sys` (raw syscall wrappers). Cgroup paths go through
 //! the probe's `Fs` root (so v2 can be tested on fixture trees); processes and /proc are real.
 
 mod cgroup;
+mod events;
 mod guard;
 mod sample;
 mod signals;
@@ -122,6 +125,9 @@ pub enum ExecEvent {
     Interrupt {
         signal: i32,
     },
+    /// The kernel reported memory news (a usage threshold crossed, a `memory.events` change, a
+    /// PSI trigger): sample now rather than at the next sample time.
+    Memory,
 }
 
 /// Memory of one running job now.
@@ -150,6 +156,11 @@ struct Running {
     /// Read end of the child's exec-error pipe, and the command (for its message).
     errors: std::os::fd::OwnedFd,
     command: JobCommand,
+    /// v1: the job cgroup's usage threshold; v2: the `memory.high` written, and whether its
+    /// `memory.events` is watched.
+    threshold: Option<events::Threshold>,
+    high: Option<u64>,
+    watched: bool,
 }
 
 /// Runs jobs. Created once per sweep; dropping it kills whatever still runs.
@@ -168,7 +179,12 @@ pub struct Executor {
     pending: VecDeque<ExecEvent>,
     last_sample: Option<Instant>,
     page: u64,
+    events: events::Events,
 }
+
+/// Jobs younger than this get no threshold or `memory.high` of their own (the container's
+/// threshold covers them): a trivial job should not pay for its registration.
+const EVENTS_MIN_AGE: Duration = Duration::from_millis(25);
 
 /// Lower memsweep's own OOM score so the kernel never picks the runner; Err(why) if refused.
 fn protect_self() -> Result<(), String> {
@@ -249,6 +265,14 @@ impl Executor {
                 None
             }
         };
+        let container = layout.dir.as_ref().map(|d| fs.path(d));
+        let v2 = layout.version == Some(CgroupVersion::V2);
+        let psi = container
+            .as_ref()
+            .map(|d| d.join("memory.pressure"))
+            .filter(|p| v2 && p.exists())
+            .unwrap_or_else(|| fs.path(std::path::Path::new("/proc/pressure/memory")));
+        let events = events::Events::new(container.as_deref(), v2, Some(&psi));
         Ok(Executor {
             cfg,
             accounting,
@@ -261,6 +285,7 @@ impl Executor {
             pending: VecDeque::new(),
             last_sample: None,
             page: sys::page_size(),
+            events,
         })
     }
 
@@ -274,6 +299,12 @@ impl Executor {
             Accounting::Proc => format!("{} (peaks are sampled)", self.note),
             _ => self.note.clone(),
         }
+    }
+
+    /// The kernel memory events that wake the runner between samples (e.g. "usage thresholds",
+    /// "a PSI trigger"); empty where the kernel offers none.
+    pub fn events_active(&self) -> &[&'static str] {
+        &self.events.active
     }
 
     /// Warnings from setup worth showing once (oom_score_adj refused, no guard, ...).
@@ -319,6 +350,9 @@ impl Executor {
                     pgids: vec![pid],
                     errors,
                     command: spec.command,
+                    threshold: None,
+                    high: None,
+                    watched: false,
                 });
             }
             Err(e) => {
@@ -386,9 +420,83 @@ impl Executor {
                 }
                 until = until.min(due);
             }
-            let woken = self.signals.wait(until - now);
-            for signal in woken.interrupts {
-                self.pending.push_back(ExecEvent::Interrupt { signal });
+            self.poll(until - now);
+        }
+    }
+
+    /// One poll() on the signal pipes and every memory event source; queue what arrived.
+    fn poll(&mut self, timeout: Duration) {
+        let sig = self.signals.fds();
+        let mut fds: Vec<(i32, i16)> = sig.iter().map(|&fd| (fd, libc::POLLIN)).collect();
+        self.events.fds(&mut fds);
+        let container_end = fds.len();
+        for j in &self.jobs {
+            if let Some(t) = &j.threshold {
+                fds.push((t.fd(), libc::POLLIN));
+            }
+        }
+        let revents = sys::poll(&fds, timeout);
+        let woken = self
+            .signals
+            .take([revents[0] != 0, revents[1] != 0, revents[2] != 0]);
+        let mut memory = self.events.take(&revents[3..container_end]);
+        let mut k = container_end;
+        for j in &mut self.jobs {
+            if let Some(t) = &mut j.threshold {
+                if revents[k] != 0 {
+                    t.take();
+                    memory = true;
+                }
+                k += 1;
+            }
+        }
+        for signal in woken.interrupts {
+            self.pending.push_back(ExecEvent::Interrupt { signal });
+        }
+        if memory {
+            self.pending.push_back(ExecEvent::Memory);
+        }
+    }
+
+    /// After a sample: move the kernel's wake-up points to the usage now plus
+    /// [`events::step`]`(room)`, `room` being what is left of the budget. v1: the container's
+    /// usage threshold (`container_usage` is its `memory.usage_in_bytes`) and each job's; v2:
+    /// each job's `memory.high` at its usage plus the whole room (a job alone may not take more
+    /// before the engine decides), and a watch on its `memory.events`. Jobs younger than
+    /// 25 ms are left to the container's threshold.
+    pub fn rearm(&mut self, room: u64, container_usage: u64) {
+        let step = events::step(room);
+        self.events.rearm_container(container_usage, step);
+        let Some(cg) = self.cgroups.as_ref() else {
+            return;
+        };
+        for j in &mut self.jobs {
+            let Some(slot) = &j.slot else { continue };
+            if j.paused || j.started.elapsed() < EVENTS_MIN_AGE {
+                continue;
+            }
+            match cg.version {
+                cgroup::Version::V1 => {
+                    let want = j.current.saturating_add(step);
+                    let stale = match &j.threshold {
+                        Some(t) => t.fired || events::should_move(Some(t.at), want, step),
+                        None => true,
+                    };
+                    if stale {
+                        j.threshold = events::Threshold::arm(&slot.dir, want).ok();
+                    }
+                }
+                cgroup::Version::V2 => {
+                    let want = j.current.saturating_add(room.max(step));
+                    if events::should_move(j.high, want, step)
+                        && std::fs::write(slot.dir.join("memory.high"), want.to_string()).is_ok()
+                    {
+                        j.high = Some(want);
+                    }
+                    if !j.watched {
+                        j.watched = self.events.watch(&slot.dir);
+                    }
+                }
             }
         }
     }

@@ -43,3 +43,64 @@ fn kernel_kills_inside_job_cgroups_are_counted_as_oom_kills() {
         res.stdout
     );
 }
+
+/// Idles at 50 MiB for 0.5 s, then touches 400 MiB as fast as the machine allows (huge pages
+/// where the kernel gives them: a fault per 2 MiB), and holds it for a second.
+const BURST: &str = "\
+import mmap, time
+def touch(n):
+    m = mmap.mmap(-1, n << 20)
+    try:
+        m.madvise(mmap.MADV_HUGEPAGE)
+    except (AttributeError, OSError):
+        pass
+    for o in range(0, n << 20, 4096):
+        m[o] = 1
+    return m
+a = touch(50)
+time.sleep(0.5)
+t = time.monotonic()
+b = touch(400)
+print(round((time.monotonic() - t) * 1000), 'ms')
+time.sleep(1)
+";
+
+#[test]
+fn jobs_bursting_400mib_in_a_small_cgroup_all_finish_without_an_oom_kill() {
+    // 1 GiB: two bursts fit (2 × 450 MiB), three do not. Nothing is known in advance, and
+    // until they burst the jobs sit still, so memsweep samples only every second
+    // (--sample-interval 1): the kernel's usage events must catch a burst in time to pause the
+    // others before the container runs out. (How fast a burst is depends on the machine: each
+    // job prints its burst's duration to its stdout.)
+    let cg = cgroup!("burst", 1 << 30);
+    let dir = tempdir();
+    let out = dir.path().join("sw");
+    let res = run_in(dir.path())
+        .args(["-j", "4", "--sample-interval", "1", "--out"])
+        .arg(&out)
+        .args([
+            "-p",
+            "i=range(0,6)",
+            "--",
+            "env",
+            "JOB={i}",
+            "python3",
+            "-c",
+            BURST,
+        ])
+        .timeout(Duration::from_secs(150))
+        .in_cgroup(&cg)
+        .run();
+    res.assert_code(0).assert_no_panic();
+    let s = read_json(&out.join("summary.json"));
+    assert_eq!(s["succeeded"], 6, "{s}");
+    // Every kernel kill: the container's counter and (through memsweep) each job cgroup's.
+    assert_eq!(cg.oom_kills(), 0, "{}", res.stderr);
+    assert_eq!(s["oom_kills"], 0, "{s}");
+    for j in s["jobs"].as_array().unwrap() {
+        assert!(
+            j["peak_bytes"].as_u64().unwrap_or(0) >= 440 * MIB,
+            "a job did not burst: {j}"
+        );
+    }
+}

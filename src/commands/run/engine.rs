@@ -205,7 +205,13 @@ impl Engine {
     fn main_loop(&mut self) -> anyhow::Result<()> {
         let accounting = accounting_str(self.exec.accounting()).to_string();
         if !self.plan.config.json {
-            eprintln!("memsweep: {}", self.exec.accounting_note());
+            let ev = self.exec.events_active();
+            let woken = if ev.is_empty() {
+                String::new()
+            } else {
+                format!("; memory events: {}", ev.join(", "))
+            };
+            eprintln!("memsweep: {}{woken}", self.exec.accounting_note());
         }
         let b = self.setup.budget;
         let out = self.dir.root().display().to_string();
@@ -264,6 +270,7 @@ impl Engine {
             let timeout = wake.saturating_duration_since(Instant::now());
             let events = self.exec.wait(timeout);
             exited = false;
+            let mut memory_event = false;
             for ev in events {
                 match ev {
                     ExecEvent::Exited(end) => {
@@ -271,6 +278,7 @@ impl Engine {
                         self.on_exit(end)?;
                     }
                     ExecEvent::Interrupt { signal } => self.on_interrupt(signal),
+                    ExecEvent::Memory => memory_event = true,
                 }
             }
             if let Some(k) = self.kill_at
@@ -280,7 +288,10 @@ impl Engine {
                 self.kill_all();
             }
             let due = self.last_sample.elapsed() >= interval;
-            if due || (exited && self.last_sample.elapsed() >= RESAMPLE_AFTER_EXIT) {
+            // A kernel memory event (usage crossed a threshold, PSI) is sampled at once: a
+            // burst of hundreds of MiB takes a few ms, less than one sample interval.
+            if due || memory_event || (exited && self.last_sample.elapsed() >= RESAMPLE_AFTER_EXIT)
+            {
                 self.observe(false);
             }
         }
@@ -314,6 +325,10 @@ impl Engine {
             .collect();
         self.sample_cost = (self.sample_cost * 3 + began.elapsed()) / 4;
         let ws = self.status.working_set_bytes;
+        self.exec.rearm(
+            self.setup.budget.budget.saturating_sub(ws),
+            self.status.usage_bytes,
+        );
         self.peak_ws = self.peak_ws.max(ws);
         let psi = self.status.pressure.map(|p| p.some_avg10);
         let now = self.secs();
