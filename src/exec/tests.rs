@@ -836,11 +836,9 @@ fn falls_back_to_proc_and_says_why() {
     assert_eq!(ex.accounting(), Accounting::Proc);
 }
 
-#[test]
-fn v2_setup_on_a_fixture_tree() {
-    let _l = lock();
-    let root = tempfile::tempdir().unwrap();
-    let user = root.path().join("sys/fs/cgroup/user");
+/// A delegated v2 cgroup `/user` (memory controller available) in a fixture root.
+fn v2_fixture(root: &Path) -> (PathBuf, Layout) {
+    let user = root.join("sys/fs/cgroup/user");
     std::fs::create_dir_all(&user).unwrap();
     std::fs::write(user.join("cgroup.controllers"), "cpu memory pids\n").unwrap();
     std::fs::write(user.join("cgroup.subtree_control"), "").unwrap();
@@ -851,6 +849,14 @@ fn v2_setup_on_a_fixture_tree() {
         dir: Some(PathBuf::from("/sys/fs/cgroup/user")),
         mount_point: Some(PathBuf::from("/sys/fs/cgroup")),
     };
+    (user, layout)
+}
+
+#[test]
+fn v2_setup_on_a_fixture_tree() {
+    let _l = lock();
+    let root = tempfile::tempdir().unwrap();
+    let (user, layout) = v2_fixture(root.path());
     let fs = Fs::new(Some(root.path()));
     let mut ex = Executor::new(cfg(false, Some(100 * MIB)), &layout, &fs).unwrap();
     let me = std::process::id();
@@ -1011,19 +1017,9 @@ fn v1_usage_thresholds_wake_the_runner_when_a_job_bursts() {
 fn v2_memory_high_and_memory_events_watches_on_a_fixture_tree() {
     let _l = lock();
     let root = tempfile::tempdir().unwrap();
-    let user = root.path().join("sys/fs/cgroup/user");
-    std::fs::create_dir_all(&user).unwrap();
-    std::fs::write(user.join("cgroup.controllers"), "memory\n").unwrap();
-    std::fs::write(user.join("cgroup.subtree_control"), "").unwrap();
-    std::fs::write(user.join("cgroup.procs"), "").unwrap();
+    let (user, layout) = v2_fixture(root.path());
     std::fs::write(user.join("memory.events"), "high 0\noom_kill 0\n").unwrap();
     std::fs::write(user.join("memory.pressure"), "").unwrap();
-    let layout = Layout {
-        version: Some(CgroupVersion::V2),
-        cgroup_path: Some("/user".into()),
-        dir: Some(PathBuf::from("/sys/fs/cgroup/user")),
-        mount_point: Some(PathBuf::from("/sys/fs/cgroup")),
-    };
     let fs = Fs::new(Some(root.path()));
     let mut ex = Executor::new(cfg(false, None), &layout, &fs).unwrap();
     assert_eq!(
