@@ -7,7 +7,7 @@ use std::io::Write as _;
 use std::time::{Duration, Instant, SystemTime};
 
 use crate::cli::OutputMode;
-use crate::exec::{Accounting, ExecEvent, Executor, Outcome, SpawnSpec};
+use crate::exec::{Accounting, ExecEvent, Executor, JobExit, Outcome, SpawnSpec};
 use crate::exit::Exit;
 use crate::history::Record;
 use crate::journal::{Event, JobStatus, Summary, SummaryContext, SweepDir};
@@ -76,6 +76,8 @@ pub struct Engine {
     t0: Instant,
     status: MemStatus,
     oom_at_start: Option<u64>,
+    /// OOM kills counted in the jobs' own cgroups (read before each is reset or removed).
+    job_oom_kills: u64,
     peak_ws: u64,
     running: Vec<Running>,
     ended_here: usize,
@@ -103,6 +105,18 @@ fn epoch() -> f64 {
         .map_or(0.0, |d| d.as_secs_f64())
 }
 
+/// Every kernel OOM kill of the sweep, from the container's counter (its increase) and the sum
+/// of the job cgroups' counters. v1 counts a kill only in the victim's own cgroup, so the two
+/// add up (and in Proc mode the jobs have no cgroup of their own). v2's `memory.events` is
+/// hierarchical, so the container's counter already includes the jobs' kills, unless the
+/// hierarchy is mounted with `memory_localevents`: the larger of the two is the count.
+fn oom_kills(accounting: Accounting, container: u64, jobs: u64) -> u64 {
+    match accounting {
+        Accounting::CgroupV2 => container.max(jobs),
+        Accounting::CgroupV1 | Accounting::Proc => container + jobs,
+    }
+}
+
 fn accounting_str(a: Accounting) -> &'static str {
     match a {
         Accounting::CgroupV1 => "cgroup-v1",
@@ -126,6 +140,7 @@ impl Engine {
         let now = Instant::now();
         Ok(Engine {
             oom_at_start: status.oom_kills,
+            job_oom_kills: 0,
             peak_ws: status.working_set_bytes,
             plan,
             setup,
@@ -201,16 +216,8 @@ impl Engine {
         let deadline = Instant::now() + Duration::from_secs(5);
         while !self.running.is_empty() && Instant::now() < deadline {
             for ev in self.exec.wait(Duration::from_millis(100)) {
-                if let ExecEvent::Exited {
-                    job,
-                    attempt,
-                    outcome,
-                    wall,
-                    peak_bytes,
-                    accounting,
-                } = ev
-                {
-                    let _ = self.on_exit(job, attempt, outcome, wall, peak_bytes, accounting);
+                if let ExecEvent::Exited(end) = ev {
+                    let _ = self.on_exit(end);
                 }
             }
         }
@@ -224,7 +231,13 @@ impl Engine {
     fn main_loop(&mut self) -> anyhow::Result<()> {
         let accounting = accounting_str(self.exec.accounting()).to_string();
         if !self.plan.config.json {
-            crate::errln!("memsweep: {}", self.exec.accounting_note());
+            let ev = self.exec.events_active();
+            let woken = if ev.is_empty() {
+                String::new()
+            } else {
+                format!("; memory events: {}", ev.join(", "))
+            };
+            crate::errln!("memsweep: {}{woken}", self.exec.accounting_note());
         }
         // What cannot be done here: printed once, whatever the output mode, and journaled.
         let downgrades = self.exec.notes().to_vec();
@@ -301,20 +314,15 @@ impl Engine {
             let timeout = wake.saturating_duration_since(Instant::now());
             let events = self.exec.wait(timeout);
             exited = false;
+            let mut memory_event = false;
             for ev in events {
                 match ev {
-                    ExecEvent::Exited {
-                        job,
-                        attempt,
-                        outcome,
-                        wall,
-                        peak_bytes,
-                        accounting,
-                    } => {
+                    ExecEvent::Exited(end) => {
                         exited = true;
-                        self.on_exit(job, attempt, outcome, wall, peak_bytes, accounting)?;
+                        self.on_exit(end)?;
                     }
                     ExecEvent::Interrupt { signal } => self.on_interrupt(signal),
+                    ExecEvent::Memory => memory_event = true,
                 }
             }
             if let Some(k) = self.kill_at
@@ -325,7 +333,10 @@ impl Engine {
             }
             self.enforce_timeouts();
             let due = self.last_sample.elapsed() >= interval;
-            if due || (exited && self.last_sample.elapsed() >= RESAMPLE_AFTER_EXIT) {
+            // A kernel memory event (usage crossed a threshold, PSI) is sampled at once: a
+            // burst of hundreds of MiB takes a few ms, less than one sample interval.
+            if due || memory_event || (exited && self.last_sample.elapsed() >= RESAMPLE_AFTER_EXIT)
+            {
                 self.observe(false);
             }
         }
@@ -359,6 +370,10 @@ impl Engine {
             .collect();
         self.sample_cost = (self.sample_cost * 3 + began.elapsed()) / 4;
         let ws = self.status.working_set_bytes;
+        self.exec.rearm(
+            self.setup.budget.budget.saturating_sub(ws),
+            self.status.usage_bytes,
+        );
         self.peak_ws = self.peak_ws.max(ws);
         let psi = self.status.pressure.map(|p| p.some_avg10);
         let now = self.secs();
@@ -508,15 +523,20 @@ impl Engine {
         Ok(spec)
     }
 
-    fn on_exit(
-        &mut self,
-        job: usize,
-        attempt: u32,
-        outcome: Outcome,
-        wall: Duration,
-        peak: Option<u64>,
-        accounting: Accounting,
-    ) -> anyhow::Result<()> {
+    fn on_exit(&mut self, end: JobExit) -> anyhow::Result<()> {
+        let JobExit {
+            job,
+            attempt,
+            outcome,
+            wall,
+            peak_bytes: peak,
+            accounting,
+            oom_kills,
+            cpu,
+        } = end;
+        // Counted for every attempt, requeued ones too: the job's cgroup is reset or removed
+        // after this, and v1 counts a kill nowhere else.
+        self.job_oom_kills += oom_kills;
         let timed_out = self
             .running
             .iter()
@@ -569,6 +589,7 @@ impl Engine {
             } else {
                 String::new()
             },
+            cpu_s: cpu.map(|c| c.as_secs_f64()),
         })?;
         if status.is_failure() && self.plan.config.fail_fast && self.fail_fast_job.is_none() {
             self.fail_fast(job);
@@ -766,7 +787,7 @@ impl Engine {
     }
 
     fn summary_context(&self) -> SummaryContext {
-        let oom = match (self.oom_at_start, self.status.oom_kills) {
+        let container = match (self.oom_at_start, self.status.oom_kills) {
             (Some(a), Some(b)) => b.saturating_sub(a),
             _ => 0,
         };
@@ -775,7 +796,8 @@ impl Engine {
             limit_bytes: self.setup.budget.limit,
             budget_bytes: self.setup.budget.budget,
             accounting: accounting_str(self.exec.accounting()).to_string(),
-            oom_kills: oom,
+            oom_kills: oom_kills(self.exec.accounting(), container, self.job_oom_kills),
+            cpus: self.status.cpus,
         }
     }
 
@@ -843,5 +865,23 @@ impl Engine {
         };
         let _ = res;
         Ok(code)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn oom_kills_add_the_job_cgroups_to_the_container_where_the_kernel_counts_them_apart() {
+        // v1: 2 jobs killed in their own cgroups, none in the container's: 2, not 0.
+        assert_eq!(oom_kills(Accounting::CgroupV1, 0, 2), 2);
+        assert_eq!(oom_kills(Accounting::CgroupV1, 1, 2), 3);
+        // v2's container counter is hierarchical: the same kills are not counted twice.
+        assert_eq!(oom_kills(Accounting::CgroupV2, 2, 2), 2);
+        assert_eq!(oom_kills(Accounting::CgroupV2, 3, 2), 3);
+        // ...unless mounted with memory_localevents (container counter local).
+        assert_eq!(oom_kills(Accounting::CgroupV2, 0, 2), 2);
+        assert_eq!(oom_kills(Accounting::Proc, 4, 0), 4);
     }
 }
