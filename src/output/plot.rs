@@ -16,6 +16,9 @@ use crate::size;
 
 /// Sweeps with more jobs than this pack their attempts into shared lanes.
 pub const LANE_PER_JOB_MAX: usize = 80;
+/// The budget and limit lines are drawn when at most this many times the data's maximum;
+/// higher, they are named above the chart instead of squashing the data.
+const OFF_SCALE_RATIO: f64 = 2.5;
 
 const WIDTH: f64 = 1100.0;
 const LEFT: f64 = 170.0;
@@ -57,7 +60,7 @@ pub fn status_color(s: JobStatus) -> &'static str {
         JobStatus::Oom => "#6e0d0f",
         JobStatus::Timeout => "#b8860b",
         JobStatus::Interrupted => "#7f8c8d",
-        JobStatus::RequeuedOut => "#e67e22",
+        JobStatus::RequeuedOut => "#a93226",
         JobStatus::Skipped => "#b0b0b0",
         JobStatus::Running => "#2f7ed8",
         JobStatus::Pending => "#d0d0d0",
@@ -185,11 +188,18 @@ impl Timeline {
                     tl.marks.push((x, Mark::Requeue));
                 }
                 Event::JobEnd { job, status, .. } => {
-                    // An end without an open attempt (a requeued job skipped at the end) has
-                    // no bar to close.
                     if tl.close(&mut open, &mut paused, *job, x, AttemptEnd::Status(*status)) {
                         tl.marks.push((x, Mark::End(*status)));
+                    } else if status.is_failure()
+                        && let Some(a) = tl.attempts.iter_mut().rev().find(|a| a.job == *job)
+                        && a.end == AttemptEnd::Requeued
+                    {
+                        // The job's last attempt was stopped by memsweep and it ran out of
+                        // retries: that attempt is the job's failure, not one more requeue.
+                        a.end = AttemptEnd::Status(*status);
+                        tl.marks.push((x, Mark::End(*status)));
                     }
+                    // Otherwise (a requeued job skipped at the end) there is no bar to close.
                 }
                 Event::Sample {
                     working_set_bytes,
@@ -259,21 +269,33 @@ impl Timeline {
         }
     }
 
-    /// The largest byte value the memory chart must show.
+    /// The largest byte value the memory chart must show: the data, and the budget and limit
+    /// when they are near it. A budget far above what the sweep used (a 24 GiB limit, jobs of
+    /// 300 MiB) would flatten the data to a few pixels, so such lines are left off the scale
+    /// and named instead (see [`Timeline::off_scale`]).
     fn mem_max(&self) -> u64 {
-        let data = self
-            .samples
-            .iter()
-            .map(|s| s.ws.max(s.running.iter().map(|r| r.1).sum()))
-            .max()
-            .unwrap_or(0);
+        let data = self.data_max();
         let lines = self
             .runs
             .iter()
-            .map(|r| r.limit.max(r.budget))
+            .flat_map(|r| [r.budget, r.limit])
+            .filter(|&l| l as f64 <= data as f64 * OFF_SCALE_RATIO || data == 0)
             .max()
             .unwrap_or(0);
         data.max(lines).max(1 << 20)
+    }
+
+    fn data_max(&self) -> u64 {
+        self.samples
+            .iter()
+            .map(|s| s.ws.max(s.running.iter().map(|r| r.1).sum()))
+            .max()
+            .unwrap_or(0)
+    }
+
+    /// Whether a budget or limit line of `bytes` is left off the scale.
+    fn off_scale(&self, bytes: u64) -> bool {
+        bytes > self.mem_max()
     }
 
     /// Lane of each attempt and the number of lanes: one per job for small sweeps, else
@@ -531,27 +553,56 @@ fn memory_chart(s: &mut String, tl: &Timeline, sc: &Scale, top: f64, bottom: f64
         let last = i + 1 == tl.runs.len();
         let x1 = if last { right } else { x1 };
         let (yb, yl) = (y(r.budget), y(r.limit));
-        let _ = writeln!(
-            s,
-            r##"<line class="budget" x1="{x0:.1}" y1="{yb:.1}" x2="{x1:.1}" y2="{yb:.1}" stroke="{BUDGET_LINE}" stroke-width="1.5" stroke-dasharray="7,4"/>"##
-        );
-        let _ = writeln!(
-            s,
-            r##"<line class="limit" x1="{x0:.1}" y1="{yl:.1}" x2="{x1:.1}" y2="{yl:.1}" stroke="{LIMIT_LINE}" stroke-width="1.5"/>"##
-        );
-        if last {
-            // Under their lines (the top edge carries the pause marks), kept apart when the
-            // budget is close to the limit, with a white halo over the data.
-            let yl_text = yl + 13.0;
-            let yb_text = (yb + 13.0).max(yl_text + 13.0);
-            let halo = r##"paint-order="stroke" stroke="#ffffff" stroke-width="3""##;
-            labels = format!(
-                r##"<text x="{:.1}" y="{yl_text:.1}" text-anchor="end" fill="{LIMIT_LINE}" font-size="11" {halo}>limit {}</text><text x="{:.1}" y="{yb_text:.1}" text-anchor="end" fill="{BUDGET_LINE}" font-size="11" {halo}>budget {}</text>"##,
-                right - 4.0,
-                axis_bytes(r.limit),
-                right - 4.0,
-                axis_bytes(r.budget)
+        let (budget_on, limit_on) = (!tl.off_scale(r.budget), !tl.off_scale(r.limit));
+        if budget_on {
+            let _ = writeln!(
+                s,
+                r##"<line class="budget" x1="{x0:.1}" y1="{yb:.1}" x2="{x1:.1}" y2="{yb:.1}" stroke="{BUDGET_LINE}" stroke-width="1.5" stroke-dasharray="7,4"/>"##
             );
+        }
+        if limit_on {
+            let _ = writeln!(
+                s,
+                r##"<line class="limit" x1="{x0:.1}" y1="{yl:.1}" x2="{x1:.1}" y2="{yl:.1}" stroke="{LIMIT_LINE}" stroke-width="1.5"/>"##
+            );
+        }
+        if last {
+            // The limit's label above its line, the budget's below its own (so neither line
+            // runs through the other's label), each at least a line of text apart, with a
+            // white halo over the data. A line off the scale is named at the chart's top.
+            let halo = r##"paint-order="stroke" stroke="#ffffff" stroke-width="3""##;
+            let mut off = Vec::new();
+            if limit_on {
+                let _ = write!(
+                    labels,
+                    r##"<text class="limit-label" x="{:.1}" y="{:.1}" text-anchor="end" fill="{LIMIT_LINE}" font-size="11" {halo}>limit {}</text>"##,
+                    right - 4.0,
+                    yl - 4.0,
+                    axis_bytes(r.limit)
+                );
+            } else {
+                off.push(format!("limit {}", axis_bytes(r.limit)));
+            }
+            if budget_on {
+                let yb_text = (yb + 13.0).max(yl + 13.0);
+                let _ = write!(
+                    labels,
+                    r##"<text class="budget-label" x="{:.1}" y="{yb_text:.1}" text-anchor="end" fill="{BUDGET_LINE}" font-size="11" {halo}>budget {}</text>"##,
+                    right - 4.0,
+                    axis_bytes(r.budget)
+                );
+            } else {
+                off.push(format!("budget {}", axis_bytes(r.budget)));
+            }
+            if !off.is_empty() {
+                let _ = write!(
+                    labels,
+                    r##"<text class="off-scale" x="{:.1}" y="{:.1}" text-anchor="end" fill="#555555" font-size="11">{} (above this scale)</text>"##,
+                    right,
+                    top - 10.0,
+                    esc(&off.join(", "))
+                );
+            }
         }
     }
 
@@ -882,8 +933,12 @@ fn legend(s: &mut String, tl: &Timeline, per_job: bool, y: f64) {
         Tri(&'static str),
         Tick(&'static str),
     }
-    let row1 = vec![
-        if per_job {
+    // Only what the charts show.
+    let has = |m: Mark| tl.marks.iter().any(|&(_, k)| k == m);
+    let last_run = tl.runs.last();
+    let mut row1 = Vec::new();
+    if !tl.samples.is_empty() {
+        row1.push(if per_job {
             (
                 Key::Band,
                 "job memory (stacked, one band per job)".to_string(),
@@ -893,14 +948,24 @@ fn legend(s: &mut String, tl: &Timeline, per_job: bool, y: f64) {
                 Key::Box(BANDS[10]),
                 "memory of all running jobs".to_string(),
             )
-        },
-        (Key::Line(WS_LINE, false), "container working set".into()),
-        (Key::Line(BUDGET_LINE, true), "budget".into()),
-        (Key::Line(LIMIT_LINE, false), "limit".into()),
-        (Key::Tick("#2f7ed8"), "job start / end".into()),
-        (Key::Tri(BUDGET_LINE), "pause".into()),
-        (Key::Tri(LIMIT_LINE), "requeue".into()),
-    ];
+        });
+        row1.push((Key::Line(WS_LINE, false), "container working set".into()));
+    }
+    if last_run.is_some_and(|r| !tl.off_scale(r.budget)) {
+        row1.push((Key::Line(BUDGET_LINE, true), "budget".into()));
+    }
+    if last_run.is_some_and(|r| !tl.off_scale(r.limit)) {
+        row1.push((Key::Line(LIMIT_LINE, false), "limit".into()));
+    }
+    if !tl.attempts.is_empty() {
+        row1.push((Key::Tick("#2f7ed8"), "job start / end".into()));
+    }
+    if has(Mark::Pause) {
+        row1.push((Key::Tri(BUDGET_LINE), "pause".into()));
+    }
+    if has(Mark::Requeue) {
+        row1.push((Key::Tri(LIMIT_LINE), "requeue".into()));
+    }
     let mut row2: Vec<(Key, String)> = statuses
         .into_iter()
         .map(|st| (Key::Box(status_color(st)), st.as_str().to_string()))
@@ -1086,9 +1151,64 @@ mod tests {
         assert_eq!(svg.matches(r#"<g class="lane""#).count(), 3);
         assert_eq!(svg.matches(r#"class="paused""#).count(), 1);
         assert_eq!(svg.matches(r#"<g class="resume">"#).count(), 1);
-        assert_eq!(svg.matches(r#"<line class="budget""#).count(), 2);
+        // 300 MiB of data under a 1 GiB budget and 2 GiB limit: the lines would squash the
+        // data, so they are named above the chart instead of drawn.
+        assert_eq!(svg.matches(r#"<line class="budget""#).count(), 0);
+        assert!(
+            svg.contains("limit 2 GiB, budget 1 GiB (above this scale)"),
+            "{svg}"
+        );
         assert!(svg.contains("sub &lt;&amp;&gt;"), "text is escaped");
         assert!(svg.contains("requeued attempt"), "legend names requeues");
+        // Near the data, the lines are drawn: the limit's label above its line, the budget's
+        // below its own, so neither line crosses a label.
+        let mut near = events.clone();
+        near.insert(3, running(101.5, 900 * MIB, &[(0, 150 * MIB)]));
+        let svg = timeline_svg(&near, &info(3));
+        assert_eq!(svg.matches(r#"<line class="budget""#).count(), 2);
+        let y_of = |class: &str, attr: &str| -> f64 {
+            let at = svg.rfind(&format!(r#"class="{class}""#)).unwrap();
+            let rest = &svg[at..];
+            let v = rest.split(&format!(r#" {attr}=""#)).nth(1).unwrap();
+            v[..v.find('"').unwrap()].parse().unwrap()
+        };
+        assert!(y_of("limit-label", "y") < y_of("limit", "y1"));
+        assert!(y_of("budget-label", "y") > y_of("budget", "y1") + 9.0);
+        assert!(!svg.contains("above this scale"));
+    }
+
+    #[test]
+    fn a_job_requeued_out_ends_in_a_failure_colour_and_the_legend_lists_only_what_is_drawn() {
+        let events = vec![
+            sweep_start(100.0, false),
+            start(100.0, 0, 1),
+            running(101.0, 300 * MIB, &[(0, 250 * MIB)]),
+            Event::JobRequeue {
+                t: 102.0,
+                job: 0,
+                attempt: 1,
+                reason: "r".into(),
+                usage_bytes: 1,
+            },
+            // Out of retries: the end comes after the requeue that stopped the last attempt.
+            end(102.1, 0, 1, JobStatus::RequeuedOut, 1),
+            sweep_end(103.0, 3.0),
+        ];
+        let tl = Timeline::build(&events);
+        assert_eq!(
+            tl.attempts[0].end,
+            AttemptEnd::Status(JobStatus::RequeuedOut)
+        );
+        let svg = timeline_svg(&events, &info(3));
+        assert!(svg.contains(status_color(JobStatus::RequeuedOut)));
+        assert_ne!(status_color(JobStatus::RequeuedOut), REQUEUED);
+        assert!(
+            !svg.contains("requeued attempt"),
+            "no attempt is drawn as requeued"
+        );
+        // A requeue mark is drawn, a pause is not: the legend says the same.
+        assert!(svg.contains(">requeue</text>"));
+        assert!(!svg.contains(">pause</text>"));
     }
 
     #[test]
