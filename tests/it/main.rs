@@ -8,3 +8,4 @@ mod controls;
 mod probe;
 mod run;
 mod show;
+mod snapshots;
