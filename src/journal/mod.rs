@@ -11,6 +11,7 @@
 //! drops (and truncates away, so the lines appended next start on a clean line).
 
 mod fold;
+pub mod replay;
 
 use std::collections::BTreeSet;
 use std::fs::{self, File, OpenOptions};
@@ -24,6 +25,7 @@ use crate::exit::usage;
 use crate::sweep::SweepPlan;
 
 pub use fold::{SummaryContext, SummaryFold, summarize};
+pub use replay::Replay;
 
 /// File names inside a sweep directory.
 pub const PLAN_FILE: &str = "sweep.json";

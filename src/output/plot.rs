@@ -11,7 +11,8 @@
 use std::collections::HashMap;
 use std::fmt::Write as _;
 
-use crate::journal::{Event, JobStatus};
+use crate::journal::replay::{End, Step};
+use crate::journal::{Event, JobStatus, Replay};
 use crate::size;
 
 /// Sweeps with more jobs than this pack their attempts into shared lanes.
@@ -130,42 +131,20 @@ impl Timeline {
         let mut run_t0 = events.first().map_or(0.0, Event::t);
         let mut open: HashMap<usize, usize> = HashMap::new();
         let mut paused: HashMap<usize, f64> = HashMap::new();
+        let mut replay = Replay::default();
         for e in events {
-            if let Event::SweepStart {
-                t,
-                jobs,
-                limit_bytes,
-                budget_bytes,
-                ..
-            } = e
-            {
-                // Jobs still open died with the previous runner (as the summary fold counts them).
-                let x = tl.x_end;
-                tl.close_all(&mut open, &mut paused, x, JobStatus::Interrupted);
-                if let Some(r) = tl.runs.last_mut() {
-                    r.x1 = x;
-                }
-                run_x0 = x;
-                run_t0 = *t;
-                tl.n_jobs = tl.n_jobs.max(*jobs);
-                tl.runs.push(Run {
-                    x0: x,
-                    x1: x,
-                    limit: *limit_bytes,
-                    budget: *budget_bytes,
-                });
-                continue;
-            }
-            let x = run_x0 + (e.t() - run_t0).max(0.0);
+            // A new run continues the x axis where the last event of the previous one was: the
+            // time the runner was dead is cut out.
+            let x = match e {
+                Event::SweepStart { .. } => tl.x_end,
+                _ => run_x0 + (e.t() - run_t0).max(0.0),
+            };
             tl.x_end = tl.x_end.max(x);
-            match e {
-                Event::SweepStart { .. } => {}
-                Event::JobStart { job, .. } => {
-                    // A start while open (a journal edited by hand) closes the earlier attempt.
-                    tl.close(&mut open, &mut paused, *job, x, AttemptEnd::Open);
-                    open.insert(*job, tl.attempts.len());
+            replay.step(e, |step| match step {
+                Step::Start { job, .. } => {
+                    open.insert(job, tl.attempts.len());
                     tl.attempts.push(Attempt {
-                        job: *job,
+                        job,
                         x0: x,
                         x1: x,
                         end: AttemptEnd::Open,
@@ -174,38 +153,75 @@ impl Timeline {
                     tl.n_jobs = tl.n_jobs.max(job + 1);
                     tl.marks.push((x, Mark::Start));
                 }
-                Event::JobPause { job, .. } => {
-                    paused.entry(*job).or_insert(x);
-                    tl.marks.push((x, Mark::Pause));
-                }
-                Event::JobResume { job, .. } => {
-                    if let (Some(p), Some(&i)) = (paused.remove(job), open.get(job)) {
-                        tl.attempts[i].pauses.push((p, x));
-                    }
-                }
-                Event::JobRequeue { job, .. } => {
-                    tl.close(&mut open, &mut paused, *job, x, AttemptEnd::Requeued);
-                    tl.marks.push((x, Mark::Requeue));
-                }
-                Event::JobEnd { job, status, .. } => {
-                    if tl.close(&mut open, &mut paused, *job, x, AttemptEnd::Status(*status)) {
-                        tl.marks.push((x, Mark::End(*status)));
-                    } else if status.is_failure()
-                        && let Some(a) = tl.attempts.iter_mut().rev().find(|a| a.job == *job)
+                Step::End {
+                    job,
+                    end,
+                    open: was_open,
+                } => {
+                    let status = match end {
+                        End::Ended(Event::JobEnd { status, .. }) => Some(*status),
+                        End::Interrupted => Some(JobStatus::Interrupted),
+                        _ => None,
+                    };
+                    if was_open {
+                        let how = match (end, status) {
+                            (End::Requeued { .. }, _) => AttemptEnd::Requeued,
+                            (_, Some(st)) => AttemptEnd::Status(st),
+                            _ => AttemptEnd::Open,
+                        };
+                        tl.close(&mut open, &mut paused, job, x, how);
+                        match how {
+                            AttemptEnd::Requeued => tl.marks.push((x, Mark::Requeue)),
+                            AttemptEnd::Status(st) => tl.marks.push((x, Mark::End(st))),
+                            AttemptEnd::Open => {}
+                        }
+                    } else if let Some(st) = status.filter(|s| s.is_failure())
+                        && let Some(a) = tl.attempts.iter_mut().rev().find(|a| a.job == job)
                         && a.end == AttemptEnd::Requeued
                     {
                         // The job's last attempt was stopped by memsweep and it ran out of
                         // retries: that attempt is the job's failure, not one more requeue.
-                        a.end = AttemptEnd::Status(*status);
-                        tl.marks.push((x, Mark::End(*status)));
+                        a.end = AttemptEnd::Status(st);
+                        tl.marks.push((x, Mark::End(st)));
+                    } else if matches!(end, End::Requeued { .. }) {
+                        tl.marks.push((x, Mark::Requeue));
                     }
                     // Otherwise (a requeued job skipped at the end) there is no bar to close.
                 }
-                Event::Sample {
+                Step::Event(Event::SweepStart {
+                    t,
+                    jobs,
+                    limit_bytes,
+                    budget_bytes,
+                    ..
+                }) => {
+                    if let Some(r) = tl.runs.last_mut() {
+                        r.x1 = x;
+                    }
+                    run_x0 = x;
+                    run_t0 = *t;
+                    tl.n_jobs = tl.n_jobs.max(*jobs);
+                    tl.runs.push(Run {
+                        x0: x,
+                        x1: x,
+                        limit: *limit_bytes,
+                        budget: *budget_bytes,
+                    });
+                }
+                Step::Event(Event::JobPause { job, .. }) => {
+                    paused.entry(*job).or_insert(x);
+                    tl.marks.push((x, Mark::Pause));
+                }
+                Step::Event(Event::JobResume { job, .. }) => {
+                    if let (Some(p), Some(&i)) = (paused.remove(job), open.get(job)) {
+                        tl.attempts[i].pauses.push((p, x));
+                    }
+                }
+                Step::Event(Event::Sample {
                     working_set_bytes,
                     running,
                     ..
-                } => {
+                }) => {
                     let mut running = running.clone();
                     running.sort_unstable();
                     tl.samples.push(Sample {
@@ -214,10 +230,8 @@ impl Timeline {
                         running,
                     });
                 }
-                Event::SweepEnd { .. } => {
-                    tl.close_all(&mut open, &mut paused, x, JobStatus::Interrupted);
-                }
-            }
+                Step::Event(_) => {}
+            });
             if let Some(r) = tl.runs.last_mut() {
                 r.x1 = x;
             }
@@ -252,21 +266,6 @@ impl Timeline {
             a.pauses.push((p, x));
         }
         true
-    }
-
-    fn close_all(
-        &mut self,
-        open: &mut HashMap<usize, usize>,
-        paused: &mut HashMap<usize, f64>,
-        x: f64,
-        status: JobStatus,
-    ) {
-        let mut jobs: Vec<usize> = open.keys().copied().collect();
-        jobs.sort_unstable();
-        for job in jobs {
-            self.close(open, paused, job, x, AttemptEnd::Status(status));
-            self.marks.push((x, Mark::End(status)));
-        }
     }
 
     /// The largest byte value the memory chart must show: the data, and the budget and limit

@@ -158,7 +158,13 @@ fn show_prints_the_table_json_and_svg_of_a_finished_sweep() {
             "no lane for job {j}"
         );
     }
-    assert!(svg.contains(r#"<line class="budget""#), "no budget line");
+    // The budget is drawn, or named above the chart when it is far above the data (a big
+    // machine's budget would squash four small jobs to the bottom of the chart).
+    assert!(
+        svg.contains(r#"<line class="budget""#)
+            || (svg.contains("budget ") && svg.contains("(above this scale)")),
+        "no budget line"
+    );
     assert!(
         svg.contains(r#"class="working-set""#),
         "no working set line"
@@ -386,7 +392,7 @@ fn the_svg_renders_in_a_browser_with_each_status_in_its_colour() {
         .arg(&out)
         .env("XDG_CACHE_HOME", dir.path().join("cache"))
         .args(["-p", "code=0,0,3", "--", "python3", "-c"])
-        .arg("import sys, time; b = b'x' * (60 << 20); time.sleep(0.4); sys.exit({code})")
+        .arg("import sys, time; b = b'x' * (60 << 20); time.sleep(1.5); sys.exit({code})")
         .run()
         .assert_code(1);
     let svg = dir.path().join("t.svg");

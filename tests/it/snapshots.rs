@@ -35,8 +35,17 @@ fn dry_run_plan() {
     let out = ms(["run", "--dry-run", "--no-history", "--root"])
         .arg(root)
         .current_dir(d.path())
-        .args(["-p", "lr=0.1,0.01", "-p", "seed=range(0,2)", "--mem-per-job", "300M"])
-        .args(["--", "python", "train.py", "--lr", "{lr}", "--seed", "{seed}"])
+        .args([
+            "-p",
+            "lr=0.1,0.01",
+            "-p",
+            "seed=range(0,2)",
+            "--mem-per-job",
+            "300M",
+        ])
+        .args([
+            "--", "python", "train.py", "--lr", "{lr}", "--seed", "{seed}",
+        ])
         .run();
     out.assert_code(0);
     assert_data_eq!(out.stdout, file!["snapshots/dry-run.txt"]);
@@ -46,12 +55,21 @@ fn dry_run_plan() {
 fn show_of_a_finished_sweep() {
     // A real sweep.json, and a journal with fixed times and figures in place of the run's.
     let d = tempdir();
-    ms(["run", "--no-history", "--out", "sw", "--timeout", "1h", "-p", "x=0,1,2"])
-        .args(["--", "echo", "{x}"])
-        .current_dir(d.path())
-        .env("XDG_CACHE_HOME", d.path().join("cache"))
-        .run()
-        .assert_code(0);
+    ms([
+        "run",
+        "--no-history",
+        "--out",
+        "sw",
+        "--timeout",
+        "1h",
+        "-p",
+        "x=0,1,2",
+    ])
+    .args(["--", "echo", "{x}"])
+    .current_dir(d.path())
+    .env("XDG_CACHE_HOME", d.path().join("cache"))
+    .run()
+    .assert_code(0);
     let t0 = 1_796_000_000.0;
     let mib = 1u64 << 20;
     let journal = [
@@ -75,7 +93,10 @@ fn show_of_a_finished_sweep() {
     let text: String = journal.iter().map(|e| format!("{e}\n")).collect();
     std::fs::write(d.path().join("sw/journal.jsonl"), text).unwrap();
     std::fs::remove_file(d.path().join("sw/summary.json")).unwrap();
-    let out = ms(["show", "sw"]).current_dir(d.path()).env("TZ", "UTC").run();
+    let out = ms(["show", "sw"])
+        .current_dir(d.path())
+        .env("TZ", "UTC")
+        .run();
     out.assert_code(0);
     assert_data_eq!(out.stdout, file!["snapshots/show.txt"]);
 }
