@@ -13,6 +13,7 @@
 mod fold;
 #[cfg(test)]
 mod props;
+pub mod replay;
 
 use std::collections::BTreeSet;
 use std::fs::{self, File, OpenOptions};
@@ -26,6 +27,7 @@ use crate::exit::usage;
 use crate::sweep::SweepPlan;
 
 pub use fold::{SummaryContext, SummaryFold, summarize};
+pub use replay::Replay;
 
 /// File names inside a sweep directory.
 pub const PLAN_FILE: &str = "sweep.json";

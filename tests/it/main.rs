@@ -11,3 +11,4 @@ mod probe;
 mod reliability;
 mod run;
 mod show;
+mod snapshots;
