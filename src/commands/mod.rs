@@ -4,6 +4,7 @@ pub mod check;
 pub mod mem;
 pub mod run;
 pub mod show;
+pub mod slurm_job;
 
 use std::process::ExitCode;
 
@@ -32,6 +33,7 @@ fn dispatch(cli: Cli) -> anyhow::Result<Exit> {
         Command::Check(args) => check::run(&fs, &args),
         Command::Run(args) => run::run(&fs, *args),
         Command::Show(args) => show::run(&args),
+        Command::SlurmJob(args) => slurm_job::run(&args),
     }
 }
 

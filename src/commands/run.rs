@@ -5,6 +5,7 @@
 //! [`engine::Engine`], which owns the loop.
 
 mod engine;
+mod slurm;
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -16,7 +17,7 @@ use crate::journal::{ResumeState, SweepDir};
 use crate::probe::{Fs, MemStatus, Probe};
 use crate::sched::{self, Budget, Estimator, Source};
 use crate::size::human;
-use crate::sweep::{self, RunConfig, SweepPlan};
+use crate::sweep::{self, SweepPlan};
 
 pub fn run(fs: &Fs, args: RunArgs) -> anyhow::Result<Exit> {
     let (mut plan, resumed) = match &args.resume {
@@ -35,7 +36,7 @@ pub fn run(fs: &Fs, args: RunArgs) -> anyhow::Result<Exit> {
         None => (sweep::plan(&args)?, None),
     };
     if resumed.is_some() {
-        override_config(&mut plan.config, &args);
+        sweep::reconfigure(&mut plan.config, &args)?;
     }
     if let Some((i, _)) = plan.jobs.iter().enumerate().find(|(i, j)| j.id != *i) {
         anyhow::bail!("internal error: job ids are not 0..n (position {i}); please report this");
@@ -44,6 +45,17 @@ pub fn run(fs: &Fs, args: RunArgs) -> anyhow::Result<Exit> {
     let status = probe.status()?;
     let setup = Setup::new(&plan, &status, resumed.as_ref().map(|(_, p)| p))?;
 
+    if plan.config.backend == crate::cli::Backend::Slurm {
+        let cluster = crate::slurm::Cluster::connect()?;
+        if plan.config.dry_run {
+            return slurm::dry_run(&plan, setup, &cluster);
+        }
+        let (dir, prior) = match resumed {
+            Some((dir, prior)) => (dir, Some(prior)),
+            None => (create_dir(&plan)?, None),
+        };
+        return slurm::SlurmRun::new(plan, setup, cluster, dir, prior)?.run();
+    }
     if plan.config.dry_run {
         print_plan(&plan, &setup, &status);
         return Ok(Exit::Ok);
@@ -61,19 +73,45 @@ pub struct Prior {
     attempts: Vec<u32>,
     /// Jobs that succeeded (never rerun).
     succeeded: Vec<bool>,
+    /// Slurm backend: each job's last submitted attempt that has no end yet (attempt, slurm id,
+    /// --mem): it may still be queued or running, so it is re-attached, not submitted again.
+    open: Vec<Option<(u32, String, u64)>>,
+    /// Slurm backend: the --mem of each job's last attempt and whether it ran out of it.
+    last_mem: Vec<Option<(u64, bool)>>,
 }
 
 impl Prior {
     fn new(n: usize, succeeded: &[usize], events: &[crate::journal::Event]) -> Prior {
+        use crate::journal::{Event, JobStatus};
         let mut p = Prior {
             attempts: vec![0; n],
             succeeded: vec![false; n],
+            open: vec![None; n],
+            last_mem: vec![None; n],
         };
         for e in events {
-            if let crate::journal::Event::JobStart { job, .. } = e
-                && *job < n
-            {
-                p.attempts[*job] += 1;
+            match e {
+                Event::JobStart {
+                    job,
+                    attempt,
+                    estimate_bytes,
+                    slurm_id,
+                    ..
+                } if *job < n => {
+                    p.attempts[*job] += 1;
+                    p.open[*job] = slurm_id
+                        .clone()
+                        .map(|id| (*attempt, id, estimate_bytes.unwrap_or(0)));
+                    p.last_mem[*job] = estimate_bytes.map(|m| (m, false));
+                }
+                Event::JobEnd { job, status, .. } if *job < n => {
+                    p.open[*job] = None;
+                    if let Some((_, oom)) = &mut p.last_mem[*job] {
+                        *oom = *status == JobStatus::Oom;
+                    }
+                }
+                Event::JobRequeue { job, .. } if *job < n => p.open[*job] = None,
+                _ => {}
             }
         }
         for &j in succeeded {
@@ -83,46 +121,6 @@ impl Prior {
         }
         p
     }
-}
-
-/// Flags given with `--resume DIR` override what the sweep was started with.
-fn override_config(c: &mut RunConfig, a: &RunArgs) {
-    if a.jobs.is_some() {
-        c.jobs = a.jobs;
-    }
-    if a.limit.is_some() {
-        c.limit = a.limit;
-    }
-    if a.reserve.is_some() {
-        c.reserve = a.reserve;
-    }
-    if a.mem_per_job.is_some() {
-        c.mem_per_job = a.mem_per_job;
-    }
-    if a.job_mem_max.is_some() {
-        c.job_mem_max = a.job_mem_max;
-    }
-    if a.no_history {
-        c.history = false;
-    }
-    if a.no_cgroups {
-        c.cgroups = false;
-    }
-    if let Some(p) = a.on_pressure {
-        c.on_pressure = p;
-    }
-    if let Some(r) = a.retries {
-        c.retries = r;
-    }
-    if let Some(g) = a.grace {
-        c.grace_s = g;
-    }
-    if let Some(s) = a.sample_interval {
-        c.sample_interval_s = s;
-    }
-    // How this invocation talks and whether it runs at all are this invocation's choice.
-    c.json = a.json;
-    c.dry_run = a.dry_run;
 }
 
 /// Everything resolved before the first job starts.

@@ -11,7 +11,7 @@
 
 mod cgroup;
 mod guard;
-mod sample;
+pub mod sample;
 mod signals;
 mod spawn;
 mod sys;

@@ -5,7 +5,9 @@
 //! - every attempt starts with a `job_start`; it ends with a `job_end`, or with a `job_requeue`
 //!   when memsweep stopped it to run it again later (a `job_end` after a requeue is allowed too);
 //! - a `sweep_start` begins a run of the runner; `sweep_end` closes it. A job still started when a
-//!   new `sweep_start` arrives died with the previous runner (SIGKILL): it counts as killed.
+//!   new `sweep_start` arrives died with the previous runner (SIGKILL): it counts as killed —
+//!   except under the Slurm backend (`accounting: "slurm"`), where jobs outlive the runner and
+//!   the resumed runner re-attaches to them, recording their ends when they come.
 
 use std::collections::HashMap;
 
@@ -70,14 +72,20 @@ impl SummaryFold {
             *last = last.max(event.t());
         }
         match event {
-            Event::SweepStart { t, jobs, .. } => {
+            Event::SweepStart {
+                t,
+                jobs,
+                accounting,
+                ..
+            } => {
                 // Room for every job at once: growing the map rehashes into a second table,
                 // a transient that set the runner's peak footprint in a 10 000-job sweep.
                 // Bounded, since a damaged journal may claim any count.
                 let want = (*jobs).min(1 << 20).saturating_sub(self.jobs.len());
                 self.jobs.reserve(want);
                 self.close_run();
-                for job in self.jobs.values_mut() {
+                let outlive = accounting == crate::slurm::ACCOUNTING;
+                for job in self.jobs.values_mut().filter(|_| !outlive) {
                     if job.phase == Some(Phase::Started) {
                         job.phase = Some(Phase::Ended(JobStatus::Killed));
                     }

@@ -13,12 +13,14 @@ mod quote;
 mod spec;
 mod template;
 
+pub use quote::quote;
+
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use crate::cli::{OnPressure, RunArgs};
+use crate::cli::{Backend, OnPressure, RunArgs};
 use crate::size::SizeSpec;
 
 /// How a job's command runs.
@@ -71,6 +73,12 @@ pub struct RunConfig {
     pub grace_s: f64,
     pub sample_interval_s: f64,
     pub dry_run: bool,
+    /// Where the jobs run (sweep directories of older versions are local).
+    #[serde(default)]
+    pub backend: Backend,
+    /// sbatch options added to every submission (`--slurm-arg`, `[slurm] args`).
+    #[serde(default)]
+    pub slurm_args: Vec<String>,
 }
 
 /// A sweep ready to run.
@@ -376,6 +384,13 @@ fn config(args: &RunArgs, spec: &spec::Spec) -> Result<RunConfig, String> {
     };
     let mem_per_job = args.mem_per_job.or(spec.mem_per_job);
     let job_mem_max = args.job_mem_max.or(spec.job_mem_max);
+    let backend = args.backend.or(spec.backend).unwrap_or_default();
+    let slurm_args = if args.slurm_args.is_empty() {
+        spec.slurm_args.clone()
+    } else {
+        args.slurm_args.clone()
+    };
+    check::slurm_args(backend, &slurm_args)?;
     if let (Some(SizeSpec::Bytes(est)), Some(SizeSpec::Bytes(max))) = (mem_per_job, job_mem_max)
         && max < est
     {
@@ -404,7 +419,88 @@ fn config(args: &RunArgs, spec: &spec::Spec) -> Result<RunConfig, String> {
         grace_s,
         sample_interval_s,
         dry_run: args.dry_run,
+        backend,
+        slurm_args,
     })
+}
+
+/// `--resume DIR`: the flags given now override what the sweep was started with, checked by the
+/// same rules as at the start (a flag not given keeps the sweep's value).
+pub fn reconfigure(c: &mut RunConfig, a: &RunArgs) -> anyhow::Result<()> {
+    reconfigure_checked(c, a).map_err(crate::exit::usage)
+}
+
+fn reconfigure_checked(c: &mut RunConfig, a: &RunArgs) -> Result<(), String> {
+    fn flag(name: &'static str) -> impl Fn(String) -> String {
+        move |e| format!("{name}: {e}")
+    }
+    if let Some(n) = a.jobs {
+        c.jobs = Some(check::jobs(n).map_err(flag("-j"))?);
+    }
+    if let Some(l) = a.limit {
+        c.limit = Some(check::limit(l).map_err(flag("--limit"))?);
+    }
+    if let Some(n) = a.retries {
+        c.retries = check::retries(n).map_err(flag("--retries"))?;
+    }
+    if let Some(g) = a.grace {
+        c.grace_s = check::grace(g).map_err(flag("--grace"))?;
+    }
+    if let Some(s) = a.sample_interval {
+        c.sample_interval_s = check::sample_interval(s).map_err(flag("--sample-interval"))?;
+    }
+    if a.reserve.is_some() {
+        c.reserve = a.reserve;
+    }
+    if a.mem_per_job.is_some() {
+        c.mem_per_job = a.mem_per_job;
+    }
+    if a.job_mem_max.is_some() {
+        c.job_mem_max = a.job_mem_max;
+    }
+    if let (Some(SizeSpec::Bytes(est)), Some(SizeSpec::Bytes(max))) = (c.mem_per_job, c.job_mem_max)
+        && max < est
+    {
+        return Err(format!(
+            "--job-mem-max ({}) is below --mem-per-job ({}); raise --job-mem-max or lower --mem-per-job",
+            crate::size::human(max),
+            crate::size::human(est)
+        ));
+    }
+    if a.no_history {
+        c.history = false;
+    }
+    if a.no_cgroups {
+        c.cgroups = false;
+    }
+    if let Some(p) = a.on_pressure {
+        c.on_pressure = p;
+    }
+    if let Some(b) = a.backend
+        && b != c.backend
+    {
+        return Err(format!(
+            "--backend {}: this sweep ran with --backend {}; a resumed sweep keeps its backend \
+             (start a new sweep to switch; the history carries what it learned)",
+            backend_name(b),
+            backend_name(c.backend)
+        ));
+    }
+    if !a.slurm_args.is_empty() {
+        c.slurm_args = a.slurm_args.clone();
+    }
+    check::slurm_args(c.backend, &c.slurm_args)?;
+    // How this invocation talks and whether it runs at all are this invocation's choice.
+    c.json = a.json;
+    c.dry_run = a.dry_run;
+    Ok(())
+}
+
+fn backend_name(b: Backend) -> &'static str {
+    match b {
+        Backend::Local => "local",
+        Backend::Slurm => "slurm",
+    }
 }
 
 #[cfg(test)]
@@ -695,6 +791,8 @@ mod tests {
                 grace_s: 10.0,
                 sample_interval_s: 0.2,
                 dry_run: false,
+                backend: Backend::Local,
+                slurm_args: vec![],
             }
         );
         assert_eq!(p.jobs.len(), 1);
