@@ -7,3 +7,4 @@ mod cli;
 mod probe;
 mod run;
 mod show;
+mod slurm;
