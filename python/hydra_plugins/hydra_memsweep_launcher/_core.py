@@ -60,7 +60,10 @@ SIZE_FLAGS = {
     "job_mem_max": "--job-mem-max",
 }
 ON_PRESSURE = ("pause", "requeue", "none")
+BACKENDS = ("local", "slurm")
 KNOWN_OPTIONS = set(SIZE_FLAGS) | {
+    "backend",
+    "slurm_args",
     "n_jobs",
     "on_pressure",
     "retries",
@@ -155,6 +158,22 @@ def run_flags(options: Dict[str, Any]) -> List[str]:
         flags.append("--no-history")
     if options.get("cgroups") is False:
         flags.append("--no-cgroups")
+    backend = options.get("backend")
+    if backend is not None:
+        if backend not in BACKENDS:
+            raise ValueError(
+                f"hydra.launcher.backend={backend!r}: use one of {', '.join(BACKENDS)}"
+            )
+        if backend != "local":  # memsweep's default
+            flags += ["--backend", backend]
+    slurm_args = options.get("slurm_args") or []
+    if isinstance(slurm_args, str):
+        raise ValueError(
+            f"hydra.launcher.slurm_args={slurm_args!r}: give a list, e.g. "
+            "\"hydra.launcher.slurm_args=['--partition=debug','--time=10']\""
+        )
+    # `--slurm-arg=VALUE`: one argv word, so a value starting with '-' is never taken for a flag.
+    flags += [f"--slurm-arg={a}" for a in slurm_args]
     return flags
 
 
