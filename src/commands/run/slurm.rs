@@ -744,7 +744,10 @@ pub fn dry_run(plan: &SweepPlan, mut setup: Setup, cluster: &Cluster) -> anyhow:
             ),
             None => (
                 "?".into(),
-                "sized from the probes' peaks × 1.25 + 16 MiB once they end".into(),
+                format!(
+                    "sized from the probes' peaks × {} + 16 MiB once they end",
+                    policy::SIBLING_MARGIN
+                ),
             ),
         };
         let _ = writeln!(
