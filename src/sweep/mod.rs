@@ -427,7 +427,11 @@ fn config(args: &RunArgs, spec: &spec::Spec) -> Result<RunConfig, String> {
 /// `--resume DIR`: the flags given now override what the sweep was started with, checked by the
 /// same rules as at the start (a flag not given keeps the sweep's value).
 pub fn reconfigure(c: &mut RunConfig, a: &RunArgs) -> anyhow::Result<()> {
-    reconfigure_checked(c, a).map_err(crate::exit::usage)
+    // All or nothing: a rejected flag leaves the configuration as it was.
+    let mut next = c.clone();
+    reconfigure_checked(&mut next, a).map_err(crate::exit::usage)?;
+    *c = next;
+    Ok(())
 }
 
 fn reconfigure_checked(c: &mut RunConfig, a: &RunArgs) -> Result<(), String> {
@@ -818,6 +822,56 @@ mod tests {
         assert_eq!((c.grace_s, c.sample_interval_s), (0.0, 1.0));
         assert_eq!(c.on_pressure, OnPressure::None);
         assert_eq!(p.template, "mine");
+    }
+
+    #[test]
+    fn resume_flags_are_checked_like_the_first_run() {
+        let mut c = plan_in(&args(&[], &["true"]), Path::new("."))
+            .unwrap()
+            .config;
+        let bad = |a: RunArgs, c: &mut RunConfig| reconfigure(c, &a).unwrap_err().to_string();
+        let e = bad(
+            RunArgs {
+                jobs: Some(20_000),
+                ..RunArgs::default()
+            },
+            &mut c,
+        );
+        assert!(e.contains("-j: 20000 jobs at once"), "{e}");
+        let e = bad(
+            RunArgs {
+                retries: Some(101),
+                ..RunArgs::default()
+            },
+            &mut c,
+        );
+        assert!(e.contains("--retries: 101"), "{e}");
+        let e = bad(
+            RunArgs {
+                backend: Some(Backend::Slurm),
+                ..RunArgs::default()
+            },
+            &mut c,
+        );
+        assert!(e.contains("keeps its backend"), "{e}");
+        let e = bad(
+            RunArgs {
+                slurm_args: vec!["--time=5".into()],
+                ..RunArgs::default()
+            },
+            &mut c,
+        );
+        assert!(e.contains("sbatch options need --backend slurm"), "{e}");
+        reconfigure(
+            &mut c,
+            &RunArgs {
+                jobs: Some(3),
+                retries: Some(1),
+                ..RunArgs::default()
+            },
+        )
+        .unwrap();
+        assert_eq!((c.jobs, c.retries), (Some(3), 1));
     }
 
     #[test]
