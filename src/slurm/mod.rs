@@ -161,6 +161,8 @@ impl Batch {
 pub struct Queued {
     pub state: String,
     pub comment: String,
+    /// Its `--mem`, where squeue shows one.
+    pub mem_bytes: Option<u64>,
 }
 
 /// Run a Slurm command; its stdout, or an error with its stderr.
@@ -271,11 +273,19 @@ fn parse_node_memory(out: &str) -> Option<u64> {
 fn parse_squeue(out: &str) -> HashMap<String, Queued> {
     out.lines()
         .filter_map(|l| {
-            let mut f = l.trim().splitn(3, '|');
+            let mut f = l.trim().splitn(4, '|');
             let id = f.next()?.to_string();
             let state = f.next()?.to_string();
+            let mem_bytes = f.next().and_then(|m| crate::size::parse_bytes(m).ok());
             let comment = f.next().unwrap_or("").to_string();
-            Some((id, Queued { state, comment }))
+            Some((
+                id,
+                Queued {
+                    state,
+                    comment,
+                    mem_bytes,
+                },
+            ))
         })
         .collect()
 }
@@ -301,8 +311,10 @@ mod tests {
         assert_eq!(parse_node_memory("20489\n64000+\n"), Some(64000 << 20));
         assert_eq!(parse_node_memory("\n"), None);
         let q = parse_squeue(
-            "12_0|RUNNING|memsweep-batch-0\n12_1|PENDING|memsweep-batch-0\n13_0|OUT_OF_MEMORY|(null)\n",
+            "12_0|RUNNING|600M|memsweep-batch-0\n12_1|PENDING|600M|memsweep-batch-0\n\
+             13_0|OUT_OF_MEMORY|1G|(null)\n",
         );
+        assert_eq!(q["13_0"].mem_bytes, Some(1 << 30));
         assert_eq!(q.len(), 3);
         assert_eq!(q["12_1"].state, "PENDING");
         assert_eq!(q["12_0"].comment, "memsweep-batch-0");

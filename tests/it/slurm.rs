@@ -309,6 +309,29 @@ fn too_small_mem_ends_out_of_memory_and_is_resubmitted_larger() {
         .run();
     out.assert_code(1);
     assert_eq!(summary(&dir.path().join("p"))["jobs"][0]["status"], "oom");
+
+    // Any other failure is reported with its exit code (jobs from a jobs file).
+    std::fs::write(
+        dir.path().join("jobs.txt"),
+        "echo fine\necho bad >&2; exit 3\n",
+    )
+    .unwrap();
+    let out = run_in(c, dir.path())
+        .args(["--out", "q", "--jobs-file", "jobs.txt"])
+        .run();
+    out.assert_code(1);
+    let s = summary(&dir.path().join("q"));
+    assert_eq!(s["jobs"][0]["status"], "succeeded");
+    assert_eq!(s["jobs"][1]["status"], "failed");
+    assert_eq!(s["jobs"][1]["exit_code"], 3);
+    assert_eq!(
+        std::fs::read_to_string(dir.path().join("q/1/stderr")).unwrap(),
+        "bad\n"
+    );
+    assert_eq!(
+        std::fs::read_to_string(dir.path().join("q/0/stdout")).unwrap(),
+        "fine\n"
+    );
 }
 
 #[test]

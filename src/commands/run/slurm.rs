@@ -278,7 +278,7 @@ impl SlurmRun {
                 continue;
             }
             self.waiting.retain(|&j| j != job);
-            let mem = self.raised.get(&job).copied().unwrap_or(0);
+            let mem = q.mem_bytes.unwrap_or(0);
             self.setup.attempts[job] = self.setup.attempts[job].max(attempt);
             self.record_submitted(job, attempt, &id, mem, false)?;
         }
