@@ -230,7 +230,7 @@ impl Cluster {
     pub fn jobs(&self, name: &str) -> anyhow::Result<HashMap<String, Queued>> {
         let out = run(
             "squeue",
-            &["-h", "-r", "-t", "all", "--name", name, "-o", "%i|%T|%k"],
+            &["-h", "-r", "-t", "all", "--name", name, "-o", SQUEUE_FORMAT],
         )?;
         Ok(parse_squeue(&out))
     }
@@ -269,6 +269,9 @@ fn parse_node_memory(out: &str) -> Option<u64> {
         .filter(|&m| m > 0)
         .map(|m| m << 20)
 }
+
+/// What [`parse_squeue`] reads: job id (`ARRAY_INDEX`), state, `--mem`, comment.
+const SQUEUE_FORMAT: &str = "%i|%T|%m|%k";
 
 fn parse_squeue(out: &str) -> HashMap<String, Queued> {
     out.lines()
@@ -315,6 +318,11 @@ mod tests {
              13_0|OUT_OF_MEMORY|1G|(null)\n",
         );
         assert_eq!(q["13_0"].mem_bytes, Some(1 << 30));
+        // The format asks for the fields in the order the parser reads them.
+        assert_eq!(
+            SQUEUE_FORMAT.split('|').collect::<Vec<_>>(),
+            ["%i", "%T", "%m", "%k"]
+        );
         assert_eq!(q.len(), 3);
         assert_eq!(q["12_1"].state, "PENDING");
         assert_eq!(q["12_0"].comment, "memsweep-batch-0");
