@@ -139,7 +139,10 @@ pub fn run(dir: &Path, batch: &Path) -> anyhow::Result<i32> {
         _ => false,
     };
     let (peak, source) = match (cgroup, &after) {
-        (Some(src), Some(a)) => (a.peak_bytes, format!("slurm-{src}")),
+        (Some(src), Some(a)) => (
+            a.peak_bytes,
+            format!("slurm-{}", src.replace("cgroup", "cgroup-v")),
+        ),
         _ => ((sampled > 0).then_some(sampled), "proc".to_string()),
     };
     use std::os::unix::process::ExitStatusExt;
