@@ -77,7 +77,6 @@ def test_defaults_leave_the_choice_to_memsweep() -> None:
         ({"on_pressure": "panic"}, "hydra.launcher.on_pressure='panic': use one of pause"),
         ({"retries": -2}, "hydra.launcher.retries=-2"),
         ({"n_job": 2}, "unknown hydra.launcher field(s) n_job"),
-        ({"backend": "pbs"}, "hydra.launcher.backend='pbs': use one of local, slurm"),
         ({"slurm_args": "--time=5"}, "hydra.launcher.slurm_args='--time=5': give a list"),
     ],
 )

@@ -5,10 +5,12 @@
 //! All `unsafe` and OS-specific code of the crate lives here, each block with a `// SAFETY:` comment.
 //!
 //! Files: `spawn` (fork/exec of one job), `cgroup` (job cgroups, v1 slot pool, v2 leaves, stale
-//! trees), `sample` (/proc trees for Proc mode), `signals` (self-pipes), `guard` (the process
+//! trees), `sample` (/proc trees for Proc mode), `attribution` (which processes are a job's:
+//! process tree plus the inherited environment marker, so daemons count and end with their job), `signals` (self-pipes), `guard` (the process
 //! that kills the jobs if the runner dies), `sys` (raw syscall wrappers). Cgroup paths go through
 //! the probe's `Fs` root (so v2 can be tested on fixture trees); processes and /proc are real.
 
+pub mod attribution;
 mod cgroup;
 mod guard;
 pub mod sample;
@@ -28,6 +30,7 @@ use serde::Serialize;
 
 use crate::probe::{CgroupVersion, Layout};
 use crate::sweep::JobCommand;
+pub use sys::err_text;
 
 /// How jobs' memory is measured.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -108,7 +111,7 @@ pub enum ExecEvent {
         peak_bytes: Option<u64>,
         accounting: Accounting,
     },
-    /// SIGINT (Ctrl-C) or SIGTERM reached the runner.
+    /// SIGINT (Ctrl-C), SIGTERM or SIGHUP (terminal closed) reached the runner.
     Interrupt { signal: i32 },
 }
 
@@ -156,6 +159,8 @@ pub struct Executor {
     pending: VecDeque<ExecEvent>,
     last_sample: Option<Instant>,
     page: u64,
+    /// Proc mode: which processes are which job's (tree + inherited marker).
+    attribution: attribution::Attribution,
 }
 
 /// Lower memsweep's own OOM score so the kernel never picks the runner; Err(why) if refused.
@@ -171,7 +176,7 @@ fn protect_self() -> Result<(), String> {
 
 impl Executor {
     /// Prepare: lower memsweep's own oom_score_adj, install signal handling (SIGCHLD, SIGINT,
-    /// SIGTERM), start the orphan guard, and set up per-job cgroups under `layout` when writable
+    /// SIGTERM, SIGHUP), start the orphan guard, and set up per-job cgroups under `layout` when writable
     /// (else Proc mode). Never fails for lack of cgroups: falls back and says why in [`Self::accounting_note`].
     pub fn new(
         cfg: ExecConfig,
@@ -218,25 +223,27 @@ impl Executor {
             }
         };
         if cgroups.is_none() && cfg.job_mem_max.is_some() {
-            notes.push(
-                "--job-mem-max is not enforced: it needs per-job cgroups (see the accounting note)"
-                    .into(),
-            );
+            notes.push(format!(
+                "--job-mem-max is not enforced: it needs per-job memory cgroups, and jobs are \
+                 measured by {note}"
+            ));
         }
         let accounting = match cgroups.as_ref().map(|c| c.version) {
             Some(cgroup::Version::V1) => Accounting::CgroupV1,
             Some(cgroup::Version::V2) => Accounting::CgroupV2,
             None => Accounting::Proc,
         };
-        let guard = match guard::Guard::start(cgroups.as_ref().map(|c| c.base.as_path())) {
-            Ok(g) => Some(g),
-            Err(e) => {
-                notes.push(format!(
-                    "could not start the orphan guard ({e}); jobs may outlive a killed memsweep"
-                ));
-                None
-            }
-        };
+        let marker = attribution::Marker::for_this_process();
+        let guard =
+            match guard::Guard::start(cgroups.as_ref().map(|c| c.base.as_path()), marker.tag()) {
+                Ok(g) => Some(g),
+                Err(e) => {
+                    notes.push(format!(
+                        "could not start the orphan guard ({e}); jobs may outlive a killed memsweep"
+                    ));
+                    None
+                }
+            };
         Ok(Executor {
             cfg,
             accounting,
@@ -249,6 +256,7 @@ impl Executor {
             pending: VecDeque::new(),
             last_sample: None,
             page: sys::page_size(),
+            attribution: attribution::Attribution::new(marker),
         })
     }
 
@@ -264,26 +272,26 @@ impl Executor {
         }
     }
 
-    /// Warnings from setup worth showing once (oom_score_adj refused, no guard, ...).
+    /// What this executor cannot do here, worth showing once and journaling: oom_score_adj
+    /// refused, no subreaper, no orphan guard, `--job-mem-max` without cgroups.
     pub fn notes(&self) -> &[String] {
         &self.notes
     }
 
     /// Start a job (own process group, oom_score_adj 1000, own cgroup when available).
     /// A spawn failure is returned as an `Exited { outcome: FailedToSpawn }` by the next `wait`.
-    pub fn spawn(&mut self, spec: SpawnSpec) -> anyhow::Result<()> {
+    pub fn spawn(&mut self, mut spec: SpawnSpec) -> anyhow::Result<()> {
         if self.jobs.iter().any(|r| r.job == spec.job) {
             bail!("job {} is already running", spec.job);
         }
+        // The marker every process of the job inherits (attribution in Proc mode, the guard).
+        let marker = self.attribution.marker().env(spec.job);
+        spec.env.retain(|(k, _)| marker.iter().all(|(m, _)| m != k));
+        spec.env.extend(marker);
         let started = Instant::now();
         let slot = match self.cgroups.as_mut().map(|c| c.acquire()) {
             None => None,
-            Some(Ok((slot, new))) => {
-                if new && let Some(g) = self.guard.as_mut() {
-                    g.add_cgroup(slot.n);
-                }
-                Some(slot)
-            }
+            Some(Ok(slot)) => Some(slot),
             Some(Err(e)) => {
                 self.failed_to_spawn(&spec, started, e.to_string());
                 return Ok(());
@@ -339,11 +347,7 @@ impl Executor {
 
     fn release_slot(&mut self, slot: cgroup::Slot) {
         if let Some(cg) = self.cgroups.as_mut() {
-            for n in cg.release(slot) {
-                if let Some(g) = self.guard.as_mut() {
-                    g.del_cgroup(n);
-                }
-            }
+            cg.release(slot);
         }
     }
 
@@ -383,10 +387,10 @@ impl Executor {
     fn reap(&mut self) {
         // Children that are not jobs (the jobs' orphans we adopted as subreaper, a dead
         // guard) are reaped too and otherwise ignored, so no zombies pile up.
+        let mut ended = Vec::new();
         while let Some(r) = sys::try_wait(-1) {
             if let Some(i) = self.jobs.iter().position(|j| j.pid == r.pid) {
-                let job = self.jobs.swap_remove(i);
-                self.finish(job, r);
+                ended.push((self.jobs.swap_remove(i), r));
             } else if self.guard.as_ref().is_some_and(|g| g.pid() == r.pid) {
                 self.notes.push(
                     "the orphan guard exited unexpectedly; jobs may outlive a killed memsweep"
@@ -397,6 +401,23 @@ impl Executor {
                 }
                 self.guard = None;
             }
+        }
+        if ended.is_empty() {
+            return;
+        }
+        if self.cgroups.is_none() {
+            // What the jobs left behind (daemons re-parented to us, processes in other
+            // sessions) ends with them, as a cgroup would end it.
+            let roots: Vec<(usize, i32)> = ended.iter().map(|(j, _)| (j.job, j.pid)).collect();
+            let trees = self.attribution.trees(&sample::scan(), &roots, self.page);
+            for tree in trees {
+                for pid in tree.pids {
+                    let _ = sys::kill(pid, libc::SIGKILL);
+                }
+            }
+        }
+        for (job, r) in ended {
+            self.finish(job, r);
         }
     }
 
@@ -470,9 +491,9 @@ impl Executor {
     /// process is never killed.
     fn sample_proc(&mut self) {
         self.last_sample = Some(Instant::now());
-        let roots: Vec<i32> = self.jobs.iter().map(|j| j.pid).collect();
+        let roots: Vec<(usize, i32)> = self.jobs.iter().map(|j| (j.job, j.pid)).collect();
         let procs = sample::scan();
-        let trees = sample::trees(&procs, &roots, self.page);
+        let trees = self.attribution.trees(&procs, &roots, self.page);
         let own = sys::own_pgid();
         for (job, tree) in self.jobs.iter_mut().zip(trees) {
             if tree.pids.is_empty() {
@@ -590,10 +611,26 @@ fn group_kill(pgid: i32, sig: i32) -> anyhow::Result<()> {
 
 impl Drop for Executor {
     fn drop(&mut self) {
-        if self.cgroups.is_none() && !self.jobs.is_empty() {
-            // Descendants that left the job's groups since the last sample are still in its tree.
-            let roots: Vec<i32> = self.jobs.iter().map(|j| j.pid).collect();
-            for tree in sample::trees(&sample::scan(), &roots, self.page) {
+        if self.cgroups.is_none() {
+            // Descendants that left the job's groups since the last sample are still in its
+            // tree or carry its marker; orphans adopted without a marker are children of ours.
+            let procs = sample::scan();
+            let roots: Vec<(usize, i32)> = self.jobs.iter().map(|j| (j.job, j.pid)).collect();
+            let marked: Vec<(usize, i32)> = self
+                .attribution
+                .marked(&procs)
+                .into_iter()
+                .map(|(pid, job)| (job, pid))
+                .collect();
+            let me = std::process::id() as i32;
+            let guard = self.guard.as_ref().map_or(0, |g| g.pid());
+            let adopted: Vec<(usize, i32)> = procs
+                .iter()
+                .filter(|p| p.ppid == me && p.pid != guard)
+                .map(|p| (usize::MAX, p.pid))
+                .collect();
+            let all: Vec<(usize, i32)> = roots.into_iter().chain(marked).chain(adopted).collect();
+            for tree in self.attribution.trees(&procs, &all, self.page) {
                 for pid in tree.pids {
                     let _ = sys::kill(pid, libc::SIGKILL);
                 }

@@ -1,4 +1,4 @@
-//! The runner's signal self-pipes: SIGCHLD, SIGINT and SIGTERM each write a byte to their own
+//! The runner's signal self-pipes: SIGCHLD, SIGINT, SIGTERM and SIGHUP each write a byte to their own
 //! socket (signal-hook's async-signal-safe pipe action), so `wait` can block in one poll() on
 //! "a child exited, the user interrupted, or the timeout passed" without races.
 
@@ -15,6 +15,9 @@ pub struct Signals {
     chld: UnixStream,
     int: UnixStream,
     term: UnixStream,
+    /// A closed terminal or dropped SSH session: handled like SIGTERM, so the sweep ends in
+    /// order (jobs stopped, journal closed) instead of dying with exit 129.
+    hup: UnixStream,
     ids: Vec<SigId>,
 }
 
@@ -22,7 +25,7 @@ pub struct Signals {
 #[derive(Debug, Default)]
 pub struct Woken {
     pub child: bool,
-    /// One entry per delivered SIGINT/SIGTERM (a second Ctrl-C is a second entry).
+    /// One entry per delivered SIGINT/SIGTERM/SIGHUP (a second Ctrl-C is a second entry).
     pub interrupts: Vec<i32>,
 }
 
@@ -40,10 +43,12 @@ impl Signals {
         let chld = pair(libc::SIGCHLD)?;
         let int = pair(libc::SIGINT)?;
         let term = pair(libc::SIGTERM)?;
+        let hup = pair(libc::SIGHUP)?;
         Ok(Signals {
             chld,
             int,
             term,
+            hup,
             ids,
         })
     }
@@ -55,6 +60,7 @@ impl Signals {
                 self.chld.as_raw_fd(),
                 self.int.as_raw_fd(),
                 self.term.as_raw_fd(),
+                self.hup.as_raw_fd(),
             ],
             timeout,
         );
@@ -71,6 +77,11 @@ impl Signals {
             woken
                 .interrupts
                 .extend(std::iter::repeat_n(libc::SIGTERM, drain(&mut self.term)));
+        }
+        if ready[3] {
+            woken
+                .interrupts
+                .extend(std::iter::repeat_n(libc::SIGHUP, drain(&mut self.hup)));
         }
         woken
     }

@@ -123,7 +123,7 @@ pub fn run(dir: &Path, batch: &Path) -> anyhow::Result<i32> {
         }
         if cgroup.is_none() {
             let procs = sample::scan();
-            let t = sample::trees(&procs, &[child.id() as i32], page);
+            let t = sample::forest(&procs, &[vec![child.id() as i32]], page);
             sampled = sampled.max(t[0].rss_bytes);
         }
         std::thread::sleep(Duration::from_millis(if cgroup.is_some() {

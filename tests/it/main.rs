@@ -3,8 +3,11 @@
 
 mod harness;
 
+mod chaos;
 mod cli;
+mod controls;
 mod probe;
+mod reliability;
 mod run;
 mod show;
 mod slurm;

@@ -379,7 +379,7 @@ fn ctrl_c_cancels_every_job_and_exits_130() {
             .as_array()
             .unwrap()
             .iter()
-            .all(|j| j["status"] == "killed"),
+            .all(|j| j["status"] == "interrupted"),
         "{s}"
     );
 }

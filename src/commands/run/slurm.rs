@@ -188,6 +188,8 @@ impl SlurmRun {
     pub fn run(mut self) -> anyhow::Result<Exit> {
         let resumed = self.resumed;
         self.emit(Event::SweepStart {
+            schema_version: crate::journal::SCHEMA_VERSION,
+            downgrades: Vec::new(),
             t: epoch(),
             out: self.dir.root().display().to_string(),
             jobs: self.plan.jobs.len(),
@@ -516,7 +518,12 @@ impl SlurmRun {
                     let reason = format!("{state}; resubmitted");
                     return requeue(self, reason, a.mem);
                 }
-                (JobStatus::Killed, None, None)
+                let status = if state == "TIMEOUT" {
+                    JobStatus::Timeout
+                } else {
+                    JobStatus::Killed
+                };
+                (status, None, None)
             }
             Verdict::Cancelled => (JobStatus::Killed, None, Some(libc::SIGTERM)),
             Verdict::Succeeded => (JobStatus::Succeeded, Some(0), None),
@@ -601,7 +608,7 @@ impl SlurmRun {
             let r = slurm::read_result(&jdir, a.attempt);
             let (status, code, signal) = match &r {
                 Some(r) if r.exit_code == Some(0) => (JobStatus::Succeeded, Some(0), None),
-                _ => (JobStatus::Killed, None, Some(libc::SIGTERM)),
+                _ => (JobStatus::Interrupted, None, Some(libc::SIGTERM)),
             };
             self.ended_here += 1;
             let _ = self.emit(Event::JobEnd {
@@ -657,6 +664,7 @@ impl SlurmRun {
             failed,
             exit_code: code as i32,
             interrupted,
+            fail_fast_job: None,
         })?;
         self.dir.sync()?;
         if let Some(h) = &self.setup.history
