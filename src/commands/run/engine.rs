@@ -567,6 +567,7 @@ impl Engine {
             attempt,
             command,
             estimate_bytes: (estimate > 0).then_some(estimate),
+            slurm_id: None,
         })?;
         Ok(spec)
     }
