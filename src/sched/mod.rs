@@ -54,6 +54,9 @@ pub const GROWTH_RAISE: f64 = 1.1;
 /// A paused job stays paused at least this long (unless nothing else runs), so that memory
 /// freed for a moment does not make it flap.
 pub const MIN_PAUSE_S: f64 = 0.05;
+/// A pause longer than this (and longer than the paused job had run) ends in a requeue of the
+/// youngest paused job, so memory held by jobs that cannot resume is freed.
+pub const MAX_PAUSE_S: f64 = 3.0;
 /// How far ahead a running job's current growth rate is projected.
 pub const MOMENTUM_S: f64 = 0.1;
 /// A requeued job comes back with at least this much more than the peak it reached.
@@ -418,12 +421,56 @@ impl Sched {
     pub fn decide(&mut self) -> Vec<Action> {
         let mut out = Vec::new();
         self.requeue_if_critical(&mut out);
-        let paused_now = self.pause_if_over(&mut out);
-        if !paused_now {
-            self.resume_if_room(&mut out);
+        // Only a pause issued in this turn holds back resumes: with nothing left to pause (every
+        // job paused, or the rest not growing) the resume rule is the way forward — it resumes
+        // the oldest when nothing else runs. Returning "over" there stalled the sweep (issue 8).
+        if self.pause_if_over(&mut out) {
+            return out;
+        }
+        self.requeue_long_paused(&mut out);
+        // Resumed jobs come before any new admission: a turn that resumes admits nothing, so the
+        // resumed jobs' growth is seen before memory is handed to a newcomer.
+        if self.resume_if_room(&mut out) {
+            return out;
         }
         self.admit(&mut out);
         out
+    }
+
+    /// A pause that does not end frees memory instead of holding it: once the oldest paused job
+    /// has waited [`MAX_PAUSE_S`] (and at least as long as the youngest paused job had run, so
+    /// a requeue never throws away more work than the wait cost), the youngest paused job is
+    /// requeued — if it has a retry left; memsweep never fails a job to make room.
+    fn requeue_long_paused(&mut self, out: &mut Vec<Action>) {
+        if self.stopped || self.cfg.on_pressure != OnPressure::Pause {
+            return;
+        }
+        if self.runs.iter().any(|r| r.stopping) {
+            return;
+        }
+        let Some(oldest) = self.runs.iter().find(|r| r.paused) else {
+            return;
+        };
+        let waited = self.now - oldest.paused_at;
+        let Some(i) = self.runs.iter().rposition(|r| r.paused) else {
+            return;
+        };
+        let v = &self.runs[i];
+        let live = self.runs.iter().filter(|r| !r.stopping).count();
+        if live < 2
+            || waited < MAX_PAUSE_S.max(v.paused_at - v.started)
+            || self.requeues[v.job] >= self.cfg.retries
+        {
+            return;
+        }
+        let reason = format!(
+            "paused {:.1} s without room to resume; requeued to free {}",
+            waited,
+            human(v.current)
+        );
+        let (job, usage) = (v.job, v.current);
+        self.runs[i].stopping = true;
+        out.push(Action::Requeue { job, reason, usage });
     }
 
     /// Half-way into the reserve (or, with `--on-pressure requeue`, over the budget and still
@@ -458,7 +505,16 @@ impl Sched {
         } else {
             return;
         };
-        if let Some(r) = self.runs.iter_mut().rev().find(|r| !r.stopping) {
+        // The youngest job with a retry left, else the youngest: a job memsweep stops must not
+        // end requeued-out while another could have made the room.
+        let retries = self.cfg.retries;
+        let requeues = &self.requeues;
+        let pick = self
+            .runs
+            .iter()
+            .rposition(|r| !r.stopping && requeues[r.job] < retries)
+            .or_else(|| self.runs.iter().rposition(|r| !r.stopping));
+        if let Some(r) = pick.map(|i| &mut self.runs[i]) {
             r.stopping = true;
             out.push(Action::Requeue {
                 job: r.job,
@@ -507,16 +563,15 @@ impl Sched {
     }
 
     /// The projection exceeds the budget: pause the youngest jobs growing now until it fits,
-    /// always leaving one running. Returns whether anything is over (no resume this turn).
+    /// always leaving one running. Returns whether it paused anything (then nothing is resumed
+    /// or admitted this turn).
     fn pause_if_over(&mut self, out: &mut Vec<Action>) -> bool {
         let budget = self.cfg.budget.budget;
         let mut proj = self.projection();
-        if proj <= budget + pause_slack(budget) {
+        if proj <= budget + pause_slack(budget) || self.cfg.on_pressure != OnPressure::Pause {
             return false;
         }
-        if self.cfg.on_pressure != OnPressure::Pause {
-            return true;
-        }
+        let mut paused = false;
         let reason = format!(
             "memory would reach {} of a {} budget",
             human(proj),
@@ -545,20 +600,22 @@ impl Sched {
             let job = r.job;
             self.runs[i].paused = true;
             self.runs[i].paused_at = self.now;
+            paused = true;
             out.push(Action::Pause {
                 job,
                 reason: reason.clone(),
             });
         }
-        true
+        paused
     }
 
     /// Resume paused jobs, oldest first, while they fit with a margin (hysteresis); if nothing
-    /// else runs, resume the oldest regardless.
-    fn resume_if_room(&mut self, out: &mut Vec<Action>) {
+    /// else runs, resume the oldest regardless. Returns whether it resumed anything.
+    fn resume_if_room(&mut self, out: &mut Vec<Action>) -> bool {
         if self.stopped {
-            return;
+            return false;
         }
+        let mut resumed = false;
         let budget = self.cfg.budget.budget;
         let mut proj = self.projection();
         for i in 0..self.runs.len() {
@@ -579,10 +636,12 @@ impl Sched {
             }
             proj += g;
             self.runs[i].paused = false;
+            resumed = true;
             out.push(Action::Resume {
                 job: self.runs[i].job,
             });
         }
+        resumed
     }
 
     /// The admission chain: each filter can stop admission; the first queued job (or a later,
