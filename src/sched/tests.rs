@@ -164,6 +164,7 @@ fn a_learned_estimate_admits_by_the_typical_size_if_the_high_one_stays_below_cri
                     source: Source::Unknown,
                 },
                 0.0,
+                None,
             ));
             s.queue.retain(|&j| j != job);
         }
@@ -183,7 +184,7 @@ fn a_learned_estimate_admits_by_the_typical_size_if_the_high_one_stays_below_cri
 fn learned(n: usize, peaks: &[u64], on_pressure: OnPressure) -> Sched {
     let mut est = Estimator::new(None, vec![], &[]);
     for &p in peaks {
-        est.learn(p * MIB);
+        est.learn(usize::MAX, p * MIB, None, 1.0);
     }
     Sched::new(cfg(None, on_pressure), est, (0..n).collect(), n)
 }
