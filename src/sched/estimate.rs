@@ -172,11 +172,19 @@ impl Estimator {
     /// profile and wall time, else those of the largest job sharing its parameter values.
     /// `own` says which.
     pub fn profile(&mut self, job: usize) -> Option<(Profile, f64, bool)> {
+        let span = |p: &Profile, wall: f64| {
+            if p.run_s > 0.0 {
+                f64::from(p.run_s)
+            } else {
+                wall
+            }
+        };
         if let (Some(Some(p)), Some(w)) = (self.profiles.get(job), self.own_wall(job)) {
-            return Some((*p, w, true));
+            return Some((*p, span(p, w), true));
         }
         let n = self.similar.estimate(job)?;
-        Some((n.profile?, f64::from(n.wall), false)).filter(|p| p.1 > 0.0)
+        let p = n.profile?;
+        Some((p, span(&p, f64::from(n.wall)), false)).filter(|p| p.1 > 0.0)
     }
 
     fn sweep_spread(&mut self) -> Option<Spread> {

@@ -535,9 +535,9 @@ impl Sched {
     }
 
     /// Profile-based admission: the job, on its own recorded profile and wall time, fits if at
-    /// every point of its expected life the memory not ours + what each running job holds then
-    /// + what it holds then stays within the budget. Peaks that come after it ends, or while it
-    /// is small, no longer keep it out.
+    /// every point of its expected life the memory not ours, plus what each running job holds
+    /// then, plus what it holds then, stays within the budget. Peaks that come after it ends, or
+    /// while it is small, no longer keep it out.
     fn fits_timeline(&self, e: Estimate, plan: (Profile, f64)) -> bool {
         let budget = self.cfg.budget.budget;
         let (p, wall) = plan;

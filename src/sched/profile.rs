@@ -14,6 +14,9 @@ const FIRST_WIDTH_S: f64 = 0.02;
 /// A finished job's memory over its life.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct Profile {
+    /// Seconds the job ran on its own clock (pauses excluded): what the eighths divide.
+    #[serde(default)]
+    pub run_s: f32,
     /// Seconds from the start until usage first came within 5% of the peak.
     pub t_peak_s: f32,
     /// The largest usage in each eighth of its life, in thousandths of the peak.
@@ -114,6 +117,7 @@ impl Recorder {
         // The last eighth may end between samples, as the job exits: it holds at least its
         // peak's share if the peak came there.
         Some(Profile {
+            run_s: wall as f32,
             t_peak_s: self.t_level.min(wall) as f32,
             seg,
         })

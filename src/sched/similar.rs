@@ -81,7 +81,6 @@ impl Similar {
             .map(|(n, vs)| (*n, vs.len() > 1 && vs.len() < jobs.len()))
             .collect();
         if !grouping.values().any(|&g| g) {
-            s.jobs = vec![Box::default(); 0];
             return s;
         }
         s.jobs = jobs
