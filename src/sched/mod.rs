@@ -465,12 +465,17 @@ impl Sched {
         base.max(self.momentum(r, base))
     }
 
-    /// Where the growth rate takes a job within [`MOMENTUM_S`] — counted once the job is near
-    /// or past what it is expected to reach (or nothing firm is expected): a ramp well below its
-    /// estimate is already reserved, and projecting it past the estimate made false pauses.
+    /// Where the growth rate takes a job within [`MOMENTUM_S`] — counted once the job has
+    /// reached what it is expected to reach, or gone past its estimate, and still grows (or
+    /// nothing firm is expected): a
+    /// ramp below its estimate is already reserved, and projecting the last steps of a ramp past
+    /// the estimate made false pauses.
     fn momentum(&self, r: &Run, base: u64) -> u64 {
         let ahead = r.current + (r.rate * MOMENTUM_S) as u64;
-        if r.estimate.source.is_provisional() || r.current as f64 >= 0.9 * base as f64 {
+        if r.estimate.source.is_provisional()
+            || r.current + growth_tolerance(base) >= base
+            || r.peak > r.estimate.bytes
+        {
             ahead
         } else {
             0
@@ -499,8 +504,9 @@ impl Sched {
                 let est = self.est.own_peak(r.job).unwrap_or(r.estimate.bytes);
                 let soon = (p.max_between(f - PROFILE_SLACK, f + PROFILE_SOON_S / wall)
                     * est as f64) as u64;
-                soon.max(self.raised[r.job])
-                    .max(r.current + (r.rate * MOMENTUM_S) as u64)
+                let soon = soon.max(self.raised[r.job]);
+                // Its own history covers its growth; only a job beyond it is projected ahead.
+                soon.max(self.momentum(r, soon))
             }
             _ => self.expected(r),
         }
@@ -971,8 +977,11 @@ impl Sched {
     }
 
     fn speculative(&mut self, proj: u64, e: Estimate) -> Option<u64> {
+        // Only a guess across the sweep's spread is worth trying lower: an estimate from jobs
+        // with the same parameter values is this job's size.
         if self.cfg.on_pressure != OnPressure::Pause
             || e.source.is_own()
+            || e.source == Source::Similar
             || !self.runs.iter().all(|r| self.settled(r))
         {
             return None;
