@@ -83,6 +83,9 @@ pub struct Estimator {
     /// Each job's own recorded profile (empty: none).
     profiles: Vec<Option<Profile>>,
     similar: Similar,
+    /// Finished jobs of this sweep with a profile, and how many of them jumped late.
+    profiled: u32,
+    late: u32,
     finished: Vec<u64>,
     finished_spread: Option<Spread>,
     dirty: bool,
@@ -143,6 +146,8 @@ impl Estimator {
             template: spread(template),
             profiles: Vec::new(),
             similar: Similar::default(),
+            profiled: 0,
+            late: 0,
             finished: Vec::new(),
             finished_spread: None,
             dirty: false,
@@ -153,7 +158,18 @@ impl Estimator {
     pub fn learn(&mut self, job: usize, peak: u64, profile: Option<Profile>, wall: f64) {
         self.finished.push(peak);
         self.dirty = true;
+        if let Some(p) = profile {
+            self.profiled += 1;
+            self.late += u32::from(p.jumps_late());
+        }
         self.similar.learn_job(job, peak, profile, wall as f32);
+    }
+
+    /// Whether this sweep's jobs grow late: at least a quarter of the finished ones with a
+    /// profile jumped after a plateau. Then a plateau of a job estimated from them is not the
+    /// end of its growth.
+    pub fn sweep_jumps_late(&self) -> bool {
+        self.late > 0 && self.late * 4 >= self.profiled
     }
 
     /// The per-value model over this sweep's parameters (history already learned into it).

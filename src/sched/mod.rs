@@ -485,7 +485,18 @@ impl Sched {
     /// The most a plateaued job's plan says it will still reach, if its profile jumps late
     /// and that is clearly above where it is now.
     fn still_to_come(&self, r: &Run, est: u64) -> Option<u64> {
-        let (p, wall, _) = r.plan?;
+        let Some((p, wall, _)) = r.plan else {
+            // No profile of its own or of its neighbours: if this sweep's jobs jump late, the
+            // estimate learned from them still stands.
+            let learned = matches!(
+                r.estimate.source,
+                Source::Sweep | Source::TemplateHistory | Source::Similar
+            );
+            return (learned
+                && self.est.sweep_jumps_late()
+                && est > r.peak + growth_tolerance(r.peak))
+            .then_some(est);
+        };
         if !p.jumps_late() {
             return None;
         }

@@ -1033,3 +1033,104 @@ fn at_critical_a_job_with_retries_left_is_requeued_before_one_without() {
     let a = s.decide();
     assert!(matches!(&a[0], Action::Requeue { job: 1, .. }), "{a:?}");
 }
+
+#[test]
+fn a_ramp_below_its_learned_estimate_is_not_projected_past_it() {
+    // Issue 8: 250 MiB jobs paused with "memory would reach 837 MiB of a 768 MiB budget" while
+    // the working set never passed 516. Learned 250; three start (750 ≤ 768).
+    let mut s = learned(8, &[250, 250, 250, 250], OnPressure::Pause);
+    assert_eq!(started(&s.decide()), vec![0, 1, 2]);
+    // Each ramps at 400 MiB/s, at 240 of 250: 10 MiB more each is expected, not 240 + 40.
+    let at = |m| [(0, m), (1, m), (2, m)];
+    observe(&mut s, 0.5, 610 * MIB, &at(200 * MIB));
+    observe(&mut s, 0.6, 730 * MIB, &at(240 * MIB));
+    assert_eq!(s.projection_soon(), 760 * MIB);
+    assert!(s.decide().is_empty());
+    // One that goes past its estimate and keeps growing is projected ahead: 300 + 40.
+    observe(
+        &mut s,
+        0.7,
+        850 * MIB,
+        &[(0, 300 * MIB), (1, 250 * MIB), (2, 250 * MIB)],
+    );
+    let a = s.decide();
+    assert!(a.iter().any(|a| matches!(a, Action::Pause { .. })), "{a:?}");
+}
+
+fn flat(run_s: f32) -> Profile {
+    Profile {
+        run_s,
+        t_peak_s: 0.05,
+        seg: [1000; 8],
+    }
+}
+
+#[test]
+fn own_profiles_admit_small_jobs_beside_a_late_spike_until_it_comes() {
+    // Job 0 holds 100 MiB for 70% of its 2 s, then 600 (its own history); jobs 1–4 hold
+    // 300 MiB for 0.5 s. Reserving peaks, 600 + 300 > 768 would run them one by one.
+    let spike = Profile {
+        run_s: 2.0,
+        t_peak_s: 1.4,
+        seg: [167, 167, 167, 167, 167, 1000, 1000, 1000],
+    };
+    let peaks = vec![600 * MIB, 300 * MIB, 300 * MIB, 300 * MIB, 300 * MIB];
+    let est = Estimator::new(None, peaks, &[])
+        .with_walls(vec![2.0, 0.5, 0.5, 0.5, 0.5])
+        .with_profiles(vec![
+            Some(spike),
+            Some(flat(0.5)),
+            Some(flat(0.5)),
+            Some(flat(0.5)),
+            Some(flat(0.5)),
+        ]);
+    let mut s = Sched::new(cfg(None, OnPressure::Pause), est, (0..5).collect(), 5);
+    // Over jobs 1 and 2's lives (0–0.55 s) job 0 holds 100: 100 + 300 + 309 = 709 ≤ 768; a
+    // third 300 MiB job would make 1009.
+    assert_eq!(started(&s.decide()), vec![0, 1, 2]);
+    observe(
+        &mut s,
+        0.3,
+        710 * MIB,
+        &[(0, 100 * MIB), (1, 300 * MIB), (2, 300 * MIB)],
+    );
+    assert!(
+        s.decide().is_empty(),
+        "job 0's growth later is planned for, not paused for"
+    );
+    s.exited(1, Some(300 * MIB), false);
+    s.exited(2, Some(300 * MIB), false);
+    // At 1.0 s job 0 is half-way: within job 3's life (to 1.55 s) its 600 MiB spike comes
+    // (1.4 s): 600 + 309 > 768, so job 3 waits.
+    observe(&mut s, 1.0, 110 * MIB, &[(0, 100 * MIB)]);
+    assert!(started(&s.decide()).is_empty());
+}
+
+#[test]
+fn a_plateau_is_not_the_end_when_the_sweeps_jobs_jump_late() {
+    // Issue 8: jobs sit at 150 MiB and jump to 450 late; --on-pressure requeue, budget 768.
+    // Job 0 ran alone and showed the jump; job 1, admitted at its 450, plateaus at 150 for a
+    // second. Giving its reservation back (150 + 450 ≤ 768) started another that jumped
+    // with it: requeues. Its jump is still expected: 160 + 300 + 450 > 768, so none starts.
+    let mut s = Sched::new(
+        cfg(None, OnPressure::Requeue),
+        Estimator::new(None, vec![], &[]),
+        (0..4).collect(),
+        4,
+    );
+    assert_eq!(started(&s.decide()), vec![0]);
+    let mut t = 0.0;
+    while t < 4.0 {
+        let u = if t < 3.0 { 150 * MIB } else { 450 * MIB };
+        observe(&mut s, t, u + 10 * MIB, &[(0, u)]);
+        t += 0.05;
+    }
+    s.exited(0, Some(450 * MIB), false);
+    assert!(s.last_profile().unwrap().jumps_late());
+    observe(&mut s, 4.0, 10 * MIB, &[]);
+    assert_eq!(started(&s.decide()), vec![1]);
+    for k in 1..=20 {
+        observe(&mut s, 4.0 + k as f64 * 0.05, 160 * MIB, &[(1, 150 * MIB)]);
+    }
+    assert!(started(&s.decide()).is_empty(), "{}", s.projection() / MIB);
+}
