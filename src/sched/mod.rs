@@ -500,9 +500,25 @@ impl Sched {
         if !p.jumps_late() {
             return None;
         }
-        let f = r.age(self.now) / wall;
+        let f = self.progress(r, &p, wall, est);
         let later = (p.max_between(f - PROFILE_SLACK, 1.0) * est as f64) as u64;
         (later > r.peak + growth_tolerance(r.peak)).then_some(later)
+    }
+
+    /// How far through its profile a job is: its age over its recorded run time, but no further
+    /// than its usage shows — where the profile first reaches the level the job holds, plus the
+    /// time since the job last grew. On a busy machine jobs run slower than they did, and a
+    /// spike predicted by the clock alone came early and paused jobs for nothing.
+    fn progress(&self, r: &Run, p: &Profile, wall: f64, est: u64) -> f64 {
+        let by_clock = r.age(self.now) / wall;
+        let held = r.current as f64 / est.max(1) as f64 * 1000.0;
+        let reached = p
+            .seg
+            .iter()
+            .position(|&s| f64::from(s) + 50.0 >= held)
+            .map_or(1.0, |k| k as f64 / profile::SEGMENTS as f64);
+        let since = (self.now - r.grew_at.max(r.started)).max(0.0) / wall;
+        by_clock.min(reached + since)
     }
 
     /// What a job is expected to reach soon: for a job on its own recorded profile, the most
@@ -511,8 +527,8 @@ impl Sched {
     fn expected_soon(&self, r: &Run) -> u64 {
         match r.plan {
             Some((p, wall, true)) if r.estimate.source == Source::JobHistory => {
-                let f = r.age(self.now) / wall;
                 let est = self.est.own_peak(r.job).unwrap_or(r.estimate.bytes);
+                let f = self.progress(r, &p, wall, est);
                 let soon = (p.max_between(f - PROFILE_SLACK, f + PROFILE_SOON_S / wall)
                     * est as f64) as u64;
                 let soon = soon.max(self.raised[r.job]);
@@ -539,7 +555,7 @@ impl Sched {
                     .unwrap_or(r.estimate.bytes)
                     .max(r.peak.min(self.raised[r.job]));
                 let overdue = age > wall * (1.0 + PROFILE_SLACK);
-                let f = (age + t - self.now) / wall;
+                let f = self.progress(r, &p, wall, est) + (t - self.now) / wall;
                 if f > 1.0 + PROFILE_SLACK && !overdue {
                     return 0;
                 }

@@ -1134,3 +1134,40 @@ fn a_plateau_is_not_the_end_when_the_sweeps_jobs_jump_late() {
     }
     assert!(started(&s.decide()).is_empty(), "{}", s.projection() / MIB);
 }
+
+#[test]
+fn a_job_behind_its_profile_is_not_expected_to_spike_by_the_clock() {
+    // Job 0's history: 100 MiB until 70% of 2 s, then 600. On a busy machine it ramps slowly:
+    // at 1.46 s (73% by the clock) it only just reached its 100 MiB. It is 0.0 s into its
+    // plateau, not at the spike: nothing is paused for it; by the clock, the spike would be
+    // 500 MiB due within 0.3 s.
+    let spike = Profile {
+        run_s: 2.0,
+        t_peak_s: 1.4,
+        seg: [167, 167, 167, 167, 167, 1000, 1000, 1000],
+    };
+    let est = Estimator::new(None, vec![600 * MIB, 0], &[])
+        .with_walls(vec![2.0, 0.0])
+        .with_profiles(vec![Some(spike), None]);
+    let mut s = Sched::new(cfg(None, OnPressure::Pause), est, vec![0], 2);
+    s.decide();
+    for k in 0..=29 {
+        let t = k as f64 * 0.05;
+        observe(&mut s, t, (t / 1.45 * 100.0) as u64 * MIB + 300 * MIB, &[(0, (t / 1.45 * 100.0) as u64 * MIB)]);
+    }
+    observe(&mut s, 1.46, 400 * MIB, &[(0, 100 * MIB)]);
+    assert!(s.projection_soon() < 450 * MIB, "{}", s.projection_soon() / MIB);
+    // On schedule (flat at 100 since 0.2 s), the spike is due: 100 + 500 more.
+    let mut s2 = Sched::new(
+        cfg(None, OnPressure::Pause),
+        Estimator::new(None, vec![600 * MIB, 0], &[])
+            .with_walls(vec![2.0, 0.0])
+            .with_profiles(vec![Some(spike), None]),
+        vec![0],
+        2,
+    );
+    s2.decide();
+    observe(&mut s2, 0.2, 400 * MIB, &[(0, 100 * MIB)]);
+    observe(&mut s2, 1.46, 400 * MIB, &[(0, 100 * MIB)]);
+    assert_eq!(s2.projection_soon(), 900 * MIB);
+}
