@@ -39,6 +39,9 @@ VENV_PY = BUILD / "venv" / "bin" / "python"
 # BENCH_MEMSWEEP points the harness at another binary (e.g. to check that --smoke fails on a
 # runner that loses jobs).
 MEMSWEEP = Path(os.environ.get("BENCH_MEMSWEEP") or ROOT / "target" / "release" / "memsweep")
+# BENCH_MEMSWEEP_BASE adds the runners "base memsweep" and "base memsweep + history": another
+# build (e.g. main before a change) measured in the same run, for before/after tables.
+MEMSWEEP_BASE = os.environ.get("BENCH_MEMSWEEP_BASE")
 CG_ROOT = Path("/sys/fs/cgroup/memory")
 MIB = 1 << 20
 # The workload's own footprint before it allocates (VmHWM of `workload mem=0`), added to every
@@ -367,8 +370,8 @@ class Ctx:
         self.env = dict(os.environ, BENCH_RESULTS=str(self.results), XDG_CACHE_HOME=str(cache))
 
 
-def memsweep_argv(ctx: Ctx, extra: list[str]) -> list[str]:
-    base = [str(MEMSWEEP), "run", "-j", "0", *extra, "--out", str(ctx.dir / "ms"), "--json"]
+def memsweep_argv(ctx: Ctx, extra: list[str], binary: Path | str = MEMSWEEP) -> list[str]:
+    base = [str(binary), "run", "-j", "0", *extra, "--out", str(ctx.dir / "ms"), "--json"]
     if ctx.grid:
         params, template = ctx.grid
         return [*base, *params, "--", str(WORKLOAD_BIN), *template.split()]
@@ -386,6 +389,10 @@ RUNNERS = {
         "memsweep -j 0, second run with the history of the first",
         lambda c: memsweep_argv(c, []),
     ),
+    "base memsweep": (f"before: memsweep {os.environ.get('BENCH_MEMSWEEP_BASE_LABEL', 'base')}, no hints",
+                      lambda c: memsweep_argv(c, [], MEMSWEEP_BASE)),
+    "base memsweep + history": (f"before: memsweep {os.environ.get('BENCH_MEMSWEEP_BASE_LABEL', 'base')}, with history",
+                                lambda c: memsweep_argv(c, [], MEMSWEEP_BASE)),
     "xargs -P 1": ("xargs -P 1", lambda c: ["sh", "-c", f"xargs -d '\\n' -n 1 -P 1 sh -c < {c.jobs_file}"]),
     "xargs -P 4": ("xargs -P 4", lambda c: ["sh", "-c", f"xargs -d '\\n' -n 1 -P 4 sh -c < {c.jobs_file}"]),
     "xargs -P 8": ("xargs -P 8", lambda c: ["sh", "-c", f"xargs -d '\\n' -n 1 -P 8 sh -c < {c.jobs_file}"]),
@@ -495,7 +502,7 @@ def one_run(runner: str, workload: str, jobs: list[Job], rep: int, limit: int, c
     r["runner_died"] = (r["rc"] is not None and r["rc"] < 0 and not r["timed_out"]) or (
         runner.startswith("tsp") and r["rc"] == 3)
     summary = run_dir / "ms" / "summary.json"
-    if runner.startswith("memsweep"):
+    if "memsweep" in runner:
         if summary.exists():
             s = json.loads(summary.read_text())
             sw = s.get("sweep") or s  # sweep totals: under "sweep", or at the top level
@@ -757,7 +764,7 @@ def write_report(data: dict, path: Path) -> None:
             died = sum(1 for r in rs if r["runner_died"])
             tos = sum(1 for r in rs if r["timed_out"])
             rq = "–"
-            if runner.startswith("memsweep"):
+            if "memsweep" in runner:
                 sums = [r.get("memsweep") or {} for r in rs]
                 rq = f"{med([s.get('requeues') for s in sums]) if any(s.get('requeues') is not None for s in sums) else '–'} / " \
                      f"{med([s.get('pauses') for s in sums]) if any(s.get('pauses') is not None for s in sums) else '–'}"
@@ -1004,9 +1011,18 @@ def cmd_run(args) -> int:
                     continue
                 if runner == "memsweep + history" and "memsweep" not in runners:
                     continue
-                if wl in MEMSWEEP_ONLY and runner not in ("memsweep", "memsweep + history"):
+                if wl in MEMSWEEP_ONLY and ("memsweep" not in runner or "mem-per-job" in runner):
                     continue
-                c = cache if runner in ("memsweep", "memsweep + history") else cache_root / "none" / wl / runner / str(rep)
+                if runner == "base memsweep + history" and "base memsweep" not in runners:
+                    continue
+                if runner.startswith("base") and not MEMSWEEP_BASE:
+                    continue
+                if runner in ("memsweep", "memsweep + history"):
+                    c = cache
+                elif runner in ("base memsweep", "base memsweep + history"):
+                    c = cache_root / "base" / wl / f"rep{rep}"
+                else:
+                    c = cache_root / "none" / wl / runner / str(rep)
                 runs.append(one_run(runner, wl, jobs, rep, limit, c, outdir, timeout))
     data = {"runs": runs, "workloads": workloads, "runners": runners, "reps": reps, "limit_mib": args.limit_mib,
             "footprint_cap": args.footprint_cap,

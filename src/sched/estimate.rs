@@ -172,6 +172,24 @@ impl Estimator {
         self.late > 0 && self.late * 4 >= self.profiled
     }
 
+    /// The per-value model's version (see [`Similar::version`]); refreshed by this call.
+    pub fn similar_version(&mut self) -> Option<usize> {
+        if self.similar.is_empty() {
+            return None;
+        }
+        let _ = self.similar.estimate(usize::MAX);
+        Some(self.similar.version())
+    }
+
+    /// What jobs sharing this job's parameter values say, when the parameters that say it
+    /// are backed by evidence (weight ≥ `firm`).
+    pub fn firm_similar(&mut self, job: usize, firm: f64) -> Option<u64> {
+        self.similar
+            .estimate(job)
+            .filter(|n| n.weight >= firm)
+            .map(|n| n.bytes)
+    }
+
     /// The per-value model over this sweep's parameters (history already learned into it).
     pub fn with_similar(mut self, similar: Similar) -> Estimator {
         self.similar = similar;

@@ -69,6 +69,9 @@ pub const PROFILE_SLACK: f64 = 0.1;
 pub const PROFILE_SOON_S: f64 = 0.3;
 /// Points of a candidate's life checked by profile-based admission.
 const TIMELINE_POINTS: usize = 32;
+/// A parameter's weight (how well it explains peaks, 0–1) from which the queue is ordered by
+/// the estimates it gives.
+pub const FIRM_WEIGHT: f64 = 0.8;
 /// How far ahead a running job's current growth rate is projected.
 pub const MOMENTUM_S: f64 = 0.1;
 /// A requeued job comes back with at least this much more than the peak it reached.
@@ -261,6 +264,8 @@ pub struct Sched {
     /// Pauses so far, and those of jobs that never grew past their usage when paused.
     pauses: u32,
     false_pauses: u32,
+    /// The per-value model's version the queue was last ordered by.
+    ordered_at: Option<usize>,
 }
 
 /// The level compared with `budget`. Without a container constraint: the working set. With one
@@ -314,6 +319,7 @@ impl Sched {
             last_profile: None,
             pauses: 0,
             false_pauses: 0,
+            ordered_at: None,
         }
     }
 
@@ -1066,6 +1072,32 @@ impl Sched {
         });
     }
 
+    /// Once jobs sharing parameter values say what queued jobs need, run the largest first
+    /// (as a peak-reserving packer would: small jobs fill in around them, and no big job is left
+    /// to run alone at the end), after the jobs nothing firm is known about yet (learned early).
+    /// Redone whenever the per-value model's weights move (amortised), never for a sweep whose
+    /// parameters do not group.
+    fn order_by_estimates(&mut self) {
+        let Some(v) = self.est.similar_version() else {
+            return;
+        };
+        if self.ordered_at == Some(v) || self.queue.len() < 2 {
+            return;
+        }
+        self.ordered_at = Some(v);
+        let mut keyed: Vec<(u64, usize)> = Vec::with_capacity(self.queue.len());
+        for &job in &self.queue {
+            let size = match self.est.own_peak(job) {
+                Some(p) => p,
+                None => self.est.firm_similar(job, FIRM_WEIGHT).unwrap_or(u64::MAX),
+            };
+            keyed.push((size, job));
+        }
+        // Stable: equal sizes keep their order; unknown (MAX) first.
+        keyed.sort_by(|a, b| b.0.cmp(&a.0));
+        self.queue = keyed.into_iter().map(|(_, j)| j).collect();
+    }
+
     /// A start the engine could not carry out (e.g. its folder could not be created): forget it.
     pub fn abandon(&mut self, job: usize) {
         self.runs.retain(|r| r.job != job);
@@ -1087,6 +1119,7 @@ impl Sched {
         self.last_profile = r.recorder.finish(age, peak);
         if !(r.stopping && stopped) {
             self.est.learn(job, peak, self.last_profile, age);
+            self.order_by_estimates();
             return Ended::Done;
         }
         let raise = ((peak.max(r.current) as f64) * REQUEUE_RAISE) as u64;

@@ -122,6 +122,12 @@ impl Similar {
         self.names.is_empty()
     }
 
+    /// Changes whenever the weights were recomputed (after [`Self::estimate`]): estimates may
+    /// have moved.
+    pub fn version(&self) -> usize {
+        self.weights_at
+    }
+
     /// A job of this sweep finished.
     pub fn learn_job(&mut self, job: usize, peak: u64, profile: Option<Profile>, wall: f32) {
         if let Some(f) = self.jobs.get(job).cloned() {

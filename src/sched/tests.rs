@@ -1153,10 +1153,19 @@ fn a_job_behind_its_profile_is_not_expected_to_spike_by_the_clock() {
     s.decide();
     for k in 0..=29 {
         let t = k as f64 * 0.05;
-        observe(&mut s, t, (t / 1.45 * 100.0) as u64 * MIB + 300 * MIB, &[(0, (t / 1.45 * 100.0) as u64 * MIB)]);
+        observe(
+            &mut s,
+            t,
+            (t / 1.45 * 100.0) as u64 * MIB + 300 * MIB,
+            &[(0, (t / 1.45 * 100.0) as u64 * MIB)],
+        );
     }
     observe(&mut s, 1.46, 400 * MIB, &[(0, 100 * MIB)]);
-    assert!(s.projection_soon() < 450 * MIB, "{}", s.projection_soon() / MIB);
+    assert!(
+        s.projection_soon() < 450 * MIB,
+        "{}",
+        s.projection_soon() / MIB
+    );
     // On schedule (flat at 100 since 0.2 s), the spike is due: 100 + 500 more.
     let mut s2 = Sched::new(
         cfg(None, OnPressure::Pause),
@@ -1170,4 +1179,30 @@ fn a_job_behind_its_profile_is_not_expected_to_spike_by_the_clock() {
     observe(&mut s2, 0.2, 400 * MIB, &[(0, 100 * MIB)]);
     observe(&mut s2, 1.46, 400 * MIB, &[(0, 100 * MIB)]);
     assert_eq!(s2.projection_soon(), 900 * MIB);
+}
+
+#[test]
+fn once_a_parameter_explains_peaks_the_largest_jobs_run_first() {
+    // -p seed=range(0,4) -p model=large,small: jobs 0 (L), 1 (S), 2 (L), 3 (S), ...
+    let feats: Vec<features::Features> = (0..4)
+        .flat_map(|seed| {
+            ["large", "small"].map(|m| {
+                vec![
+                    ("seed".to_string(), seed.to_string()),
+                    ("model".to_string(), m.to_string()),
+                ]
+            })
+        })
+        .collect();
+    let est = Estimator::new(None, vec![], &[]).with_similar(similar::Similar::new(&feats));
+    let mut s = Sched::new(cfg(Some(1), OnPressure::Pause), est, (0..8).collect(), 8);
+    for (t, (job, mb)) in [(0, 500), (1, 50), (2, 510)].into_iter().enumerate() {
+        assert_eq!(started(&s.decide()), vec![job]);
+        observe(&mut s, t as f64, mb * MIB, &[(job, mb * MIB)]);
+        s.exited(job, Some(mb * MIB), false);
+    }
+    // model explains peaks (the two large ones agree; seed does not): the large jobs 4 and 6
+    // (510 each) now go before the small 3, 5, 7.
+    assert!(s.est.firm_similar(4, FIRM_WEIGHT).is_some());
+    assert_eq!(s.take_queue(), vec![4, 6, 3, 5, 7]);
 }
