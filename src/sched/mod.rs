@@ -26,6 +26,12 @@
 //! than those that plateaued within it, and a job beyond the template's peaks drops it. An empty
 //! runner always starts the head, however big (no deadlock).
 //!
+//! Estimates transfer by parameters ([`features`], [`similar`]); history keeps each job's memory
+//! over time ([`profile`]). A job on its own profile is admitted when the memory held over its
+//! expected life fits (`fits_timeline`); the pause, resume and requeue rules read only the
+//! growth due soon (`projection_soon`). A turn that pauses does nothing else; a turn that
+//! resumes admits nothing; a pause past [`MAX_PAUSE_S`] requeues the youngest paused job.
+//!
 //! "Working set" above is [`level`]: the container's, or with an explicit `--limit` the larger
 //! of the jobs' own sum (what `--limit` bounds) and the container's working set against its own
 //! budget ([`Config::container`]); each has its own critical line.
