@@ -176,8 +176,23 @@ impl Setup {
         } else {
             None
         };
-        let feats = job_features(plan);
-        let idents: Vec<String> = feats.iter().map(features::ident).collect();
+        // A `-p` sweep's (or Hydra's) parameters are its features as they stand: no copy of
+        // them for a big sweep without history.
+        let computed = if plan.jobs.iter().all(|j| !j.params.is_empty()) {
+            Vec::new()
+        } else {
+            job_features(plan)
+        };
+        let feats: Vec<&[(String, String)]> = if computed.is_empty() {
+            plan.jobs.iter().map(|j| j.params.as_slice()).collect()
+        } else {
+            computed.iter().map(Vec::as_slice).collect()
+        };
+        let idents: Vec<String> = if history.is_some() {
+            feats.iter().map(|f| features::ident(f)).collect()
+        } else {
+            Vec::new()
+        };
         let records = match &history {
             Some(h) => load_history(h, plan, &idents).unwrap_or_else(|e| {
                 eprintln!("memsweep: warning: history not used: {e:#}");
@@ -245,7 +260,11 @@ impl Setup {
             sched,
             attempts,
             done_before: succeeded.iter().filter(|&&s| s).count(),
-            features: if history.is_some() { feats } else { Vec::new() },
+            features: if history.is_some() {
+                feats.iter().map(|f| f.to_vec()).collect()
+            } else {
+                Vec::new()
+            },
             history,
             limit_source: if c.limit.is_some() {
                 "--limit"

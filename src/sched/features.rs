@@ -32,7 +32,7 @@ pub fn features(jobs: &[Written]) -> Vec<Features> {
 }
 
 /// The identity string of one job's features: equal for the same job in another run.
-pub fn ident(f: &Features) -> String {
+pub fn ident(f: &[(String, String)]) -> String {
     let mut s = String::new();
     for (i, (n, v)) in f.iter().enumerate() {
         if i > 0 {

@@ -67,18 +67,34 @@ pub struct Similar {
 
 impl Similar {
     /// The model for a sweep whose jobs have these features.
-    pub fn new(jobs: &[Features]) -> Similar {
+    pub fn new<F: AsRef<[(String, String)]>>(jobs: &[F]) -> Similar {
         let mut s = Similar::default();
-        // Distinct values per parameter name, to keep grouping parameters only.
-        let mut distinct: HashMap<&str, std::collections::HashSet<&str>> = HashMap::new();
+        // Distinct values per parameter name, to keep grouping parameters only. A parameter with
+        // more than max(16, n/4) values makes groups too small to learn from (an id, a path, a
+        // fine-grained value); counting stops there, so `i=range(0,100000)` costs little.
+        let cap = (jobs.len() / 4).max(16);
+        let mut distinct: HashMap<&str, Option<std::collections::HashSet<&str>>> = HashMap::new();
         for f in jobs {
-            for (n, v) in f {
-                distinct.entry(n).or_default().insert(v);
+            for (n, v) in f.as_ref() {
+                let e = distinct
+                    .entry(n)
+                    .or_insert_with(|| Some(Default::default()));
+                if let Some(set) = e {
+                    set.insert(v);
+                    if set.len() > cap {
+                        *e = None;
+                    }
+                }
             }
         }
         let grouping: HashMap<&str, bool> = distinct
             .iter()
-            .map(|(n, vs)| (*n, vs.len() > 1 && vs.len() < jobs.len()))
+            .map(|(n, vs)| {
+                let g = vs
+                    .as_ref()
+                    .is_some_and(|vs| vs.len() > 1 && vs.len() < jobs.len());
+                (*n, g)
+            })
             .collect();
         if !grouping.values().any(|&g| g) {
             return s;
@@ -86,7 +102,8 @@ impl Similar {
         s.jobs = jobs
             .iter()
             .map(|f| {
-                f.iter()
+                f.as_ref()
+                    .iter()
                     .filter(|(n, _)| grouping.get(n.as_str()).copied().unwrap_or(false))
                     .map(|(n, v)| s.intern(n, v))
                     .collect()
