@@ -352,18 +352,8 @@ fn record_features(records: &[Record]) -> Vec<Features> {
         }
     }
     for idx in by_template.values() {
-        let words: Vec<Vec<String>> = idx
-            .iter()
-            .map(|&i| features::split_words(&records[i].key))
-            .collect();
-        let written: Vec<Written> = words
-            .iter()
-            .map(|w| Written {
-                params: &[],
-                words: w.iter().map(String::as_str).collect(),
-            })
-            .collect();
-        for (&i, f) in idx.iter().zip(features::features(&written)) {
+        let keys: Vec<&str> = idx.iter().map(|&i| records[i].key.as_str()).collect();
+        for (&i, f) in idx.iter().zip(features::from_lines(&keys)) {
             out[i] = Some(f);
         }
     }

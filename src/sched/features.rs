@@ -31,6 +31,20 @@ pub fn features(jobs: &[Written]) -> Vec<Features> {
     out
 }
 
+/// The features of command lines written without parameters (a plain jobs file, or history
+/// records of one), aligned together.
+pub fn from_lines<S: AsRef<str>>(lines: &[S]) -> Vec<Features> {
+    let words: Vec<Vec<String>> = lines.iter().map(|l| split_words(l.as_ref())).collect();
+    let written: Vec<Written> = words
+        .iter()
+        .map(|w| Written {
+            params: &[],
+            words: w.iter().map(String::as_str).collect(),
+        })
+        .collect();
+    features(&written)
+}
+
 /// The identity string of one job's features: equal for the same job in another run.
 pub fn ident(f: &[(String, String)]) -> String {
     let mut s = String::new();
@@ -207,15 +221,7 @@ mod tests {
     use super::*;
 
     fn line_features(lines: &[&str]) -> Vec<Features> {
-        let words: Vec<Vec<String>> = lines.iter().map(|l| split_words(l)).collect();
-        let written: Vec<Written> = words
-            .iter()
-            .map(|w| Written {
-                params: &[],
-                words: w.iter().map(String::as_str).collect(),
-            })
-            .collect();
-        features(&written)
+        from_lines(lines)
     }
 
     #[test]
