@@ -1100,7 +1100,7 @@ impl Sched {
             keyed.push((size, job));
         }
         // Stable: equal sizes keep their order; unknown (MAX) first.
-        keyed.sort_by(|a, b| b.0.cmp(&a.0));
+        keyed.sort_by_key(|k| std::cmp::Reverse(k.0));
         self.queue = keyed.into_iter().map(|(_, j)| j).collect();
     }
 

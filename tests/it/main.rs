@@ -3,7 +3,11 @@
 
 mod harness;
 
+mod chaos;
 mod cli;
+mod controls;
+mod kernel;
 mod probe;
+mod reliability;
 mod run;
 mod show;
