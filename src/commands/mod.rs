@@ -1,7 +1,9 @@
 //! The subcommands, one file each, and the one place that turns their results into exit codes.
 
 pub mod check;
+pub mod guard;
 pub mod mem;
+pub mod monitor;
 pub mod run;
 pub mod show;
 
@@ -17,7 +19,7 @@ use crate::probe::Fs;
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
     match dispatch(cli) {
-        Ok(code) => code.into(),
+        Ok(code) => code,
         Err(err) => {
             report(&err);
             Exit::Usage.into()
@@ -25,13 +27,16 @@ pub fn main() -> ExitCode {
     }
 }
 
-fn dispatch(cli: Cli) -> anyhow::Result<Exit> {
+fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
     let fs = Fs::new(cli.root.as_deref());
     match cli.command {
-        Command::Mem(args) => mem::run(&fs, &args),
-        Command::Check(args) => check::run(&fs, &args),
-        Command::Run(args) => run::run(&fs, *args),
-        Command::Show(args) => show::run(&args),
+        Command::Mem(args) => mem::run(&fs, &args).map(Into::into),
+        Command::Check(args) => check::run(&fs, &args).map(Into::into),
+        Command::Run(args) => run::run(&fs, *args).map(Into::into),
+        Command::Show(args) => show::run(&args).map(Into::into),
+        // The guarded command's own exit code, whatever it is.
+        Command::Guard(args) => guard::run(&fs, &args).map(ExitCode::from),
+        Command::Monitor(args) => monitor::run(&fs, &args).map(Into::into),
     }
 }
 

@@ -259,7 +259,7 @@ fn own_history(plan: &SweepPlan, records: &[Record]) -> Vec<Option<(u64, f64)>> 
 
 /// `sweeps/YYYY-MM-DD/HH-MM-SS` (local time), or `--out`. A default directory that already
 /// exists (two sweeps in one second) gets a `-N` suffix.
-fn create_dir(plan: &SweepPlan) -> anyhow::Result<SweepDir> {
+pub(crate) fn create_dir(plan: &SweepPlan) -> anyhow::Result<SweepDir> {
     if let Some(out) = &plan.config.out {
         return SweepDir::create(out, plan);
     }

@@ -43,6 +43,7 @@ struct JobFold {
     wall_s: Option<f64>,
     peak_bytes: Option<u64>,
     peak_source: Option<Box<str>>,
+    pauses: u32,
 }
 
 /// An incremental fold over journal events; [`SummaryFold::summary`] can be taken at any point.
@@ -121,7 +122,10 @@ impl SummaryFold {
                 // What it reached before being stopped: a lower bound on its peak.
                 j.peak_bytes = Some(j.peak_bytes.unwrap_or(0).max(*usage_bytes));
             }
-            Event::JobPause { .. } => self.pauses += 1,
+            Event::JobPause { job, .. } => {
+                self.pauses += 1;
+                self.jobs.entry(*job).or_default().pauses += 1;
+            }
             Event::JobResume { .. } => {}
             Event::Sample {
                 working_set_bytes, ..
@@ -189,7 +193,8 @@ impl SummaryFold {
         let (mut succeeded, mut failed) = (0, 0);
         for job in jobs {
             match self.status(self.jobs.get(&job.id)) {
-                JobStatus::Succeeded => succeeded += 1,
+                // A guarded process whose exit status the guard cannot see ended without failing.
+                JobStatus::Succeeded | JobStatus::Exited => succeeded += 1,
                 s if s.is_failure() => failed += 1,
                 _ => {}
             }
@@ -219,7 +224,8 @@ impl SummaryFold {
         let (mut succeeded, mut failed, mut skipped) = (0, 0, 0);
         for job in jobs {
             match self.status(self.jobs.get(&job.id)) {
-                JobStatus::Succeeded => succeeded += 1,
+                // A guarded process whose exit status the guard cannot see ended without failing.
+                JobStatus::Succeeded | JobStatus::Exited => succeeded += 1,
                 s if s.is_failure() => failed += 1,
                 _ => skipped += 1,
             }
@@ -303,6 +309,7 @@ fn make_row(job: &Job, status: JobStatus, f: JobFold) -> JobSummary {
         wall_s: f.wall_s,
         peak_bytes: f.peak_bytes,
         peak_source: f.peak_source.map(String::from),
+        pauses: f.pauses,
     }
 }
 

@@ -37,6 +37,8 @@ pub const LOCK_FILE: &str = ".lock";
 pub enum JobStatus {
     Succeeded,
     Failed,
+    /// `memsweep guard`: a process of the command ended; its exit status went to its own parent.
+    Exited,
     Killed,
     Oom,
     RequeuedOut,
@@ -62,6 +64,7 @@ impl JobStatus {
         match self {
             JobStatus::Succeeded => "succeeded",
             JobStatus::Failed => "failed",
+            JobStatus::Exited => "exited",
             JobStatus::Killed => "killed",
             JobStatus::Oom => "oom",
             JobStatus::RequeuedOut => "requeued-out",
@@ -192,6 +195,9 @@ pub struct JobSummary {
     pub peak_bytes: Option<u64>,
     /// "cgroup-v1", "cgroup-v2", "proc" (sampled), or null.
     pub peak_source: Option<String>,
+    /// Times memsweep paused it (SIGSTOP), over all its attempts.
+    #[serde(default)]
+    pub pauses: u32,
 }
 
 /// `summary.json`.
@@ -242,6 +248,11 @@ pub struct SweepDir {
 }
 
 impl SweepDir {
+    /// Rewrite `sweep.json` (`memsweep guard` learns its jobs, the processes, as they appear).
+    pub fn write_plan(&self, plan: &SweepPlan) -> anyhow::Result<()> {
+        atomic_write_json(&self.root.join(PLAN_FILE), plan)
+    }
+
     /// Create DIR (and parents), take the lock, write `sweep.json`, open the journal.
     /// Errors (usage) if DIR already holds a sweep: suggest `--resume DIR`.
     pub fn create(root: &Path, plan: &SweepPlan) -> anyhow::Result<SweepDir> {

@@ -2,6 +2,7 @@
 //! and the timeline plot.
 
 pub mod mem;
+pub mod monitor;
 pub mod plot;
 pub mod progress;
 pub mod report;

@@ -83,16 +83,17 @@ pub fn table(summary: &Summary, width: Option<usize>, style: Style) -> String {
     // Cells are formatted twice (widths, then lines) rather than kept: an interrupted 10 000-job
     // sweep lists thousands of rows, and holding five strings per row would set the runner's
     // peak footprint.
-    let cells = |j: &JobSummary| -> [String; 5] {
+    let cells = |j: &JobSummary| -> [String; 6] {
         [
             j.id.to_string(),
             j.status.as_str().to_string(),
             j.attempts.to_string(),
+            j.pauses.to_string(),
             j.wall_s.map_or("-".into(), fmt_secs),
             j.peak_bytes.map_or("-".into(), size::human),
         ]
     };
-    let header = ["id", "status", "tries", "wall", "peak"];
+    let header = ["id", "status", "tries", "pauses", "wall", "peak"];
     let mut widths = header.map(str::len);
     for j in &rows {
         for (w, cell) in widths.iter_mut().zip(&cells(j)) {
@@ -100,19 +101,21 @@ pub fn table(summary: &Summary, width: Option<usize>, style: Style) -> String {
         }
     }
     // id, status left; numbers right; two spaces between columns.
-    let line = |c: &[String; 5]| {
+    let line = |c: &[String; 6]| {
         format!(
-            "{:>w0$}  {:<w1$}  {:>w2$}  {:>w3$}  {:>w4$}  ",
+            "{:>w0$}  {:<w1$}  {:>w2$}  {:>w3$}  {:>w4$}  {:>w5$}  ",
             c[0],
             c[1],
             c[2],
             c[3],
             c[4],
+            c[5],
             w0 = widths[0],
             w1 = widths[1],
             w2 = widths[2],
             w3 = widths[3],
-            w4 = widths[4]
+            w4 = widths[4],
+            w5 = widths[5]
         )
     };
     let mut out = String::new();
@@ -391,6 +394,7 @@ mod tests {
             wall_s: Some(wall),
             peak_bytes: Some(peak_mib * MIB),
             peak_source: Some("cgroup-v1".into()),
+            pauses: 0,
         }
     }
 

@@ -786,9 +786,69 @@ impl Sched {
         });
     }
 
-    /// A start the engine could not carry out (e.g. its folder could not be created): forget it.
+    /// `memsweep guard`: a process it did not start appeared. It joins the back of the queue
+    /// and goes through the admission chain at once, as a job would; the returned starts say
+    /// which queued processes may run now (itself among them, or not: then the guard holds it
+    /// stopped until a later [`Self::decide`] starts it).
+    pub fn adopt(&mut self, job: usize, now: f64) -> Vec<Action> {
+        self.make_room_for(job);
+        self.now = self.now.max(now);
+        self.queue.push_back(job);
+        let mut out = Vec::new();
+        self.admit(&mut out);
+        out
+    }
+
+    /// `memsweep guard`: a process already running (never held) becomes a memory user again
+    /// (an idle worker given new work): a running job from `now`, for the pressure rules.
+    pub fn track(&mut self, job: usize, now: f64) {
+        self.make_room_for(job);
+        self.now = self.now.max(now);
+        let e = self.estimate(job);
+        self.runs.push(Run::new(job, e, now));
+    }
+
+    fn make_room_for(&mut self, job: usize) {
+        if self.raised.len() <= job {
+            self.raised.resize(job + 1, 0);
+            self.requeues.resize(job + 1, 0);
+        }
+    }
+
+    /// `memsweep guard`'s way out of a standstill it cannot see into: the processes left running
+    /// may be waiting for the paused or held ones (a launcher waiting for its workers). Resume
+    /// the oldest paused job, else start the head of the queue, regardless of room.
+    pub fn force_progress(&mut self) -> Option<Action> {
+        if let Some(r) = self.runs.iter_mut().find(|r| r.paused && !r.stopping) {
+            r.paused = false;
+            return Some(Action::Resume { job: r.job });
+        }
+        if self.stopped || self.queue.is_empty() {
+            return None;
+        }
+        let e = self.estimate(self.queue[0]);
+        let mut out = Vec::new();
+        self.start(0, e, e.bytes > self.cfg.budget.budget, &mut out);
+        out.pop()
+    }
+
+    /// Undo a [`Action::Requeue`] the caller carried out on another job instead.
+    pub fn cancel_stop(&mut self, job: usize) {
+        if let Some(r) = self.runs.iter_mut().find(|r| r.job == job) {
+            r.stopping = false;
+        }
+    }
+
+    /// A start the engine could not carry out (e.g. its folder could not be created), or a
+    /// guarded process that is no memory user or vanished while queued: forget it.
     pub fn abandon(&mut self, job: usize) {
         self.runs.retain(|r| r.job != job);
+        self.queue.retain(|&j| j != job);
+    }
+
+    /// Whether `job` is running (or paused), as opposed to queued or unknown.
+    pub fn is_running(&self, job: usize) -> bool {
+        self.runs.iter().any(|r| r.job == job)
     }
 
     /// A job exited. `peak`: its measured peak, if any; `stopped`: it died of memsweep's own

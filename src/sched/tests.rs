@@ -734,3 +734,101 @@ fn a_job_within_its_learned_estimate_does_not_hold_back_a_speculative_start() {
     observe(&mut s, 0.2, 470 * MIB, &[(0, 460 * MIB)]);
     assert!(started(&s.decide()).is_empty());
 }
+
+/// `memsweep guard`: processes learned at 251, 701, 101, 451 and 101 MiB (typical: p75 = 451).
+fn guard_sched() -> Sched {
+    let mut s = Sched::new(
+        cfg(None, OnPressure::Pause),
+        Estimator::new(None, vec![], &[]),
+        vec![],
+        0,
+    );
+    for p in [251u64, 701, 101, 451, 101] {
+        s.track(100, 0.0);
+        s.exited(100, Some(p * MIB), false);
+    }
+    s
+}
+
+#[test]
+fn guard_a_new_process_runs_only_if_admitted_and_waits_otherwise() {
+    let mut s = guard_sched();
+    observe(&mut s, 1.0, 251 * MIB, &[]);
+    // 251 + 451 fits the 768 MiB budget; a second 451 does not: it is held, as are later ones.
+    assert_eq!(started(&s.adopt(0, 1.0)), vec![0]);
+    for j in 1..8 {
+        assert_eq!(
+            started(&s.adopt(j, 1.0)),
+            Vec::<usize>::new(),
+            "process {j}"
+        );
+    }
+    assert_eq!(s.queued(), 7);
+    // The first ends; its memory is gone: the oldest held process starts, in birth order.
+    s.exited(0, Some(451 * MIB), false);
+    observe(&mut s, 2.0, 100 * MIB, &[]);
+    assert_eq!(started(&s.decide()), vec![1]);
+    // A held process that vanished leaves the queue.
+    s.abandon(2);
+    assert_eq!(s.queued(), 5);
+}
+
+#[test]
+fn guard_the_very_first_process_is_never_held() {
+    let mut s = Sched::new(
+        cfg(None, OnPressure::Pause),
+        Estimator::new(None, vec![], &[]),
+        vec![],
+        0,
+    );
+    // Memory already past the budget (a launcher holding it): the first still runs.
+    observe(&mut s, 1.0, 900 * MIB, &[]);
+    assert_eq!(started(&s.adopt(5, 1.0)), vec![5]);
+    // Nothing known yet: the next waits for the first to plateau (slow start).
+    assert!(started(&s.adopt(6, 1.0)).is_empty());
+}
+
+#[test]
+fn guard_force_progress_resumes_the_oldest_paused_else_starts_the_head() {
+    let mut s = guard_sched();
+    observe(&mut s, 1.0, 100 * MIB, &[]);
+    s.track(0, 1.0);
+    s.track(1, 1.0);
+    s.track(2, 1.0);
+    observe(
+        &mut s,
+        1.1,
+        200 * MIB,
+        &[(0, 50 * MIB), (1, 50 * MIB), (2, 50 * MIB)],
+    );
+    observe(
+        &mut s,
+        1.2,
+        740 * MIB,
+        &[(0, 150 * MIB), (1, 300 * MIB), (2, 290 * MIB)],
+    );
+    let paused: Vec<usize> = s
+        .decide()
+        .iter()
+        .filter_map(|a| match a {
+            Action::Pause { job, .. } => Some(*job),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        paused,
+        vec![2, 1],
+        "youngest first, the oldest keeps running"
+    );
+    assert!(
+        started(&s.adopt(3, 1.2)).is_empty(),
+        "held while others are paused"
+    );
+    assert_eq!(s.force_progress(), Some(Action::Resume { job: 1 }));
+    assert_eq!(s.force_progress(), Some(Action::Resume { job: 2 }));
+    match s.force_progress() {
+        Some(Action::Start { job: 3, .. }) => {}
+        other => panic!("expected the held process to start, got {other:?}"),
+    }
+    assert_eq!(s.force_progress(), None);
+}
