@@ -468,15 +468,6 @@ impl Guard {
         signal: Option<i32>,
     ) -> anyhow::Result<()> {
         if t.in_sched {
-            if std::env::var_os("MEMSWEEP_GUARD_DEBUG").is_some() {
-                eprintln!(
-                    "end {} peak {} running {} {}",
-                    t.id,
-                    t.peak >> 20,
-                    self.sched.is_running(t.id),
-                    t.command
-                );
-            }
             if t.peak >= LEARN_MIN && self.sched.is_running(t.id) {
                 self.sched.exited(t.id, Some(t.peak), t.killed);
             } else {
@@ -545,12 +536,6 @@ impl Guard {
                 self.start_record(key)?;
             }
             if in_sched && !stopped && (parent || idle) {
-                if std::env::var_os("MEMSWEEP_GUARD_DEBUG").is_some() {
-                    eprintln!(
-                        "{now:.2} abandon {id} parent {parent} idle {idle} cur {}",
-                        p.rss_bytes >> 20
-                    );
-                }
                 self.sched.abandon(id);
                 self.set(key, |t| t.in_sched = false);
             } else if !in_sched
@@ -561,9 +546,6 @@ impl Guard {
                 && !idle
             {
                 self.set(key, |t| t.in_sched = true);
-                if std::env::var_os("MEMSWEEP_GUARD_DEBUG").is_some() {
-                    eprintln!("{now:.2} track {id} cur {}", p.rss_bytes >> 20);
-                }
                 self.sched.track(id, now);
             }
         }
@@ -647,13 +629,6 @@ impl Guard {
     }
 
     fn apply(&mut self, a: Action, now: f64) -> anyhow::Result<()> {
-        if std::env::var_os("MEMSWEEP_GUARD_DEBUG").is_some() {
-            eprintln!(
-                "{now:.2} {a:?} proj {} q {}",
-                self.sched.projection() >> 20,
-                self.sched.queued()
-            );
-        }
         match a {
             Action::Pause { job, reason } => {
                 let Some(&key) = self.by_id.get(&job) else {

@@ -201,8 +201,29 @@ impl TreeCgroup {
 }
 
 impl Drop for TreeCgroup {
+    /// Processes the command left running (a daemon, jobs it started in the background) are
+    /// moved back to the guard's own cgroup, not killed, and the cgroup is removed.
     fn drop(&mut self) {
-        let _ = cgroup::remove_tree(&self.dir);
+        if let Some(parent) = self.dir.parent() {
+            let procs = parent.join("cgroup.procs");
+            for _ in 0..3 {
+                let members = self.members();
+                if members.is_empty() {
+                    break;
+                }
+                for pid in members {
+                    let _ = std::fs::write(&procs, pid.to_string());
+                }
+            }
+        }
+        for _ in 0..50 {
+            match std::fs::remove_dir(&self.dir) {
+                Err(e) if e.raw_os_error() == Some(libc::EBUSY) => {
+                    std::thread::sleep(std::time::Duration::from_millis(10))
+                }
+                _ => return,
+            }
+        }
     }
 }
 

@@ -4,6 +4,7 @@
 mod harness;
 
 mod cli;
+mod guard;
 mod probe;
 mod run;
 mod show;
