@@ -31,8 +31,11 @@ const MIB: u64 = 1 << 20;
 /// A leaf below this that has not grown for [`IDLE_S`] is not a memory user.
 const SMALL: u64 = 32 * MIB;
 const IDLE_S: f64 = 1.0;
-/// Nothing grew, ended or resumed for this long while something is paused: resume the oldest.
+/// Nothing grew, ended, resumed or used CPU for this long while something waits: resume the
+/// oldest paused (or start the oldest held) process if it fits below the critical line...
 const STALL_S: f64 = 1.0;
+/// ...and after this long, regardless (at least one process must run).
+const LONG_STALL_S: f64 = 10.0;
 /// Peaks below this (shell wrappers, tiny helpers) are not learned as job sizes.
 const LEARN_MIN: u64 = 16 * MIB;
 /// After the command ends, how long its leftovers get to end before the guard stops watching.
@@ -75,6 +78,8 @@ struct Tracked {
     stopped: bool,
     killed: bool,
     current: u64,
+    /// CPU ticks at the last scan.
+    cpu: u64,
     peak: u64,
     level: u64,
     grew_at: f64,
@@ -268,9 +273,10 @@ pub fn run(fs: &Fs, args: &GuardArgs) -> anyhow::Result<u8> {
             for a in g.sched.decide() {
                 g.apply(a, now)?;
             }
+            let stalled = now - g.progress;
             if (g.sched.paused() > 0 || g.sched.queued() > 0)
-                && now - g.progress >= STALL_S
-                && let Some(a) = g.sched.force_progress()
+                && stalled >= STALL_S
+                && let Some(a) = g.sched.force_progress(stalled >= LONG_STALL_S)
             {
                 g.apply(a, now)?;
             }
@@ -516,6 +522,12 @@ impl Guard {
                 continue;
             };
             t.ppid = p.ppid;
+            if p.cpu > t.cpu && !t.stopped && t.in_sched {
+                // A memory user computing is progress (one that sleeps, or waits for a paused
+                // one, is not).
+                self.progress = now;
+            }
+            t.cpu = p.cpu;
             t.current = p.rss_bytes;
             t.peak = t.peak.max(p.rss_bytes);
             if p.rss_bytes > t.level + sched::growth_tolerance(t.level) {
@@ -570,6 +582,7 @@ impl Guard {
                     stopped: false,
                     killed: false,
                     current: p.rss_bytes,
+                    cpu: p.cpu,
                     peak: p.rss_bytes,
                     level: p.rss_bytes,
                     grew_at: now,
@@ -683,10 +696,14 @@ impl Guard {
     /// youngest one that does is taken instead), never the command itself, one at a time.
     fn kill_youngest(&mut self, job: usize, reason: &str, now: f64) -> anyhow::Result<()> {
         let in_flight = self.procs.values().any(|t| t.killed);
+        // Holding a real share: not a helper or an idle pool worker (killing one of those frees
+        // little and may break the launcher).
+        let largest = self.procs.values().map(|t| t.current).max().unwrap_or(0);
+        let worth = LEARN_MIN.max(largest / 4);
         let victim = self
             .procs
             .values()
-            .filter(|t| t.in_sched && !t.killed && t.pid != self.root && t.current >= LEARN_MIN)
+            .filter(|t| t.in_sched && !t.killed && t.pid != self.root && t.current >= worth)
             .max_by_key(|t| (t.id == job, t.id))
             .map(|t| (t.id, t.pid, t.current, t.command.clone()));
         let Some((id, pid, usage_bytes, command)) = victim.filter(|_| !in_flight) else {

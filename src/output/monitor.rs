@@ -167,7 +167,8 @@ pub fn timeline_svg(samples: &[Sample], title: &str) -> String {
             })
             .collect()
     };
-    let lines: [(&str, &str, &str, &dyn Fn(&Sample) -> u64); 4] = [
+    type Line<'a> = (&'a str, &'a str, &'a str, &'a dyn Fn(&Sample) -> u64);
+    let lines: [Line; 4] = [
         ("limit", "#c0392b", "6 3", &|s| s.limit_bytes),
         ("warn", "#e67e22", "3 3", &|s| s.warn_bytes),
         ("usage", "#95a5a6", "", &|s| s.usage_bytes),

@@ -370,8 +370,10 @@ impl Sched {
 
     /// Flat for [`PLATEAU_S`], and running for twice that: a job that has not started growing
     /// yet (still exec'ing, importing) must not pass for one that has finished growing.
+    /// A paused job is flat because it is stopped, not because it has finished growing: it is
+    /// never plateaued, and a resumed one counts from its resume.
     fn plateaued(&self, r: &Run) -> bool {
-        self.now - r.grew_at >= PLATEAU_S && self.now - r.started >= 2.0 * PLATEAU_S
+        !r.paused && self.now - r.grew_at >= PLATEAU_S && self.now - r.started >= 2.0 * PLATEAU_S
     }
 
     /// What a running job is expected to reach.
@@ -579,6 +581,7 @@ impl Sched {
             }
             proj += g;
             self.runs[i].paused = false;
+            self.runs[i].grew_at = self.now;
             out.push(Action::Resume {
                 job: self.runs[i].job,
             });
@@ -817,16 +820,29 @@ impl Sched {
 
     /// `memsweep guard`'s way out of a standstill it cannot see into: the processes left running
     /// may be waiting for the paused or held ones (a launcher waiting for its workers). Resume
-    /// the oldest paused job, else start the head of the queue, regardless of room.
-    pub fn force_progress(&mut self) -> Option<Action> {
-        if let Some(r) = self.runs.iter_mut().find(|r| r.paused && !r.stopping) {
-            r.paused = false;
-            return Some(Action::Resume { job: r.job });
+    /// the oldest paused job, else start the head of the queue — if its expected growth stays
+    /// below the critical line, or, with `anyway`, regardless of room (a long standstill: at
+    /// least one process must run; the critical line's requeue is the last resort).
+    pub fn force_progress(&mut self, anyway: bool) -> Option<Action> {
+        let critical = self.cfg.budget.critical();
+        let ws = self.container_ws.max(self.working_set);
+        if let Some(i) = self.runs.iter().position(|r| r.paused && !r.stopping) {
+            if !anyway && ws + self.growth(&self.runs[i]) > critical {
+                return None;
+            }
+            self.runs[i].paused = false;
+            self.runs[i].grew_at = self.now;
+            return Some(Action::Resume {
+                job: self.runs[i].job,
+            });
         }
         if self.stopped || self.queue.is_empty() {
             return None;
         }
         let e = self.estimate(self.queue[0]);
+        if !anyway && ws + e.bytes > critical {
+            return None;
+        }
         let mut out = Vec::new();
         self.start(0, e, e.bytes > self.cfg.budget.budget, &mut out);
         out.pop()

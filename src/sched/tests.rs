@@ -824,11 +824,20 @@ fn guard_force_progress_resumes_the_oldest_paused_else_starts_the_head() {
         started(&s.adopt(3, 1.2)).is_empty(),
         "held while others are paused"
     );
-    assert_eq!(s.force_progress(), Some(Action::Resume { job: 1 }));
-    assert_eq!(s.force_progress(), Some(Action::Resume { job: 2 }));
-    match s.force_progress() {
+    // 740 MiB held: job 1 is expected to reach 451 MiB; resuming it would pass the critical
+    // line (896 MiB), so a short standstill does not; a long one does.
+    assert_eq!(s.force_progress(false), None);
+    assert_eq!(s.force_progress(true), Some(Action::Resume { job: 1 }));
+    observe(
+        &mut s,
+        2.0,
+        300 * MIB,
+        &[(0, 150 * MIB), (1, 300 * MIB), (2, 290 * MIB)],
+    );
+    assert_eq!(s.force_progress(false), Some(Action::Resume { job: 2 }));
+    match s.force_progress(false) {
         Some(Action::Start { job: 3, .. }) => {}
         other => panic!("expected the held process to start, got {other:?}"),
     }
-    assert_eq!(s.force_progress(), None);
+    assert_eq!(s.force_progress(false), None);
 }

@@ -93,7 +93,7 @@ fn stopped_in(cg: &TestCgroup) -> Vec<(u32, String)> {
         .filter_map(|p| {
             let stat = std::fs::read_to_string(format!("/proc/{p}/stat")).ok()?;
             let state = stat[stat.rfind(')')? + 2..].chars().next()?;
-            (state == 'T').then(|| (p, stat))
+            (state == 'T').then_some((p, stat))
         })
         .collect()
 }
@@ -293,7 +293,7 @@ fn monitor_logs_and_warns_once_while_a_job_grows_past_80_percent_of_512mib() {
         .arg(format!("echo x >> '{}'", flag.display()))
         .in_cgroup(&cg)
         .command();
-    let mut monitor = monitor
+    let monitor = monitor
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
