@@ -718,33 +718,7 @@ def write_report(data: dict, path: Path) -> None:
         A("")
     A("† The runner lost jobs (killed by the OOM killer and never rerun), so its makespan covers less work "
       "and is not comparable with the bound.\n")
-    guard_rows = ["memsweep", "xargs -P 8", "guard + xargs -P 8", "hydra joblib", "hydra joblib n_jobs=8",
-                  "guard + hydra joblib n_jobs=8"]
-    if any(r["runner"].startswith("guard") for r in data["runs"]):
-        A("## When memsweep is not the launcher: `memsweep guard`\n")
-        A("The same unmodified commands with and without `memsweep guard -- CMD` in front (guard runs in the same "
-          "cgroup, default reserve, so its budget is the one above), next to `memsweep run`. Reference = the "
-          "clairvoyant peak-reserving scheduler inside that budget (largest first); target for guard + xargs -P 8 "
-          "on heterogeneous: ≤ 1.5×.\n")
-        A("| workload | runner | jobs done | OOM kills | makespan s | × reference in budget | guard pauses | reps |")
-        A("|---|---|---:|---:|---:|---:|---:|---:|")
-        for wl in data["workloads"]:
-            w = data["workload_info"][wl]
-            for runner in guard_rows:
-                rs = [r for r in data["runs"] if r["workload"] == wl and r["runner"] == runner]
-                if not rs:
-                    continue
-                done = [r["done"] for r in rs]
-                ms = med([r["makespan_s"] for r in rs])
-                lost = "†" if min(done) < w["n"] else ""
-                done_s = f"{min(done)}/{w['n']}" if min(done) == max(done) else f"{min(done)}–{max(done)}/{w['n']}"
-                pauses = "–"
-                if runner.startswith("guard"):
-                    ps = [(r.get("memsweep") or {}).get("pauses") for r in rs]
-                    pauses = f"{med([p for p in ps if p is not None]):g}" if any(p is not None for p in ps) else "–"
-                A(f"| {wl} | {data['runner_desc'][runner]} | {done_s} | {med([r['oom_kills'] for r in rs]):g} | "
-                  f"{ms:.1f}{lost} | {ms / w['clair_budget_lpt']:.2f}{lost} | {pauses} | {len(rs)} |")
-        A("")
+    L.extend(guard_section(data))
     if data.get("overhead"):
         A("## Overhead: 1000 trivial jobs (`true`)\n")
         A("Wall time until the cgroup is empty, divided by 1000 (median of %d). memsweep runs `-p i=range(0,1000) -- true {i}` "
@@ -802,6 +776,64 @@ def write_report(data: dict, path: Path) -> None:
     if analysis.exists():
         A(analysis.read_text().strip() + "\n")
     path.write_text("\n".join(L))
+
+
+def guard_section(data: dict) -> list[str]:
+    """The `memsweep guard` table: the same unmodified commands with and without the guard."""
+    L: list[str] = []
+    A = L.append
+    guard_rows = ["memsweep", "xargs -P 8", "guard + xargs -P 8", "hydra joblib", "hydra joblib n_jobs=8",
+                  "guard + hydra joblib n_jobs=8"]
+    if any(r["runner"].startswith("guard") for r in data["runs"]):
+        A("## When memsweep is not the launcher: `memsweep guard`\n")
+        A("The same unmodified commands with and without `memsweep guard -- CMD` in front (guard runs in the same "
+          "cgroup, default reserve, so its budget is the one above), next to `memsweep run`. Reference = the "
+          "clairvoyant peak-reserving scheduler inside that budget (largest first); target for guard + xargs -P 8 "
+          "on heterogeneous: ≤ 1.5×.\n")
+        A("| workload | runner | jobs done | OOM kills | makespan s | × reference in budget | guard pauses | reps |")
+        A("|---|---|---:|---:|---:|---:|---:|---:|")
+        for wl in data["workloads"]:
+            w = data["workload_info"][wl]
+            for runner in guard_rows:
+                rs = [r for r in data["runs"] if r["workload"] == wl and r["runner"] == runner]
+                if not rs:
+                    continue
+                done = [r["done"] for r in rs]
+                ms = med([r["makespan_s"] for r in rs])
+                lost = "†" if min(done) < w["n"] else ""
+                done_s = f"{min(done)}/{w['n']}" if min(done) == max(done) else f"{min(done)}–{max(done)}/{w['n']}"
+                pauses = "–"
+                if runner.startswith("guard"):
+                    ps = [(r.get("memsweep") or {}).get("pauses") for r in rs]
+                    pauses = f"{med([p for p in ps if p is not None]):g}" if any(p is not None for p in ps) else "–"
+                A(f"| {wl} | {data['runner_desc'][runner]} | {done_s} | {med([r['oom_kills'] for r in rs]):g} | "
+                  f"{ms:.1f}{lost} | {ms / w['clair_budget_lpt']:.2f}{lost} | {pauses} | {len(rs)} |")
+        A("")
+    return L
+
+
+def splice_guard_section(data: dict, path: Path, argv: list[str]) -> None:
+    """Write only the guard section into an existing BENCHMARKS.md (`--guard-section`), leaving the
+    full run's tables as they are; the section says when and how it was measured."""
+    sec = guard_section(data)
+    if not sec:
+        return
+    m = machine_info()
+    sec.insert(1, f"Measured {m['date']} with `python3 bench/harness.py {' '.join(shlex.quote(a) for a in argv)}` "
+               f"({m['memsweep']}; load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores when it ended: "
+               "other engineers' builds ran alongside, so absolute times are inflated; compare rows within this table).\n")
+    text = path.read_text()
+    head = "## When memsweep is not the launcher"
+    start = text.find(head)
+    if start < 0:
+        start = text.find("## Overhead")
+        end = start
+    else:
+        nxt = text.find("\n## ", start + len(head))
+        end = len(text) if nxt < 0 else nxt + 1
+    if start < 0:
+        start = end = len(text)
+    path.write_text(text[:start] + "\n".join(sec) + "\n" + text[end:])
 
 
 def targets(data: dict) -> list[dict]:
@@ -1016,7 +1048,10 @@ def cmd_run(args) -> int:
     data["machine"] = machine_info()
     data["targets"] = targets(data)
     (outdir / "results.json").write_text(json.dumps(data, indent=1, default=str))
-    if args.write:
+    if args.guard_section:
+        splice_guard_section(data, ROOT / "BENCHMARKS.md", sys.argv[1:])
+        log(f"wrote the guard section of {ROOT / 'BENCHMARKS.md'}")
+    elif args.write:
         write_report(data, ROOT / "BENCHMARKS.md")
         log(f"wrote {ROOT / 'BENCHMARKS.md'}")
     log(f"bench/run took {data['elapsed_s'] / 60:.1f} min")
@@ -1074,6 +1109,8 @@ def main() -> int:
     r.add_argument("--runners", nargs="*", choices=list(RUNNERS))
     r.add_argument("--skip-extra", action="store_true", help="skip overhead, footprint and accuracy runs")
     r.add_argument("--no-write", dest="write", action="store_false", help="do not rewrite BENCHMARKS.md")
+    r.add_argument("--guard-section", action="store_true",
+                   help="write only the `memsweep guard` section of BENCHMARKS.md from this run")
     sub.add_parser("gen", help="rewrite bench/workloads/*.txt from their seeds")
     sub.add_parser("report", help="rewrite BENCHMARKS.md from bench/out/full/results.json")
     args = ap.parse_args()
