@@ -190,6 +190,9 @@ pub struct GuardArgs {
     /// Seconds between scans of the process tree when memory is not tight [default: 0.1].
     #[arg(long, value_name = "SECONDS")]
     pub sample_interval: Option<f64>,
+    /// Watch the tree through /proc only, even where the command could get its own memory cgroup.
+    #[arg(long)]
+    pub no_cgroups: bool,
 }
 
 #[derive(Debug, Args)]

@@ -126,6 +126,7 @@ pub fn run(fs: &Fs, args: &GuardArgs) -> anyhow::Result<u8> {
     }
     let layout = probe.layout();
     let cg = match (layout.version, &layout.dir) {
+        _ if args.no_cgroups => Err("--no-cgroups".to_string()),
         (Some(CgroupVersion::V1), Some(dir)) => TreeCgroup::create(&fs.path(dir)),
         _ => Err("no v1 memory cgroup here".to_string()),
     };
@@ -360,7 +361,7 @@ fn run_config(args: &GuardArgs, interval: f64) -> RunConfig {
         mem_per_job: None,
         job_mem_max: None,
         history: false,
-        cgroups: true,
+        cgroups: !args.no_cgroups,
         on_pressure: OnPressure::Pause,
         retries: 0,
         out: args.out.clone(),
@@ -387,6 +388,14 @@ struct Guard {
     kills: u32,
     pauses: u32,
     resumes: u32,
+}
+
+/// Whatever ends the guard — the command's end, an error writing the journal, a panic — nothing
+/// it stopped stays stopped.
+impl Drop for Guard {
+    fn drop(&mut self) {
+        self.continue_all();
+    }
 }
 
 impl Guard {

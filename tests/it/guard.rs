@@ -236,6 +236,15 @@ fn guard_with_hydra_joblib_n_jobs_8_finishes_8_of_8_in_1gib() {
 
 #[test]
 fn nothing_stays_stopped_when_the_command_ends_and_its_exit_code_is_the_guards() {
+    command_ends_while_processes_are_held(&[]);
+}
+
+#[test]
+fn through_proc_only_nothing_stays_stopped_either() {
+    command_ends_while_processes_are_held(&["--no-cgroups"]);
+}
+
+fn command_ends_while_processes_are_held(flags: &[&str]) {
     let Some(py) = venv_python() else {
         skip!("no .venv/bin/python: run scripts/setup");
     };
@@ -251,7 +260,9 @@ fn nothing_stays_stopped_when_the_command_ends_and_its_exit_code_is_the_guards()
         hog(150, 1.0, &done, "NAME")
     );
     let out = dir.path().join("g");
-    let res = ms(["guard", "--out"])
+    let res = ms(["guard"])
+        .args(flags)
+        .arg("--out")
         .arg(&out)
         .arg("--")
         .arg(&py)
