@@ -122,7 +122,7 @@ pub fn run(fs: &Fs, args: &GuardArgs) -> anyhow::Result<u8> {
     );
     let mut waiter = tree::Waiter::install()?;
     for n in &waiter.notes {
-        eprintln!("memsweep guard: warning: {n}");
+        crate::errln!("memsweep guard: warning: {n}");
     }
     let layout = probe.layout();
     let cg = match (layout.version, &layout.dir) {
@@ -139,13 +139,14 @@ pub fn run(fs: &Fs, args: &GuardArgs) -> anyhow::Result<u8> {
     };
     let display = JobCommand::Argv(args.command.clone()).display();
     let mut plan = SweepPlan {
+        schema_version: crate::journal::SCHEMA_VERSION,
         jobs: Vec::new(),
         config: run_config(args, interval),
         template: format!("{}{display}", super::show::GUARD_TEMPLATE),
     };
     let mut dir = super::run::create_dir(&plan)?;
     let out = dir.root().display().to_string();
-    eprintln!(
+    crate::errln!(
         "memsweep guard: budget {} (limit {}, reserve {}); watching through {note}; journal in {out}",
         human(budget.budget),
         human(budget.limit),
@@ -154,6 +155,8 @@ pub fn run(fs: &Fs, args: &GuardArgs) -> anyhow::Result<u8> {
     let t_epoch = epoch();
     dir.record(&Event::SweepStart {
         t: t_epoch,
+        schema_version: crate::journal::SCHEMA_VERSION,
+        downgrades: Vec::new(),
         out: out.clone(),
         jobs: 0,
         limit_bytes: budget.limit,
@@ -176,6 +179,7 @@ pub fn run(fs: &Fs, args: &GuardArgs) -> anyhow::Result<u8> {
                 failed: 0,
                 exit_code: 127,
                 interrupted: false,
+                fail_fast_job: None,
             })?;
             dir.sync()?;
             return Err(usage(format!(
@@ -328,6 +332,7 @@ pub fn run(fs: &Fs, args: &GuardArgs) -> anyhow::Result<u8> {
         failed,
         exit_code: code as i32,
         interrupted: interrupts > 0,
+        fail_fast_job: None,
     })?;
     g.dir.sync()?;
     g.dir.write_plan(&plan)?;
@@ -337,10 +342,11 @@ pub fn run(fs: &Fs, args: &GuardArgs) -> anyhow::Result<u8> {
         budget_bytes: budget.budget,
         accounting: accounting.into(),
         oom_kills,
+        cpus: status.cpus,
     };
     g.dir.write_summary_streamed(&plan.jobs, &ctx, peak_ws)?;
     drop(cg);
-    eprintln!(
+    crate::errln!(
         "memsweep guard: {} processes, {} pauses, {} killed, {} OOM kills; peak working set {} of {}; \
          exit {code}; `memsweep show {out}` for the table",
         plan.jobs.len(),
@@ -358,17 +364,13 @@ fn run_config(args: &GuardArgs, interval: f64) -> RunConfig {
         jobs: Some(0),
         limit: args.limit,
         reserve: args.reserve,
-        mem_per_job: None,
-        job_mem_max: None,
         history: false,
         cgroups: !args.no_cgroups,
         on_pressure: OnPressure::Pause,
         retries: 0,
         out: args.out.clone(),
-        json: false,
-        grace_s: 0.0,
         sample_interval_s: interval,
-        dry_run: false,
+        ..RunConfig::default()
     }
 }
 
@@ -505,6 +507,7 @@ impl Guard {
             wall_s: (now - seen_at).max(0.0),
             peak_bytes: Some(peak),
             peak_source: "proc".into(),
+            cpu_s: None,
         })?;
         self.jobs.push(Job {
             id,
@@ -731,7 +734,7 @@ impl Guard {
                 t.stopped = false;
             });
         }
-        eprintln!(
+        crate::errln!(
             "memsweep guard: killed pid {pid} ({command}) holding {}: {reason}",
             human(usage_bytes)
         );

@@ -93,7 +93,7 @@ pub fn run(fs: &Fs, args: &MonitorArgs) -> anyhow::Result<Exit> {
         let st = probe.status()?;
         if first {
             for w in &st.warnings {
-                eprintln!("memsweep monitor: warning: {w}");
+                crate::errln!("memsweep monitor: warning: {w}");
             }
         }
         let warn_bytes = (st.limit_bytes as f64 * warn_pct / 100.0) as u64;
@@ -102,7 +102,7 @@ pub fn run(fs: &Fs, args: &MonitorArgs) -> anyhow::Result<Exit> {
         if armed && st.working_set_bytes >= warn_bytes {
             armed = false;
             warned = true;
-            eprintln!(
+            crate::errln!(
                 "memsweep monitor: warning: working set {} is {:.0}% of the {} limit (--warn {warn_pct})",
                 human(st.working_set_bytes),
                 100.0 * st.working_set_bytes as f64 / st.limit_bytes.max(1) as f64,
@@ -111,7 +111,9 @@ pub fn run(fs: &Fs, args: &MonitorArgs) -> anyhow::Result<Exit> {
             if let Some(cmd) = &args.on_warn {
                 match Command::new("sh").arg("-c").arg(cmd).spawn() {
                     Ok(c) => hooks.push(c),
-                    Err(e) => eprintln!("memsweep monitor: warning: --on-warn could not run: {e}"),
+                    Err(e) => {
+                        crate::errln!("memsweep monitor: warning: --on-warn could not run: {e}")
+                    }
                 }
             }
         } else if !armed && st.working_set_bytes < rearm {
@@ -148,13 +150,10 @@ pub fn run(fs: &Fs, args: &MonitorArgs) -> anyhow::Result<Exit> {
                     text.push('\n');
                 }
                 text.push_str(&monitor::view(&sample, &name, interval, 15));
-                let mut out = std::io::stdout().lock();
-                if out
-                    .write_all(text.as_bytes())
-                    .and_then(|_| out.flush())
-                    .is_err()
-                {
-                    // Nobody reads any more (`| head`): a normal end.
+                let mut out = crate::output::stdio::stdout();
+                let _ = out.write_all(text.as_bytes());
+                if !out.is_open() {
+                    // Nobody reads any more (`| head`), or stdout failed: `commands::main` says.
                     return Ok(Exit::Ok);
                 }
             }

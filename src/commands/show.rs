@@ -81,22 +81,18 @@ pub fn run(args: &ShowArgs) -> anyhow::Result<Exit> {
             ))
         })?;
     }
-    let mut out = io::stdout().lock();
-    let res = if args.json {
+    // Write errors are handled by the output policy (`output::stdio`), never here.
+    let mut out = io::BufWriter::new(crate::output::stdio::stdout());
+    let _ = if args.json {
         serde_json::to_writer_pretty(&mut out, &shown.summary)
             .map_err(io::Error::other)
             .and_then(|()| writeln!(out))
     } else {
         write_human(&mut out, &args.dir, &shown)
     };
-    // A closed pipe (`| head`) is not an error worth reporting.
-    if let Err(e) = res
-        && e.kind() != io::ErrorKind::BrokenPipe
-    {
-        return Err(anyhow::Error::new(e).context("writing to stdout"));
-    }
+    let _ = out.flush();
     if let (Some(path), false) = (&args.svg, args.json) {
-        eprintln!("memsweep: timeline written to {}", path.display());
+        crate::errln!("memsweep: timeline written to {}", path.display());
     }
     Ok(Exit::Ok)
 }
@@ -116,7 +112,7 @@ fn show_monitor_log(args: &ShowArgs) -> anyhow::Result<Exit> {
         ))
     })?;
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&samples)?);
+        crate::outln!("{}", serde_json::to_string_pretty(&samples)?);
     }
     if let Some(svg_path) = &args.svg {
         let svg =
@@ -127,7 +123,7 @@ fn show_monitor_log(args: &ShowArgs) -> anyhow::Result<Exit> {
                 svg_path.display()
             ))
         })?;
-        eprintln!("memsweep: timeline written to {}", svg_path.display());
+        crate::errln!("memsweep: timeline written to {}", svg_path.display());
     }
     if !args.json {
         let peak = samples
@@ -139,7 +135,7 @@ fn show_monitor_log(args: &ShowArgs) -> anyhow::Result<Exit> {
             (Some(a), Some(b)) => b.t - a.t,
             _ => 0.0,
         };
-        println!(
+        crate::outln!(
             "monitor log {path}: {} samples over {}; peak working set {}; {} warning{}",
             samples.len(),
             fmt_secs(span),
@@ -221,7 +217,7 @@ pub fn load(dir: &Path) -> anyhow::Result<Shown> {
     let ctx = context(dir, &events);
     let mut summary = journal::summarize(&plan.jobs, &events, &ctx);
     // The journal's samples are at most one a second; the runner's summary.json also saw the
-    // samples in between, and the OOM counter the journal does not hold.
+    // samples in between, and the OOM counter and CPUs the journal does not hold.
     if let Some(previous) = fs::read(dir.join(SUMMARY_FILE))
         .ok()
         .and_then(|b| serde_json::from_slice::<Summary>(&b).ok())
@@ -230,6 +226,7 @@ pub fn load(dir: &Path) -> anyhow::Result<Shown> {
             .peak_working_set_bytes
             .max(previous.peak_working_set_bytes);
         summary.oom_kills = previous.oom_kills;
+        summary.cpus = previous.cpus;
     }
     Ok(Shown {
         plan,
@@ -323,6 +320,7 @@ fn close_dead_run(events: &mut Vec<Event>) {
         failed: 0,
         exit_code: Exit::Interrupted as i32,
         interrupted: true,
+        fail_fast_job: None,
     });
 }
 
@@ -337,6 +335,7 @@ fn context(dir: &Path, events: &[Event]) -> SummaryContext {
         budget_bytes: start.map_or(0, |s| s.budget),
         accounting: start.map_or_else(String::new, |s| s.accounting.clone()),
         oom_kills: 0,
+        cpus: None,
     }
 }
 
@@ -448,6 +447,26 @@ fn header(dir: &Path, s: &Shown) -> Vec<(&'static str, String)> {
                 a => format!("{a} (a memory cgroup per job: exact peaks)"),
             },
         ));
+    }
+    let c = &s.plan.config;
+    let mut controls = Vec::new();
+    if let Some(t) = c.timeout_s {
+        controls.push(format!("--timeout {}", fmt_secs(t)));
+    }
+    if c.fail_fast {
+        controls.push(match sum.fail_fast_job {
+            Some(j) => format!("--fail-fast: stopped starting jobs after job {j} failed"),
+            None => "--fail-fast".to_string(),
+        });
+    }
+    for l in &c.links {
+        controls.push(format!("--link {}", l.join(",")));
+    }
+    if c.output == crate::cli::OutputMode::Live {
+        controls.push("--output live".into());
+    }
+    if !controls.is_empty() {
+        rows.push(("controls", controls.join("; ")));
     }
     rows.push(("makespan", fmt_secs(sum.makespan_s)));
     if s.torn {
@@ -569,7 +588,7 @@ mod tests {
             st,
             [
                 JobStatus::Succeeded,
-                JobStatus::Killed,
+                JobStatus::Interrupted,
                 JobStatus::Skipped,
                 JobStatus::Skipped
             ]

@@ -303,7 +303,18 @@ impl Waiter {
     /// Block until a child exits, a signal arrives or `timeout` passes; the SIGINT/SIGTERM
     /// numbers that arrived.
     pub fn wait(&mut self, timeout: std::time::Duration) -> Vec<i32> {
-        self.signals.wait(timeout).interrupts
+        let fds: Vec<(i32, i16)> = self
+            .signals
+            .fds()
+            .iter()
+            .map(|&fd| (fd, libc::POLLIN))
+            .collect();
+        let revents = sys::poll(&fds, timeout);
+        let mut ready = [false; 4];
+        for (r, &ev) in ready.iter_mut().zip(&revents) {
+            *r = ev != 0;
+        }
+        self.signals.take(ready).interrupts
     }
 
     /// Reap every exited child (the command, and orphans adopted as subreaper).

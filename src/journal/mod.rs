@@ -11,6 +11,8 @@
 //! drops (and truncates away, so the lines appended next start on a clean line).
 
 mod fold;
+#[cfg(test)]
+mod props;
 
 use std::collections::BTreeSet;
 use std::fs::{self, File, OpenOptions};
@@ -41,6 +43,11 @@ pub enum JobStatus {
     Exited,
     Killed,
     Oom,
+    /// Stopped by memsweep after running longer than `--timeout`.
+    Timeout,
+    /// Stopped because the sweep was interrupted (Ctrl-C, SIGTERM, or the runner died): not
+    /// the job's failure; `--resume` runs it again.
+    Interrupted,
     RequeuedOut,
     Skipped,
     /// Interim summaries only: started, not ended yet.
@@ -50,12 +57,16 @@ pub enum JobStatus {
 }
 
 impl JobStatus {
-    /// Ended without succeeding (what makes a sweep exit 1). Skipped, running and pending jobs
-    /// did not fail: they did not run to an end.
+    /// Ended without succeeding (what makes a sweep exit 1). Skipped, interrupted, running and
+    /// pending jobs did not fail: they did not run to an end.
     pub fn is_failure(self) -> bool {
         matches!(
             self,
-            JobStatus::Failed | JobStatus::Killed | JobStatus::Oom | JobStatus::RequeuedOut
+            JobStatus::Failed
+                | JobStatus::Killed
+                | JobStatus::Oom
+                | JobStatus::Timeout
+                | JobStatus::RequeuedOut
         )
     }
 
@@ -67,6 +78,8 @@ impl JobStatus {
             JobStatus::Exited => "exited",
             JobStatus::Killed => "killed",
             JobStatus::Oom => "oom",
+            JobStatus::Timeout => "timeout",
+            JobStatus::Interrupted => "interrupted",
             JobStatus::RequeuedOut => "requeued-out",
             JobStatus::Skipped => "skipped",
             JobStatus::Running => "running",
@@ -83,8 +96,12 @@ impl JobStatus {
 pub enum Event {
     /// A run of the runner begins (again, with `resumed: true`, after `--resume`).
     /// `parallel_cap`: `-j` (null: memory is the only cap). `accounting`: cgroup-v1, cgroup-v2, proc.
+    /// `downgrades`: what this run could not do here (also printed once at start).
     SweepStart {
         t: f64,
+        /// [`SCHEMA_VERSION`] of the events that follow.
+        #[serde(default = "schema_version")]
+        schema_version: u32,
         out: String,
         jobs: usize,
         limit_bytes: u64,
@@ -93,6 +110,8 @@ pub enum Event {
         parallel_cap: Option<usize>,
         accounting: String,
         resumed: bool,
+        #[serde(default)]
+        downgrades: Vec<String>,
     },
     /// An attempt starts (attempt counts from 1). `command`: the display command.
     JobStart {
@@ -127,6 +146,10 @@ pub enum Event {
         wall_s: f64,
         peak_bytes: Option<u64>,
         peak_source: String,
+        /// CPU seconds (user + system) of the attempt; null when unknown (journals written
+        /// before this field count as null).
+        #[serde(default)]
+        cpu_s: Option<f64>,
     },
     /// A memory sample, at most once a second: the container's working set and each running job.
     Sample {
@@ -146,6 +169,9 @@ pub enum Event {
         failed: usize,
         exit_code: i32,
         interrupted: bool,
+        /// `--fail-fast` started no more jobs after this job failed.
+        #[serde(default)]
+        fail_fast_job: Option<usize>,
     },
 }
 
@@ -177,6 +203,7 @@ impl Event {
             wall_s: 0.0,
             peak_bytes: None,
             peak_source: String::new(),
+            cpu_s: None,
         }
     }
 }
@@ -198,18 +225,34 @@ pub struct JobSummary {
     /// Times memsweep paused it (SIGSTOP), over all its attempts.
     #[serde(default)]
     pub pauses: u32,
+    /// CPU seconds of the latest attempt, or null.
+    #[serde(default)]
+    pub cpu_s: Option<f64>,
+}
+
+/// The version of the JSON formats memsweep writes (`summary.json`, `sweep.json`, the events,
+/// `mem --json`, `check --json`): raised when a field changes meaning or goes away; new fields
+/// may appear without a raise.
+pub const SCHEMA_VERSION: u32 = 1;
+
+fn schema_version() -> u32 {
+    SCHEMA_VERSION
 }
 
 /// `summary.json`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Summary {
+    /// [`SCHEMA_VERSION`] (absent before version 1: read as 1).
+    #[serde(default = "schema_version")]
+    pub schema_version: u32,
     pub out: String,
     pub makespan_s: f64,
     pub limit_bytes: u64,
     pub budget_bytes: u64,
     pub accounting: String,
     pub peak_working_set_bytes: u64,
-    /// OOM kills counted by the container's cgroup during the sweep (the probe's counter).
+    /// Every OOM kill the kernel made during the sweep: the container's counter and each job
+    /// cgroup's, read before the cgroup was reset or removed.
     pub oom_kills: u64,
     pub requeues: u64,
     pub pauses: u64,
@@ -219,6 +262,12 @@ pub struct Summary {
     /// Jobs that never ran to an end (skipped, or still running/pending in an interim summary).
     #[serde(default)]
     pub skipped: usize,
+    /// `--fail-fast` started no more jobs after this job failed.
+    #[serde(default)]
+    pub fail_fast_job: Option<usize>,
+    /// The CPUs the sweep ran on (quota, cpuset, online), for the advice; null when unknown.
+    #[serde(default)]
+    pub cpus: Option<f64>,
     pub jobs: Vec<JobSummary>,
 }
 
@@ -270,8 +319,10 @@ impl SweepDir {
                 root.display()
             )));
         }
-        atomic_write_json(&root.join(PLAN_FILE), plan)?;
+        // The journal first: a sweep.json without a journal then only comes from a deleted
+        // journal, which `--resume` refuses (it would rerun every job).
         let journal = open_journal(root)?;
+        atomic_write_json(&root.join(PLAN_FILE), plan)?;
         Ok(SweepDir {
             root: root.to_path_buf(),
             _lock: lock,
@@ -283,7 +334,8 @@ impl SweepDir {
 
     /// Take the lock on an existing DIR and read back what ran. Errors (usage) if DIR is not a
     /// sweep directory or another runner holds it (naming its pid).
-    pub fn resume(root: &Path) -> anyhow::Result<(SweepDir, ResumeState)> {
+    /// `force`: go on when the journal is missing (without it every job reruns).
+    pub fn resume(root: &Path, force: bool) -> anyhow::Result<(SweepDir, ResumeState)> {
         if !root.is_dir() {
             return Err(usage(format!(
                 "--resume {}: no such directory; give the --out directory of an earlier sweep",
@@ -309,7 +361,16 @@ impl SweepDir {
         let journal_path = root.join(JOURNAL_FILE);
         let (events, good_len) = match fs::read(&journal_path) {
             Ok(bytes) => parse_journal(&bytes, &journal_path)?,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => (Vec::new(), 0),
+            Err(e) if e.kind() == io::ErrorKind::NotFound && force => (Vec::new(), 0),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                return Err(usage(format!(
+                    "{} is missing: without it memsweep cannot tell which of the {} jobs \
+                     already succeeded, and would run every one again; restore it, or pass \
+                     --force to rerun them all",
+                    journal_path.display(),
+                    plan.jobs.len()
+                )));
+            }
             Err(e) => {
                 return Err(
                     anyhow::Error::new(e).context(format!("reading {}", journal_path.display()))
@@ -587,7 +648,6 @@ fn atomic_write_with(
 #[cfg(test)]
 pub(crate) mod fixtures {
     use super::*;
-    use crate::cli::OnPressure;
     use crate::sweep::{Job, JobCommand, RunConfig};
 
     pub fn jobs(n: usize) -> Vec<Job> {
@@ -607,22 +667,12 @@ pub(crate) mod fixtures {
 
     pub fn plan(n: usize) -> SweepPlan {
         SweepPlan {
+            schema_version: SCHEMA_VERSION,
             jobs: jobs(n),
             config: RunConfig {
                 jobs: Some(4),
-                limit: None,
-                reserve: None,
-                mem_per_job: None,
-                job_mem_max: None,
-                history: true,
-                cgroups: true,
-                on_pressure: OnPressure::Pause,
-                retries: 3,
-                out: None,
-                json: false,
-                grace_s: 10.0,
                 sample_interval_s: 1.0,
-                dry_run: false,
+                ..RunConfig::default()
             },
             template: "python3 train.py lr={lr}".into(),
         }
@@ -635,12 +685,14 @@ pub(crate) mod fixtures {
             budget_bytes: 1 << 30,
             accounting: "cgroup-v1".into(),
             oom_kills: 0,
+            cpus: None,
         }
     }
 
     pub fn sweep_start(t: f64, resumed: bool) -> Event {
         Event::SweepStart {
             t,
+            schema_version: SCHEMA_VERSION,
             out: "sweeps/x".into(),
             jobs: 3,
             limit_bytes: 2 << 30,
@@ -649,6 +701,7 @@ pub(crate) mod fixtures {
             parallel_cap: Some(4),
             accounting: "cgroup-v1".into(),
             resumed,
+            downgrades: Vec::new(),
         }
     }
 
@@ -673,6 +726,7 @@ pub(crate) mod fixtures {
             wall_s: 2.0,
             peak_bytes: Some(peak),
             peak_source: "cgroup-v1".into(),
+            cpu_s: Some(0.5),
         }
     }
 
@@ -695,6 +749,7 @@ pub(crate) mod fixtures {
             failed: 0,
             exit_code: 0,
             interrupted: false,
+            fail_fast_job: None,
         }
     }
 }
@@ -750,7 +805,7 @@ mod tests {
             pid
         );
 
-        let msg = usage_msg(err_of(SweepDir::resume(&root)));
+        let msg = usage_msg(err_of(SweepDir::resume(&root, false)));
         assert!(msg.contains(&format!("pid {pid}")), "{msg}");
         assert!(msg.contains("in use by another memsweep runner"), "{msg}");
         // The lock is checked before "already holds a sweep": the user learns who holds it.
@@ -758,7 +813,7 @@ mod tests {
         assert!(msg.contains(&format!("pid {pid}")), "{msg}");
 
         drop(first);
-        let (dir, state) = SweepDir::resume(&root).unwrap();
+        let (dir, state) = SweepDir::resume(&root, false).unwrap();
         assert_eq!(dir.root(), root);
         assert_eq!(state.plan, plan(2));
         assert!(state.succeeded.is_empty());
@@ -790,7 +845,7 @@ mod tests {
         assert_eq!(synced.iter().filter(|&&b| b == b'\n').count(), 6);
         drop(dir); // the runner dies with job 1 still running
 
-        let (mut dir, state) = SweepDir::resume(&root).unwrap();
+        let (mut dir, state) = SweepDir::resume(&root, false).unwrap();
         assert_eq!(state.succeeded, vec![0], "job 1 never ended, job 2 failed");
         assert_eq!(state.events.len(), 6);
         let s = dir.summary(&plan(3).jobs, &ctx("s"));
@@ -826,7 +881,7 @@ mod tests {
             .unwrap();
         drop(f);
 
-        let (mut dir, state) = SweepDir::resume(&root).unwrap();
+        let (mut dir, state) = SweepDir::resume(&root, false).unwrap();
         assert_eq!(state.succeeded, vec![0]);
         assert_eq!(state.events.len(), 3);
         assert_eq!(fs::metadata(&journal).unwrap().len(), good);
@@ -834,7 +889,7 @@ mod tests {
         dir.sync().unwrap();
         drop(dir);
         // The next resume reads every line: no torn fragment glued to the new line.
-        let (_, state) = SweepDir::resume(&root).unwrap();
+        let (_, state) = SweepDir::resume(&root, false).unwrap();
         assert_eq!(state.events.len(), 4);
     }
 
@@ -847,27 +902,27 @@ mod tests {
         let line = |e: &Event| serde_json::to_string(e).unwrap() + "\n";
         let text = line(&sweep_start(1.0, false)) + "{not json\n" + &line(&start(2.0, 0, 1));
         fs::write(&journal, text).unwrap();
-        let msg = usage_msg(err_of(SweepDir::resume(&root)));
+        let msg = usage_msg(err_of(SweepDir::resume(&root, false)));
         assert!(msg.contains(&format!("{}:2:", journal.display())), "{msg}");
         // A complete but unparsable last line (e.g. zeros after a crash) is torn, not corrupt.
         let text = line(&sweep_start(1.0, false)) + "\0\0\0\0\n";
         fs::write(&journal, text).unwrap();
-        let (_, state) = SweepDir::resume(&root).unwrap();
+        let (_, state) = SweepDir::resume(&root, false).unwrap();
         assert_eq!(state.events.len(), 1);
     }
 
     #[test]
     fn resume_refuses_what_is_not_a_sweep_directory() {
         let tmp = tempfile::tempdir().unwrap();
-        let msg = usage_msg(err_of(SweepDir::resume(&tmp.path().join("missing"))));
+        let msg = usage_msg(err_of(SweepDir::resume(&tmp.path().join("missing"), false)));
         assert!(msg.contains("no such directory"), "{msg}");
 
-        let msg = usage_msg(err_of(SweepDir::resume(tmp.path())));
+        let msg = usage_msg(err_of(SweepDir::resume(tmp.path(), false)));
         assert!(msg.contains("not a memsweep sweep directory"), "{msg}");
         assert!(msg.contains("sweep.json"), "{msg}");
 
         fs::write(tmp.path().join(PLAN_FILE), "{\"jobs\": 3}").unwrap();
-        let msg = usage_msg(err_of(SweepDir::resume(tmp.path())));
+        let msg = usage_msg(err_of(SweepDir::resume(tmp.path(), false)));
         assert!(msg.contains("not a memsweep sweep directory"), "{msg}");
         assert!(
             msg.contains(&tmp.path().join(PLAN_FILE).display().to_string()),
@@ -898,7 +953,7 @@ mod tests {
             "temp file left behind: {names:?}"
         );
         drop(dir);
-        let (_, state) = SweepDir::resume(&root).unwrap();
+        let (_, state) = SweepDir::resume(&root, false).unwrap();
         assert_eq!(state.previous, Some(second));
     }
 

@@ -3,8 +3,12 @@
 
 mod harness;
 
+mod chaos;
 mod cli;
+mod controls;
 mod guard;
+mod kernel;
 mod probe;
+mod reliability;
 mod run;
 mod show;
