@@ -28,7 +28,8 @@ use crate::size::human;
 use crate::sweep::{Job, JobCommand, RunConfig, SweepPlan};
 
 const MIB: u64 = 1 << 20;
-/// A leaf below this that has not grown for [`IDLE_S`] is not a memory user.
+/// A leaf below this (or below a quarter of the largest process) that has neither grown nor
+/// used CPU for [`IDLE_S`] is not a memory user.
 const SMALL: u64 = 32 * MIB;
 const IDLE_S: f64 = 1.0;
 /// Nothing grew, ended, resumed or used CPU for this long while something waits: resume the
@@ -78,8 +79,9 @@ struct Tracked {
     stopped: bool,
     killed: bool,
     current: u64,
-    /// CPU ticks at the last scan.
+    /// CPU ticks at the last scan, and when they last went up.
     cpu: u64,
+    busy_at: f64,
     peak: u64,
     level: u64,
     grew_at: f64,
@@ -527,6 +529,7 @@ impl Guard {
         watching: bool,
     ) -> anyhow::Result<()> {
         let mut fresh: Vec<(tree::Proc, bool)> = Vec::new();
+        let largest = seen.iter().map(|(p, _)| p.rss_bytes).max().unwrap_or(0);
         for &(p, parent) in seen {
             let key = (p.pid, p.start);
             let Some(t) = self.procs.get_mut(&key) else {
@@ -534,10 +537,13 @@ impl Guard {
                 continue;
             };
             t.ppid = p.ppid;
-            if p.cpu > t.cpu && !t.stopped && t.in_sched {
-                // A memory user computing is progress (one that sleeps, or waits for a paused
-                // one, is not).
-                self.progress = now;
+            if p.cpu > t.cpu {
+                t.busy_at = now;
+                if !t.stopped && t.in_sched {
+                    // A memory user computing is progress (one that sleeps, or waits for a
+                    // paused one, is not).
+                    self.progress = now;
+                }
             }
             t.cpu = p.cpu;
             t.current = p.rss_bytes;
@@ -550,10 +556,13 @@ impl Guard {
                 }
             }
             let (id, stopped, in_sched) = (t.id, t.stopped, t.in_sched);
-            // RSS 0 is a process exiting (its memory already freed), not an idle one.
+            // Idle: neither growing nor computing for a while, and small next to the largest
+            // (an idle pool worker, not a job holding its memory asleep). RSS 0 is a process
+            // exiting (its memory already freed), not an idle one.
             let idle = now - t.seen_at >= IDLE_S
                 && now - t.grew_at >= IDLE_S
-                && t.current < SMALL
+                && now - t.busy_at >= IDLE_S
+                && t.current < SMALL.max(largest / 4)
                 && t.current > 0;
             let grew = t.grew_at == now;
             if !t.started && !stopped && now - t.seen_at >= 0.05 && p.state != b'T' {
@@ -595,6 +604,7 @@ impl Guard {
                     killed: false,
                     current: p.rss_bytes,
                     cpu: p.cpu,
+                    busy_at: now,
                     peak: p.rss_bytes,
                     level: p.rss_bytes,
                     grew_at: now,
