@@ -11,7 +11,7 @@ use crate::size::{self, SizeSpec};
 
 /// Run experiment sweeps as fast as memory allows, without ever running the container out of memory.
 ///
-/// Sizes (all flags, sweep.toml, output): K, M, G, T are binary — G, GB and GiB all mean 2^30
+/// Sizes (all flags, sweep.toml, output): K, M, G, T, P are binary — G, GB and GiB all mean 2^30
 /// bytes, as in `docker -m` and Slurm's `--mem`; a bare number is bytes; where noted, N% is a
 /// percentage of the memory limit.
 #[derive(Debug, Parser)]
@@ -207,8 +207,8 @@ pub struct RunArgs {
     pub retries: Option<u32>,
 
     /// Stop a job that runs longer than DURATION (90s, 30m, 2h, 1h30m; a bare number is seconds): SIGTERM, then SIGKILL after --grace. It ends `timeout` and the sweep exits 1. Time spent paused by memsweep does not count.
-    #[arg(long, value_name = "DURATION", allow_hyphen_values = true)]
-    pub timeout: Option<String>,
+    #[arg(long, value_name = "DURATION", allow_hyphen_values = true, value_parser = crate::sweep::check::timeout)]
+    pub timeout: Option<f64>,
 
     /// Start no more jobs after the first job fails; running jobs finish (Ctrl-C stops them). Exit 1.
     #[arg(long)]
@@ -225,6 +225,14 @@ pub struct RunArgs {
     /// Rerun the jobs of an earlier sweep directory that did not succeed.
     #[arg(long, value_name = "DIR", conflicts_with_all = ["params", "jobs_file", "file", "out", "link"], value_hint = ValueHint::DirPath)]
     pub resume: Option<PathBuf>,
+
+    /// With --resume: go on even when the journal is missing (every job runs again).
+    #[arg(long, requires = "resume")]
+    pub force: bool,
+
+    /// Run even where an option cannot be honoured here (e.g. --job-mem-max without per-job cgroups); each such downgrade is printed and journaled.
+    #[arg(long)]
+    pub best_effort: bool,
 
     /// Stream events as JSON lines on stdout (for programs).
     #[arg(long)]

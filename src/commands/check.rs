@@ -25,7 +25,7 @@ pub fn run(fs: &Fs, args: &CheckArgs) -> anyhow::Result<Exit> {
     let probe = Probe::new(fs.clone())?;
     let st = probe.status()?;
     for w in &st.warnings {
-        eprintln!("memsweep: warning: {w}");
+        crate::errln!("memsweep: warning: {w}");
     }
     let need = args.need.resolve(st.limit_bytes);
     let ok = st.available_bytes >= need;
@@ -40,9 +40,9 @@ pub fn run(fs: &Fs, args: &CheckArgs) -> anyhow::Result<Exit> {
             message: message.clone(),
             status: &st,
         };
-        println!("{}", serde_json::to_string_pretty(&v)?);
+        crate::outln!("{}", serde_json::to_string_pretty(&v)?);
     } else if ok {
-        println!(
+        crate::outln!(
             "ok: {} available, {} needed ({})",
             human(st.available_bytes),
             need_text(args.need, need),
@@ -52,7 +52,7 @@ pub fn run(fs: &Fs, args: &CheckArgs) -> anyhow::Result<Exit> {
     match message {
         None => Ok(Exit::Ok),
         Some(m) => {
-            eprintln!("memsweep: warning: {m}");
+            crate::errln!("memsweep: warning: {m}");
             Ok(Exit::Failed)
         }
     }

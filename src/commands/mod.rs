@@ -22,13 +22,19 @@ pub fn main() -> ExitCode {
         Err(e) => return clap_error(e),
     };
     color::set(cli.color);
-    match dispatch(cli) {
-        Ok(code) => code.into(),
+    // Read-only commands end quietly with 0 when their reader goes away (`| head`).
+    let read_only = matches!(
+        cli.command,
+        Command::Mem(_) | Command::Show(_) | Command::Completions(_) | Command::Man
+    );
+    let code = match dispatch(cli) {
+        Ok(code) => code,
         Err(err) => {
             report(&err);
-            Exit::Usage.into()
+            Exit::Usage
         }
-    }
+    };
+    crate::output::stdio::finish(code, read_only).into()
 }
 
 /// Help and version go to stdout as clap prints them; a usage error gets memsweep's one error
@@ -50,7 +56,7 @@ fn clap_error(e: clap::Error) -> ExitCode {
     }
     let text = e.render().to_string();
     let text = text.strip_prefix("error: ").unwrap_or(&text);
-    eprint!("memsweep: error: {text}");
+    crate::errln!("memsweep: error: {}", text.trim_end());
     Exit::Usage.into()
 }
 
@@ -76,24 +82,20 @@ fn dispatch(cli: Cli) -> anyhow::Result<Exit> {
     }
 }
 
-/// Write generated text to stdout; a closed pipe (`| head`) is not an error.
+/// Write generated text to stdout under the one output policy (a closed pipe ends quietly).
 fn write_stdout(bytes: &[u8]) -> anyhow::Result<Exit> {
-    match std::io::stdout().lock().write_all(bytes) {
-        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
-            Err(anyhow::Error::new(e).context("writing to stdout"))
-        }
-        _ => Ok(Exit::Ok),
-    }
+    crate::output::stdio::stdout().write_all(bytes)?;
+    Ok(Exit::Ok)
 }
 
 /// Print an error as `memsweep: error: ...` with its causes, each on its own line.
 pub fn report(err: &anyhow::Error) {
     if let Some(u) = err.downcast_ref::<UsageError>() {
-        eprintln!("memsweep: error: {u}");
+        crate::errln!("memsweep: error: {u}");
         return;
     }
-    eprintln!("memsweep: error: {err}");
+    crate::errln!("memsweep: error: {err}");
     for cause in err.chain().skip(1) {
-        eprintln!("  caused by: {cause}");
+        crate::errln!("  caused by: {cause}");
     }
 }

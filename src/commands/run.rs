@@ -8,20 +8,23 @@ mod engine;
 
 use std::collections::HashMap;
 use std::path::PathBuf;
+use std::time::Duration;
 
 use crate::cli::RunArgs;
+use crate::exec::{Accounting, ExecConfig, Executor};
 use crate::exit::Exit;
 use crate::history::{History, Record};
 use crate::journal::{ResumeState, SweepDir};
 use crate::probe::{Fs, MemStatus, Probe};
 use crate::sched::{self, Budget, Estimator, Source};
 use crate::size::human;
-use crate::sweep::{self, SweepPlan};
+use crate::sweep::{self, Options, Request, SweepPlan};
 
 pub fn run(fs: &Fs, args: RunArgs) -> anyhow::Result<Exit> {
-    let (mut plan, resumed) = match &args.resume {
+    let request = Request::from(&args);
+    let (plan, resumed) = match &args.resume {
         Some(dir) => {
-            let (sweep_dir, state) = SweepDir::resume(dir)?;
+            let (sweep_dir, state) = SweepDir::resume(dir, args.force)?;
             // Keep only what the rerun needs (the events of a big sweep are not small).
             let ResumeState {
                 plan,
@@ -30,13 +33,15 @@ pub fn run(fs: &Fs, args: RunArgs) -> anyhow::Result<Exit> {
                 ..
             } = state;
             let prior = Prior::new(plan.jobs.len(), &succeeded, &events);
+            let mut plan = plan;
+            // The flags given now over the sweep's recorded options, through the same
+            // validation as a fresh run.
+            plan.config.resume_with(&request.options);
+            plan.config.validate().map_err(crate::exit::usage)?;
             (plan, Some((sweep_dir, prior)))
         }
-        None => (sweep::plan(&args)?, None),
+        None => (sweep::plan(&request)?, None),
     };
-    if resumed.is_some() {
-        sweep::resume_config(&mut plan.config, &args)?;
-    }
     if let Some((i, _)) = plan.jobs.iter().enumerate().find(|(i, j)| j.id != *i) {
         anyhow::bail!("internal error: job ids are not 0..n (position {i}); please report this");
     }
@@ -50,7 +55,7 @@ pub fn run(fs: &Fs, args: RunArgs) -> anyhow::Result<Exit> {
     }
     if let (Some((dir, _)), true) = (&resumed, setup.done_before == plan.jobs.len()) {
         // Nothing to rerun: say so rather than start (and journal) an empty run.
-        eprintln!(
+        crate::errln!(
             "memsweep: every job of {} already succeeded ({n} of {n}); nothing to resume \
              (see `memsweep show {}`)",
             dir.root().display(),
@@ -59,11 +64,34 @@ pub fn run(fs: &Fs, args: RunArgs) -> anyhow::Result<Exit> {
         );
         return Ok(Exit::Ok);
     }
+    // The executor before the sweep directory: an option it cannot honour stops the run
+    // before anything is written.
+    let exec = Executor::new(
+        ExecConfig {
+            no_cgroups: !plan.config.cgroups,
+            job_mem_max: setup.job_mem_max,
+            sample_interval: Duration::from_secs_f64(plan.config.sample_interval_s),
+        },
+        probe.layout(),
+        probe.fs(),
+    )?;
+    if let Some(cap) = setup.job_mem_max
+        && exec.accounting() == Accounting::Proc
+        && !plan.config.best_effort
+    {
+        return Err(crate::exit::usage(format!(
+            "--job-mem-max {} cannot be enforced here: it needs per-job memory cgroups, and jobs \
+             would be measured by {}. Run where cgroups are writable, drop --job-mem-max, or pass \
+             --best-effort to run without the cap",
+            human(cap),
+            exec.accounting_note()
+        )));
+    }
     let (dir, resumed) = match resumed {
         Some((dir, _)) => (dir, true),
         None => (create_dir(&plan)?, false),
     };
-    engine::Engine::new(plan, setup, probe, status, dir, resumed)?.run()
+    engine::Engine::new(plan, setup, probe, status, dir, exec, resumed)?.run()
 }
 
 /// What earlier runs of a resumed sweep leave to this one.
@@ -96,6 +124,41 @@ impl Prior {
     }
 }
 
+impl From<&RunArgs> for Request {
+    /// The flags as a request: the only place `run` reads clap's struct.
+    fn from(a: &RunArgs) -> Request {
+        Request {
+            command: a.command.clone(),
+            params: a.params.clone(),
+            jobs_file: a.jobs_file.clone(),
+            file: a.file.clone(),
+            name: a.name.clone(),
+            shell: a.shell,
+            link: a.link.clone(),
+            options: Options {
+                jobs: a.jobs,
+                limit: a.limit,
+                reserve: a.reserve,
+                mem_per_job: a.mem_per_job,
+                job_mem_max: a.job_mem_max,
+                no_history: a.no_history,
+                no_cgroups: a.no_cgroups,
+                on_pressure: a.on_pressure,
+                retries: a.retries,
+                out: a.out.clone(),
+                json: a.json,
+                grace: a.grace,
+                sample_interval: a.sample_interval,
+                dry_run: a.dry_run,
+                best_effort: a.best_effort,
+                timeout: a.timeout,
+                fail_fast: a.fail_fast,
+                output: a.output,
+            },
+        }
+    }
+}
+
 /// Everything resolved before the first job starts.
 pub struct Setup {
     pub budget: Budget,
@@ -122,8 +185,6 @@ impl Setup {
                 .or_else(|_| Budget::new(status.limit_bytes, Some(crate::size::SizeSpec::Bytes(0))))
                 .unwrap_or(budget)
         });
-        check_seconds("--grace", c.grace_s, 0.0)?;
-        check_seconds("--sample-interval", c.sample_interval_s, 0.001)?;
         let mem_per_job = c.mem_per_job.map(|s| s.resolve(limit));
         if mem_per_job == Some(0) {
             return Err(crate::exit::usage(
@@ -145,7 +206,7 @@ impl Setup {
         };
         let records = match &history {
             Some(h) => h.load(&plan.template).unwrap_or_else(|e| {
-                eprintln!("memsweep: warning: history not used: {e:#}");
+                crate::errln!("memsweep: warning: history not used: {e:#}");
                 Vec::new()
             }),
             None => Vec::new(),
@@ -198,15 +259,6 @@ impl Setup {
             },
         })
     }
-}
-
-fn check_seconds(flag: &str, v: f64, min: f64) -> anyhow::Result<()> {
-    if v.is_finite() && v >= min && v <= 86_400.0 {
-        return Ok(());
-    }
-    Err(crate::exit::usage(format!(
-        "{flag} {v}: give a number of seconds between {min} and 86400"
-    )))
 }
 
 /// Each job's own history: the largest of its recent peaks and the latest wall time (an empty
@@ -328,6 +380,5 @@ fn print_plan(plan: &SweepPlan, setup: &Setup, status: &MemStatus) {
         "starts with 1 and ramps up as jobs are measured".to_string()
     };
     let _ = writeln!(o, "  expected parallelism: {parallel}");
-    // A closed pipe (`| head`) is not an error worth a panic.
-    let _ = std::io::Write::write_all(&mut std::io::stdout(), o.as_bytes());
+    let _ = std::io::Write::write_all(&mut crate::output::stdio::stdout(), o.as_bytes());
 }

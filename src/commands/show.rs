@@ -75,22 +75,18 @@ pub fn run(args: &ShowArgs) -> anyhow::Result<Exit> {
             ))
         })?;
     }
-    let mut out = io::stdout().lock();
-    let res = if args.json {
+    // Write errors are handled by the output policy (`output::stdio`), never here.
+    let mut out = io::BufWriter::new(crate::output::stdio::stdout());
+    let _ = if args.json {
         serde_json::to_writer_pretty(&mut out, &shown.summary)
             .map_err(io::Error::other)
             .and_then(|()| writeln!(out))
     } else {
         write_human(&mut out, &args.dir, &shown)
     };
-    // A closed pipe (`| head`) is not an error worth reporting.
-    if let Err(e) = res
-        && e.kind() != io::ErrorKind::BrokenPipe
-    {
-        return Err(anyhow::Error::new(e).context("writing to stdout"));
-    }
+    let _ = out.flush();
     if let (Some(path), false) = (&args.svg, args.json) {
-        eprintln!("memsweep: timeline written to {}", path.display());
+        crate::errln!("memsweep: timeline written to {}", path.display());
     }
     Ok(Exit::Ok)
 }
@@ -159,7 +155,7 @@ pub fn load(dir: &Path) -> anyhow::Result<Shown> {
     let ctx = context(dir, &events);
     let mut summary = journal::summarize(&plan.jobs, &events, &ctx);
     // The journal's samples are at most one a second; the runner's summary.json also saw the
-    // samples in between, and the OOM counter the journal does not hold.
+    // samples in between, and the OOM counter and CPUs the journal does not hold.
     if let Some(previous) = fs::read(dir.join(SUMMARY_FILE))
         .ok()
         .and_then(|b| serde_json::from_slice::<Summary>(&b).ok())
@@ -168,6 +164,7 @@ pub fn load(dir: &Path) -> anyhow::Result<Shown> {
             .peak_working_set_bytes
             .max(previous.peak_working_set_bytes);
         summary.oom_kills = previous.oom_kills;
+        summary.cpus = previous.cpus;
     }
     Ok(Shown {
         plan,
@@ -242,6 +239,7 @@ fn context(dir: &Path, events: &[Event]) -> SummaryContext {
         budget_bytes: start.map_or(0, |s| s.budget),
         accounting: start.map_or_else(String::new, |s| s.accounting.clone()),
         oom_kills: 0,
+        cpus: None,
     }
 }
 

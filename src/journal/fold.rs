@@ -20,8 +20,10 @@ pub struct SummaryContext {
     pub limit_bytes: u64,
     pub budget_bytes: u64,
     pub accounting: String,
-    /// The probe's OOM-kill counter for the container, over the sweep.
+    /// Every OOM kill of the sweep (the container's and the job cgroups' counters).
     pub oom_kills: u64,
+    /// The CPUs the sweep runs on, for the advice.
+    pub cpus: Option<f64>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -42,6 +44,7 @@ struct JobFold {
     wall_s: Option<f64>,
     peak_bytes: Option<u64>,
     peak_source: Option<Box<str>>,
+    cpu_s: Option<f64>,
 }
 
 /// An incremental fold over journal events; [`SummaryFold::summary`] can be taken at any point.
@@ -90,6 +93,7 @@ impl SummaryFold {
                 j.exit_code = None;
                 j.signal = None;
                 j.wall_s = None;
+                j.cpu_s = None;
             }
             Step::End {
                 job,
@@ -103,6 +107,7 @@ impl SummaryFold {
                     wall_s,
                     peak_bytes,
                     peak_source,
+                    cpu_s,
                     ..
                 } = e
                 else {
@@ -115,6 +120,7 @@ impl SummaryFold {
                 j.wall_s = Some(*wall_s);
                 j.peak_bytes = *peak_bytes;
                 j.peak_source = (!peak_source.is_empty()).then(|| peak_source.as_str().into());
+                j.cpu_s = *cpu_s;
             }
             Step::End {
                 job,
@@ -278,6 +284,7 @@ impl SummaryFold {
             failed,
             skipped,
             fail_fast_job: self.fail_fast_job,
+            cpus: ctx.cpus,
             jobs: Vec::new(),
         }
     }
@@ -301,7 +308,7 @@ impl Serialize for View<'_> {
             }
         }
         let h = self.h;
-        let mut st = ser.serialize_struct("Summary", 15)?;
+        let mut st = ser.serialize_struct("Summary", 16)?;
         st.serialize_field("schema_version", &h.schema_version)?;
         st.serialize_field("out", &h.out)?;
         st.serialize_field("makespan_s", &h.makespan_s)?;
@@ -316,6 +323,7 @@ impl Serialize for View<'_> {
         st.serialize_field("failed", &h.failed)?;
         st.serialize_field("skipped", &h.skipped)?;
         st.serialize_field("fail_fast_job", &h.fail_fast_job)?;
+        st.serialize_field("cpus", &h.cpus)?;
         st.serialize_field("jobs", &Rows(self.jobs, self.fold))?;
         st.end()
     }
@@ -345,6 +353,7 @@ fn make_row(job: &Job, status: JobStatus, f: JobFold) -> JobSummary {
         wall_s: f.wall_s,
         peak_bytes: f.peak_bytes,
         peak_source: f.peak_source.map(String::from),
+        cpu_s: f.cpu_s,
     }
 }
 

@@ -11,6 +11,8 @@
 //! drops (and truncates away, so the lines appended next start on a clean line).
 
 mod fold;
+#[cfg(test)]
+mod props;
 pub mod replay;
 
 use std::collections::BTreeSet;
@@ -93,6 +95,7 @@ impl JobStatus {
 pub enum Event {
     /// A run of the runner begins (again, with `resumed: true`, after `--resume`).
     /// `parallel_cap`: `-j` (null: memory is the only cap). `accounting`: cgroup-v1, cgroup-v2, proc.
+    /// `downgrades`: what this run could not do here (also printed once at start).
     SweepStart {
         t: f64,
         /// [`SCHEMA_VERSION`] of the events that follow.
@@ -106,6 +109,8 @@ pub enum Event {
         parallel_cap: Option<usize>,
         accounting: String,
         resumed: bool,
+        #[serde(default)]
+        downgrades: Vec<String>,
     },
     /// An attempt starts (attempt counts from 1). `command`: the display command.
     JobStart {
@@ -140,6 +145,10 @@ pub enum Event {
         wall_s: f64,
         peak_bytes: Option<u64>,
         peak_source: String,
+        /// CPU seconds (user + system) of the attempt; null when unknown (journals written
+        /// before this field count as null).
+        #[serde(default)]
+        cpu_s: Option<f64>,
     },
     /// A memory sample, at most once a second: the container's working set and each running job.
     Sample {
@@ -193,6 +202,7 @@ impl Event {
             wall_s: 0.0,
             peak_bytes: None,
             peak_source: String::new(),
+            cpu_s: None,
         }
     }
 }
@@ -211,6 +221,9 @@ pub struct JobSummary {
     pub peak_bytes: Option<u64>,
     /// "cgroup-v1", "cgroup-v2", "proc" (sampled), or null.
     pub peak_source: Option<String>,
+    /// CPU seconds of the latest attempt, or null.
+    #[serde(default)]
+    pub cpu_s: Option<f64>,
 }
 
 /// The version of the JSON formats memsweep writes (`summary.json`, `sweep.json`, the events,
@@ -234,7 +247,8 @@ pub struct Summary {
     pub budget_bytes: u64,
     pub accounting: String,
     pub peak_working_set_bytes: u64,
-    /// OOM kills counted by the container's cgroup during the sweep (the probe's counter).
+    /// Every OOM kill the kernel made during the sweep: the container's counter and each job
+    /// cgroup's, read before the cgroup was reset or removed.
     pub oom_kills: u64,
     pub requeues: u64,
     pub pauses: u64,
@@ -247,6 +261,9 @@ pub struct Summary {
     /// `--fail-fast` started no more jobs after this job failed.
     #[serde(default)]
     pub fail_fast_job: Option<usize>,
+    /// The CPUs the sweep ran on (quota, cpuset, online), for the advice; null when unknown.
+    #[serde(default)]
+    pub cpus: Option<f64>,
     pub jobs: Vec<JobSummary>,
 }
 
@@ -293,8 +310,10 @@ impl SweepDir {
                 root.display()
             )));
         }
-        atomic_write_json(&root.join(PLAN_FILE), plan)?;
+        // The journal first: a sweep.json without a journal then only comes from a deleted
+        // journal, which `--resume` refuses (it would rerun every job).
         let journal = open_journal(root)?;
+        atomic_write_json(&root.join(PLAN_FILE), plan)?;
         Ok(SweepDir {
             root: root.to_path_buf(),
             _lock: lock,
@@ -306,7 +325,8 @@ impl SweepDir {
 
     /// Take the lock on an existing DIR and read back what ran. Errors (usage) if DIR is not a
     /// sweep directory or another runner holds it (naming its pid).
-    pub fn resume(root: &Path) -> anyhow::Result<(SweepDir, ResumeState)> {
+    /// `force`: go on when the journal is missing (without it every job reruns).
+    pub fn resume(root: &Path, force: bool) -> anyhow::Result<(SweepDir, ResumeState)> {
         if !root.is_dir() {
             return Err(usage(format!(
                 "--resume {}: no such directory; give the --out directory of an earlier sweep",
@@ -332,7 +352,16 @@ impl SweepDir {
         let journal_path = root.join(JOURNAL_FILE);
         let (events, good_len) = match fs::read(&journal_path) {
             Ok(bytes) => parse_journal(&bytes, &journal_path)?,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => (Vec::new(), 0),
+            Err(e) if e.kind() == io::ErrorKind::NotFound && force => (Vec::new(), 0),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                return Err(usage(format!(
+                    "{} is missing: without it memsweep cannot tell which of the {} jobs \
+                     already succeeded, and would run every one again; restore it, or pass \
+                     --force to rerun them all",
+                    journal_path.display(),
+                    plan.jobs.len()
+                )));
+            }
             Err(e) => {
                 return Err(
                     anyhow::Error::new(e).context(format!("reading {}", journal_path.display()))
@@ -610,7 +639,6 @@ fn atomic_write_with(
 #[cfg(test)]
 pub(crate) mod fixtures {
     use super::*;
-    use crate::cli::OnPressure;
     use crate::sweep::{Job, JobCommand, RunConfig};
 
     pub fn jobs(n: usize) -> Vec<Job> {
@@ -634,23 +662,8 @@ pub(crate) mod fixtures {
             jobs: jobs(n),
             config: RunConfig {
                 jobs: Some(4),
-                limit: None,
-                reserve: None,
-                mem_per_job: None,
-                job_mem_max: None,
-                history: true,
-                cgroups: true,
-                on_pressure: OnPressure::Pause,
-                retries: 3,
-                out: None,
-                json: false,
-                grace_s: 10.0,
                 sample_interval_s: 1.0,
-                dry_run: false,
-                timeout_s: None,
-                fail_fast: false,
-                output: Default::default(),
-                links: Vec::new(),
+                ..RunConfig::default()
             },
             template: "python3 train.py lr={lr}".into(),
         }
@@ -663,6 +676,7 @@ pub(crate) mod fixtures {
             budget_bytes: 1 << 30,
             accounting: "cgroup-v1".into(),
             oom_kills: 0,
+            cpus: None,
         }
     }
 
@@ -678,6 +692,7 @@ pub(crate) mod fixtures {
             parallel_cap: Some(4),
             accounting: "cgroup-v1".into(),
             resumed,
+            downgrades: Vec::new(),
         }
     }
 
@@ -702,6 +717,7 @@ pub(crate) mod fixtures {
             wall_s: 2.0,
             peak_bytes: Some(peak),
             peak_source: "cgroup-v1".into(),
+            cpu_s: Some(0.5),
         }
     }
 
@@ -780,7 +796,7 @@ mod tests {
             pid
         );
 
-        let msg = usage_msg(err_of(SweepDir::resume(&root)));
+        let msg = usage_msg(err_of(SweepDir::resume(&root, false)));
         assert!(msg.contains(&format!("pid {pid}")), "{msg}");
         assert!(msg.contains("in use by another memsweep runner"), "{msg}");
         // The lock is checked before "already holds a sweep": the user learns who holds it.
@@ -788,7 +804,7 @@ mod tests {
         assert!(msg.contains(&format!("pid {pid}")), "{msg}");
 
         drop(first);
-        let (dir, state) = SweepDir::resume(&root).unwrap();
+        let (dir, state) = SweepDir::resume(&root, false).unwrap();
         assert_eq!(dir.root(), root);
         assert_eq!(state.plan, plan(2));
         assert!(state.succeeded.is_empty());
@@ -820,7 +836,7 @@ mod tests {
         assert_eq!(synced.iter().filter(|&&b| b == b'\n').count(), 6);
         drop(dir); // the runner dies with job 1 still running
 
-        let (mut dir, state) = SweepDir::resume(&root).unwrap();
+        let (mut dir, state) = SweepDir::resume(&root, false).unwrap();
         assert_eq!(state.succeeded, vec![0], "job 1 never ended, job 2 failed");
         assert_eq!(state.events.len(), 6);
         let s = dir.summary(&plan(3).jobs, &ctx("s"));
@@ -856,7 +872,7 @@ mod tests {
             .unwrap();
         drop(f);
 
-        let (mut dir, state) = SweepDir::resume(&root).unwrap();
+        let (mut dir, state) = SweepDir::resume(&root, false).unwrap();
         assert_eq!(state.succeeded, vec![0]);
         assert_eq!(state.events.len(), 3);
         assert_eq!(fs::metadata(&journal).unwrap().len(), good);
@@ -864,7 +880,7 @@ mod tests {
         dir.sync().unwrap();
         drop(dir);
         // The next resume reads every line: no torn fragment glued to the new line.
-        let (_, state) = SweepDir::resume(&root).unwrap();
+        let (_, state) = SweepDir::resume(&root, false).unwrap();
         assert_eq!(state.events.len(), 4);
     }
 
@@ -877,27 +893,27 @@ mod tests {
         let line = |e: &Event| serde_json::to_string(e).unwrap() + "\n";
         let text = line(&sweep_start(1.0, false)) + "{not json\n" + &line(&start(2.0, 0, 1));
         fs::write(&journal, text).unwrap();
-        let msg = usage_msg(err_of(SweepDir::resume(&root)));
+        let msg = usage_msg(err_of(SweepDir::resume(&root, false)));
         assert!(msg.contains(&format!("{}:2:", journal.display())), "{msg}");
         // A complete but unparsable last line (e.g. zeros after a crash) is torn, not corrupt.
         let text = line(&sweep_start(1.0, false)) + "\0\0\0\0\n";
         fs::write(&journal, text).unwrap();
-        let (_, state) = SweepDir::resume(&root).unwrap();
+        let (_, state) = SweepDir::resume(&root, false).unwrap();
         assert_eq!(state.events.len(), 1);
     }
 
     #[test]
     fn resume_refuses_what_is_not_a_sweep_directory() {
         let tmp = tempfile::tempdir().unwrap();
-        let msg = usage_msg(err_of(SweepDir::resume(&tmp.path().join("missing"))));
+        let msg = usage_msg(err_of(SweepDir::resume(&tmp.path().join("missing"), false)));
         assert!(msg.contains("no such directory"), "{msg}");
 
-        let msg = usage_msg(err_of(SweepDir::resume(tmp.path())));
+        let msg = usage_msg(err_of(SweepDir::resume(tmp.path(), false)));
         assert!(msg.contains("not a memsweep sweep directory"), "{msg}");
         assert!(msg.contains("sweep.json"), "{msg}");
 
         fs::write(tmp.path().join(PLAN_FILE), "{\"jobs\": 3}").unwrap();
-        let msg = usage_msg(err_of(SweepDir::resume(tmp.path())));
+        let msg = usage_msg(err_of(SweepDir::resume(tmp.path(), false)));
         assert!(msg.contains("not a memsweep sweep directory"), "{msg}");
         assert!(
             msg.contains(&tmp.path().join(PLAN_FILE).display().to_string()),
@@ -928,7 +944,7 @@ mod tests {
             "temp file left behind: {names:?}"
         );
         drop(dir);
-        let (_, state) = SweepDir::resume(&root).unwrap();
+        let (_, state) = SweepDir::resume(&root, false).unwrap();
         assert_eq!(state.previous, Some(second));
     }
 

@@ -70,8 +70,8 @@ impl Progress {
     pub fn new(json: bool) -> Progress {
         let mode = Mode::choose(json);
         let out: Box<dyn Write + Send> = match mode {
-            Mode::Json => Box::new(std::io::stdout()),
-            Mode::Tty | Mode::Plain => Box::new(std::io::stderr()),
+            Mode::Json => Box::new(super::stdio::stdout()),
+            Mode::Tty | Mode::Plain => Box::new(super::stdio::stderr()),
         };
         let width = terminal_size::terminal_size_of(std::io::stderr()).map(|(w, _)| w.0 as usize);
         Progress::with_writer(mode, out, width, Style::for_stderr())

@@ -1,6 +1,53 @@
 //! Range checks for `run` options, shared by the flags and sweep.toml so both say the same thing;
 //! callers prefix the flag or `file:line: key` at fault.
 
+use super::JobCommand;
+use crate::size::SizeSpec;
+
+/// Input files are read whole; past these sizes a file is refused before it can fill memory
+/// (`--jobs-file /dev/zero`). A million-job jobs file is ~100 MiB.
+pub const MAX_JOBS_FILE: u64 = 256 << 20;
+pub const MAX_VALUES_FILE: u64 = 64 << 20;
+pub const MAX_SWEEP_TOML: u64 = 16 << 20;
+/// The kernel's limit on one argument or environment string (MAX_ARG_STRLEN, 32 pages): a
+/// longer one fails every job with "Argument list too long", so it is refused at plan time.
+pub const MAX_ARG_BYTES: usize = 128 << 10;
+
+/// A job's command must be passable to execve: no NUL, no argument over [`MAX_ARG_BYTES`]
+/// (a shell command is one argument of `sh -c`).
+pub fn command(c: &JobCommand) -> Result<(), String> {
+    let args: &[String] = match c {
+        JobCommand::Argv(a) => a,
+        JobCommand::Shell(s) => std::slice::from_ref(s),
+    };
+    for a in args {
+        if a.contains('\0') {
+            return Err(format!(
+                "the command {} contains a NUL byte, which no command can carry",
+                short(a)
+            ));
+        }
+        if a.len() >= MAX_ARG_BYTES {
+            return Err(format!(
+                "an argument of the command is {} bytes; the kernel refuses one of 128 KiB or \
+                 more (\"Argument list too long\"); pass large data in a file",
+                a.len()
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// The first characters of a long text, quoted with NULs shown, for messages.
+fn short(s: &str) -> String {
+    let t: String = s.chars().take(60).collect();
+    if s.chars().count() > 60 {
+        format!("{t:?}…")
+    } else {
+        format!("{t:?}")
+    }
+}
+
 /// More parallel jobs than this is a typo, not a machine: each job is at least a process.
 pub const MAX_PARALLEL: usize = 10_000;
 pub const MAX_RETRIES: u32 = 100;
@@ -43,13 +90,29 @@ pub fn sample_interval(s: f64) -> Result<f64, String> {
     Ok(s)
 }
 
+/// A memory size under this is a typo (`--mem-per-job 0.5` is half a byte: a bare number is
+/// bytes): no job runs in less.
+pub const MIN_SIZE: u64 = 1 << 20;
+
 pub fn limit(bytes: u64) -> Result<u64, String> {
     if bytes == 0 {
         return Err(
             "0 bytes leaves nothing to run jobs in; give the memory to plan for, e.g. 16G".into(),
         );
     }
+    size(Some(SizeSpec::Bytes(bytes)), false)?;
     Ok(bytes)
+}
+
+/// A size given in bytes must be at least [`MIN_SIZE`] (`zero_ok`: or exactly 0, e.g. no
+/// reserve). Percentages are checked once the limit they resolve against is known.
+pub fn size(s: Option<SizeSpec>, zero_ok: bool) -> Result<(), String> {
+    match s {
+        Some(SizeSpec::Bytes(b)) if b < MIN_SIZE && !(zero_ok && b == 0) => Err(format!(
+            "{b} bytes is less than 1 MiB; a bare number is bytes: give a unit, e.g. 512M or 2G"
+        )),
+        _ => Ok(()),
+    }
 }
 
 /// A job's time limit: `90`, `90s`, `1.5m`, `2h`, `1h30m` (jiff's friendly format or ISO 8601
@@ -67,9 +130,16 @@ pub fn timeout(text: &str) -> Result<f64, String> {
                 )
             })?,
     };
+    timeout_secs(secs).map_err(|_| {
+        format!("'{text}' is out of range; give a duration above 0 and at most 30 days, e.g. 2h")
+    })
+}
+
+/// A timeout in seconds, from any source: more than zero, at most 30 days.
+pub fn timeout_secs(secs: f64) -> Result<f64, String> {
     if !secs.is_finite() || secs <= 0.0 || secs > MAX_TIMEOUT_S {
         return Err(format!(
-            "'{text}' is out of range; give a duration above 0 and at most 30 days, e.g. 2h"
+            "{secs} s is out of range; give a duration above 0 and at most 30 days, e.g. 2h"
         ));
     }
     Ok(secs)
@@ -110,6 +180,12 @@ mod tests {
             assert!(sample_interval(bad).is_err(), "{bad}");
         }
         assert!(limit(0).is_err());
+        assert!(limit(1000).unwrap_err().contains("1 MiB"));
+        assert_eq!(limit(1 << 20), Ok(1 << 20));
+        assert!(size(Some(SizeSpec::Bytes(0)), true).is_ok());
+        assert!(size(Some(SizeSpec::Bytes(0)), false).is_err());
+        assert!(size(Some(SizeSpec::Bytes((1 << 20) - 1)), true).is_err());
+        assert!(size(Some(SizeSpec::Percent(0.5)), false).is_ok());
         for (text, secs) in [("90", 90.0), ("0.5", 0.5), ("90s", 90.0), ("1.5m", 90.0)] {
             assert_eq!(timeout(text), Ok(secs), "{text}");
         }

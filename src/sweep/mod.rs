@@ -6,9 +6,11 @@
 //! (sh quoting), `jobsfile`, `spec` (sweep.toml), `check` (option bounds). The format of
 //! sweep.toml is documented in docs/sweep-toml.md.
 
-mod check;
+pub mod check;
 mod jobsfile;
 mod params;
+#[cfg(test)]
+mod props;
 mod quote;
 mod spec;
 mod template;
@@ -18,7 +20,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use crate::cli::{OnPressure, OutputMode, RunArgs};
+use crate::cli::{OnPressure, OutputMode};
 use crate::size::SizeSpec;
 
 /// How a job's command runs.
@@ -53,6 +55,51 @@ pub struct Job {
     pub key: String,
 }
 
+/// What the user asked to run: where the jobs come from and the options given with it, from
+/// the command line or any front end that speaks its flags (the Python API, the Hydra
+/// launcher). [`plan`] turns it into a validated [`SweepPlan`]; nothing here is checked yet.
+#[derive(Debug, Clone, Default)]
+pub struct Request {
+    /// The command template (after `--`).
+    pub command: Vec<String>,
+    /// `-p NAME=VALUES`, as written.
+    pub params: Vec<String>,
+    pub jobs_file: Option<PathBuf>,
+    /// A sweep.toml whose command, parameters and options the rest is laid over.
+    pub file: Option<PathBuf>,
+    pub name: Option<String>,
+    pub shell: bool,
+    /// `--link a,b`, as written.
+    pub link: Vec<String>,
+    pub options: Options,
+}
+
+/// The `run` options one source gives (flags, sweep.toml); `None` or `false`: not given there.
+/// Sources are laid over each other with [`RunConfig::apply`]; the result passes the one
+/// validation, [`RunConfig::validate`], whatever its sources (a fresh run, or `--resume`).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Options {
+    pub jobs: Option<usize>,
+    pub limit: Option<u64>,
+    pub reserve: Option<SizeSpec>,
+    pub mem_per_job: Option<SizeSpec>,
+    pub job_mem_max: Option<SizeSpec>,
+    pub no_history: bool,
+    pub no_cgroups: bool,
+    pub on_pressure: Option<OnPressure>,
+    pub retries: Option<u32>,
+    pub out: Option<PathBuf>,
+    pub json: bool,
+    pub grace: Option<f64>,
+    pub sample_interval: Option<f64>,
+    pub dry_run: bool,
+    pub best_effort: bool,
+    /// `--timeout`, in seconds.
+    pub timeout: Option<f64>,
+    pub fail_fast: bool,
+    pub output: Option<OutputMode>,
+}
+
 /// Every `run` option after merging sweep.toml and flags; sizes stay specs until the limit is known.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RunConfig {
@@ -71,6 +118,9 @@ pub struct RunConfig {
     pub grace_s: f64,
     pub sample_interval_s: f64,
     pub dry_run: bool,
+    /// Run even where an option cannot be honoured here (each downgrade printed and journaled).
+    #[serde(default)]
+    pub best_effort: bool,
     /// `--timeout`: seconds a job may run (not counting time paused by memsweep).
     #[serde(default)]
     pub timeout_s: Option<f64>,
@@ -83,6 +133,113 @@ pub struct RunConfig {
     /// `--link` groups, as given (the jobs already pair their values).
     #[serde(default)]
     pub links: Vec<Vec<String>>,
+}
+
+impl Default for RunConfig {
+    fn default() -> RunConfig {
+        RunConfig {
+            jobs: None,
+            limit: None,
+            reserve: None,
+            mem_per_job: None,
+            job_mem_max: None,
+            history: true,
+            cgroups: true,
+            on_pressure: OnPressure::Pause,
+            retries: 3,
+            out: None,
+            json: false,
+            grace_s: 10.0,
+            sample_interval_s: 0.2,
+            dry_run: false,
+            best_effort: false,
+            timeout_s: None,
+            fail_fast: false,
+            output: OutputMode::Files,
+            links: Vec::new(),
+        }
+    }
+}
+
+impl RunConfig {
+    /// Lay one source's options over this config: what it gives wins.
+    pub fn apply(&mut self, o: &Options) {
+        fn set<T: Clone>(slot: &mut T, v: &Option<T>) {
+            if let Some(v) = v {
+                *slot = v.clone();
+            }
+        }
+        fn set_opt<T: Clone>(slot: &mut Option<T>, v: &Option<T>) {
+            if v.is_some() {
+                slot.clone_from(v);
+            }
+        }
+        set_opt(&mut self.jobs, &o.jobs);
+        set_opt(&mut self.limit, &o.limit);
+        set_opt(&mut self.reserve, &o.reserve);
+        set_opt(&mut self.mem_per_job, &o.mem_per_job);
+        set_opt(&mut self.job_mem_max, &o.job_mem_max);
+        set_opt(&mut self.out, &o.out);
+        set(&mut self.on_pressure, &o.on_pressure);
+        set(&mut self.retries, &o.retries);
+        set(&mut self.grace_s, &o.grace);
+        set(&mut self.sample_interval_s, &o.sample_interval);
+        set_opt(&mut self.timeout_s, &o.timeout);
+        set(&mut self.output, &o.output);
+        self.history &= !o.no_history;
+        self.cgroups &= !o.no_cgroups;
+        self.json |= o.json;
+        self.dry_run |= o.dry_run;
+        self.best_effort |= o.best_effort;
+        self.fail_fast |= o.fail_fast;
+    }
+
+    /// The options of a `--resume` invocation over the sweep's recorded config. How this
+    /// invocation talks, whether it runs at all and what it tolerates are its own choice.
+    pub fn resume_with(&mut self, o: &Options) {
+        self.json = false;
+        self.dry_run = false;
+        self.best_effort = false;
+        self.apply(o);
+    }
+
+    /// The one validation every config passes, from whatever sources it was merged (flags,
+    /// sweep.toml, a resumed sweep's sweep.json). Messages name the flag at fault.
+    pub fn validate(&self) -> Result<(), String> {
+        fn flag<T>(name: &'static str, r: Result<T, String>) -> Result<T, String> {
+            r.map_err(|e| format!("{name}: {e}"))
+        }
+        if let Some(n) = self.jobs {
+            flag("-j", check::jobs(n))?;
+        }
+        if let Some(b) = self.limit {
+            flag("--limit", check::limit(b))?;
+        }
+        flag("--retries", check::retries(self.retries))?;
+        flag("--grace", check::grace(self.grace_s))?;
+        flag(
+            "--sample-interval",
+            check::sample_interval(self.sample_interval_s),
+        )?;
+        if let Some(t) = self.timeout_s {
+            flag("--timeout", check::timeout_secs(t))?;
+        }
+        flag("--reserve", check::size(self.reserve, true))?;
+        flag("--mem-per-job", check::size(self.mem_per_job, false))?;
+        flag("--job-mem-max", check::size(self.job_mem_max, false))?;
+        if let (Some(SizeSpec::Bytes(est)), Some(SizeSpec::Bytes(max))) =
+            (self.mem_per_job, self.job_mem_max)
+            && max < est
+        {
+            return Err(format!(
+                "--job-mem-max ({}) is below --mem-per-job ({}): every job would be killed at its \
+                 cap before reaching its expected peak; raise --job-mem-max or lower --mem-per-job",
+                crate::size::human(max),
+                crate::size::human(est)
+            ));
+        }
+        Ok(())
+    }
 }
 
 /// A sweep ready to run (`sweep.json`).
@@ -101,16 +258,16 @@ fn schema_version() -> u32 {
     crate::journal::SCHEMA_VERSION
 }
 
-/// Build the plan from the flags (and the sweep.toml they name). Errors are
+/// Build the plan from a request (and the sweep.toml it names). Errors are
 /// [`crate::exit::UsageError`]s naming the flag, file or line at fault.
-pub fn plan(args: &RunArgs) -> anyhow::Result<SweepPlan> {
+pub fn plan(args: &Request) -> anyhow::Result<SweepPlan> {
     // An empty base leaves relative paths relative, so messages show them as the user wrote them.
     plan_with(args, Path::new(""), &mut std::io::stdin().lock())
 }
 
 /// [`plan`] with the directory that `-p NAME=@file`, `--jobs-file` and `-f` are relative to, and
 /// the reader behind `--jobs-file -`.
-pub fn plan_with(args: &RunArgs, cwd: &Path, stdin: &mut dyn Read) -> anyhow::Result<SweepPlan> {
+pub fn plan_with(args: &Request, cwd: &Path, stdin: &mut dyn Read) -> anyhow::Result<SweepPlan> {
     build(args, cwd, stdin).map_err(crate::exit::usage)
 }
 
@@ -121,7 +278,7 @@ enum Source {
     JobsFile(PathBuf),
 }
 
-fn build(args: &RunArgs, cwd: &Path, stdin: &mut dyn Read) -> Result<SweepPlan, String> {
+fn build(args: &Request, cwd: &Path, stdin: &mut dyn Read) -> Result<SweepPlan, String> {
     let spec = match &args.file {
         Some(f) => spec::load(&cwd.join(f))?,
         None => spec::Spec::default(),
@@ -352,6 +509,7 @@ fn jobs_from_template(
         } else {
             JobCommand::Argv(t.render_argv(&slot_values))
         };
+        check::command(&command).map_err(|e| format!("{cmd_origin}: job {id}: {e}"))?;
         let params = params
             .iter()
             .zip(&combo)
@@ -367,15 +525,31 @@ fn jobs_from_template(
     Ok(jobs)
 }
 
+/// Read a whole input file as UTF-8, refusing one over `max` bytes (`/dev/zero`, a wrong
+/// file) before it can fill memory.
+pub(crate) fn read_text(r: &mut dyn Read, max: u64) -> Result<String, String> {
+    let mut bytes = Vec::new();
+    r.take(max + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|e| e.to_string())?;
+    if bytes.len() as u64 > max {
+        return Err(format!(
+            "it is larger than {}, more than any sweep needs (is it the right file?)",
+            crate::size::human(max)
+        ));
+    }
+    String::from_utf8(bytes).map_err(|e| format!("it is not UTF-8 text ({e})"))
+}
+
 fn jobs_from_file(path: &Path, stdin: &mut dyn Read) -> Result<(Vec<Job>, String), String> {
     let (text, label, written) = if path.as_os_str() == "-" {
-        let mut text = String::new();
-        stdin
-            .read_to_string(&mut text)
+        let text = read_text(stdin, check::MAX_JOBS_FILE)
             .map_err(|e| format!("--jobs-file -: cannot read stdin: {e}"))?;
         (text, "<stdin>".to_string(), "jobs-file:-".to_string())
     } else {
-        let text = std::fs::read_to_string(path)
+        let text = std::fs::File::open(path)
+            .map_err(|e| e.to_string())
+            .and_then(|mut f| read_text(&mut f, check::MAX_JOBS_FILE))
             .map_err(|e| format!("--jobs-file {}: cannot read it: {e}", path.display()))?;
         let canon = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
         (
@@ -404,101 +578,18 @@ fn jobs_from_file(path: &Path, stdin: &mut dyn Read) -> Result<(Vec<Job>, String
 }
 
 /// Merge options: a flag given on the command line beats sweep.toml, which beats the default.
-fn config(args: &RunArgs, spec: &spec::Spec) -> Result<RunConfig, String> {
-    fn flag(name: &'static str) -> impl Fn(String) -> String {
-        move |e| format!("{name}: {e}")
-    }
-    let jobs = match args.jobs {
-        Some(n) => Some(check::jobs(n).map_err(flag("-j"))?),
-        None => spec.jobs,
-    };
-    let limit = match args.limit {
-        Some(b) => Some(check::limit(b).map_err(flag("--limit"))?),
-        None => spec.limit,
-    };
-    let retries = match args.retries {
-        Some(n) => check::retries(n).map_err(flag("--retries"))?,
-        None => spec.retries.unwrap_or(3),
-    };
-    let grace_s = match args.grace {
-        Some(s) => check::grace(s).map_err(flag("--grace"))?,
-        None => spec.grace.unwrap_or(10.0),
-    };
-    let sample_interval_s = match args.sample_interval {
-        Some(s) => check::sample_interval(s).map_err(flag("--sample-interval"))?,
-        None => spec.sample_interval.unwrap_or(0.2),
-    };
-    let mem_per_job = args.mem_per_job.or(spec.mem_per_job);
-    let job_mem_max = args.job_mem_max.or(spec.job_mem_max);
-    if let (Some(SizeSpec::Bytes(est)), Some(SizeSpec::Bytes(max))) = (mem_per_job, job_mem_max)
-        && max < est
-    {
-        return Err(format!(
-            "--job-mem-max ({}) is below --mem-per-job ({}): every job would be killed at its \
-             cap before reaching its expected peak; raise --job-mem-max or lower --mem-per-job",
-            crate::size::human(max),
-            crate::size::human(est)
-        ));
-    }
-    Ok(RunConfig {
-        jobs,
-        limit,
-        reserve: args.reserve.or(spec.reserve),
-        mem_per_job,
-        job_mem_max,
-        history: !(args.no_history || spec.no_history),
-        cgroups: !(args.no_cgroups || spec.no_cgroups),
-        on_pressure: args
-            .on_pressure
-            .or(spec.on_pressure)
-            .unwrap_or(OnPressure::Pause),
-        retries,
-        out: args.out.clone().or_else(|| spec.out.clone()),
-        json: args.json || spec.json,
-        grace_s,
-        sample_interval_s,
-        dry_run: args.dry_run,
-        timeout_s: match &args.timeout {
-            Some(t) => Some(check::timeout(t).map_err(flag("--timeout"))?),
-            None => spec.timeout,
-        },
-        fail_fast: args.fail_fast || spec.fail_fast,
-        output: args.output.or(spec.output).unwrap_or_default(),
-        links: Vec::new(),
-    })
-}
-
-/// Flags given with `--resume DIR` override what the sweep was started with, checked as when
-/// they start a sweep. The jobs themselves (command, parameters, links) cannot change.
-pub fn resume_config(c: &mut RunConfig, a: &RunArgs) -> anyhow::Result<()> {
-    // Unset flags fall back to the sweep's own values, through the same merge and checks.
-    let before = spec::Spec {
-        jobs: c.jobs,
-        limit: c.limit,
-        reserve: c.reserve,
-        mem_per_job: c.mem_per_job,
-        job_mem_max: c.job_mem_max,
-        no_history: !c.history,
-        no_cgroups: !c.cgroups,
-        on_pressure: Some(c.on_pressure),
-        retries: Some(c.retries),
-        out: c.out.clone(),
-        grace: Some(c.grace_s),
-        sample_interval: Some(c.sample_interval_s),
-        timeout: c.timeout_s,
-        fail_fast: c.fail_fast,
-        output: Some(c.output),
-        ..spec::Spec::default()
-    };
-    let links = std::mem::take(&mut c.links);
-    *c = config(a, &before).map_err(crate::exit::usage)?;
-    c.links = links;
-    Ok(())
+fn config(args: &Request, spec: &spec::Spec) -> Result<RunConfig, String> {
+    let mut c = RunConfig::default();
+    c.apply(&spec.options());
+    c.apply(&args.options);
+    c.validate()?;
+    Ok(c)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::cli::RunArgs;
     use crate::exit::UsageError;
     use std::time::Instant;
 
@@ -514,8 +605,9 @@ mod tests {
         }
     }
 
+    /// Plans from flags, as `memsweep run` does (through `Request::from`).
     fn plan_in(a: &RunArgs, cwd: &Path) -> anyhow::Result<SweepPlan> {
-        plan_with(a, cwd, &mut std::io::empty())
+        plan_with(&a.into(), cwd, &mut std::io::empty())
     }
 
     /// The usage error's message; panics if planning succeeded or failed some other way.
@@ -804,6 +896,7 @@ mod tests {
                 grace_s: 10.0,
                 sample_interval_s: 0.2,
                 dry_run: false,
+                best_effort: false,
                 timeout_s: None,
                 fail_fast: false,
                 output: OutputMode::Files,
@@ -858,15 +951,20 @@ mod tests {
             jobs_file: Some("-".into()),
             ..RunArgs::default()
         };
-        let p = plan_with(&a, dir.path(), &mut text.as_bytes()).unwrap();
+        let p = plan_with(&(&a).into(), dir.path(), &mut text.as_bytes()).unwrap();
         assert_eq!((p.jobs.len(), p.template.as_str()), (2, "jobs-file:-"));
         // JSON argv jobs without a key are keyed by their pasteable display.
-        let p = plan_with(&a, dir.path(), &mut &br#"{"cmd": ["echo", "b c"]}"#[..]).unwrap();
+        let p = plan_with(
+            &(&a).into(),
+            dir.path(),
+            &mut &br#"{"cmd": ["echo", "b c"]}"#[..],
+        )
+        .unwrap();
         assert_eq!(p.jobs[0].key, "echo 'b c'");
 
-        let e = plan_with(&a, dir.path(), &mut &b"# nothing\n\n"[..]).unwrap_err();
+        let e = plan_with(&(&a).into(), dir.path(), &mut &b"# nothing\n\n"[..]).unwrap_err();
         assert!(e.to_string().contains("<stdin>: no jobs"), "{e}");
-        let e = plan_with(&a, dir.path(), &mut &b"echo\n{bad\n"[..]).unwrap_err();
+        let e = plan_with(&(&a).into(), dir.path(), &mut &b"echo\n{bad\n"[..]).unwrap_err();
         assert!(e.to_string().contains("<stdin>:2: invalid JSON job"), "{e}");
         let a = RunArgs {
             jobs_file: Some("missing.txt".into()),

@@ -55,7 +55,13 @@ pub fn parse_values(spec: &str, base: &Path) -> Result<Vec<String>, String> {
     if s.is_empty() {
         return Err("the value list is empty; give at least one value, e.g. NAME=1,2,3".into());
     }
-    let values = if let Some(inner) = s.strip_prefix("range(").and_then(|r| r.strip_suffix(')')) {
+    let values = if let Some(inner) = s.strip_prefix("range(") {
+        let Some(inner) = inner.strip_suffix(')') else {
+            return Err(format!(
+                "'{s}' has no closing ')'; write range(start,stop[,step]) (a literal value that \
+                 starts with range( can be given in sweep.toml's [params])"
+            ));
+        };
         range(inner)?
     } else if let Some(file) = s.strip_prefix('@') {
         values_file(file, base)?
@@ -118,7 +124,9 @@ fn values_file(file: &str, base: &Path) -> Result<Vec<String>, String> {
         return Err("'@' needs a file name: NAME=@values.txt (one value a line)".into());
     }
     let path = base.join(file);
-    let text = std::fs::read_to_string(&path)
+    let text = std::fs::File::open(&path)
+        .map_err(|e| e.to_string())
+        .and_then(|mut f| super::read_text(&mut f, super::check::MAX_VALUES_FILE))
         .map_err(|e| format!("cannot read the values file {}: {e}", path.display()))?;
     let values: Vec<String> = text
         .lines()

@@ -50,6 +50,7 @@ pub struct Spec {
     pub json: bool,
     pub grace: Option<f64>,
     pub sample_interval: Option<f64>,
+    pub best_effort: bool,
     pub timeout: Option<f64>,
     pub fail_fast: bool,
     pub output: Option<OutputMode>,
@@ -86,6 +87,8 @@ struct Raw {
     grace: Option<Spanned<f64>>,
     #[serde(alias = "sample_interval")]
     sample_interval: Option<Spanned<f64>>,
+    #[serde(alias = "best_effort")]
+    best_effort: Option<bool>,
     timeout: Option<Spanned<RawTimeout>>,
     #[serde(alias = "fail_fast")]
     fail_fast: Option<bool>,
@@ -306,22 +309,54 @@ impl Reader<'_> {
         let Some(v) = v else { return Ok(None) };
         let span = v.span();
         match v.into_inner() {
-            RawSize::Bytes(b) => Ok(Some(SizeSpec::Bytes(b))),
+            RawSize::Bytes(b) => Ok(SizeSpec::Bytes(b)),
             RawSize::Text(t) => {
                 let parsed = if pct {
                     size::parse_spec(&t)
                 } else {
                     size::parse_bytes(&t).map(SizeSpec::Bytes)
                 };
-                parsed.map(Some).or_else(|e| self.err(span, key, e))
+                parsed.or_else(|e| self.err(span.clone(), key, e))
             }
+        }
+        .and_then(|s| {
+            check::size(Some(s), key == "reserve").or_else(|e| self.err(span, key, e))?;
+            Ok(Some(s))
+        })
+    }
+}
+
+impl Spec {
+    /// The options this file gives, to lay under the command line's.
+    pub fn options(&self) -> super::Options {
+        super::Options {
+            jobs: self.jobs,
+            limit: self.limit,
+            reserve: self.reserve,
+            mem_per_job: self.mem_per_job,
+            job_mem_max: self.job_mem_max,
+            no_history: self.no_history,
+            no_cgroups: self.no_cgroups,
+            on_pressure: self.on_pressure,
+            retries: self.retries,
+            out: self.out.clone(),
+            json: self.json,
+            grace: self.grace,
+            sample_interval: self.sample_interval,
+            dry_run: false,
+            best_effort: self.best_effort,
+            timeout: self.timeout,
+            fail_fast: self.fail_fast,
+            output: self.output,
         }
     }
 }
 
 /// Read and check `path`. Relative paths inside it resolve against its directory.
 pub fn load(path: &Path) -> Result<Spec, String> {
-    let src = std::fs::read_to_string(path)
+    let src = std::fs::File::open(path)
+        .map_err(|e| e.to_string())
+        .and_then(|mut f| super::read_text(&mut f, check::MAX_SWEEP_TOML))
         .map_err(|e| format!("-f {}: cannot read the sweep file: {e}", path.display()))?;
     parse(&src, path)
 }
@@ -349,6 +384,7 @@ pub fn parse(src: &str, path: &Path) -> Result<Spec, String> {
         no_history: raw.no_history.unwrap_or(false),
         no_cgroups: raw.no_cgroups.unwrap_or(false),
         json: raw.json.unwrap_or(false),
+        best_effort: raw.best_effort.unwrap_or(false),
         fail_fast: raw.fail_fast.unwrap_or(false),
         output: raw.output,
         on_pressure: raw.on_pressure,

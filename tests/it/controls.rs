@@ -272,7 +272,8 @@ fn sweep_toml_sets_the_controls_and_resume_can_change_them() {
         .run();
     out.assert_code(2);
     assert!(
-        out.stderr.contains("--timeout: '-5' is out of range"),
+        out.stderr
+            .contains("'--timeout <DURATION>': '-5' is out of range"),
         "{}",
         out.stderr
     );

@@ -3,9 +3,12 @@
 
 mod harness;
 
+mod chaos;
 mod cli;
 mod controls;
+mod kernel;
 mod probe;
+mod reliability;
 mod run;
 mod show;
 mod snapshots;

@@ -7,7 +7,7 @@ use std::io::Write as _;
 use std::time::{Duration, Instant, SystemTime};
 
 use crate::cli::OutputMode;
-use crate::exec::{Accounting, ExecConfig, ExecEvent, Executor, Outcome, SpawnSpec};
+use crate::exec::{Accounting, ExecEvent, Executor, JobExit, Outcome, SpawnSpec};
 use crate::exit::Exit;
 use crate::history::Record;
 use crate::journal::{Event, JobStatus, Summary, SummaryContext, SweepDir};
@@ -76,6 +76,8 @@ pub struct Engine {
     t0: Instant,
     status: MemStatus,
     oom_at_start: Option<u64>,
+    /// OOM kills counted in the jobs' own cgroups (read before each is reset or removed).
+    job_oom_kills: u64,
     peak_ws: u64,
     running: Vec<Running>,
     ended_here: usize,
@@ -108,6 +110,18 @@ fn epoch() -> f64 {
         .map_or(0.0, |d| d.as_secs_f64())
 }
 
+/// Every kernel OOM kill of the sweep, from the container's counter (its increase) and the sum
+/// of the job cgroups' counters. v1 counts a kill only in the victim's own cgroup, so the two
+/// add up (and in Proc mode the jobs have no cgroup of their own). v2's `memory.events` is
+/// hierarchical, so the container's counter already includes the jobs' kills, unless the
+/// hierarchy is mounted with `memory_localevents`: the larger of the two is the count.
+fn oom_kills(accounting: Accounting, container: u64, jobs: u64) -> u64 {
+    match accounting {
+        Accounting::CgroupV2 => container.max(jobs),
+        Accounting::CgroupV1 | Accounting::Proc => container + jobs,
+    }
+}
+
 fn accounting_str(a: Accounting) -> &'static str {
     match a {
         Accounting::CgroupV1 => "cgroup-v1",
@@ -123,22 +137,15 @@ impl Engine {
         probe: Probe,
         status: MemStatus,
         dir: SweepDir,
+        exec: Executor,
         resumed: bool,
     ) -> anyhow::Result<Engine> {
-        let exec = Executor::new(
-            ExecConfig {
-                no_cgroups: !plan.config.cgroups,
-                job_mem_max: setup.job_mem_max,
-                sample_interval: Duration::from_secs_f64(plan.config.sample_interval_s),
-            },
-            probe.layout(),
-            probe.fs(),
-        )?;
         let progress = Progress::new(plan.config.json);
         let live = (plan.config.output == OutputMode::Live).then(Live::default);
         let now = Instant::now();
         Ok(Engine {
             oom_at_start: status.oom_kills,
+            job_oom_kills: 0,
             // From the samples only (the first is taken and journaled at the start), so the
             // peak the summary reports is one the journal, and the plot, hold.
             peak_ws: 0,
@@ -210,7 +217,7 @@ impl Engine {
     /// executor failed): stop every job, record what can be recorded, keep the summary.
     fn abort(&mut self) {
         if !self.running.is_empty() {
-            eprintln!(
+            crate::errln!(
                 "memsweep: stopping {} running job(s) after an error",
                 self.running.len()
             );
@@ -219,16 +226,8 @@ impl Engine {
         let deadline = Instant::now() + Duration::from_secs(5);
         while !self.running.is_empty() && Instant::now() < deadline {
             for ev in self.exec.wait(Duration::from_millis(100)) {
-                if let ExecEvent::Exited {
-                    job,
-                    attempt,
-                    outcome,
-                    wall,
-                    peak_bytes,
-                    accounting,
-                } = ev
-                {
-                    let _ = self.on_exit(job, attempt, outcome, wall, peak_bytes, accounting);
+                if let ExecEvent::Exited(end) = ev {
+                    let _ = self.on_exit(end);
                 }
             }
         }
@@ -243,7 +242,18 @@ impl Engine {
     fn main_loop(&mut self) -> anyhow::Result<()> {
         let accounting = accounting_str(self.exec.accounting()).to_string();
         if !self.plan.config.json {
-            eprintln!("memsweep: {}", self.exec.accounting_note());
+            let ev = self.exec.events_active();
+            let woken = if ev.is_empty() {
+                String::new()
+            } else {
+                format!("; memory events: {}", ev.join(", "))
+            };
+            crate::errln!("memsweep: {}{woken}", self.exec.accounting_note());
+        }
+        // What cannot be done here: printed once, whatever the output mode, and journaled.
+        let downgrades = self.exec.notes().to_vec();
+        for d in &downgrades {
+            crate::errln!("memsweep: warning: {d}");
         }
         let b = self.setup.budget;
         let out = self.dir.root().display().to_string();
@@ -258,6 +268,7 @@ impl Engine {
             parallel_cap: self.setup.cap,
             accounting,
             resumed: self.resumed,
+            downgrades,
         })?;
         self.dir.sync()?;
         self.observe(true);
@@ -314,20 +325,15 @@ impl Engine {
             let timeout = wake.saturating_duration_since(Instant::now());
             let events = self.exec.wait(timeout);
             exited = false;
+            let mut memory_event = false;
             for ev in events {
                 match ev {
-                    ExecEvent::Exited {
-                        job,
-                        attempt,
-                        outcome,
-                        wall,
-                        peak_bytes,
-                        accounting,
-                    } => {
+                    ExecEvent::Exited(end) => {
                         exited = true;
-                        self.on_exit(job, attempt, outcome, wall, peak_bytes, accounting)?;
+                        self.on_exit(end)?;
                     }
                     ExecEvent::Interrupt { signal } => self.on_interrupt(signal),
+                    ExecEvent::Memory => memory_event = true,
                 }
             }
             if let Some(k) = self.kill_at
@@ -338,7 +344,10 @@ impl Engine {
             }
             self.enforce_timeouts();
             let due = self.last_sample.elapsed() >= interval;
-            if due || (exited && self.last_sample.elapsed() >= RESAMPLE_AFTER_EXIT) {
+            // A kernel memory event (usage crossed a threshold, PSI) is sampled at once: a
+            // burst of hundreds of MiB takes a few ms, less than one sample interval.
+            if due || memory_event || (exited && self.last_sample.elapsed() >= RESAMPLE_AFTER_EXIT)
+            {
                 self.observe(false);
             }
         }
@@ -352,7 +361,7 @@ impl Engine {
             Ok(s) => self.status = s,
             Err(e) => {
                 if !self.warned_probe {
-                    eprintln!(
+                    crate::errln!(
                         "memsweep: warning: cannot read memory status ({e:#}); using the last reading"
                     );
                     self.warned_probe = true;
@@ -372,6 +381,10 @@ impl Engine {
             .collect();
         self.sample_cost = (self.sample_cost * 3 + began.elapsed()) / 4;
         let ws = self.status.working_set_bytes;
+        self.exec.rearm(
+            self.setup.budget.budget.saturating_sub(ws),
+            self.status.usage_bytes,
+        );
         self.peak_ws = self.peak_ws.max(ws);
         let psi = self.status.pressure.map(|p| p.some_avg10);
         let now = self.secs();
@@ -418,7 +431,7 @@ impl Engine {
                 self.journaled_peak_ws = self.journaled_peak_ws.max(*working_set_bytes);
             }
             if let Err(e) = self.emit(ev) {
-                eprintln!("memsweep: warning: {e:#}");
+                crate::errln!("memsweep: warning: {e:#}");
             }
         }
     }
@@ -444,7 +457,7 @@ impl Engine {
                 } => {
                     if oversized && !self.warned_oversized {
                         self.warned_oversized = true;
-                        eprintln!(
+                        crate::errln!(
                             "memsweep: job {job} is expected to need {} ({}), more than the budget {}; it runs alone",
                             human(estimate.bytes),
                             estimate.source.as_str(),
@@ -467,7 +480,7 @@ impl Engine {
                 }
                 Action::Pause { job, reason } => {
                     if let Err(e) = self.exec.pause(job) {
-                        eprintln!("memsweep: warning: cannot pause job {job}: {e:#}");
+                        crate::errln!("memsweep: warning: cannot pause job {job}: {e:#}");
                         continue;
                     }
                     if let Some(r) = self.running.iter_mut().find(|r| r.job == job) {
@@ -482,7 +495,7 @@ impl Engine {
                 }
                 Action::Resume { job } => {
                     if let Err(e) = self.exec.resume(job) {
-                        eprintln!("memsweep: warning: cannot resume job {job}: {e:#}");
+                        crate::errln!("memsweep: warning: cannot resume job {job}: {e:#}");
                     }
                     if let Some(r) = self.running.iter_mut().find(|r| r.job == job)
                         && r.active_since.is_none()
@@ -493,7 +506,7 @@ impl Engine {
                 }
                 Action::Requeue { job, reason, usage } => {
                     if let Err(e) = self.exec.signal(job, libc::SIGKILL) {
-                        eprintln!("memsweep: warning: cannot stop job {job}: {e:#}");
+                        crate::errln!("memsweep: warning: cannot stop job {job}: {e:#}");
                     }
                     let attempt = self.attempt_of(job);
                     self.emit(Event::JobRequeue {
@@ -551,15 +564,20 @@ impl Engine {
         Ok(spec)
     }
 
-    fn on_exit(
-        &mut self,
-        job: usize,
-        attempt: u32,
-        outcome: Outcome,
-        wall: Duration,
-        peak: Option<u64>,
-        accounting: Accounting,
-    ) -> anyhow::Result<()> {
+    fn on_exit(&mut self, end: JobExit) -> anyhow::Result<()> {
+        let JobExit {
+            job,
+            attempt,
+            outcome,
+            wall,
+            peak_bytes: peak,
+            accounting,
+            oom_kills,
+            cpu,
+        } = end;
+        // Counted for every attempt, requeued ones too: the job's cgroup is reset or removed
+        // after this, and v1 counts a kill nowhere else.
+        self.job_oom_kills += oom_kills;
         let timed_out = self
             .running
             .iter()
@@ -591,7 +609,7 @@ impl Engine {
             (_, Outcome::Stopped { signal }) => (JobStatus::Killed, None, Some(*signal)),
             (_, Outcome::OomKilled) => (JobStatus::Oom, None, Some(libc::SIGKILL)),
             (_, Outcome::FailedToSpawn { error }) => {
-                eprintln!("memsweep: job {job} could not start: {error}");
+                crate::errln!("memsweep: job {job} could not start: {error}");
                 (JobStatus::Failed, None, None)
             }
         };
@@ -612,6 +630,7 @@ impl Engine {
             } else {
                 String::new()
             },
+            cpu_s: cpu.map(|c| c.as_secs_f64()),
         })?;
         if status.is_failure() && self.plan.config.fail_fast && self.fail_fast_job.is_none() {
             self.fail_fast(job);
@@ -652,12 +671,12 @@ impl Engine {
         self.fail_fast_job = Some(job);
         let queued = self.setup.sched.queued();
         if let Err(e) = self.skip_queued() {
-            eprintln!("memsweep: warning: {e:#}");
+            crate::errln!("memsweep: warning: {e:#}");
         }
         if !self.plan.config.json {
             self.progress.finish();
             let running = self.running.len();
-            eprintln!(
+            crate::errln!(
                 "memsweep: job {job} failed; --fail-fast: {queued} queued job{} will not start{}",
                 if queued == 1 { "" } else { "s" },
                 if running > 0 {
@@ -711,7 +730,7 @@ impl Engine {
         }
         for job in term {
             if let Err(e) = self.exec.signal(job, libc::SIGTERM) {
-                eprintln!("memsweep: warning: cannot stop job {job} at its --timeout: {e:#}");
+                crate::errln!("memsweep: warning: cannot stop job {job} at its --timeout: {e:#}");
             }
         }
         for job in kill {
@@ -731,7 +750,7 @@ impl Engine {
             None => live.poll(&mut buf),
         };
         if let Err(e) = res {
-            eprintln!("memsweep: warning: live output stopped: {e}");
+            crate::errln!("memsweep: warning: live output stopped: {e}");
             self.live = None;
             return;
         }
@@ -740,12 +759,13 @@ impl Engine {
         }
         // The status line shares the terminal: take it down first (the next tick redraws it).
         self.progress.finish();
-        let _ = if self.plan.config.json {
-            std::io::stderr().write_all(&buf)
+        // Under the one output policy: a closed terminal or pipe never stops the sweep.
+        let mut out = if self.plan.config.json {
+            crate::output::stdio::stderr()
         } else {
-            let mut out = std::io::stdout().lock();
-            out.write_all(&buf).and_then(|()| out.flush())
+            crate::output::stdio::stdout()
         };
+        let _ = out.write_all(&buf);
     }
 
     fn flush_history(&mut self) {
@@ -753,18 +773,18 @@ impl Engine {
             && !self.history_batch.is_empty()
         {
             if let Err(e) = h.append(&self.history_batch) {
-                eprintln!("memsweep: warning: history not saved: {e:#}");
+                crate::errln!("memsweep: warning: history not saved: {e:#}");
             }
             self.history_batch.clear();
         }
     }
 
-    /// Ctrl-C / SIGTERM: forward it to every job's process group, SIGKILL after `--grace`;
+    /// Ctrl-C / SIGTERM / SIGHUP: forward it (SIGHUP as SIGTERM) to every job's process group, SIGKILL after `--grace`;
     /// a second one kills at once.
     fn on_interrupt(&mut self, signal: i32) {
         if self.interrupted.is_some() {
             if !self.killed_all {
-                eprintln!("memsweep: interrupted again: killing every job now");
+                crate::errln!("memsweep: interrupted again: killing every job now");
                 self.kill_all();
             }
             return;
@@ -773,15 +793,21 @@ impl Engine {
         self.setup.sched.stop();
         let grace = self.plan.config.grace_s;
         if !self.running.is_empty() {
-            eprintln!(
+            crate::errln!(
                 "memsweep: interrupted: stopping {} job{} (SIGKILL in {grace} s; interrupt again to kill now)",
                 self.running.len(),
                 if self.running.len() == 1 { "" } else { "s" }
             );
         }
+        // The jobs run in their own sessions' groups and never saw the hangup: ask them to stop.
+        let forward = if signal == libc::SIGHUP {
+            libc::SIGTERM
+        } else {
+            signal
+        };
         let jobs: Vec<usize> = self.running.iter().map(|r| r.job).collect();
         for job in jobs {
-            let _ = self.exec.signal(job, signal);
+            let _ = self.exec.signal(job, forward);
         }
         self.kill_at = Some(Instant::now() + Duration::from_secs_f64(grace));
     }
@@ -802,7 +828,7 @@ impl Engine {
     }
 
     fn summary_context(&self) -> SummaryContext {
-        let oom = match (self.oom_at_start, self.status.oom_kills) {
+        let container = match (self.oom_at_start, self.status.oom_kills) {
             (Some(a), Some(b)) => b.saturating_sub(a),
             _ => 0,
         };
@@ -811,7 +837,8 @@ impl Engine {
             limit_bytes: self.setup.budget.limit,
             budget_bytes: self.setup.budget.budget,
             accounting: accounting_str(self.exec.accounting()).to_string(),
-            oom_kills: oom,
+            oom_kills: oom_kills(self.exec.accounting(), container, self.job_oom_kills),
+            cpus: self.status.cpus,
         }
     }
 
@@ -866,10 +893,10 @@ impl Engine {
         self.progress.finish();
         let budget = self.setup.budget.budget;
         let res = if self.plan.config.json {
-            let mut err = std::io::stderr();
+            let mut err = crate::output::stdio::stderr();
             report::write_report(&mut err, &summary, budget, None, Style::for_stderr())
         } else {
-            let mut out = std::io::stdout();
+            let mut out = crate::output::stdio::stdout();
             report::write_report(
                 &mut out,
                 &summary,
@@ -880,5 +907,23 @@ impl Engine {
         };
         let _ = res;
         Ok(code)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn oom_kills_add_the_job_cgroups_to_the_container_where_the_kernel_counts_them_apart() {
+        // v1: 2 jobs killed in their own cgroups, none in the container's: 2, not 0.
+        assert_eq!(oom_kills(Accounting::CgroupV1, 0, 2), 2);
+        assert_eq!(oom_kills(Accounting::CgroupV1, 1, 2), 3);
+        // v2's container counter is hierarchical: the same kills are not counted twice.
+        assert_eq!(oom_kills(Accounting::CgroupV2, 2, 2), 2);
+        assert_eq!(oom_kills(Accounting::CgroupV2, 3, 2), 3);
+        // ...unless mounted with memory_localevents (container counter local).
+        assert_eq!(oom_kills(Accounting::CgroupV2, 0, 2), 2);
+        assert_eq!(oom_kills(Accounting::Proc, 4, 0), 4);
     }
 }
