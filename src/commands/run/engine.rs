@@ -407,7 +407,13 @@ impl Engine {
         };
         // The journal keeps a sample a second, plus the sample of each new peak working set
         // (written at the next journal time), so the plot reaches the peak the summary reports.
-        if ws > self.journaled_peak_ws {
+        let pending = match &self.unjournaled_peak {
+            Some(Event::Sample {
+                working_set_bytes, ..
+            }) => *working_set_bytes,
+            _ => 0,
+        };
+        if ws > self.journaled_peak_ws.max(pending) {
             self.unjournaled_peak = Some(ev.clone());
         }
         self.unjournaled = Some(ev);
