@@ -43,6 +43,8 @@ def test_every_field_becomes_its_memsweep_run_flag() -> None:
             timeout="2h",
             fail_fast=True,
             binary=None,
+            backend="slurm",
+            slurm_args=["--partition=debug", "--time=10"],
         )
     )
     assert flags == [
@@ -57,6 +59,9 @@ def test_every_field_becomes_its_memsweep_run_flag() -> None:
         "--no-cgroups",
         "--timeout", "2h",
         "--fail-fast",
+        "--backend", "slurm",
+        "--slurm-arg=--partition=debug",
+        "--slurm-arg=--time=10",
     ]  # fmt: skip
 
 
@@ -78,6 +83,7 @@ def test_defaults_leave_the_choice_to_memsweep() -> None:
         ({"on_pressure": "panic"}, "hydra.launcher.on_pressure='panic': use one of pause"),
         ({"retries": -2}, "hydra.launcher.retries=-2"),
         ({"n_job": 2}, "unknown hydra.launcher field(s) n_job"),
+        ({"slurm_args": "--time=5"}, "hydra.launcher.slurm_args='--time=5': give a list"),
     ],
 )
 def test_bad_options_name_the_field_to_fix(options: dict, names: str) -> None:

@@ -4,6 +4,8 @@
 //! Attempts come from [`super::replay`] (the one reading of starts and ends, shared with the plot
 //! and `show`): an attempt open when its run ends, or when a new run starts (its runner died),
 //! counts as interrupted.
+//! Under the Slurm backend (`accounting: "slurm"`) jobs outlive the runner: a resumed runner
+//! re-attaches to them and records their ends when they come (see [`super::replay`]).
 
 use std::collections::HashMap;
 

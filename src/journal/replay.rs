@@ -6,7 +6,8 @@
 //! - an attempt starts with `job_start` and ends with its `job_end`, or with a `job_requeue`
 //!   (memsweep stopped it to run it again; a `job_end` after that closes no attempt);
 //! - an attempt still open when its run ends (`sweep_end`, or the `sweep_start` of a later run:
-//!   the runner died) ends [`End::Interrupted`];
+//!   the runner died) ends [`End::Interrupted`] — except at the `sweep_start` of a Slurm run,
+//!   whose jobs outlive the runner and are re-attached;
 //! - a requeued job not started again is *waiting*; a new run starts with no job waiting (the
 //!   resumed runner queues them again).
 
@@ -57,6 +58,12 @@ impl Replay {
     /// Feed one event; `f` sees the steps it makes, in order.
     pub fn step<'a>(&mut self, e: &'a Event, mut f: impl FnMut(Step<'a>)) {
         match e {
+            // Slurm jobs outlive their runner: a resumed runner re-attaches to them and
+            // journals their ends when they come.
+            Event::SweepStart { accounting, .. } if accounting == crate::slurm::ACCOUNTING => {
+                self.waiting.clear();
+                f(Step::Event(e));
+            }
             Event::SweepStart { .. } | Event::SweepEnd { .. } => {
                 let mut open: Vec<usize> = self.open.drain().map(|(j, _)| j).collect();
                 open.sort_unstable();

@@ -4,8 +4,8 @@ Hydra imports this module at every application start (plugin discovery), so it i
 the config store.
 """
 
-from dataclasses import dataclass
-from typing import Optional
+from dataclasses import dataclass, field
+from typing import List, Optional
 
 from hydra.core.config_store import ConfigStore
 
@@ -45,6 +45,11 @@ class MemsweepLauncherConf:
     fail_fast: bool = False
     # path of the memsweep binary; null = $MEMSWEEP_BIN, then this Python's scripts dir, then PATH
     binary: Optional[str] = None
+    # --backend: local (this machine) | slurm (each job an sbatch array task with a learned --mem;
+    # the sweep dir must be on a filesystem every node sees)
+    backend: str = "local"
+    # --slurm-arg, one per item: sbatch options such as --partition=gpu or --time=60
+    slurm_args: List[str] = field(default_factory=list)
 
 
 ConfigStore.instance().store(

@@ -45,6 +45,8 @@ KNOWN_OPTIONS = set(SIZE_FLAGS) | {
     "binary",
     "timeout",
     "fail_fast",
+    "backend",
+    "slurm_args",
 }
 STDERR_TAIL_LINES = 20
 
@@ -115,6 +117,18 @@ def run_flags(options: Dict[str, Any]) -> List[str]:
         flags += ["--timeout", str(timeout)]
     if options.get("fail_fast"):
         flags.append("--fail-fast")
+    backend = options.get("backend")
+    if backend is not None and backend != "local":  # memsweep checks the name
+        flags += ["--backend", str(backend)]
+    slurm_args = options.get("slurm_args") or []
+    if isinstance(slurm_args, str):
+        # A string would be taken apart character by character.
+        raise LauncherConfigError(
+            f"hydra.launcher.slurm_args={slurm_args!r}: give a list, e.g. "
+            "\"hydra.launcher.slurm_args=['--partition=debug','--time=10']\""
+        )
+    # `--slurm-arg=VALUE`: one argv word, so a value starting with '-' is never taken for a flag.
+    flags += [f"--slurm-arg={a}" for a in slurm_args]
     return flags
 
 

@@ -407,13 +407,14 @@ impl Engine {
         };
         // The journal keeps a sample a second, plus the sample of each new peak working set
         // (written at the next journal time), so the plot reaches the peak the summary reports.
-        let pending = match &self.unjournaled_peak {
+        // Against the held peak too: a lower sample must not replace a higher one not yet written.
+        let held = match &self.unjournaled_peak {
             Some(Event::Sample {
                 working_set_bytes, ..
             }) => *working_set_bytes,
             _ => 0,
         };
-        if ws > self.journaled_peak_ws.max(pending) {
+        if ws > self.journaled_peak_ws.max(held) {
             self.unjournaled_peak = Some(ev.clone());
         }
         self.unjournaled = Some(ev);
@@ -566,6 +567,7 @@ impl Engine {
             attempt,
             command,
             estimate_bytes: (estimate > 0).then_some(estimate),
+            slurm_id: None,
         })?;
         Ok(spec)
     }
