@@ -70,7 +70,7 @@ fn clap_error(e: clap::Error) -> ExitCode {
     }
     let text = e.render().to_string();
     let text = text.strip_prefix("error: ").unwrap_or(&text);
-    eprint!("memsweep: error: {text}");
+    crate::errln!("memsweep: error: {}", text.trim_end());
     Exit::Usage.into()
 }
 
