@@ -5,6 +5,7 @@
 //! [`engine::Engine`], which owns the loop.
 
 mod engine;
+mod slurm;
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -36,6 +37,16 @@ pub fn run(fs: &Fs, args: RunArgs) -> anyhow::Result<Exit> {
             } = state;
             let prior = Prior::new(plan.jobs.len(), &succeeded, &events);
             let mut plan = plan;
+            if let Some(b) = request.options.backend
+                && b != plan.config.backend
+            {
+                return Err(crate::exit::usage(format!(
+                    "--backend {}: this sweep ran with --backend {}; a resumed sweep keeps its \
+                     backend (start a new sweep to switch; the history carries what it learned)",
+                    b.as_str(),
+                    plan.config.backend.as_str()
+                )));
+            }
             // The flags given now over the sweep's recorded options, through the same
             // validation as a fresh run.
             plan.config.resume_with(&request.options);
@@ -51,6 +62,17 @@ pub fn run(fs: &Fs, args: RunArgs) -> anyhow::Result<Exit> {
     let status = probe.status()?;
     let setup = Setup::new(&plan, &status, resumed.as_ref().map(|(_, p)| p))?;
 
+    if plan.config.backend == crate::cli::Backend::Slurm {
+        let cluster = crate::slurm::Cluster::connect()?;
+        if plan.config.dry_run {
+            return slurm::dry_run(&plan, setup, &cluster);
+        }
+        let (dir, prior) = match resumed {
+            Some((dir, prior)) => (dir, Some(prior)),
+            None => (create_dir(&plan)?, None),
+        };
+        return slurm::SlurmRun::new(plan, setup, cluster, dir, prior)?.run();
+    }
     if plan.config.dry_run {
         print_plan(&plan, &setup, &status);
         return Ok(Exit::Ok);
@@ -102,19 +124,45 @@ pub struct Prior {
     attempts: Vec<u32>,
     /// Jobs that succeeded (never rerun).
     succeeded: Vec<bool>,
+    /// Slurm backend: each job's last submitted attempt that has no end yet (attempt, slurm id,
+    /// --mem): it may still be queued or running, so it is re-attached, not submitted again.
+    open: Vec<Option<(u32, String, u64)>>,
+    /// Slurm backend: the --mem of each job's last attempt and whether it ran out of it.
+    last_mem: Vec<Option<(u64, bool)>>,
 }
 
 impl Prior {
     fn new(n: usize, succeeded: &[usize], events: &[crate::journal::Event]) -> Prior {
+        use crate::journal::{Event, JobStatus};
         let mut p = Prior {
             attempts: vec![0; n],
             succeeded: vec![false; n],
+            open: vec![None; n],
+            last_mem: vec![None; n],
         };
         for e in events {
-            if let crate::journal::Event::JobStart { job, .. } = e
-                && *job < n
-            {
-                p.attempts[*job] += 1;
+            match e {
+                Event::JobStart {
+                    job,
+                    attempt,
+                    estimate_bytes,
+                    slurm_id,
+                    ..
+                } if *job < n => {
+                    p.attempts[*job] += 1;
+                    p.open[*job] = slurm_id
+                        .clone()
+                        .map(|id| (*attempt, id, estimate_bytes.unwrap_or(0)));
+                    p.last_mem[*job] = estimate_bytes.map(|m| (m, false));
+                }
+                Event::JobEnd { job, status, .. } if *job < n => {
+                    p.open[*job] = None;
+                    if let Some((_, oom)) = &mut p.last_mem[*job] {
+                        *oom = *status == JobStatus::Oom;
+                    }
+                }
+                Event::JobRequeue { job, .. } if *job < n => p.open[*job] = None,
+                _ => {}
             }
         }
         for &j in succeeded {
@@ -156,6 +204,8 @@ impl From<&RunArgs> for Request {
                 timeout: a.timeout,
                 fail_fast: a.fail_fast,
                 output: a.output,
+                backend: a.backend,
+                slurm_args: (!a.slurm_args.is_empty()).then(|| a.slurm_args.clone()),
             },
         }
     }

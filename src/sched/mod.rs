@@ -1078,6 +1078,13 @@ impl Sched {
         });
     }
 
+    /// A job that ran elsewhere (the Slurm backend) ended with this peak: learn it as if it had
+    /// run here.
+    pub fn learn(&mut self, job: usize, peak: u64, wall_s: f64) {
+        self.largest_seen = self.largest_seen.max(peak);
+        self.est.learn(job, peak, None, wall_s);
+    }
+
     /// Once jobs sharing parameter values say what queued jobs need, run the largest first
     /// (as a peak-reserving packer would: small jobs fill in around them, and no big job is left
     /// to run alone at the end), after the jobs nothing firm is known about yet (learned early).
