@@ -862,7 +862,7 @@ def write_report(data: dict, path: Path) -> None:
               f"{statistics.mean(abs(e) for e in errs) * 100:.1f}% | {max(abs(e) for e in errs) * 100:.1f}% | "
               f"{within}/{len(rows)} | {', '.join(srcs)} |")
         A("")
-    A("## Targets (issue 4)\n")
+    A("## Targets (issue 8)\n")
     A("| target | measured | met? |")
     A("|---|---|---|")
     for t in data["targets"]:

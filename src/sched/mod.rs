@@ -543,7 +543,7 @@ impl Sched {
             Some((p, wall, true)) if r.estimate.source == Source::JobHistory => {
                 let est = self.est.own_peak(r.job).unwrap_or(r.estimate.bytes);
                 let f = self.progress(r, &p, wall, est);
-                let soon = (p.max_between(f - PROFILE_SLACK, f + PROFILE_SOON_S / wall)
+                let soon = (p.level_between(f - PROFILE_SLACK, f + PROFILE_SOON_S / wall)
                     * est as f64) as u64;
                 let soon = soon.max(self.raised[r.job]);
                 // Its own history covers its growth; only a job beyond it is projected ahead.
@@ -574,7 +574,7 @@ impl Sched {
                     return 0;
                 }
                 let level =
-                    (p.max_between(f - PROFILE_SLACK, f + PROFILE_SLACK) * est as f64) as u64;
+                    (p.level_between(f - PROFILE_SLACK, f + PROFILE_SLACK) * est as f64) as u64;
                 level.max(r.current).max(self.raised[r.job])
             }
             _ => self.expected(r),
@@ -593,7 +593,7 @@ impl Sched {
             let f = k as f64 / TIMELINE_POINTS as f64 * (1.0 + PROFILE_SLACK);
             let t = self.now + f * wall;
             let mine =
-                (p.max_between(f - PROFILE_SLACK, f + PROFILE_SLACK) * e.bytes as f64) as u64;
+                (p.level_between(f - PROFILE_SLACK, f + PROFILE_SLACK) * e.bytes as f64) as u64;
             let held: u64 = self.runs.iter().map(|r| self.held_at(r, t)).sum();
             if other + held + mine > budget {
                 return false;

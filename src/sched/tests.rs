@@ -1313,3 +1313,29 @@ fn guard_force_progress_resumes_the_oldest_paused_else_starts_the_head() {
     }
     assert_eq!(s.force_progress(false), None);
 }
+
+#[test]
+fn a_slow_recorded_ramp_is_planned_at_its_peak_only_a_late_jump_waits() {
+    // History recorded a 700 MiB job ramping over 60% of its life (a busy machine); next time
+    // it may ramp in 0.3 s. Planning counts its peak from the start (700 + 465 + 258 > 768 would
+    // have been admitted on the slow ramp); only a late jump is planned for when it comes.
+    let slow = Profile {
+        run_s: 6.0,
+        t_peak_s: 4.0,
+        seg: [78, 179, 365, 608, 799, 1000, 1000, 1000],
+    };
+    assert_eq!(slow.before_jump(), 1.0);
+    assert_eq!(slow.level_between(0.0, 0.1), 1.0);
+    let spike = Profile {
+        run_s: 2.0,
+        t_peak_s: 1.4,
+        seg: [167, 167, 167, 167, 167, 1000, 1000, 1000],
+    };
+    assert!((spike.level_between(0.0, 0.5) - 0.167).abs() < 1e-9);
+    let est = Estimator::new(None, vec![500 * MIB, 300 * MIB], &[])
+        .with_walls(vec![6.0, 1.0])
+        .with_profiles(vec![Some(slow), Some(flat(1.0))]);
+    let mut s = Sched::new(cfg(None, OnPressure::Pause), est, vec![0, 1], 2);
+    // 500 + 309 > 768: job 1 waits although job 0's record says 39 MiB in its first eighth.
+    assert_eq!(started(&s.decide()), vec![0]);
+}
