@@ -178,7 +178,7 @@ impl Drop for Guard {
 /// # Safety
 /// Must only be called in a freshly forked child; `st` and `devnull` must be valid.
 unsafe fn guard_main(sock: i32, st: &mut State, devnull: *const libc::c_char) -> ! {
-    // SAFETY (whole body): raw syscalls on fds we own, buffers inside `st`, and NUL-terminated
+    // SAFETY: (whole body) raw syscalls on fds we own, buffers inside `st`, and NUL-terminated
     // paths built in `st.path`; nothing allocates or takes a lock.
     unsafe {
         // Out of the runner's process group so a Ctrl-C or a group-wide signal meant for the

@@ -12,6 +12,8 @@
 //! that kills the jobs if the runner dies), `sys` (raw syscall wrappers). Cgroup paths go through
 //! the probe's `Fs` root (so v2 can be tested on fixture trees); processes and /proc are real.
 
+#![allow(unsafe_code)]
+
 pub mod attribution;
 mod cgroup;
 mod events;

@@ -248,7 +248,7 @@ struct ChildArgs<'a> {
 /// # Safety
 /// Must be called only in a freshly forked child with valid `a`.
 unsafe fn child_exec(a: &ChildArgs) -> ! {
-    // SAFETY (whole body): raw syscalls on descriptors and NUL-terminated strings prepared
+    // SAFETY: (whole body) raw syscalls on descriptors and NUL-terminated strings prepared
     // before the fork; nothing allocates or locks.
     unsafe {
         let fail = |stage: i32| -> ! {
