@@ -55,9 +55,13 @@ pub enum Command {
     Run(Box<RunArgs>),
     /// Show what happened in a sweep directory (finished, running or crashed): the table and advice, JSON, or an SVG timeline.
     Show(ShowArgs),
-    /// Print a shell completion script, e.g. `memsweep completions bash > ~/.local/share/bash-completion/completions/memsweep`.
+    /// Print a shell completion script.
+    ///
+    /// e.g. `memsweep completions bash > ~/.local/share/bash-completion/completions/memsweep`.
     Completions(CompletionsArgs),
-    /// Print the manual page (roff), e.g. `memsweep man > ~/.local/share/man/man1/memsweep.1`.
+    /// Print the manual page (roff).
+    ///
+    /// e.g. `memsweep man > ~/.local/share/man/man1/memsweep.1`.
     Man,
     /// Run one job of a `--backend slurm` sweep on its node and record its peak, exit status and
     /// wall time in the sweep directory (what the sbatch script runs; not for direct use).

@@ -155,7 +155,7 @@ pub fn load(dir: &Path) -> anyhow::Result<Shown> {
     let ctx = context(dir, &events);
     let mut summary = journal::summarize(&plan.jobs, &events, &ctx);
     // The journal's samples are at most one a second; the runner's summary.json also saw the
-    // samples in between, and the OOM counter the journal does not hold.
+    // samples in between, and the OOM counter and CPUs the journal does not hold.
     if let Some(previous) = fs::read(dir.join(SUMMARY_FILE))
         .ok()
         .and_then(|b| serde_json::from_slice::<Summary>(&b).ok())
@@ -164,6 +164,7 @@ pub fn load(dir: &Path) -> anyhow::Result<Shown> {
             .peak_working_set_bytes
             .max(previous.peak_working_set_bytes);
         summary.oom_kills = previous.oom_kills;
+        summary.cpus = previous.cpus;
     }
     Ok(Shown {
         plan,
@@ -207,21 +208,11 @@ fn probe_lock(dir: &Path) -> anyhow::Result<Option<Option<u32>>> {
 /// waiting skipped, unstarted ones not run.
 fn close_dead_run(events: &mut Vec<Event>) {
     let t = events.last().map_or(0.0, Event::t);
-    let mut waiting: Vec<(usize, u32)> = Vec::new();
+    let mut replay = journal::Replay::default();
     for e in events.iter() {
-        match e {
-            Event::JobRequeue { job, attempt, .. } => {
-                waiting.retain(|w| w.0 != *job);
-                waiting.push((*job, *attempt));
-            }
-            Event::JobStart { job, .. } | Event::JobEnd { job, .. } => {
-                waiting.retain(|w| w.0 != *job);
-            }
-            Event::SweepStart { .. } => waiting.clear(),
-            _ => {}
-        }
+        replay.step(e, |_| {});
     }
-    waiting.sort_unstable();
+    let waiting: Vec<(usize, u32)> = replay.waiting().collect();
     for (job, attempt) in waiting {
         events.push(Event::skipped(t, job, attempt));
     }
@@ -248,6 +239,7 @@ fn context(dir: &Path, events: &[Event]) -> SummaryContext {
         budget_bytes: start.map_or(0, |s| s.budget),
         accounting: start.map_or_else(String::new, |s| s.accounting.clone()),
         oom_kills: 0,
+        cpus: None,
     }
 }
 

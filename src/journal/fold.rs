@@ -1,19 +1,18 @@
 //! Folding journal events into a [`Summary`]: the one implementation behind the engine's
 //! `summary.json` (rewritten after every job) and `--resume` (which replays earlier runs).
 //!
-//! Conventions the fold relies on (the engine's side of the contract):
-//! - every attempt starts with a `job_start`; it ends with a `job_end`, or with a `job_requeue`
-//!   when memsweep stopped it to run it again later (a `job_end` after a requeue is allowed too);
-//! - a `sweep_start` begins a run of the runner; `sweep_end` closes it. A job still started when a
-//!   new `sweep_start` arrives died with the previous runner (SIGKILL): it counts as interrupted —
-//!   except under the Slurm backend (`accounting: "slurm"`), where jobs outlive the runner and
-//!   the resumed runner re-attaches to them, recording their ends when they come.
+//! Attempts come from [`super::replay`] (the one reading of starts and ends, shared with the plot
+//! and `show`): an attempt open when its run ends, or when a new run starts (its runner died),
+//! counts as interrupted.
+//! Under the Slurm backend (`accounting: "slurm"`) jobs outlive the runner: a resumed runner
+//! re-attaches to them and records their ends when they come (see [`super::replay`]).
 
 use std::collections::HashMap;
 
 use serde::Serialize;
 
-use super::{Event, JobStatus, JobSummary, Summary};
+use super::replay::{End, Step};
+use super::{Event, JobStatus, JobSummary, Replay, Summary};
 use crate::sweep::Job;
 
 /// What the journal does not know: supplied by the engine.
@@ -23,8 +22,10 @@ pub struct SummaryContext {
     pub limit_bytes: u64,
     pub budget_bytes: u64,
     pub accounting: String,
-    /// The probe's OOM-kill counter for the container, over the sweep.
+    /// Every OOM kill of the sweep (the container's and the job cgroups' counters).
     pub oom_kills: u64,
+    /// The CPUs the sweep runs on, for the advice.
+    pub cpus: Option<f64>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -45,6 +46,7 @@ struct JobFold {
     wall_s: Option<f64>,
     peak_bytes: Option<u64>,
     peak_source: Option<Box<str>>,
+    cpu_s: Option<f64>,
 }
 
 /// An incremental fold over journal events; [`SummaryFold::summary`] can be taken at any point.
@@ -62,6 +64,8 @@ pub struct SummaryFold {
     ended: bool,
     /// The latest run's `--fail-fast` stop, if any.
     fail_fast_job: Option<usize>,
+    /// Which attempts are open: the one reading of starts and ends.
+    replay: Replay,
 }
 
 impl SummaryFold {
@@ -73,67 +77,93 @@ impl SummaryFold {
         ) {
             *last = last.max(event.t());
         }
-        match event {
-            Event::SweepStart {
-                t,
-                jobs,
-                accounting,
-                ..
-            } => {
-                // Room for every job at once: growing the map rehashes into a second table,
-                // a transient that set the runner's peak footprint in a 10 000-job sweep.
-                // Bounded, since a damaged journal may claim any count.
-                let want = (*jobs).min(1 << 20).saturating_sub(self.jobs.len());
-                self.jobs.reserve(want);
-                self.close_run();
-                let outlive = accounting == crate::slurm::ACCOUNTING;
-                for job in self.jobs.values_mut().filter(|_| !outlive) {
-                    if job.phase == Some(Phase::Started) {
-                        job.phase = Some(Phase::Ended(JobStatus::Interrupted));
-                    }
-                }
-                self.open_run = Some((*t, *t));
-                self.ended = false;
-                self.fail_fast_job = None;
-            }
-            Event::JobStart { job, command, .. } => {
-                let j = self.jobs.entry(*job).or_default();
+        let Self {
+            replay,
+            jobs: fold_jobs,
+            requeues,
+            ..
+        } = self;
+        replay.step(event, |step| match step {
+            Step::Start { job, .. } => {
+                let Event::JobStart { command, .. } = event else {
+                    return;
+                };
+                let j = fold_jobs.entry(job).or_default();
                 j.phase = Some(Phase::Started);
                 j.attempts += 1;
                 j.command = Some(command.as_str().into());
                 j.exit_code = None;
                 j.signal = None;
                 j.wall_s = None;
+                j.cpu_s = None;
             }
-            Event::JobEnd {
+            Step::End {
                 job,
-                status,
-                exit_code,
-                signal,
-                wall_s,
-                peak_bytes,
-                peak_source,
+                end: End::Ended(e),
                 ..
             } => {
-                let j = self.jobs.entry(*job).or_default();
+                let Event::JobEnd {
+                    status,
+                    exit_code,
+                    signal,
+                    wall_s,
+                    peak_bytes,
+                    peak_source,
+                    cpu_s,
+                    ..
+                } = e
+                else {
+                    return;
+                };
+                let j = fold_jobs.entry(job).or_default();
                 j.phase = Some(Phase::Ended(*status));
                 j.exit_code = *exit_code;
                 j.signal = *signal;
                 j.wall_s = Some(*wall_s);
                 j.peak_bytes = *peak_bytes;
                 j.peak_source = (!peak_source.is_empty()).then(|| peak_source.as_str().into());
+                j.cpu_s = *cpu_s;
             }
-            Event::JobRequeue {
-                job, usage_bytes, ..
+            Step::End {
+                job,
+                end: End::Requeued { usage_bytes },
+                ..
             } => {
-                self.requeues += 1;
-                let j = self.jobs.entry(*job).or_default();
+                *requeues += 1;
+                let j = fold_jobs.entry(job).or_default();
                 j.phase = Some(Phase::Requeued);
                 // What it reached before being stopped: a lower bound on its peak.
-                j.peak_bytes = Some(j.peak_bytes.unwrap_or(0).max(*usage_bytes));
+                j.peak_bytes = Some(j.peak_bytes.unwrap_or(0).max(usage_bytes));
+            }
+            Step::End {
+                job,
+                end: End::Interrupted,
+                ..
+            } => {
+                // Its run ended, or its runner died, while it ran.
+                if let Some(j) = fold_jobs.get_mut(&job) {
+                    j.phase = Some(Phase::Ended(JobStatus::Interrupted));
+                }
+            }
+            Step::End {
+                end: End::Restarted,
+                ..
+            }
+            | Step::Event(_) => {}
+        });
+        match event {
+            Event::SweepStart { t, jobs, .. } => {
+                // Room for every job at once: growing the map rehashes into a second table,
+                // a transient that set the runner's peak footprint in a 10 000-job sweep.
+                // Bounded, since a damaged journal may claim any count.
+                let want = (*jobs).min(1 << 20).saturating_sub(self.jobs.len());
+                self.jobs.reserve(want);
+                self.close_run();
+                self.open_run = Some((*t, *t));
+                self.ended = false;
+                self.fail_fast_job = None;
             }
             Event::JobPause { .. } => self.pauses += 1,
-            Event::JobResume { .. } => {}
             Event::Sample {
                 working_set_bytes, ..
             } => self.peak_working_set = self.peak_working_set.max(*working_set_bytes),
@@ -142,6 +172,10 @@ impl SummaryFold {
                 self.ended = true;
                 self.fail_fast_job = *fail_fast_job;
             }
+            Event::JobStart { .. }
+            | Event::JobEnd { .. }
+            | Event::JobRequeue { .. }
+            | Event::JobResume { .. } => {}
         }
     }
 
@@ -252,6 +286,7 @@ impl SummaryFold {
             failed,
             skipped,
             fail_fast_job: self.fail_fast_job,
+            cpus: ctx.cpus,
             jobs: Vec::new(),
         }
     }
@@ -275,7 +310,7 @@ impl Serialize for View<'_> {
             }
         }
         let h = self.h;
-        let mut st = ser.serialize_struct("Summary", 15)?;
+        let mut st = ser.serialize_struct("Summary", 16)?;
         st.serialize_field("schema_version", &h.schema_version)?;
         st.serialize_field("out", &h.out)?;
         st.serialize_field("makespan_s", &h.makespan_s)?;
@@ -290,6 +325,7 @@ impl Serialize for View<'_> {
         st.serialize_field("failed", &h.failed)?;
         st.serialize_field("skipped", &h.skipped)?;
         st.serialize_field("fail_fast_job", &h.fail_fast_job)?;
+        st.serialize_field("cpus", &h.cpus)?;
         st.serialize_field("jobs", &Rows(self.jobs, self.fold))?;
         st.end()
     }
@@ -319,6 +355,7 @@ fn make_row(job: &Job, status: JobStatus, f: JobFold) -> JobSummary {
         wall_s: f.wall_s,
         peak_bytes: f.peak_bytes,
         peak_source: f.peak_source.map(String::from),
+        cpu_s: f.cpu_s,
     }
 }
 

@@ -13,6 +13,7 @@
 mod fold;
 #[cfg(test)]
 mod props;
+pub mod replay;
 
 use std::collections::BTreeSet;
 use std::fs::{self, File, OpenOptions};
@@ -26,6 +27,7 @@ use crate::exit::usage;
 use crate::sweep::SweepPlan;
 
 pub use fold::{SummaryContext, SummaryFold, summarize};
+pub use replay::Replay;
 
 /// File names inside a sweep directory.
 pub const PLAN_FILE: &str = "sweep.json";
@@ -147,6 +149,10 @@ pub enum Event {
         wall_s: f64,
         peak_bytes: Option<u64>,
         peak_source: String,
+        /// CPU seconds (user + system) of the attempt; null when unknown (journals written
+        /// before this field count as null).
+        #[serde(default)]
+        cpu_s: Option<f64>,
     },
     /// A memory sample, at most once a second: the container's working set and each running job.
     Sample {
@@ -200,6 +206,7 @@ impl Event {
             wall_s: 0.0,
             peak_bytes: None,
             peak_source: String::new(),
+            cpu_s: None,
         }
     }
 }
@@ -218,6 +225,9 @@ pub struct JobSummary {
     pub peak_bytes: Option<u64>,
     /// "cgroup-v1", "cgroup-v2", "proc" (sampled), or null.
     pub peak_source: Option<String>,
+    /// CPU seconds of the latest attempt, or null.
+    #[serde(default)]
+    pub cpu_s: Option<f64>,
 }
 
 /// The version of the JSON formats memsweep writes (`summary.json`, `sweep.json`, the events,
@@ -241,7 +251,8 @@ pub struct Summary {
     pub budget_bytes: u64,
     pub accounting: String,
     pub peak_working_set_bytes: u64,
-    /// OOM kills counted by the container's cgroup during the sweep (the probe's counter).
+    /// Every OOM kill the kernel made during the sweep: the container's counter and each job
+    /// cgroup's, read before the cgroup was reset or removed.
     pub oom_kills: u64,
     pub requeues: u64,
     pub pauses: u64,
@@ -254,6 +265,9 @@ pub struct Summary {
     /// `--fail-fast` started no more jobs after this job failed.
     #[serde(default)]
     pub fail_fast_job: Option<usize>,
+    /// The CPUs the sweep ran on (quota, cpuset, online), for the advice; null when unknown.
+    #[serde(default)]
+    pub cpus: Option<f64>,
     pub jobs: Vec<JobSummary>,
 }
 
@@ -666,6 +680,7 @@ pub(crate) mod fixtures {
             budget_bytes: 1 << 30,
             accounting: "cgroup-v1".into(),
             oom_kills: 0,
+            cpus: None,
         }
     }
 
@@ -707,6 +722,7 @@ pub(crate) mod fixtures {
             wall_s: 2.0,
             peak_bytes: Some(peak),
             peak_source: "cgroup-v1".into(),
+            cpu_s: Some(0.5),
         }
     }
 

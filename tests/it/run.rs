@@ -5,8 +5,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use crate::harness::{Ms, TestCgroup, ms, poll, tempdir};
-use crate::skip;
+use crate::cgroup;
+use crate::harness::{Ms, ms, poll, tempdir};
 
 const MIB: u64 = 1 << 20;
 
@@ -16,13 +16,13 @@ fn hog(mb: u64, secs: f64) -> String {
 }
 
 /// `memsweep run` in `dir`, with its own history store (tests must not share one).
-fn run_in(dir: &Path) -> Ms {
+pub fn run_in(dir: &Path) -> Ms {
     ms(["run"])
         .env("XDG_CACHE_HOME", dir.join("cache"))
         .current_dir(dir)
 }
 
-fn read_json(path: &Path) -> serde_json::Value {
+pub fn read_json(path: &Path) -> serde_json::Value {
     let text = std::fs::read_to_string(path)
         .unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()));
     serde_json::from_str(&text).unwrap_or_else(|e| panic!("{} is not JSON: {e}", path.display()))
@@ -73,16 +73,6 @@ fn signal(pid: u32, sig: &str) {
         .unwrap()
         .success();
     assert!(ok, "kill -{sig} {pid}");
-}
-
-/// A real memory cgroup named for this branch, or skip the test (printing why).
-macro_rules! cgroup {
-    ($name:expr, $limit:expr) => {
-        match TestCgroup::new(&format!("engine-{}", $name), $limit) {
-            Ok(cg) => cg,
-            Err(why) => skip!("{why}"),
-        }
-    };
 }
 
 #[test]

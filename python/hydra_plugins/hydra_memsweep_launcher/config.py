@@ -30,10 +30,11 @@ class MemsweepLauncherConf:
     limit: Optional[str] = None
     # --job-mem-max: hard cap per job (its own memory cgroup); a job above it is killed alone
     job_mem_max: Optional[str] = None
-    # --on-pressure: pause | requeue | none
-    on_pressure: str = "pause"
-    # --retries: attempts after the first for a job that memsweep stopped under memory pressure
-    retries: int = 3
+    # --on-pressure: pause | requeue | none; null = memsweep's default (pause)
+    on_pressure: Optional[str] = None
+    # --retries: attempts after the first for a job that memsweep stopped under memory pressure;
+    # null = memsweep's default (3)
+    retries: Optional[int] = None
     # false = --no-history: do not learn from or record to the history of earlier sweeps
     history: bool = True
     # false = --no-cgroups: measure jobs by sampling /proc instead of per-job memory cgroups

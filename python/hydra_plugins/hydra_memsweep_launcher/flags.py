@@ -28,6 +28,14 @@ SIZE_FLAGS = {
     "job_mem_max": "--job-mem-max",
 }
 ON_PRESSURE = ("pause", "requeue", "none")
+# Every field that becomes a flag, to name the field when memsweep rejects the flag's value.
+FIELD_FLAGS = {
+    "n_jobs": "-j",
+    **SIZE_FLAGS,
+    "on_pressure": "--on-pressure",
+    "retries": "--retries",
+    "timeout": "--timeout",
+}
 KNOWN_OPTIONS = set(SIZE_FLAGS) | {
     "n_jobs",
     "on_pressure",

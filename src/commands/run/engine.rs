@@ -7,7 +7,7 @@ use std::io::Write as _;
 use std::time::{Duration, Instant, SystemTime};
 
 use crate::cli::OutputMode;
-use crate::exec::{Accounting, ExecEvent, Executor, Outcome, SpawnSpec};
+use crate::exec::{Accounting, ExecEvent, Executor, JobExit, Outcome, SpawnSpec};
 use crate::exit::Exit;
 use crate::history::Record;
 use crate::journal::{Event, JobStatus, Summary, SummaryContext, SweepDir};
@@ -76,6 +76,8 @@ pub struct Engine {
     t0: Instant,
     status: MemStatus,
     oom_at_start: Option<u64>,
+    /// OOM kills counted in the jobs' own cgroups (read before each is reset or removed).
+    job_oom_kills: u64,
     peak_ws: u64,
     running: Vec<Running>,
     ended_here: usize,
@@ -95,12 +97,29 @@ pub struct Engine {
     fail_fast_job: Option<usize>,
     /// `--output live`: the running jobs' output files, followed.
     live: Option<Live>,
+    /// The latest sample, until journaled.
+    unjournaled: Option<Event>,
+    /// The sample of the highest working set not journaled yet.
+    unjournaled_peak: Option<Event>,
+    journaled_peak_ws: u64,
 }
 
 fn epoch() -> f64 {
     SystemTime::now()
         .duration_since(SystemTime::UNIX_EPOCH)
         .map_or(0.0, |d| d.as_secs_f64())
+}
+
+/// Every kernel OOM kill of the sweep, from the container's counter (its increase) and the sum
+/// of the job cgroups' counters. v1 counts a kill only in the victim's own cgroup, so the two
+/// add up (and in Proc mode the jobs have no cgroup of their own). v2's `memory.events` is
+/// hierarchical, so the container's counter already includes the jobs' kills, unless the
+/// hierarchy is mounted with `memory_localevents`: the larger of the two is the count.
+fn oom_kills(accounting: Accounting, container: u64, jobs: u64) -> u64 {
+    match accounting {
+        Accounting::CgroupV2 => container.max(jobs),
+        Accounting::CgroupV1 | Accounting::Proc => container + jobs,
+    }
 }
 
 fn accounting_str(a: Accounting) -> &'static str {
@@ -126,7 +145,10 @@ impl Engine {
         let now = Instant::now();
         Ok(Engine {
             oom_at_start: status.oom_kills,
-            peak_ws: status.working_set_bytes,
+            job_oom_kills: 0,
+            // From the samples only (the first is taken and journaled at the start), so the
+            // peak the summary reports is one the journal, and the plot, hold.
+            peak_ws: 0,
             plan,
             setup,
             probe,
@@ -150,6 +172,9 @@ impl Engine {
             killed_all: false,
             fail_fast_job: None,
             live,
+            unjournaled: None,
+            unjournaled_peak: None,
+            journaled_peak_ws: 0,
         })
     }
 
@@ -201,19 +226,12 @@ impl Engine {
         let deadline = Instant::now() + Duration::from_secs(5);
         while !self.running.is_empty() && Instant::now() < deadline {
             for ev in self.exec.wait(Duration::from_millis(100)) {
-                if let ExecEvent::Exited {
-                    job,
-                    attempt,
-                    outcome,
-                    wall,
-                    peak_bytes,
-                    accounting,
-                } = ev
-                {
-                    let _ = self.on_exit(job, attempt, outcome, wall, peak_bytes, accounting);
+                if let ExecEvent::Exited(end) = ev {
+                    let _ = self.on_exit(end);
                 }
             }
         }
+        self.journal_samples();
         let _ = self.dir.sync();
         let summary = self.summary();
         let _ = self.dir.write_summary(&summary);
@@ -224,7 +242,13 @@ impl Engine {
     fn main_loop(&mut self) -> anyhow::Result<()> {
         let accounting = accounting_str(self.exec.accounting()).to_string();
         if !self.plan.config.json {
-            crate::errln!("memsweep: {}", self.exec.accounting_note());
+            let ev = self.exec.events_active();
+            let woken = if ev.is_empty() {
+                String::new()
+            } else {
+                format!("; memory events: {}", ev.join(", "))
+            };
+            crate::errln!("memsweep: {}{woken}", self.exec.accounting_note());
         }
         // What cannot be done here: printed once, whatever the output mode, and journaled.
         let downgrades = self.exec.notes().to_vec();
@@ -301,20 +325,15 @@ impl Engine {
             let timeout = wake.saturating_duration_since(Instant::now());
             let events = self.exec.wait(timeout);
             exited = false;
+            let mut memory_event = false;
             for ev in events {
                 match ev {
-                    ExecEvent::Exited {
-                        job,
-                        attempt,
-                        outcome,
-                        wall,
-                        peak_bytes,
-                        accounting,
-                    } => {
+                    ExecEvent::Exited(end) => {
                         exited = true;
-                        self.on_exit(job, attempt, outcome, wall, peak_bytes, accounting)?;
+                        self.on_exit(end)?;
                     }
                     ExecEvent::Interrupt { signal } => self.on_interrupt(signal),
+                    ExecEvent::Memory => memory_event = true,
                 }
             }
             if let Some(k) = self.kill_at
@@ -325,7 +344,10 @@ impl Engine {
             }
             self.enforce_timeouts();
             let due = self.last_sample.elapsed() >= interval;
-            if due || (exited && self.last_sample.elapsed() >= RESAMPLE_AFTER_EXIT) {
+            // A kernel memory event (usage crossed a threshold, PSI) is sampled at once: a
+            // burst of hundreds of MiB takes a few ms, less than one sample interval.
+            if due || memory_event || (exited && self.last_sample.elapsed() >= RESAMPLE_AFTER_EXIT)
+            {
                 self.observe(false);
             }
         }
@@ -359,6 +381,10 @@ impl Engine {
             .collect();
         self.sample_cost = (self.sample_cost * 3 + began.elapsed()) / 4;
         let ws = self.status.working_set_bytes;
+        self.exec.rearm(
+            self.setup.budget.budget.saturating_sub(ws),
+            self.status.usage_bytes,
+        );
         self.peak_ws = self.peak_ws.max(ws);
         let psi = self.status.pressure.map(|p| p.some_avg10);
         let now = self.secs();
@@ -371,16 +397,46 @@ impl Engine {
         let journal_due = self
             .last_journal_sample
             .is_none_or(|t| t.elapsed() >= JOURNAL_SAMPLE_EVERY);
+        let ev = Event::Sample {
+            t: epoch(),
+            working_set_bytes: ws,
+            available_bytes: self.status.available_bytes,
+            budget_bytes: self.setup.budget.budget,
+            running: usage.iter().map(|u| (u.job, u.current)).collect(),
+            psi_some_avg10: psi,
+        };
+        // The journal keeps a sample a second, plus the sample of each new peak working set
+        // (written at the next journal time), so the plot reaches the peak the summary reports.
+        // Against the held peak too: a lower sample must not replace a higher one not yet written.
+        let held = match &self.unjournaled_peak {
+            Some(Event::Sample {
+                working_set_bytes, ..
+            }) => *working_set_bytes,
+            _ => 0,
+        };
+        if ws > self.journaled_peak_ws.max(held) {
+            self.unjournaled_peak = Some(ev.clone());
+        }
+        self.unjournaled = Some(ev);
         if force_journal || journal_due {
-            self.last_journal_sample = Some(Instant::now());
-            let ev = Event::Sample {
-                t: epoch(),
-                working_set_bytes: ws,
-                available_bytes: self.status.available_bytes,
-                budget_bytes: self.setup.budget.budget,
-                running: usage.iter().map(|u| (u.job, u.current)).collect(),
-                psi_some_avg10: psi,
-            };
+            self.journal_samples();
+        }
+    }
+
+    /// Journal the held samples: the latest peak not yet journaled, then the latest sample. Also
+    /// called before a pause or requeue, so the sample it was decided on is in the journal.
+    fn journal_samples(&mut self) {
+        self.last_journal_sample = Some(Instant::now());
+        let peak = self.unjournaled_peak.take();
+        let last = self.unjournaled.take();
+        let same = matches!((&peak, &last), (Some(a), Some(b)) if a == b);
+        for ev in [peak.filter(|_| !same), last].into_iter().flatten() {
+            if let Event::Sample {
+                working_set_bytes, ..
+            } = &ev
+            {
+                self.journaled_peak_ws = self.journaled_peak_ws.max(*working_set_bytes);
+            }
             if let Err(e) = self.emit(ev) {
                 crate::errln!("memsweep: warning: {e:#}");
             }
@@ -391,6 +447,13 @@ impl Engine {
     /// starts are returned to be spawned once the journal is synced.
     fn decide_and_record(&mut self) -> anyhow::Result<Vec<SpawnSpec>> {
         let actions = self.setup.sched.decide();
+        if actions
+            .iter()
+            .any(|a| matches!(a, Action::Pause { .. } | Action::Requeue { .. }))
+        {
+            // The reason cites what this sample saw: the journal (and the plot) must hold it.
+            self.journal_samples();
+        }
         let mut to_spawn = Vec::new();
         for a in actions {
             match a {
@@ -509,15 +572,20 @@ impl Engine {
         Ok(spec)
     }
 
-    fn on_exit(
-        &mut self,
-        job: usize,
-        attempt: u32,
-        outcome: Outcome,
-        wall: Duration,
-        peak: Option<u64>,
-        accounting: Accounting,
-    ) -> anyhow::Result<()> {
+    fn on_exit(&mut self, end: JobExit) -> anyhow::Result<()> {
+        let JobExit {
+            job,
+            attempt,
+            outcome,
+            wall,
+            peak_bytes: peak,
+            accounting,
+            oom_kills,
+            cpu,
+        } = end;
+        // Counted for every attempt, requeued ones too: the job's cgroup is reset or removed
+        // after this, and v1 counts a kill nowhere else.
+        self.job_oom_kills += oom_kills;
         let timed_out = self
             .running
             .iter()
@@ -570,6 +638,7 @@ impl Engine {
             } else {
                 String::new()
             },
+            cpu_s: cpu.map(|c| c.as_secs_f64()),
         })?;
         if status.is_failure() && self.plan.config.fail_fast && self.fail_fast_job.is_none() {
             self.fail_fast(job);
@@ -767,7 +836,7 @@ impl Engine {
     }
 
     fn summary_context(&self) -> SummaryContext {
-        let oom = match (self.oom_at_start, self.status.oom_kills) {
+        let container = match (self.oom_at_start, self.status.oom_kills) {
             (Some(a), Some(b)) => b.saturating_sub(a),
             _ => 0,
         };
@@ -776,7 +845,8 @@ impl Engine {
             limit_bytes: self.setup.budget.limit,
             budget_bytes: self.setup.budget.budget,
             accounting: accounting_str(self.exec.accounting()).to_string(),
-            oom_kills: oom,
+            oom_kills: oom_kills(self.exec.accounting(), container, self.job_oom_kills),
+            cpus: self.status.cpus,
         }
     }
 
@@ -801,6 +871,7 @@ impl Engine {
         if let Ok(s) = self.probe.status() {
             self.status = s;
         }
+        self.journal_samples();
         self.skip_queued()?;
         // The counts without the rows: a 10 000-job summary is megabytes, built once, below.
         let (succeeded, failed) = self.dir.counts(&self.plan.jobs);
@@ -844,5 +915,23 @@ impl Engine {
         };
         let _ = res;
         Ok(code)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn oom_kills_add_the_job_cgroups_to_the_container_where_the_kernel_counts_them_apart() {
+        // v1: 2 jobs killed in their own cgroups, none in the container's: 2, not 0.
+        assert_eq!(oom_kills(Accounting::CgroupV1, 0, 2), 2);
+        assert_eq!(oom_kills(Accounting::CgroupV1, 1, 2), 3);
+        // v2's container counter is hierarchical: the same kills are not counted twice.
+        assert_eq!(oom_kills(Accounting::CgroupV2, 2, 2), 2);
+        assert_eq!(oom_kills(Accounting::CgroupV2, 3, 2), 3);
+        // ...unless mounted with memory_localevents (container counter local).
+        assert_eq!(oom_kills(Accounting::CgroupV2, 0, 2), 2);
+        assert_eq!(oom_kills(Accounting::Proc, 4, 0), 4);
     }
 }

@@ -562,6 +562,7 @@ impl SlurmRun {
             } else {
                 String::new()
             },
+            cpu_s: None,
         })?;
         if status == JobStatus::Succeeded
             && let (Some(p), true) = (peak, self.setup.history.is_some())
@@ -621,6 +622,7 @@ impl SlurmRun {
                 wall_s: r.as_ref().map_or(0.0, |r| r.wall_s),
                 peak_bytes: r.as_ref().and_then(|r| r.peak_bytes),
                 peak_source: r.map_or(String::new(), |r| r.peak_source),
+                cpu_s: None,
             });
         }
     }
@@ -632,6 +634,8 @@ impl SlurmRun {
             budget_bytes: self.limits.cap,
             accounting: slurm::ACCOUNTING.to_string(),
             oom_kills: self.oom_ends,
+            // The cluster's cores, not this machine's, bound a Slurm sweep: unknown here.
+            cpus: None,
         }
     }
 
