@@ -7,12 +7,15 @@
 //! - a `sweep_start` begins a run of the runner; `sweep_end` closes it. A job still started when a
 //!   new `sweep_start` arrives died with the previous runner (SIGKILL): it counts as killed.
 
-use std::collections::HashMap;
-
 use serde::Serialize;
 
 use super::{Event, JobStatus, JobSummary, Summary};
 use crate::sweep::Job;
+
+/// The table is made whole at `sweep_start` up to this many jobs (grown on demand past it), and
+/// ids at or past it are ignored when no `sweep_start` said how many jobs there are: a damaged
+/// journal may claim any count or id.
+const MAX_JOB_ID: usize = 1 << 20;
 
 /// What the journal does not know: supplied by the engine.
 #[derive(Debug, Clone, PartialEq)]
@@ -51,7 +54,8 @@ struct JobFold {
 /// An incremental fold over journal events; [`SummaryFold::summary`] can be taken at any point.
 #[derive(Debug, Clone, Default)]
 pub struct SummaryFold {
-    jobs: HashMap<usize, JobFold>,
+    /// Indexed by job id (ids are dense, 0..n): no hash table and no keys, one entry per job.
+    jobs: Vec<JobFold>,
     peak_working_set: u64,
     requeues: u64,
     pauses: u64,
@@ -61,6 +65,8 @@ pub struct SummaryFold {
     open_run: Option<(f64, f64)>,
     /// The latest run ended with `sweep_end`: unstarted jobs are skipped, not pending.
     ended: bool,
+    /// The job count the latest `sweep_start` declared (0: none seen).
+    declared: usize,
 }
 
 impl SummaryFold {
@@ -74,13 +80,17 @@ impl SummaryFold {
         }
         match event {
             Event::SweepStart { t, jobs, .. } => {
-                // Room for every job at once: growing the map rehashes into a second table,
+                // Room for every job at once: growing the table copies it into a second one,
                 // a transient that set the runner's peak footprint in a 10 000-job sweep.
                 // Bounded, since a damaged journal may claim any count.
-                let want = (*jobs).min(1 << 20).saturating_sub(self.jobs.len());
-                self.jobs.reserve(want);
+                self.declared = self.declared.max(*jobs);
+                let n = (*jobs).min(MAX_JOB_ID);
+                if n > self.jobs.len() {
+                    self.jobs.reserve_exact(n - self.jobs.len());
+                    self.jobs.resize_with(n, JobFold::default);
+                }
                 self.close_run();
-                for job in self.jobs.values_mut() {
+                for job in &mut self.jobs {
                     if job.phase == Some(Phase::Started) {
                         job.phase = Some(Phase::Ended(JobStatus::Killed));
                     }
@@ -89,7 +99,7 @@ impl SummaryFold {
                 self.ended = false;
             }
             Event::JobStart { job, command, .. } => {
-                let j = self.jobs.entry(*job).or_default();
+                let Some(j) = self.entry(*job) else { return };
                 j.phase = Some(Phase::Started);
                 j.attempts += 1;
                 j.command = Some(command.as_str().into());
@@ -109,7 +119,7 @@ impl SummaryFold {
                 cpu_s,
                 ..
             } => {
-                let j = self.jobs.entry(*job).or_default();
+                let Some(j) = self.entry(*job) else { return };
                 j.phase = Some(Phase::Ended(*status));
                 j.exit_code = *exit_code;
                 j.signal = *signal;
@@ -122,7 +132,7 @@ impl SummaryFold {
                 job, usage_bytes, ..
             } => {
                 self.requeues += 1;
-                let j = self.jobs.entry(*job).or_default();
+                let Some(j) = self.entry(*job) else { return };
                 j.phase = Some(Phase::Requeued);
                 // What it reached before being stopped: a lower bound on its peak.
                 j.peak_bytes = Some(j.peak_bytes.unwrap_or(0).max(*usage_bytes));
@@ -137,6 +147,27 @@ impl SummaryFold {
                 self.ended = true;
             }
         }
+    }
+
+    /// The entry of `job`, made if new; None for an id no sweep can have (a damaged journal).
+    fn entry(&mut self, job: usize) -> Option<&mut JobFold> {
+        // Rows are made for the plan's jobs only: an event for another id shows nowhere.
+        let bound = if self.declared > 0 {
+            self.declared
+        } else {
+            MAX_JOB_ID
+        };
+        if job >= bound {
+            return None;
+        }
+        if job >= self.jobs.len() {
+            self.jobs.resize_with(job + 1, JobFold::default);
+        }
+        self.jobs.get_mut(job)
+    }
+
+    fn get(&self, job: usize) -> Option<&JobFold> {
+        self.jobs.get(job).filter(|f| f.phase.is_some())
     }
 
     fn close_run(&mut self) {
@@ -154,14 +185,48 @@ impl SummaryFold {
 
     /// [`Self::summary`], consuming the fold: the rows take its strings instead of copying them,
     /// which keeps the end of a big sweep (fold, rows and report at once) smaller.
-    pub fn into_summary(mut self, jobs: &[Job], ctx: &SummaryContext) -> Summary {
+    pub fn into_summary(self, jobs: &[Job], ctx: &SummaryContext) -> Summary {
+        self.into_summary_with(jobs, ctx, |_| true)
+    }
+
+    /// [`Self::into_summary`] where only rows whose status passes `full` carry their command,
+    /// parameters and peak source: for the end-of-sweep report of a big sweep, whose table
+    /// lists only the jobs that did not succeed while the advice reads every job's numbers.
+    /// (`summary.json` is written from the fold, whole.)
+    pub fn into_summary_with(
+        mut self,
+        jobs: &[Job],
+        ctx: &SummaryContext,
+        full: impl Fn(JobStatus) -> bool,
+    ) -> Summary {
         let mut s = self.header(jobs, ctx);
         s.jobs = jobs
             .iter()
             .map(|job| {
-                let f = self.jobs.remove(&job.id);
+                let f = self
+                    .jobs
+                    .get_mut(job.id)
+                    .filter(|f| f.phase.is_some())
+                    .map(std::mem::take);
                 let status = self.status(f.as_ref());
-                make_row(job, status, f.unwrap_or_default())
+                let f = f.unwrap_or_default();
+                if full(status) {
+                    make_row(job, status, f)
+                } else {
+                    JobSummary {
+                        id: job.id,
+                        command: String::new(),
+                        params: Vec::new(),
+                        status,
+                        exit_code: f.exit_code,
+                        signal: f.signal,
+                        attempts: f.attempts,
+                        wall_s: f.wall_s,
+                        peak_bytes: f.peak_bytes,
+                        peak_source: None,
+                        cpu_s: f.cpu_s,
+                    }
+                }
             })
             .collect();
         s
@@ -194,7 +259,7 @@ impl SummaryFold {
     pub fn counts(&self, jobs: &[Job]) -> (usize, usize) {
         let (mut succeeded, mut failed) = (0, 0);
         for job in jobs {
-            match self.status(self.jobs.get(&job.id)) {
+            match self.status(self.get(job.id)) {
                 JobStatus::Succeeded => succeeded += 1,
                 s if s.is_failure() => failed += 1,
                 _ => {}
@@ -215,7 +280,7 @@ impl SummaryFold {
     }
 
     fn row(&self, job: &Job) -> JobSummary {
-        let f = self.jobs.get(&job.id);
+        let f = self.get(job.id);
         let status = self.status(f);
         make_row(job, status, f.cloned().unwrap_or_default())
     }
@@ -224,7 +289,7 @@ impl SummaryFold {
     fn header(&self, jobs: &[Job], ctx: &SummaryContext) -> Summary {
         let (mut succeeded, mut failed, mut skipped) = (0, 0, 0);
         for job in jobs {
-            match self.status(self.jobs.get(&job.id)) {
+            match self.status(self.get(job.id)) {
                 JobStatus::Succeeded => succeeded += 1,
                 s if s.is_failure() => failed += 1,
                 _ => skipped += 1,
@@ -351,6 +416,43 @@ mod tests {
         );
         let back: Summary = serde_json::from_str(&serde_json::to_string(&want).unwrap()).unwrap();
         assert_eq!((back.succeeded, back.failed, back.skipped), (1, 1, 2));
+    }
+
+    #[test]
+    fn the_report_summary_keeps_the_numbers_of_every_row_and_the_text_of_the_chosen_ones() {
+        let jobs = jobs(3);
+        let mut fold = SummaryFold::default();
+        for e in [
+            sweep_start(100.0, false),
+            start(100.0, 0, 1),
+            start(100.0, 1, 1),
+            end(102.0, 0, 1, JobStatus::Succeeded, 300 << 20),
+            end(103.0, 1, 1, JobStatus::Failed, 200 << 20),
+        ] {
+            fold.add(&e);
+        }
+        let c = ctx("out");
+        let whole = fold.clone().into_summary(&jobs, &c);
+        let s = fold.into_summary_with(&jobs, &c, |st| st != JobStatus::Succeeded);
+        // The succeeded row: numbers only.
+        assert_eq!(s.jobs[0].command, "");
+        assert!(s.jobs[0].params.is_empty());
+        assert_eq!(s.jobs[0].peak_bytes, Some(300 << 20));
+        assert_eq!(s.jobs[0].wall_s, whole.jobs[0].wall_s);
+        assert_eq!(s.jobs[0].cpu_s, Some(0.5));
+        // The others whole.
+        assert_eq!(s.jobs[1], whole.jobs[1]);
+        assert_eq!(s.jobs[2], whole.jobs[2]);
+        assert_eq!((s.succeeded, s.failed), (1, 1));
+    }
+
+    #[test]
+    fn an_event_for_a_job_the_sweep_does_not_have_is_ignored() {
+        let mut fold = SummaryFold::default();
+        fold.add(&sweep_start(100.0, false));
+        fold.add(&start(100.0, usize::MAX, 1));
+        fold.add(&end(101.0, 1 << 40, 1, JobStatus::Succeeded, 1));
+        assert!(fold.jobs.len() < 1 << 20);
     }
 
     #[test]
