@@ -209,24 +209,14 @@ impl SummaryFold {
                     .filter(|f| f.phase.is_some())
                     .map(std::mem::take);
                 let status = self.status(f.as_ref());
-                let f = f.unwrap_or_default();
-                if full(status) {
-                    make_row(job, status, f)
-                } else {
-                    JobSummary {
-                        id: job.id,
-                        command: String::new(),
-                        params: Vec::new(),
-                        status,
-                        exit_code: f.exit_code,
-                        signal: f.signal,
-                        attempts: f.attempts,
-                        wall_s: f.wall_s,
-                        peak_bytes: f.peak_bytes,
-                        peak_source: None,
-                        cpu_s: f.cpu_s,
-                    }
+                let mut row = make_row(job, status, f.unwrap_or_default());
+                if !full(status) {
+                    // Dropped one row at a time: never all held at once.
+                    row.command = String::new();
+                    row.params = Vec::new();
+                    row.peak_source = None;
                 }
+                row
             })
             .collect();
         s
