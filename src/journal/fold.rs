@@ -41,8 +41,6 @@ enum Phase {
 struct JobFold {
     phase: Option<Phase>,
     attempts: u32,
-    // Boxed: one per job of the sweep, kept for the whole run.
-    command: Option<Box<str>>,
     exit_code: Option<i32>,
     signal: Option<i32>,
     wall_s: Option<f64>,
@@ -98,11 +96,10 @@ impl SummaryFold {
                 self.open_run = Some((*t, *t));
                 self.ended = false;
             }
-            Event::JobStart { job, command, .. } => {
+            Event::JobStart { job, .. } => {
                 let Some(j) = self.entry(*job) else { return };
                 j.phase = Some(Phase::Started);
                 j.attempts += 1;
-                j.command = Some(command.as_str().into());
                 j.exit_code = None;
                 j.signal = None;
                 j.wall_s = None;
@@ -357,7 +354,9 @@ pub fn summarize(jobs: &[Job], events: &[Event], ctx: &SummaryContext) -> Summar
 fn make_row(job: &Job, status: JobStatus, f: JobFold) -> JobSummary {
     JobSummary {
         id: job.id,
-        command: f.command.map_or_else(|| job.key.clone(), String::from),
+        // The engine journals the plan's display command; rendered again here rather than
+        // kept per job for the whole run.
+        command: job.command.display(),
         params: job.params.clone(),
         status,
         exit_code: f.exit_code,
