@@ -11,7 +11,7 @@ pub enum Exit {
     Failed = 1,
     /// Bad usage, bad configuration, or an environment memsweep cannot work in.
     Usage = 2,
-    /// Interrupted by Ctrl-C or SIGTERM.
+    /// Interrupted by Ctrl-C, SIGTERM or SIGHUP (a closed terminal).
     Interrupted = 130,
 }
 

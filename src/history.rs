@@ -73,7 +73,7 @@ impl History {
         };
         let (records, corrupt) = parse_for_template(&bytes, template);
         if let Some((first, n)) = corrupt {
-            eprintln!(
+            crate::errln!(
                 "memsweep: warning: {}:{first}: skipped {n} corrupt history line(s); delete the file to start a fresh history",
                 self.path.display()
             );

@@ -8,9 +8,13 @@
 use std::fmt;
 
 /// A size as written: absolute bytes, or a percentage of some reference (the memory limit).
+/// In JSON (`sweep.json`): `{"bytes": N}` or `{"percent": P}`; the `{"Bytes": N}` of earlier
+/// versions still reads.
 #[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
 pub enum SizeSpec {
+    #[serde(rename = "bytes", alias = "Bytes")]
     Bytes(u64),
+    #[serde(rename = "percent", alias = "Percent")]
     Percent(f64),
 }
 
@@ -94,6 +98,8 @@ pub fn parse_bytes(input: &str) -> Result<u64, SizeError> {
         "m" | "mb" | "mib" => 1 << 20,
         "g" | "gb" | "gib" => 1 << 30,
         "t" | "tb" | "tib" => 1 << 40,
+        // `human` prints PiB: what memsweep prints must read back.
+        "p" | "pb" | "pib" => 1 << 50,
         _ => return Err(SizeError::Invalid(input.to_string())),
     };
     if !num.contains('.') {
@@ -215,5 +221,38 @@ mod tests {
         assert_eq!(flag(314572800), "300M");
         assert_eq!(flag(1610612736), "1.5G");
         assert_eq!(parse_bytes(&flag(1610612736)).unwrap(), 1610612736);
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(2000))]
+
+        /// A flag value parses back to at least the size (jobs are never under-sized) and at
+        /// most 1 MiB or 10% more.
+        #[test]
+        fn flags_parse_back(b in 0u64..(1 << 52)) {
+            let p = parse_bytes(&flag(b)).unwrap();
+            proptest::prop_assert!(p >= b, "{} -> {} -> {}", b, flag(b), p);
+            proptest::prop_assert!(p - b <= (1u64 << 20).max(b / 10 + 1), "{} -> {}", b, flag(b));
+        }
+
+        /// What people read parses back within the rounding of three significant digits.
+        #[test]
+        fn human_sizes_parse_back(b in 0u64..(1 << 60)) {
+            let p = parse_bytes(&human(b)).unwrap();
+            let err = (p as f64 - b as f64).abs() / (b as f64).max(1.0);
+            proptest::prop_assert!(err <= 0.005, "{} -> {} -> {}", b, human(b), p);
+        }
+
+        /// Every unit spelling of a whole number is exact; a size never parses negative.
+        #[test]
+        fn whole_numbers_with_units_are_exact(n in 0u64..1_000_000, unit in 0usize..5, case in 0usize..3) {
+            let units = [("", 0), ("K", 10), ("M", 20), ("G", 30), ("T", 40)];
+            let (u, shift) = units[unit];
+            let spelled = match case { 0 => u.to_string(), 1 => format!("{u}iB"), _ => format!("{}b", u.to_lowercase()) };
+            let spelled = if u.is_empty() { String::new() } else { spelled };
+            proptest::prop_assert_eq!(parse_bytes(&format!("{n}{spelled}")).unwrap(), n << shift);
+            let negative = format!("-{n}{spelled}");
+            proptest::prop_assert!(parse_bytes(&negative).is_err());
+        }
     }
 }

@@ -12,6 +12,7 @@ use crate::size::{SizeSpec, human};
 
 #[derive(Debug, Serialize)]
 struct Verdict<'a> {
+    schema_version: u32,
     ok: bool,
     need_bytes: u64,
     available_bytes: u64,
@@ -24,13 +25,14 @@ pub fn run(fs: &Fs, args: &CheckArgs) -> anyhow::Result<Exit> {
     let probe = Probe::new(fs.clone())?;
     let st = probe.status()?;
     for w in &st.warnings {
-        eprintln!("memsweep: warning: {w}");
+        crate::errln!("memsweep: warning: {w}");
     }
     let need = args.need.resolve(st.limit_bytes);
     let ok = st.available_bytes >= need;
     let message = (!ok).then(|| shortage(&st, args.need, need));
     if args.json {
         let v = Verdict {
+            schema_version: crate::journal::SCHEMA_VERSION,
             ok,
             need_bytes: need,
             available_bytes: st.available_bytes,
@@ -38,9 +40,9 @@ pub fn run(fs: &Fs, args: &CheckArgs) -> anyhow::Result<Exit> {
             message: message.clone(),
             status: &st,
         };
-        println!("{}", serde_json::to_string_pretty(&v)?);
+        crate::outln!("{}", serde_json::to_string_pretty(&v)?);
     } else if ok {
-        println!(
+        crate::outln!(
             "ok: {} available, {} needed ({})",
             human(st.available_bytes),
             need_text(args.need, need),
@@ -50,7 +52,7 @@ pub fn run(fs: &Fs, args: &CheckArgs) -> anyhow::Result<Exit> {
     match message {
         None => Ok(Exit::Ok),
         Some(m) => {
-            eprintln!("memsweep: warning: {m}");
+            crate::errln!("memsweep: warning: {m}");
             Ok(Exit::Failed)
         }
     }

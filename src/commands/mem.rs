@@ -1,7 +1,7 @@
 //! `memsweep mem`: the memory table (or JSON), optionally refreshed with `--watch`.
 //!
 //! `--watch` clears the screen and redraws on a terminal, and prints one block per reading
-//! otherwise (one JSON object per line with `--json`). Ctrl-C or SIGTERM ends it with exit 0:
+//! otherwise (one JSON object per line with `--json`). Ctrl-C, SIGTERM or SIGHUP ends it with exit 0:
 //! stopping is the only way a watch ends, so it is not a failure.
 
 use std::io::{IsTerminal, Write};
@@ -33,7 +33,11 @@ pub fn run(fs: &Fs, args: &MemArgs) -> anyhow::Result<Exit> {
     };
 
     let stop = Arc::new(AtomicBool::new(false));
-    for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+    for sig in [
+        signal_hook::consts::SIGINT,
+        signal_hook::consts::SIGTERM,
+        signal_hook::consts::SIGHUP,
+    ] {
         signal_hook::flag::register(sig, Arc::clone(&stop))?;
     }
     let tty = std::io::stdout().is_terminal() && !args.json;
@@ -57,8 +61,9 @@ pub fn run(fs: &Fs, args: &MemArgs) -> anyhow::Result<Exit> {
             ));
         }
         text.push_str(&render(&st, args.json, true));
-        if emit(&text) != Exit::Ok {
-            // Nobody is reading any more (`| head`): a normal end.
+        emit(&text);
+        if !output::stdio::stdout().is_open() {
+            // Nobody is reading any more (`| head`), or stdout failed: `commands::main` says.
             return Ok(Exit::Ok);
         }
         first = false;
@@ -74,25 +79,32 @@ fn render(st: &MemStatus, json: bool, one_line: bool) -> String {
     if !json {
         return output::mem::table(st);
     }
+    // The documented keys of `MemStatus`, after the format's version.
+    #[derive(serde::Serialize)]
+    struct Versioned<'a> {
+        schema_version: u32,
+        #[serde(flatten)]
+        status: &'a MemStatus,
+    }
+    let v = Versioned {
+        schema_version: crate::journal::SCHEMA_VERSION,
+        status: st,
+    };
     let text = if one_line {
-        serde_json::to_string(st)
+        serde_json::to_string(&v)
     } else {
-        serde_json::to_string_pretty(st)
+        serde_json::to_string_pretty(&v)
     };
     text.expect("MemStatus always serializes") + "\n"
 }
 
 fn warn(st: &MemStatus) {
     for w in &st.warnings {
-        eprintln!("memsweep: warning: {w}");
+        crate::errln!("memsweep: warning: {w}");
     }
 }
 
-/// Write to stdout; a closed pipe is not an error worth a panic (println! would panic).
-fn emit(text: &str) -> Exit {
-    let mut out = std::io::stdout().lock();
-    match out.write_all(text.as_bytes()).and_then(|_| out.flush()) {
-        Ok(()) => Exit::Ok,
-        Err(_) => Exit::Failed,
-    }
+/// Write to stdout under the output policy (`output::stdio`).
+fn emit(text: &str) {
+    let _ = output::stdio::stdout().write_all(text.as_bytes());
 }

@@ -5,23 +5,27 @@
 //! [`engine::Engine`], which owns the loop.
 
 mod engine;
+mod slurm;
 
 use std::collections::HashMap;
 use std::path::PathBuf;
+use std::time::Duration;
 
 use crate::cli::RunArgs;
+use crate::exec::{Accounting, ExecConfig, Executor};
 use crate::exit::Exit;
 use crate::history::{History, Record};
 use crate::journal::{ResumeState, SweepDir};
 use crate::probe::{Fs, MemStatus, Probe};
 use crate::sched::{self, Budget, Estimator, Source};
 use crate::size::human;
-use crate::sweep::{self, RunConfig, SweepPlan};
+use crate::sweep::{self, Options, Request, SweepPlan};
 
 pub fn run(fs: &Fs, args: RunArgs) -> anyhow::Result<Exit> {
-    let (mut plan, resumed) = match &args.resume {
+    let request = Request::from(&args);
+    let (plan, resumed) = match &args.resume {
         Some(dir) => {
-            let (sweep_dir, state) = SweepDir::resume(dir)?;
+            let (sweep_dir, state) = SweepDir::resume(dir, args.force)?;
             // Keep only what the rerun needs (the events of a big sweep are not small).
             let ResumeState {
                 plan,
@@ -30,13 +34,25 @@ pub fn run(fs: &Fs, args: RunArgs) -> anyhow::Result<Exit> {
                 ..
             } = state;
             let prior = Prior::new(plan.jobs.len(), &succeeded, &events);
+            let mut plan = plan;
+            if let Some(b) = request.options.backend
+                && b != plan.config.backend
+            {
+                return Err(crate::exit::usage(format!(
+                    "--backend {}: this sweep ran with --backend {}; a resumed sweep keeps its \
+                     backend (start a new sweep to switch; the history carries what it learned)",
+                    b.as_str(),
+                    plan.config.backend.as_str()
+                )));
+            }
+            // The flags given now over the sweep's recorded options, through the same
+            // validation as a fresh run.
+            plan.config.resume_with(&request.options);
+            plan.config.validate().map_err(crate::exit::usage)?;
             (plan, Some((sweep_dir, prior)))
         }
-        None => (sweep::plan(&args)?, None),
+        None => (sweep::plan(&request)?, None),
     };
-    if resumed.is_some() {
-        override_config(&mut plan.config, &args);
-    }
     if let Some((i, _)) = plan.jobs.iter().enumerate().find(|(i, j)| j.id != *i) {
         anyhow::bail!("internal error: job ids are not 0..n (position {i}); please report this");
     }
@@ -44,15 +60,60 @@ pub fn run(fs: &Fs, args: RunArgs) -> anyhow::Result<Exit> {
     let status = probe.status()?;
     let setup = Setup::new(&plan, &status, resumed.as_ref().map(|(_, p)| p))?;
 
+    if plan.config.backend == crate::cli::Backend::Slurm {
+        let cluster = crate::slurm::Cluster::connect()?;
+        if plan.config.dry_run {
+            return slurm::dry_run(&plan, setup, &cluster);
+        }
+        let (dir, prior) = match resumed {
+            Some((dir, prior)) => (dir, Some(prior)),
+            None => (create_dir(&plan)?, None),
+        };
+        return slurm::SlurmRun::new(plan, setup, cluster, dir, prior)?.run();
+    }
     if plan.config.dry_run {
         print_plan(&plan, &setup, &status);
         return Ok(Exit::Ok);
+    }
+    if let (Some((dir, _)), true) = (&resumed, setup.done_before == plan.jobs.len()) {
+        // Nothing to rerun: say so rather than start (and journal) an empty run.
+        crate::errln!(
+            "memsweep: every job of {} already succeeded ({n} of {n}); nothing to resume \
+             (see `memsweep show {}`)",
+            dir.root().display(),
+            dir.root().display(),
+            n = plan.jobs.len()
+        );
+        return Ok(Exit::Ok);
+    }
+    // The executor before the sweep directory: an option it cannot honour stops the run
+    // before anything is written.
+    let exec = Executor::new(
+        ExecConfig {
+            no_cgroups: !plan.config.cgroups,
+            job_mem_max: setup.job_mem_max,
+            sample_interval: Duration::from_secs_f64(plan.config.sample_interval_s),
+        },
+        probe.layout(),
+        probe.fs(),
+    )?;
+    if let Some(cap) = setup.job_mem_max
+        && exec.accounting() == Accounting::Proc
+        && !plan.config.best_effort
+    {
+        return Err(crate::exit::usage(format!(
+            "--job-mem-max {} cannot be enforced here: it needs per-job memory cgroups, and jobs \
+             would be measured by {}. Run where cgroups are writable, drop --job-mem-max, or pass \
+             --best-effort to run without the cap",
+            human(cap),
+            exec.accounting_note()
+        )));
     }
     let (dir, resumed) = match resumed {
         Some((dir, _)) => (dir, true),
         None => (create_dir(&plan)?, false),
     };
-    engine::Engine::new(plan, setup, probe, status, dir, resumed)?.run()
+    engine::Engine::new(plan, setup, probe, status, dir, exec, resumed)?.run()
 }
 
 /// What earlier runs of a resumed sweep leave to this one.
@@ -61,19 +122,45 @@ pub struct Prior {
     attempts: Vec<u32>,
     /// Jobs that succeeded (never rerun).
     succeeded: Vec<bool>,
+    /// Slurm backend: each job's last submitted attempt that has no end yet (attempt, slurm id,
+    /// --mem): it may still be queued or running, so it is re-attached, not submitted again.
+    open: Vec<Option<(u32, String, u64)>>,
+    /// Slurm backend: the --mem of each job's last attempt and whether it ran out of it.
+    last_mem: Vec<Option<(u64, bool)>>,
 }
 
 impl Prior {
     fn new(n: usize, succeeded: &[usize], events: &[crate::journal::Event]) -> Prior {
+        use crate::journal::{Event, JobStatus};
         let mut p = Prior {
             attempts: vec![0; n],
             succeeded: vec![false; n],
+            open: vec![None; n],
+            last_mem: vec![None; n],
         };
         for e in events {
-            if let crate::journal::Event::JobStart { job, .. } = e
-                && *job < n
-            {
-                p.attempts[*job] += 1;
+            match e {
+                Event::JobStart {
+                    job,
+                    attempt,
+                    estimate_bytes,
+                    slurm_id,
+                    ..
+                } if *job < n => {
+                    p.attempts[*job] += 1;
+                    p.open[*job] = slurm_id
+                        .clone()
+                        .map(|id| (*attempt, id, estimate_bytes.unwrap_or(0)));
+                    p.last_mem[*job] = estimate_bytes.map(|m| (m, false));
+                }
+                Event::JobEnd { job, status, .. } if *job < n => {
+                    p.open[*job] = None;
+                    if let Some((_, oom)) = &mut p.last_mem[*job] {
+                        *oom = *status == JobStatus::Oom;
+                    }
+                }
+                Event::JobRequeue { job, .. } if *job < n => p.open[*job] = None,
+                _ => {}
             }
         }
         for &j in succeeded {
@@ -85,44 +172,41 @@ impl Prior {
     }
 }
 
-/// Flags given with `--resume DIR` override what the sweep was started with.
-fn override_config(c: &mut RunConfig, a: &RunArgs) {
-    if a.jobs.is_some() {
-        c.jobs = a.jobs;
+impl From<&RunArgs> for Request {
+    /// The flags as a request: the only place `run` reads clap's struct.
+    fn from(a: &RunArgs) -> Request {
+        Request {
+            command: a.command.clone(),
+            params: a.params.clone(),
+            jobs_file: a.jobs_file.clone(),
+            file: a.file.clone(),
+            name: a.name.clone(),
+            shell: a.shell,
+            link: a.link.clone(),
+            options: Options {
+                jobs: a.jobs,
+                limit: a.limit,
+                reserve: a.reserve,
+                mem_per_job: a.mem_per_job,
+                job_mem_max: a.job_mem_max,
+                no_history: a.no_history,
+                no_cgroups: a.no_cgroups,
+                on_pressure: a.on_pressure,
+                retries: a.retries,
+                out: a.out.clone(),
+                json: a.json,
+                grace: a.grace,
+                sample_interval: a.sample_interval,
+                dry_run: a.dry_run,
+                best_effort: a.best_effort,
+                timeout: a.timeout,
+                fail_fast: a.fail_fast,
+                output: a.output,
+                backend: a.backend,
+                slurm_args: (!a.slurm_args.is_empty()).then(|| a.slurm_args.clone()),
+            },
+        }
     }
-    if a.limit.is_some() {
-        c.limit = a.limit;
-    }
-    if a.reserve.is_some() {
-        c.reserve = a.reserve;
-    }
-    if a.mem_per_job.is_some() {
-        c.mem_per_job = a.mem_per_job;
-    }
-    if a.job_mem_max.is_some() {
-        c.job_mem_max = a.job_mem_max;
-    }
-    if a.no_history {
-        c.history = false;
-    }
-    if a.no_cgroups {
-        c.cgroups = false;
-    }
-    if let Some(p) = a.on_pressure {
-        c.on_pressure = p;
-    }
-    if let Some(r) = a.retries {
-        c.retries = r;
-    }
-    if let Some(g) = a.grace {
-        c.grace_s = g;
-    }
-    if let Some(s) = a.sample_interval {
-        c.sample_interval_s = s;
-    }
-    // How this invocation talks and whether it runs at all are this invocation's choice.
-    c.json = a.json;
-    c.dry_run = a.dry_run;
 }
 
 /// Everything resolved before the first job starts.
@@ -151,8 +235,6 @@ impl Setup {
                 .or_else(|_| Budget::new(status.limit_bytes, Some(crate::size::SizeSpec::Bytes(0))))
                 .unwrap_or(budget)
         });
-        check_seconds("--grace", c.grace_s, 0.0)?;
-        check_seconds("--sample-interval", c.sample_interval_s, 0.001)?;
         let mem_per_job = c.mem_per_job.map(|s| s.resolve(limit));
         if mem_per_job == Some(0) {
             return Err(crate::exit::usage(
@@ -174,7 +256,7 @@ impl Setup {
         };
         let records = match &history {
             Some(h) => h.load(&plan.template).unwrap_or_else(|e| {
-                eprintln!("memsweep: warning: history not used: {e:#}");
+                crate::errln!("memsweep: warning: history not used: {e:#}");
                 Vec::new()
             }),
             None => Vec::new(),
@@ -227,15 +309,6 @@ impl Setup {
             },
         })
     }
-}
-
-fn check_seconds(flag: &str, v: f64, min: f64) -> anyhow::Result<()> {
-    if v.is_finite() && v >= min && v <= 86_400.0 {
-        return Ok(());
-    }
-    Err(crate::exit::usage(format!(
-        "{flag} {v}: give a number of seconds between {min} and 86400"
-    )))
 }
 
 /// Each job's own history: the largest of its recent peaks and the latest wall time (an empty
@@ -357,6 +430,5 @@ fn print_plan(plan: &SweepPlan, setup: &Setup, status: &MemStatus) {
         "starts with 1 and ramps up as jobs are measured".to_string()
     };
     let _ = writeln!(o, "  expected parallelism: {parallel}");
-    // A closed pipe (`| head`) is not an error worth a panic.
-    let _ = std::io::Write::write_all(&mut std::io::stdout(), o.as_bytes());
+    let _ = std::io::Write::write_all(&mut crate::output::stdio::stdout(), o.as_bytes());
 }

@@ -75,22 +75,18 @@ pub fn run(args: &ShowArgs) -> anyhow::Result<Exit> {
             ))
         })?;
     }
-    let mut out = io::stdout().lock();
-    let res = if args.json {
+    // Write errors are handled by the output policy (`output::stdio`), never here.
+    let mut out = io::BufWriter::new(crate::output::stdio::stdout());
+    let _ = if args.json {
         serde_json::to_writer_pretty(&mut out, &shown.summary)
             .map_err(io::Error::other)
             .and_then(|()| writeln!(out))
     } else {
         write_human(&mut out, &args.dir, &shown)
     };
-    // A closed pipe (`| head`) is not an error worth reporting.
-    if let Err(e) = res
-        && e.kind() != io::ErrorKind::BrokenPipe
-    {
-        return Err(anyhow::Error::new(e).context("writing to stdout"));
-    }
+    let _ = out.flush();
     if let (Some(path), false) = (&args.svg, args.json) {
-        eprintln!("memsweep: timeline written to {}", path.display());
+        crate::errln!("memsweep: timeline written to {}", path.display());
     }
     Ok(Exit::Ok)
 }
@@ -212,21 +208,11 @@ fn probe_lock(dir: &Path) -> anyhow::Result<Option<Option<u32>>> {
 /// waiting skipped, unstarted ones not run.
 fn close_dead_run(events: &mut Vec<Event>) {
     let t = events.last().map_or(0.0, Event::t);
-    let mut waiting: Vec<(usize, u32)> = Vec::new();
+    let mut replay = journal::Replay::default();
     for e in events.iter() {
-        match e {
-            Event::JobRequeue { job, attempt, .. } => {
-                waiting.retain(|w| w.0 != *job);
-                waiting.push((*job, *attempt));
-            }
-            Event::JobStart { job, .. } | Event::JobEnd { job, .. } => {
-                waiting.retain(|w| w.0 != *job);
-            }
-            Event::SweepStart { .. } => waiting.clear(),
-            _ => {}
-        }
+        replay.step(e, |_| {});
     }
-    waiting.sort_unstable();
+    let waiting: Vec<(usize, u32)> = replay.waiting().collect();
     for (job, attempt) in waiting {
         events.push(Event::skipped(t, job, attempt));
     }
@@ -238,6 +224,7 @@ fn close_dead_run(events: &mut Vec<Event>) {
         failed: 0,
         exit_code: Exit::Interrupted as i32,
         interrupted: true,
+        fail_fast_job: None,
     });
 }
 
@@ -361,6 +348,26 @@ fn header(dir: &Path, s: &Shown) -> Vec<(&'static str, String)> {
             },
         ));
     }
+    let c = &s.plan.config;
+    let mut controls = Vec::new();
+    if let Some(t) = c.timeout_s {
+        controls.push(format!("--timeout {}", fmt_secs(t)));
+    }
+    if c.fail_fast {
+        controls.push(match sum.fail_fast_job {
+            Some(j) => format!("--fail-fast: stopped starting jobs after job {j} failed"),
+            None => "--fail-fast".to_string(),
+        });
+    }
+    for l in &c.links {
+        controls.push(format!("--link {}", l.join(",")));
+    }
+    if c.output == crate::cli::OutputMode::Live {
+        controls.push("--output live".into());
+    }
+    if !controls.is_empty() {
+        rows.push(("controls", controls.join("; ")));
+    }
     rows.push(("makespan", fmt_secs(sum.makespan_s)));
     if s.torn {
         rows.push((
@@ -477,7 +484,7 @@ mod tests {
             st,
             [
                 JobStatus::Succeeded,
-                JobStatus::Killed,
+                JobStatus::Interrupted,
                 JobStatus::Skipped,
                 JobStatus::Skipped
             ]

@@ -24,7 +24,6 @@ pub enum Version {
 /// One job cgroup.
 #[derive(Debug)]
 pub struct Slot {
-    pub n: u32,
     pub dir: PathBuf,
     /// `<dir>/cgroup.procs`, NUL-terminated for the child's pre-exec join.
     pub procs: CString,
@@ -298,12 +297,11 @@ impl JobCgroups {
         }
     }
 
-    /// A cgroup for the next job: a reset v1 slot from the pool, or a new one. The bool says
-    /// whether it is new (the caller registers new ones with the guard).
-    pub fn acquire(&mut self) -> io::Result<(Slot, bool)> {
+    /// A cgroup for the next job: a reset v1 slot from the pool, or a new one.
+    pub fn acquire(&mut self) -> io::Result<Slot> {
         self.reap_draining();
         if let Some(s) = self.free.pop() {
-            return Ok((s, false));
+            return Ok(s);
         }
         let n = self.next;
         self.next += 1;
@@ -347,16 +345,12 @@ impl JobCgroups {
         let procs = CString::new(dir.join("cgroup.procs").as_os_str().as_bytes())
             .map_err(|_| io::Error::other("cgroup path contains a NUL byte"))?;
         let oom_base = self.oom_count(&dir).unwrap_or(0);
-        Ok((
-            Slot {
-                n,
-                dir,
-                procs,
-                oom_base,
-                last: std::cell::Cell::new(None),
-            },
-            true,
-        ))
+        Ok(Slot {
+            dir,
+            procs,
+            oom_base,
+            last: std::cell::Cell::new(None),
+        })
     }
 
     /// Current and peak bytes of a running job's cgroup.
@@ -386,41 +380,37 @@ impl JobCgroups {
     }
 
     /// Kill what the job left behind, then make the slot reusable (v1) or remove it (v2).
-    /// Returns the numbers of cgroups that are gone for good (to unregister from the guard).
-    pub fn release(&mut self, s: Slot) -> Vec<u32> {
+    pub fn release(&mut self, s: Slot) {
         let left = pids_in(&s.dir);
         for &p in &left {
             let _ = sys::kill(p, libc::SIGKILL);
         }
-        let mut gone = self.reap_draining();
+        self.reap_draining();
         if left.is_empty() {
-            self.recycle(s, &mut gone);
+            self.recycle(s);
         } else {
             // Killed processes leave the cgroup a moment later; recycle it on a later turn,
             // rereading what they may have changed meanwhile.
             s.last.set(None);
             self.draining.push(s);
         }
-        gone
     }
 
     /// Slots whose processes are all gone: reset (v1) or remove (v2).
-    fn reap_draining(&mut self) -> Vec<u32> {
-        let mut gone = Vec::new();
+    fn reap_draining(&mut self) {
         let mut i = 0;
         while i < self.draining.len() {
             if pids_in(&self.draining[i].dir).is_empty() {
                 let s = self.draining.swap_remove(i);
-                self.recycle(s, &mut gone);
+                self.recycle(s);
             } else {
                 i += 1;
             }
         }
-        gone
     }
 
     /// An empty job cgroup: reset into the pool (v1) or remove (v2).
-    fn recycle(&mut self, mut s: Slot, gone: &mut Vec<u32>) {
+    fn recycle(&mut self, mut s: Slot) {
         if self.version == Version::V1 {
             // Page cache the job left is still charged here; reclaim it so the next job's
             // peak starts from (almost) zero. Below 1 MiB (what a trivial job leaves: kernel
@@ -443,7 +433,6 @@ impl JobCgroups {
             }
         }
         let _ = std::fs::remove_dir(&s.dir);
-        gone.push(s.n);
     }
 
     /// Kill everything left in any job cgroup and remove the whole tree (and undo the v2 moves).

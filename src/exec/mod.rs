@@ -6,15 +6,17 @@
 //!
 //! Files: `spawn` (fork/exec of one job), `cgroup` (job cgroups, v1 slot pool, v2 leaves, stale
 //! trees), `events` (kernel memory events: v1 usage thresholds, v2 `memory.high` and
-//! `memory.events` watches, PSI triggers), `sample` (/proc trees for Proc mode), `signals`
-//! (self-pipes), `guard` (the process
+//! `memory.events` watches, PSI triggers), `sample` (/proc trees for Proc mode), `attribution`
+//! (which processes are a job's: process tree plus the inherited environment marker, so daemons
+//! count and end with their job), `signals` (self-pipes), `guard` (the process
 //! that kills the jobs if the runner dies), `sys` (raw syscall wrappers). Cgroup paths go through
 //! the probe's `Fs` root (so v2 can be tested on fixture trees); processes and /proc are real.
 
+pub mod attribution;
 mod cgroup;
 mod events;
 mod guard;
-mod sample;
+pub mod sample;
 mod signals;
 mod spawn;
 mod sys;
@@ -31,6 +33,7 @@ use serde::Serialize;
 
 use crate::probe::{CgroupVersion, Layout};
 use crate::sweep::JobCommand;
+pub use sys::err_text;
 
 /// How jobs' memory is measured.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -121,7 +124,7 @@ pub struct JobExit {
 #[derive(Debug, Clone)]
 pub enum ExecEvent {
     Exited(JobExit),
-    /// SIGINT (Ctrl-C) or SIGTERM reached the runner.
+    /// SIGINT (Ctrl-C), SIGTERM or SIGHUP (terminal closed) reached the runner.
     Interrupt {
         signal: i32,
     },
@@ -179,6 +182,8 @@ pub struct Executor {
     pending: VecDeque<ExecEvent>,
     last_sample: Option<Instant>,
     page: u64,
+    /// Proc mode: which processes are which job's (tree + inherited marker).
+    attribution: attribution::Attribution,
     events: events::Events,
     /// Jobs forked this turn and held before exec until [`Self::open_gate`].
     gate: Option<spawn::Gate>,
@@ -201,7 +206,7 @@ fn protect_self() -> Result<(), String> {
 
 impl Executor {
     /// Prepare: lower memsweep's own oom_score_adj, install signal handling (SIGCHLD, SIGINT,
-    /// SIGTERM), start the orphan guard, and set up per-job cgroups under `layout` when writable
+    /// SIGTERM, SIGHUP), start the orphan guard, and set up per-job cgroups under `layout` when writable
     /// (else Proc mode). Never fails for lack of cgroups: falls back and says why in [`Self::accounting_note`].
     pub fn new(
         cfg: ExecConfig,
@@ -248,25 +253,27 @@ impl Executor {
             }
         };
         if cgroups.is_none() && cfg.job_mem_max.is_some() {
-            notes.push(
-                "--job-mem-max is not enforced: it needs per-job cgroups (see the accounting note)"
-                    .into(),
-            );
+            notes.push(format!(
+                "--job-mem-max is not enforced: it needs per-job memory cgroups, and jobs are \
+                 measured by {note}"
+            ));
         }
         let accounting = match cgroups.as_ref().map(|c| c.version) {
             Some(cgroup::Version::V1) => Accounting::CgroupV1,
             Some(cgroup::Version::V2) => Accounting::CgroupV2,
             None => Accounting::Proc,
         };
-        let guard = match guard::Guard::start(cgroups.as_ref().map(|c| c.base.as_path())) {
-            Ok(g) => Some(g),
-            Err(e) => {
-                notes.push(format!(
-                    "could not start the orphan guard ({e}); jobs may outlive a killed memsweep"
-                ));
-                None
-            }
-        };
+        let marker = attribution::Marker::for_this_process();
+        let guard =
+            match guard::Guard::start(cgroups.as_ref().map(|c| c.base.as_path()), marker.tag()) {
+                Ok(g) => Some(g),
+                Err(e) => {
+                    notes.push(format!(
+                        "could not start the orphan guard ({e}); jobs may outlive a killed memsweep"
+                    ));
+                    None
+                }
+            };
         let container = layout.dir.as_ref().map(|d| fs.path(d));
         let v2 = layout.version == Some(CgroupVersion::V2);
         let psi = container
@@ -287,6 +294,7 @@ impl Executor {
             pending: VecDeque::new(),
             last_sample: None,
             page: sys::page_size(),
+            attribution: attribution::Attribution::new(marker),
             events,
             gate: None,
         })
@@ -310,7 +318,8 @@ impl Executor {
         &self.events.active
     }
 
-    /// Warnings from setup worth showing once (oom_score_adj refused, no guard, ...).
+    /// What this executor cannot do here, worth showing once and journaling: oom_score_adj
+    /// refused, no subreaper, no orphan guard, `--job-mem-max` without cgroups.
     pub fn notes(&self) -> &[String] {
         &self.notes
     }
@@ -338,19 +347,18 @@ impl Executor {
         Ok(())
     }
 
-    fn start(&mut self, spec: SpawnSpec, gated: bool) -> anyhow::Result<()> {
+    fn start(&mut self, mut spec: SpawnSpec, gated: bool) -> anyhow::Result<()> {
         if self.jobs.iter().any(|r| r.job == spec.job) {
             bail!("job {} is already running", spec.job);
         }
+        // The marker every process of the job inherits (attribution in Proc mode, the guard).
+        let marker = self.attribution.marker().env(spec.job);
+        spec.env.retain(|(k, _)| marker.iter().all(|(m, _)| m != k));
+        spec.env.extend(marker);
         let started = Instant::now();
         let slot = match self.cgroups.as_mut().map(|c| c.acquire()) {
             None => None,
-            Some(Ok((slot, new))) => {
-                if new && let Some(g) = self.guard.as_mut() {
-                    g.add_cgroup(slot.n);
-                }
-                Some(slot)
-            }
+            Some(Ok(slot)) => Some(slot),
             Some(Err(e)) => {
                 self.failed_to_spawn(&spec, started, e.to_string());
                 return Ok(());
@@ -415,11 +423,7 @@ impl Executor {
 
     fn release_slot(&mut self, slot: cgroup::Slot) {
         if let Some(cg) = self.cgroups.as_mut() {
-            for n in cg.release(slot) {
-                if let Some(g) = self.guard.as_mut() {
-                    g.del_cgroup(n);
-                }
-            }
+            cg.release(slot);
         }
     }
 
@@ -464,10 +468,12 @@ impl Executor {
             }
         }
         let revents = sys::poll(&fds, timeout);
-        let woken = self
-            .signals
-            .take([revents[0] != 0, revents[1] != 0, revents[2] != 0]);
-        let mut memory = self.events.take(&revents[3..container_end]);
+        let mut ready = [false; 4];
+        for (r, &ev) in ready.iter_mut().zip(&revents) {
+            *r = ev != 0;
+        }
+        let woken = self.signals.take(ready);
+        let mut memory = self.events.take(&revents[sig.len()..container_end]);
         let mut k = container_end;
         for j in &mut self.jobs {
             if let Some(t) = &mut j.threshold {
@@ -533,10 +539,10 @@ impl Executor {
     fn reap(&mut self) {
         // Children that are not jobs (the jobs' orphans we adopted as subreaper, a dead
         // guard) are reaped too and otherwise ignored, so no zombies pile up.
+        let mut ended = Vec::new();
         while let Some(r) = sys::try_wait(-1) {
             if let Some(i) = self.jobs.iter().position(|j| j.pid == r.pid) {
-                let job = self.jobs.swap_remove(i);
-                self.finish(job, r);
+                ended.push((self.jobs.swap_remove(i), r));
             } else if self.guard.as_ref().is_some_and(|g| g.pid() == r.pid) {
                 self.notes.push(
                     "the orphan guard exited unexpectedly; jobs may outlive a killed memsweep"
@@ -547,6 +553,23 @@ impl Executor {
                 }
                 self.guard = None;
             }
+        }
+        if ended.is_empty() {
+            return;
+        }
+        if self.cgroups.is_none() {
+            // What the jobs left behind (daemons re-parented to us, processes in other
+            // sessions) ends with them, as a cgroup would end it.
+            let roots: Vec<(usize, i32)> = ended.iter().map(|(j, _)| (j.job, j.pid)).collect();
+            let trees = self.attribution.trees(&sample::scan(), &roots, self.page);
+            for tree in trees {
+                for pid in tree.pids {
+                    let _ = sys::kill(pid, libc::SIGKILL);
+                }
+            }
+        }
+        for (job, r) in ended {
+            self.finish(job, r);
         }
     }
 
@@ -619,9 +642,9 @@ impl Executor {
     /// process is never killed.
     fn sample_proc(&mut self) {
         self.last_sample = Some(Instant::now());
-        let roots: Vec<i32> = self.jobs.iter().map(|j| j.pid).collect();
+        let roots: Vec<(usize, i32)> = self.jobs.iter().map(|j| (j.job, j.pid)).collect();
         let procs = sample::scan();
-        let trees = sample::trees(&procs, &roots, self.page);
+        let trees = self.attribution.trees(&procs, &roots, self.page);
         let own = sys::own_pgid();
         for (job, tree) in self.jobs.iter_mut().zip(trees) {
             if tree.pids.is_empty() {
@@ -739,10 +762,26 @@ fn group_kill(pgid: i32, sig: i32) -> anyhow::Result<()> {
 
 impl Drop for Executor {
     fn drop(&mut self) {
-        if self.cgroups.is_none() && !self.jobs.is_empty() {
-            // Descendants that left the job's groups since the last sample are still in its tree.
-            let roots: Vec<i32> = self.jobs.iter().map(|j| j.pid).collect();
-            for tree in sample::trees(&sample::scan(), &roots, self.page) {
+        if self.cgroups.is_none() {
+            // Descendants that left the job's groups since the last sample are still in its
+            // tree or carry its marker; orphans adopted without a marker are children of ours.
+            let procs = sample::scan();
+            let roots: Vec<(usize, i32)> = self.jobs.iter().map(|j| (j.job, j.pid)).collect();
+            let marked: Vec<(usize, i32)> = self
+                .attribution
+                .marked(&procs)
+                .into_iter()
+                .map(|(pid, job)| (job, pid))
+                .collect();
+            let me = std::process::id() as i32;
+            let guard = self.guard.as_ref().map_or(0, |g| g.pid());
+            let adopted: Vec<(usize, i32)> = procs
+                .iter()
+                .filter(|p| p.ppid == me && p.pid != guard)
+                .map(|p| (usize::MAX, p.pid))
+                .collect();
+            let all: Vec<(usize, i32)> = roots.into_iter().chain(marked).chain(adopted).collect();
+            for tree in self.attribution.trees(&procs, &all, self.page) {
                 for pid in tree.pids {
                     let _ = sys::kill(pid, libc::SIGKILL);
                 }

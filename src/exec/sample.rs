@@ -15,6 +15,22 @@ pub struct ProcEntry {
     pub ppid: i32,
     pub pgid: i32,
     pub rss_pages: u64,
+    /// Start time in clock ticks after boot: with the pid, it names one process for good.
+    pub start_ticks: u64,
+}
+
+#[cfg(test)]
+impl ProcEntry {
+    /// A process for tests of the tree logic (started at tick 0).
+    pub fn fake(pid: i32, ppid: i32, pgid: i32, rss_pages: u64) -> ProcEntry {
+        ProcEntry {
+            pid,
+            ppid,
+            pgid,
+            rss_pages,
+            start_ticks: 0,
+        }
+    }
 }
 
 /// Parse the fields we need from a /proc/<pid>/stat line.
@@ -26,13 +42,15 @@ pub fn parse_stat(line: &str) -> Option<ProcEntry> {
     let _state = f.next()?;
     let ppid = f.next()?.parse().ok()?;
     let pgid = f.next()?.parse().ok()?;
-    // rss is field 24 of stat; after ')' we are at field 3, and have consumed 3..=5.
-    let rss_pages = f.nth(24 - 6)?.parse().ok()?;
+    // starttime is field 22 and rss field 24; after ')' we are at field 3, and have consumed 3..=5.
+    let start_ticks = f.nth(22 - 6)?.parse().ok()?;
+    let rss_pages = f.nth(24 - 23)?.parse().ok()?;
     Some(ProcEntry {
         pid,
         ppid,
         pgid,
         rss_pages,
+        start_ticks,
     })
 }
 
@@ -74,23 +92,25 @@ pub struct Tree {
     pub pids: Vec<i32>,
 }
 
-/// For each root pid, its process tree (root included) in `procs`.
-pub fn trees(procs: &[ProcEntry], roots: &[i32], page: u64) -> Vec<Tree> {
+/// For each set of root pids, the processes below any of them (roots included). A process is
+/// in at most one tree: the first set that reaches it.
+pub fn forest(procs: &[ProcEntry], roots: &[Vec<i32>], page: u64) -> Vec<Tree> {
     let mut children: HashMap<i32, Vec<usize>> = HashMap::with_capacity(procs.len());
     let mut by_pid: HashMap<i32, usize> = HashMap::with_capacity(procs.len());
     for (i, p) in procs.iter().enumerate() {
         children.entry(p.ppid).or_default().push(i);
         by_pid.insert(p.pid, i);
     }
+    let mut taken = vec![false; procs.len()];
     roots
         .iter()
-        .map(|&root| {
+        .map(|set| {
             let mut t = Tree::default();
-            let Some(&ri) = by_pid.get(&root) else {
-                return t;
-            };
-            let mut stack = vec![ri];
+            let mut stack: Vec<usize> = set.iter().filter_map(|r| by_pid.get(r).copied()).collect();
             while let Some(i) = stack.pop() {
+                if std::mem::replace(&mut taken[i], true) {
+                    continue;
+                }
                 let p = procs[i];
                 t.rss_bytes += p.rss_pages * page;
                 t.pids.push(p.pid);

@@ -1,7 +1,7 @@
-//! The runner's signal self-pipes: SIGCHLD, SIGINT and SIGTERM each write a byte to their own
-//! socket (signal-hook's async-signal-safe pipe action), so the executor's `wait` can block in
-//! one poll() on "a child exited, the user interrupted, a memory event, or the timeout passed"
-//! without races.
+//! The runner's signal self-pipes: SIGCHLD, SIGINT, SIGTERM and SIGHUP each write a byte to
+//! their own socket (signal-hook's async-signal-safe pipe action), so the executor's `wait` can
+//! block in one poll() on "a child exited, the user interrupted, a memory event, or the timeout
+//! passed" without races.
 
 use std::io::{self, Read};
 use std::os::fd::AsRawFd;
@@ -13,6 +13,9 @@ pub struct Signals {
     chld: UnixStream,
     int: UnixStream,
     term: UnixStream,
+    /// A closed terminal or dropped SSH session: handled like SIGTERM, so the sweep ends in
+    /// order (jobs stopped, journal closed) instead of dying with exit 129.
+    hup: UnixStream,
     ids: Vec<SigId>,
 }
 
@@ -20,7 +23,7 @@ pub struct Signals {
 #[derive(Debug, Default)]
 pub struct Woken {
     pub child: bool,
-    /// One entry per delivered SIGINT/SIGTERM (a second Ctrl-C is a second entry).
+    /// One entry per delivered SIGINT/SIGTERM/SIGHUP (a second Ctrl-C is a second entry).
     pub interrupts: Vec<i32>,
 }
 
@@ -38,25 +41,28 @@ impl Signals {
         let chld = pair(libc::SIGCHLD)?;
         let int = pair(libc::SIGINT)?;
         let term = pair(libc::SIGTERM)?;
+        let hup = pair(libc::SIGHUP)?;
         Ok(Signals {
             chld,
             int,
             term,
+            hup,
             ids,
         })
     }
 
-    /// The fds to poll for readability (SIGCHLD, SIGINT, SIGTERM), for [`Self::take`].
-    pub fn fds(&self) -> [i32; 3] {
+    /// The fds to poll for readability (SIGCHLD, SIGINT, SIGTERM, SIGHUP), for [`Self::take`].
+    pub fn fds(&self) -> [i32; 4] {
         [
             self.chld.as_raw_fd(),
             self.int.as_raw_fd(),
             self.term.as_raw_fd(),
+            self.hup.as_raw_fd(),
         ]
     }
 
     /// Drain what arrived on the fds poll found ready (in the order of [`Self::fds`]).
-    pub fn take(&mut self, ready: [bool; 3]) -> Woken {
+    pub fn take(&mut self, ready: [bool; 4]) -> Woken {
         let mut woken = Woken::default();
         if ready[0] {
             woken.child = drain(&mut self.chld) > 0;
@@ -70,6 +76,11 @@ impl Signals {
             woken
                 .interrupts
                 .extend(std::iter::repeat_n(libc::SIGTERM, drain(&mut self.term)));
+        }
+        if ready[3] {
+            woken
+                .interrupts
+                .extend(std::iter::repeat_n(libc::SIGHUP, drain(&mut self.hup)));
         }
         woken
     }

@@ -1105,17 +1105,13 @@ fn parses_stat_lines_with_odd_command_names() {
                 123 45678 789 18446744073709551615 1 1 0 0 0 0 0 0 0 0 0 0 17 0 0 0 0 0 0";
     let p = sample::parse_stat(line).unwrap();
     assert_eq!((p.pid, p.ppid, p.pgid, p.rss_pages), (4242, 17, 4242, 789));
+    assert_eq!(p.start_ticks, 123);
     assert!(sample::parse_stat("garbage").is_none());
 }
 
 #[test]
 fn trees_follow_parent_links_across_process_groups() {
-    let e = |pid, ppid, pgid, rss| sample::ProcEntry {
-        pid,
-        ppid,
-        pgid,
-        rss_pages: rss,
-    };
+    let e = sample::ProcEntry::fake;
     let procs = [
         e(1, 0, 1, 5),
         e(10, 1, 10, 1),
@@ -1123,7 +1119,7 @@ fn trees_follow_parent_links_across_process_groups() {
         e(12, 11, 12, 4), // setsid'd grandchild: other group, same tree
         e(20, 1, 20, 100),
     ];
-    let t = sample::trees(&procs, &[10, 20, 99], 4096);
+    let t = sample::forest(&procs, &[vec![10], vec![20], vec![99]], 4096);
     assert_eq!(t[0].rss_bytes, 7 * 4096);
     assert_eq!(t[0].pgids, vec![10, 12]);
     assert_eq!(t[1].rss_bytes, 100 * 4096);
@@ -1162,7 +1158,11 @@ fn run_trivial(ex: &mut Executor, tmp: &Path, n: usize, par: usize) -> Duration 
     t.elapsed()
 }
 
+/// A measurement, not a test: it prints per-job overhead against xargs and asserts nothing
+/// about it (timings belong in bench/, see BENCHMARKS.md). Run it with
+/// `cargo test --lib overhead_of_500 -- --ignored --nocapture`.
 #[test]
+#[ignore = "a measurement that prints timings; run with --ignored --nocapture"]
 fn overhead_of_500_trivial_jobs() {
     let _l = lock();
     let n = 500;
@@ -1205,4 +1205,213 @@ fn overhead_of_500_trivial_jobs() {
         }
         Err(why) => eprintln!("SKIPPED cgroup overhead: {why}"),
     }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Daemons in Proc mode (issue 10, defect 1)
+
+/// A job whose child double-forks a daemon (fork, setsid, fork; the middle process exits at
+/// once) holding `mib` MiB; the daemon writes its pid to `<dir>/daemon` once it holds it.
+fn daemon_job(dir: &Path, mib: u64) -> JobCommand {
+    let script = dir.join("daemon.py");
+    std::fs::write(
+        &script,
+        format!(
+            "import os, time\n\
+             if os.fork() == 0:\n\
+             \x20   os.setsid()\n\
+             \x20   if os.fork() == 0:\n\
+             \x20       b = b'x' * ({mib} << 20)\n\
+             \x20       open('{d}/daemon.tmp', 'w').write(str(os.getpid()))\n\
+             \x20       os.rename('{d}/daemon.tmp', '{d}/daemon')\n\
+             \x20       time.sleep(300)\n\
+             \x20   os._exit(0)\n\
+             os.wait()\n",
+            d = dir.display()
+        ),
+    )
+    .unwrap();
+    // The job outlives the daemon's parent a while, so samples see the daemon.
+    sh(&format!(
+        "python3 {}; for i in $(seq 50); do [ -e {d}/daemon ] && break; sleep 0.1; done; sleep 1",
+        script.display(),
+        d = dir.display()
+    ))
+}
+
+#[test]
+fn proc_mode_counts_a_daemon_and_ends_it_with_its_job() {
+    let _l = lock();
+    let tmp = tempfile::tempdir().unwrap();
+    let mut ex = Executor::new(cfg(true, None), &no_layout(), &Fs::new(None)).unwrap();
+    ex.spawn(spec(tmp.path(), 0, daemon_job(tmp.path(), 150)))
+        .unwrap();
+    let done = drain(&mut ex, Duration::from_secs(60));
+    let daemon: i32 = read(tmp.path().join("daemon")).parse().expect("daemon pid");
+    let gone = poll_until(Duration::from_secs(1), || !alive(daemon));
+    if !gone {
+        let _ = sys::kill(daemon, libc::SIGKILL);
+    }
+    assert_eq!(done[&0].outcome, Outcome::Succeeded);
+    assert!(
+        gone,
+        "the daemon {daemon} outlived its job by more than 1 s"
+    );
+    let peak = done[&0].peak.unwrap_or(0);
+    assert!(
+        peak >= 150 * MIB,
+        "the job's peak {peak} does not count its 150 MiB daemon"
+    );
+}
+
+#[test]
+fn proc_mode_drop_ends_daemons() {
+    let _l = lock();
+    let tmp = tempfile::tempdir().unwrap();
+    let mut ex = Executor::new(cfg(true, None), &no_layout(), &Fs::new(None)).unwrap();
+    ex.spawn(spec(tmp.path(), 0, daemon_job(tmp.path(), 1)))
+        .unwrap();
+    assert!(poll_until(Duration::from_secs(20), || tmp
+        .path()
+        .join("daemon")
+        .exists()));
+    let daemon: i32 = read(tmp.path().join("daemon")).parse().unwrap();
+    drop(ex);
+    let gone = poll_until(Duration::from_secs(1), || !alive(daemon));
+    if !gone {
+        let _ = sys::kill(daemon, libc::SIGKILL);
+    }
+    assert!(gone, "the daemon {daemon} outlived the dropped executor");
+}
+
+/// The runner is SIGKILLed right after its job's daemon appeared, before any sample could
+/// register the daemon's new session with the guard: the guard finds it by its marker.
+#[test]
+fn the_guard_ends_a_daemon_no_sample_has_seen() {
+    if std::env::var(ROLE).as_deref() == Ok("runner") {
+        let dir = PathBuf::from(std::env::var("MEMSWEEP_EXEC_TEST_DIR").unwrap());
+        let mut c = cfg(true, None);
+        c.sample_interval = Duration::from_secs(3600);
+        let mut ex = Executor::new(c, &no_layout(), &Fs::new(None)).unwrap();
+        ex.spawn(spec(&dir, 0, daemon_job(&dir, 1))).unwrap();
+        ex.last_sample = Some(Instant::now());
+        loop {
+            ex.wait(Duration::from_secs(3600));
+        }
+    }
+    let _l = lock();
+    let tmp = tempfile::tempdir().unwrap();
+    let mut runner = std::process::Command::new(std::env::current_exe().unwrap())
+        .args([
+            "exec::tests::the_guard_ends_a_daemon_no_sample_has_seen",
+            "--exact",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env(ROLE, "runner")
+        .env("MEMSWEEP_EXEC_TEST_DIR", tmp.path())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let appeared = poll_until(Duration::from_secs(20), || {
+        tmp.path().join("daemon").exists()
+    });
+    runner.kill().unwrap();
+    runner.wait().unwrap();
+    assert!(appeared, "the job did not start its daemon");
+    let daemon: i32 = read(tmp.path().join("daemon")).parse().unwrap();
+    let gone = poll_until(Duration::from_secs(1), || !alive(daemon));
+    if !gone {
+        let _ = sys::kill(daemon, libc::SIGKILL);
+    }
+    assert!(
+        gone,
+        "the daemon {daemon} outlived the SIGKILLed runner by 1 s"
+    );
+}
+
+/// More job cgroups than the guard once had room for (1024), then SIGKILL: every job dies and
+/// the guard removes every job cgroup and the runner's `memsweep-<pid>` base (issue 10, defect 4).
+#[test]
+fn the_guard_covers_every_job_cgroup_and_removes_the_base() {
+    const JOBS: usize = 1100;
+    if std::env::var(ROLE).as_deref() == Ok("runner") {
+        let dir = PathBuf::from(std::env::var("MEMSWEEP_EXEC_TEST_DIR").unwrap());
+        let layout = Layout {
+            version: Some(CgroupVersion::V1),
+            cgroup_path: None,
+            dir: Some(PathBuf::from(
+                std::env::var("MEMSWEEP_EXEC_TEST_CGDIR").unwrap(),
+            )),
+            mount_point: None,
+        };
+        let mut ex = Executor::new(cfg(false, None), &layout, &Fs::new(None)).unwrap();
+        let mut pids = String::new();
+        for job in 0..JOBS {
+            ex.spawn(spec(&dir, job, argv(&["sleep", "300"]))).unwrap();
+            pids.push_str(&format!("{}\n", ex.pid(job).unwrap()));
+        }
+        std::fs::write(dir.join("pids.tmp"), pids).unwrap();
+        std::fs::rename(dir.join("pids.tmp"), dir.join("pids")).unwrap();
+        loop {
+            ex.wait(Duration::from_secs(3600));
+        }
+    }
+    let _l = lock();
+    let parent = match TestParent::new("many") {
+        Ok(p) => p,
+        Err(why) => skip!("{why}"),
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    let mut runner = std::process::Command::new(std::env::current_exe().unwrap())
+        .args([
+            "exec::tests::the_guard_covers_every_job_cgroup_and_removes_the_base",
+            "--exact",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env(ROLE, "runner")
+        .env("MEMSWEEP_EXEC_TEST_DIR", tmp.path())
+        .env("MEMSWEEP_EXEC_TEST_CGDIR", &parent.dir)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let started = poll_until(Duration::from_secs(120), || {
+        tmp.path().join("pids").exists()
+    });
+    runner.kill().unwrap();
+    runner.wait().unwrap();
+    assert!(started, "the runner did not start {JOBS} jobs");
+    let pids: Vec<i32> = read(tmp.path().join("pids"))
+        .lines()
+        .filter_map(|l| l.parse().ok())
+        .collect();
+    assert_eq!(pids.len(), JOBS);
+    let left = || {
+        std::fs::read_dir(&parent.dir)
+            .map(|rd| rd.flatten().filter(|e| e.path().is_dir()).count())
+            .unwrap_or(0)
+    };
+    let clean = poll_until(Duration::from_secs(5), || {
+        left() == 0 && pids.iter().all(|&p| !alive(p))
+    });
+    let survivors = pids.iter().filter(|&&p| alive(p)).count();
+    for &p in &pids {
+        let _ = sys::kill(p, libc::SIGKILL);
+    }
+    let base = std::fs::read_dir(&parent.dir)
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .find(|p| p.is_dir());
+    let jobs_left = base
+        .as_ref()
+        .and_then(|b| std::fs::read_dir(b).ok())
+        .map_or(0, |rd| rd.flatten().filter(|e| e.path().is_dir()).count());
+    assert!(
+        clean,
+        "after SIGKILL: {survivors} job processes alive, base {base:?} with {jobs_left} job cgroups left"
+    );
 }

@@ -1,21 +1,19 @@
 //! Folding journal events into a [`Summary`]: the one implementation behind the engine's
 //! `summary.json` (rewritten after every job) and `--resume` (which replays earlier runs).
 //!
-//! Conventions the fold relies on (the engine's side of the contract):
-//! - every attempt starts with a `job_start`; it ends with a `job_end`, or with a `job_requeue`
-//!   when memsweep stopped it to run it again later (a `job_end` after a requeue is allowed too);
-//! - a `sweep_start` begins a run of the runner; `sweep_end` closes it. A job still started when a
-//!   new `sweep_start` arrives died with the previous runner (SIGKILL): it counts as killed.
+//! Attempts come from [`super::replay`] (the one reading of starts and ends, shared with the plot
+//! and `show`): an attempt open when its run ends, or when a new run starts (its runner died),
+//! counts as interrupted.
+//! Under the Slurm backend (`accounting: "slurm"`) jobs outlive the runner: a resumed runner
+//! re-attaches to them and records their ends when they come (see [`super::replay`]).
+
+use std::collections::HashMap;
 
 use serde::Serialize;
 
-use super::{Event, JobStatus, JobSummary, Summary};
+use super::replay::{End, Step};
+use super::{Event, JobStatus, JobSummary, Replay, Summary};
 use crate::sweep::Job;
-
-/// The table is made whole at `sweep_start` up to this many jobs (grown on demand past it), and
-/// ids at or past it are ignored when no `sweep_start` said how many jobs there are: a damaged
-/// journal may claim any count or id.
-const MAX_JOB_ID: usize = 1 << 20;
 
 /// What the journal does not know: supplied by the engine.
 #[derive(Debug, Clone, PartialEq)]
@@ -52,8 +50,7 @@ struct JobFold {
 /// An incremental fold over journal events; [`SummaryFold::summary`] can be taken at any point.
 #[derive(Debug, Clone, Default)]
 pub struct SummaryFold {
-    /// Indexed by job id (ids are dense, 0..n): no hash table and no keys, one entry per job.
-    jobs: Vec<JobFold>,
+    jobs: HashMap<usize, JobFold>,
     peak_working_set: u64,
     requeues: u64,
     pauses: u64,
@@ -63,8 +60,10 @@ pub struct SummaryFold {
     open_run: Option<(f64, f64)>,
     /// The latest run ended with `sweep_end`: unstarted jobs are skipped, not pending.
     ended: bool,
-    /// The job count the latest `sweep_start` declared (0: none seen).
-    declared: usize,
+    /// The latest run's `--fail-fast` stop, if any.
+    fail_fast_job: Option<usize>,
+    /// Which attempts are open: the one reading of starts and ends.
+    replay: Replay,
 }
 
 impl SummaryFold {
@@ -76,28 +75,15 @@ impl SummaryFold {
         ) {
             *last = last.max(event.t());
         }
-        match event {
-            Event::SweepStart { t, jobs, .. } => {
-                // Room for every job at once: growing the table copies it into a second one,
-                // a transient that set the runner's peak footprint in a 10 000-job sweep.
-                // Bounded, since a damaged journal may claim any count.
-                self.declared = self.declared.max(*jobs);
-                let n = (*jobs).min(MAX_JOB_ID);
-                if n > self.jobs.len() {
-                    self.jobs.reserve_exact(n - self.jobs.len());
-                    self.jobs.resize_with(n, JobFold::default);
-                }
-                self.close_run();
-                for job in &mut self.jobs {
-                    if job.phase == Some(Phase::Started) {
-                        job.phase = Some(Phase::Ended(JobStatus::Killed));
-                    }
-                }
-                self.open_run = Some((*t, *t));
-                self.ended = false;
-            }
-            Event::JobStart { job, .. } => {
-                let Some(j) = self.entry(*job) else { return };
+        let Self {
+            replay,
+            jobs: fold_jobs,
+            requeues,
+            ..
+        } = self;
+        replay.step(event, |step| match step {
+            Step::Start { job, .. } => {
+                let j = fold_jobs.entry(job).or_default();
                 j.phase = Some(Phase::Started);
                 j.attempts += 1;
                 j.exit_code = None;
@@ -105,18 +91,25 @@ impl SummaryFold {
                 j.wall_s = None;
                 j.cpu_s = None;
             }
-            Event::JobEnd {
+            Step::End {
                 job,
-                status,
-                exit_code,
-                signal,
-                wall_s,
-                peak_bytes,
-                peak_source,
-                cpu_s,
+                end: End::Ended(e),
                 ..
             } => {
-                let Some(j) = self.entry(*job) else { return };
+                let Event::JobEnd {
+                    status,
+                    exit_code,
+                    signal,
+                    wall_s,
+                    peak_bytes,
+                    peak_source,
+                    cpu_s,
+                    ..
+                } = e
+                else {
+                    return;
+                };
+                let j = fold_jobs.entry(job).or_default();
                 j.phase = Some(Phase::Ended(*status));
                 j.exit_code = *exit_code;
                 j.signal = *signal;
@@ -125,46 +118,59 @@ impl SummaryFold {
                 j.peak_source = (!peak_source.is_empty()).then(|| peak_source.as_str().into());
                 j.cpu_s = *cpu_s;
             }
-            Event::JobRequeue {
-                job, usage_bytes, ..
+            Step::End {
+                job,
+                end: End::Requeued { usage_bytes },
+                ..
             } => {
-                self.requeues += 1;
-                let Some(j) = self.entry(*job) else { return };
+                *requeues += 1;
+                let j = fold_jobs.entry(job).or_default();
                 j.phase = Some(Phase::Requeued);
                 // What it reached before being stopped: a lower bound on its peak.
-                j.peak_bytes = Some(j.peak_bytes.unwrap_or(0).max(*usage_bytes));
+                j.peak_bytes = Some(j.peak_bytes.unwrap_or(0).max(usage_bytes));
+            }
+            Step::End {
+                job,
+                end: End::Interrupted,
+                ..
+            } => {
+                // Its run ended, or its runner died, while it ran.
+                if let Some(j) = fold_jobs.get_mut(&job) {
+                    j.phase = Some(Phase::Ended(JobStatus::Interrupted));
+                }
+            }
+            Step::End {
+                end: End::Restarted,
+                ..
+            }
+            | Step::Event(_) => {}
+        });
+        match event {
+            Event::SweepStart { t, jobs, .. } => {
+                // Room for every job at once: growing the map rehashes into a second table,
+                // a transient that set the runner's peak footprint in a 10 000-job sweep.
+                // Bounded, since a damaged journal may claim any count.
+                let want = (*jobs).min(1 << 20).saturating_sub(self.jobs.len());
+                self.jobs.reserve(want);
+                self.close_run();
+                self.open_run = Some((*t, *t));
+                self.ended = false;
+                self.fail_fast_job = None;
             }
             Event::JobPause { .. } => self.pauses += 1,
-            Event::JobResume { .. } => {}
             Event::Sample {
                 working_set_bytes, ..
             } => self.peak_working_set = self.peak_working_set.max(*working_set_bytes),
-            Event::SweepEnd { .. } => {
+            Event::SweepEnd { fail_fast_job, .. } => {
                 self.close_run();
                 self.ended = true;
+                self.fail_fast_job = *fail_fast_job;
             }
+            Event::JobStart { .. }
+            | Event::JobEnd { .. }
+            | Event::JobRequeue { .. }
+            | Event::JobResume { .. } => {}
         }
-    }
-
-    /// The entry of `job`, made if new; None for an id no sweep can have (a damaged journal).
-    fn entry(&mut self, job: usize) -> Option<&mut JobFold> {
-        // Rows are made for the plan's jobs only: an event for another id shows nowhere.
-        let bound = if self.declared > 0 {
-            self.declared
-        } else {
-            MAX_JOB_ID
-        };
-        if job >= bound {
-            return None;
-        }
-        if job >= self.jobs.len() {
-            self.jobs.resize_with(job + 1, JobFold::default);
-        }
-        self.jobs.get_mut(job)
-    }
-
-    fn get(&self, job: usize) -> Option<&JobFold> {
-        self.jobs.get(job).filter(|f| f.phase.is_some())
     }
 
     fn close_run(&mut self) {
@@ -200,11 +206,7 @@ impl SummaryFold {
         s.jobs = jobs
             .iter()
             .map(|job| {
-                let f = self
-                    .jobs
-                    .get_mut(job.id)
-                    .filter(|f| f.phase.is_some())
-                    .map(std::mem::take);
+                let f = self.jobs.remove(&job.id);
                 let status = self.status(f.as_ref());
                 let mut row = make_row(job, status, f.unwrap_or_default());
                 if !full(status) {
@@ -246,7 +248,7 @@ impl SummaryFold {
     pub fn counts(&self, jobs: &[Job]) -> (usize, usize) {
         let (mut succeeded, mut failed) = (0, 0);
         for job in jobs {
-            match self.status(self.get(job.id)) {
+            match self.status(self.jobs.get(&job.id)) {
                 JobStatus::Succeeded => succeeded += 1,
                 s if s.is_failure() => failed += 1,
                 _ => {}
@@ -258,7 +260,7 @@ impl SummaryFold {
     fn status(&self, f: Option<&JobFold>) -> JobStatus {
         match (f.and_then(|f| f.phase), self.ended) {
             (Some(Phase::Ended(s)), _) => s,
-            (Some(Phase::Started), true) => JobStatus::Killed,
+            (Some(Phase::Started), true) => JobStatus::Interrupted,
             (Some(Phase::Started), false) => JobStatus::Running,
             (Some(Phase::Requeued), true) => JobStatus::RequeuedOut,
             (Some(Phase::Requeued), false) | (None, false) => JobStatus::Pending,
@@ -267,7 +269,7 @@ impl SummaryFold {
     }
 
     fn row(&self, job: &Job) -> JobSummary {
-        let f = self.get(job.id);
+        let f = self.jobs.get(&job.id);
         let status = self.status(f);
         make_row(job, status, f.cloned().unwrap_or_default())
     }
@@ -276,7 +278,7 @@ impl SummaryFold {
     fn header(&self, jobs: &[Job], ctx: &SummaryContext) -> Summary {
         let (mut succeeded, mut failed, mut skipped) = (0, 0, 0);
         for job in jobs {
-            match self.status(self.get(job.id)) {
+            match self.status(self.jobs.get(&job.id)) {
                 JobStatus::Succeeded => succeeded += 1,
                 s if s.is_failure() => failed += 1,
                 _ => skipped += 1,
@@ -284,6 +286,7 @@ impl SummaryFold {
         }
         let open_s = self.open_run.map_or(0.0, |(s, l)| (l - s).max(0.0));
         Summary {
+            schema_version: super::SCHEMA_VERSION,
             out: ctx.out.clone(),
             makespan_s: self.closed_runs_s + open_s,
             limit_bytes: ctx.limit_bytes,
@@ -296,6 +299,7 @@ impl SummaryFold {
             succeeded,
             failed,
             skipped,
+            fail_fast_job: self.fail_fast_job,
             cpus: ctx.cpus,
             jobs: Vec::new(),
         }
@@ -320,7 +324,8 @@ impl Serialize for View<'_> {
             }
         }
         let h = self.h;
-        let mut st = ser.serialize_struct("Summary", 14)?;
+        let mut st = ser.serialize_struct("Summary", 16)?;
+        st.serialize_field("schema_version", &h.schema_version)?;
         st.serialize_field("out", &h.out)?;
         st.serialize_field("makespan_s", &h.makespan_s)?;
         st.serialize_field("limit_bytes", &h.limit_bytes)?;
@@ -333,6 +338,7 @@ impl Serialize for View<'_> {
         st.serialize_field("succeeded", &h.succeeded)?;
         st.serialize_field("failed", &h.failed)?;
         st.serialize_field("skipped", &h.skipped)?;
+        st.serialize_field("fail_fast_job", &h.fail_fast_job)?;
         st.serialize_field("cpus", &h.cpus)?;
         st.serialize_field("jobs", &Rows(self.jobs, self.fold))?;
         st.end()
@@ -436,15 +442,6 @@ mod tests {
     }
 
     #[test]
-    fn an_event_for_a_job_the_sweep_does_not_have_is_ignored() {
-        let mut fold = SummaryFold::default();
-        fold.add(&sweep_start(100.0, false));
-        fold.add(&start(100.0, usize::MAX, 1));
-        fold.add(&end(101.0, 1 << 40, 1, JobStatus::Succeeded, 1));
-        assert!(fold.jobs.len() < 1 << 20);
-    }
-
-    #[test]
     fn requeues_pauses_attempts_and_peaks_fold_into_the_summary() {
         let jobs = jobs(3);
         let mut events = vec![
@@ -516,7 +513,11 @@ mod tests {
             sweep_start(200.0, true),
         ];
         let s = summarize(&jobs, &events, &ctx("o"));
-        assert_eq!(s.jobs[1].status, JobStatus::Killed, "died with the runner");
+        assert_eq!(
+            s.jobs[1].status,
+            JobStatus::Interrupted,
+            "died with the runner"
+        );
         events.extend([
             start(201.0, 1, 1),
             end(210.0, 1, 1, JobStatus::Succeeded, 20),
@@ -556,12 +557,13 @@ mod tests {
         assert_eq!(
             statuses,
             [
-                JobStatus::Killed,
+                JobStatus::Interrupted,
                 JobStatus::RequeuedOut,
                 JobStatus::Skipped
             ]
         );
-        assert_eq!(s.failed, 2);
+        // Interrupted is not a failure of the job; requeued-out is.
+        assert_eq!((s.failed, s.skipped), (1, 2));
         assert_eq!(s.jobs[0].command, "python3 train.py lr=0");
     }
 }

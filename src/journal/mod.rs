@@ -11,6 +11,9 @@
 //! drops (and truncates away, so the lines appended next start on a clean line).
 
 mod fold;
+#[cfg(test)]
+mod props;
+pub mod replay;
 
 use std::collections::BTreeSet;
 use std::fs::{self, File, OpenOptions};
@@ -24,6 +27,7 @@ use crate::exit::usage;
 use crate::sweep::SweepPlan;
 
 pub use fold::{SummaryContext, SummaryFold, summarize};
+pub use replay::Replay;
 
 /// File names inside a sweep directory.
 pub const PLAN_FILE: &str = "sweep.json";
@@ -39,6 +43,11 @@ pub enum JobStatus {
     Failed,
     Killed,
     Oom,
+    /// Stopped by memsweep after running longer than `--timeout`.
+    Timeout,
+    /// Stopped because the sweep was interrupted (Ctrl-C, SIGTERM, or the runner died): not
+    /// the job's failure; `--resume` runs it again.
+    Interrupted,
     RequeuedOut,
     Skipped,
     /// Interim summaries only: started, not ended yet.
@@ -48,12 +57,16 @@ pub enum JobStatus {
 }
 
 impl JobStatus {
-    /// Ended without succeeding (what makes a sweep exit 1). Skipped, running and pending jobs
-    /// did not fail: they did not run to an end.
+    /// Ended without succeeding (what makes a sweep exit 1). Skipped, interrupted, running and
+    /// pending jobs did not fail: they did not run to an end.
     pub fn is_failure(self) -> bool {
         matches!(
             self,
-            JobStatus::Failed | JobStatus::Killed | JobStatus::Oom | JobStatus::RequeuedOut
+            JobStatus::Failed
+                | JobStatus::Killed
+                | JobStatus::Oom
+                | JobStatus::Timeout
+                | JobStatus::RequeuedOut
         )
     }
 
@@ -64,6 +77,8 @@ impl JobStatus {
             JobStatus::Failed => "failed",
             JobStatus::Killed => "killed",
             JobStatus::Oom => "oom",
+            JobStatus::Timeout => "timeout",
+            JobStatus::Interrupted => "interrupted",
             JobStatus::RequeuedOut => "requeued-out",
             JobStatus::Skipped => "skipped",
             JobStatus::Running => "running",
@@ -80,8 +95,12 @@ impl JobStatus {
 pub enum Event {
     /// A run of the runner begins (again, with `resumed: true`, after `--resume`).
     /// `parallel_cap`: `-j` (null: memory is the only cap). `accounting`: cgroup-v1, cgroup-v2, proc.
+    /// `downgrades`: what this run could not do here (also printed once at start).
     SweepStart {
         t: f64,
+        /// [`SCHEMA_VERSION`] of the events that follow.
+        #[serde(default = "schema_version")]
+        schema_version: u32,
         out: String,
         jobs: usize,
         limit_bytes: u64,
@@ -90,14 +109,20 @@ pub enum Event {
         parallel_cap: Option<usize>,
         accounting: String,
         resumed: bool,
+        #[serde(default)]
+        downgrades: Vec<String>,
     },
-    /// An attempt starts (attempt counts from 1). `command`: the display command.
+    /// An attempt starts (attempt counts from 1). `command`: the display command. Under the
+    /// Slurm backend: the attempt was submitted, `estimate_bytes` is its `--mem` and `slurm_id`
+    /// its `ARRAYID_INDEX` (the field is absent for local jobs).
     JobStart {
         t: f64,
         job: usize,
         attempt: u32,
         command: String,
         estimate_bytes: Option<u64>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        slurm_id: Option<String>,
     },
     /// memsweep stopped the job's process group (SIGSTOP) under memory pressure.
     JobPause { t: f64, job: usize, reason: String },
@@ -147,6 +172,9 @@ pub enum Event {
         failed: usize,
         exit_code: i32,
         interrupted: bool,
+        /// `--fail-fast` started no more jobs after this job failed.
+        #[serde(default)]
+        fail_fast_job: Option<usize>,
     },
 }
 
@@ -202,9 +230,21 @@ pub struct JobSummary {
     pub cpu_s: Option<f64>,
 }
 
+/// The version of the JSON formats memsweep writes (`summary.json`, `sweep.json`, the events,
+/// `mem --json`, `check --json`): raised when a field changes meaning or goes away; new fields
+/// may appear without a raise.
+pub const SCHEMA_VERSION: u32 = 1;
+
+fn schema_version() -> u32 {
+    SCHEMA_VERSION
+}
+
 /// `summary.json`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Summary {
+    /// [`SCHEMA_VERSION`] (absent before version 1: read as 1).
+    #[serde(default = "schema_version")]
+    pub schema_version: u32,
     pub out: String,
     pub makespan_s: f64,
     pub limit_bytes: u64,
@@ -222,6 +262,9 @@ pub struct Summary {
     /// Jobs that never ran to an end (skipped, or still running/pending in an interim summary).
     #[serde(default)]
     pub skipped: usize,
+    /// `--fail-fast` started no more jobs after this job failed.
+    #[serde(default)]
+    pub fail_fast_job: Option<usize>,
     /// The CPUs the sweep ran on (quota, cpuset, online), for the advice; null when unknown.
     #[serde(default)]
     pub cpus: Option<f64>,
@@ -271,8 +314,10 @@ impl SweepDir {
                 root.display()
             )));
         }
-        atomic_write_json(&root.join(PLAN_FILE), plan)?;
+        // The journal first: a sweep.json without a journal then only comes from a deleted
+        // journal, which `--resume` refuses (it would rerun every job).
         let journal = open_journal(root)?;
+        atomic_write_json(&root.join(PLAN_FILE), plan)?;
         Ok(SweepDir {
             root: root.to_path_buf(),
             _lock: lock,
@@ -284,7 +329,8 @@ impl SweepDir {
 
     /// Take the lock on an existing DIR and read back what ran. Errors (usage) if DIR is not a
     /// sweep directory or another runner holds it (naming its pid).
-    pub fn resume(root: &Path) -> anyhow::Result<(SweepDir, ResumeState)> {
+    /// `force`: go on when the journal is missing (without it every job reruns).
+    pub fn resume(root: &Path, force: bool) -> anyhow::Result<(SweepDir, ResumeState)> {
         if !root.is_dir() {
             return Err(usage(format!(
                 "--resume {}: no such directory; give the --out directory of an earlier sweep",
@@ -310,7 +356,16 @@ impl SweepDir {
         let journal_path = root.join(JOURNAL_FILE);
         let (events, good_len) = match fs::read(&journal_path) {
             Ok(bytes) => parse_journal(&bytes, &journal_path)?,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => (Vec::new(), 0),
+            Err(e) if e.kind() == io::ErrorKind::NotFound && force => (Vec::new(), 0),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                return Err(usage(format!(
+                    "{} is missing: without it memsweep cannot tell which of the {} jobs \
+                     already succeeded, and would run every one again; restore it, or pass \
+                     --force to rerun them all",
+                    journal_path.display(),
+                    plan.jobs.len()
+                )));
+            }
             Err(e) => {
                 return Err(
                     anyhow::Error::new(e).context(format!("reading {}", journal_path.display()))
@@ -578,7 +633,7 @@ pub fn parse_journal(bytes: &[u8], path: &Path) -> anyhow::Result<(Vec<Event>, u
 /// [`atomic_write_with`] of a value as pretty JSON, streamed through a small buffer: the plan and
 /// the summary of a 10 000-job sweep are megabytes, and holding them as one string would double
 /// the runner's footprint.
-pub(crate) fn atomic_write_json<T: Serialize>(path: &Path, value: &T) -> anyhow::Result<()> {
+pub fn atomic_write_json<T: Serialize>(path: &Path, value: &T) -> anyhow::Result<()> {
     atomic_write_with(path, Durable::Yes, |w| {
         serde_json::to_writer_pretty(&mut *w, value).map_err(io::Error::other)
     })
@@ -631,7 +686,6 @@ fn atomic_write_with(
 #[cfg(test)]
 pub(crate) mod fixtures {
     use super::*;
-    use crate::cli::OnPressure;
     use crate::sweep::{Job, JobCommand, RunConfig};
 
     pub fn jobs(n: usize) -> Vec<Job> {
@@ -651,22 +705,12 @@ pub(crate) mod fixtures {
 
     pub fn plan(n: usize) -> SweepPlan {
         SweepPlan {
+            schema_version: SCHEMA_VERSION,
             jobs: jobs(n),
             config: RunConfig {
                 jobs: Some(4),
-                limit: None,
-                reserve: None,
-                mem_per_job: None,
-                job_mem_max: None,
-                history: true,
-                cgroups: true,
-                on_pressure: OnPressure::Pause,
-                retries: 3,
-                out: None,
-                json: false,
-                grace_s: 10.0,
                 sample_interval_s: 1.0,
-                dry_run: false,
+                ..RunConfig::default()
             },
             template: "python3 train.py lr={lr}".into(),
         }
@@ -686,6 +730,7 @@ pub(crate) mod fixtures {
     pub fn sweep_start(t: f64, resumed: bool) -> Event {
         Event::SweepStart {
             t,
+            schema_version: SCHEMA_VERSION,
             out: "sweeps/x".into(),
             jobs: 3,
             limit_bytes: 2 << 30,
@@ -694,6 +739,7 @@ pub(crate) mod fixtures {
             parallel_cap: Some(4),
             accounting: "cgroup-v1".into(),
             resumed,
+            downgrades: Vec::new(),
         }
     }
 
@@ -704,6 +750,7 @@ pub(crate) mod fixtures {
             attempt,
             command: format!("python3 train.py lr={job}"),
             estimate_bytes: None,
+            slurm_id: None,
         }
     }
 
@@ -741,6 +788,7 @@ pub(crate) mod fixtures {
             failed: 0,
             exit_code: 0,
             interrupted: false,
+            fail_fast_job: None,
         }
     }
 }
@@ -796,7 +844,7 @@ mod tests {
             pid
         );
 
-        let msg = usage_msg(err_of(SweepDir::resume(&root)));
+        let msg = usage_msg(err_of(SweepDir::resume(&root, false)));
         assert!(msg.contains(&format!("pid {pid}")), "{msg}");
         assert!(msg.contains("in use by another memsweep runner"), "{msg}");
         // The lock is checked before "already holds a sweep": the user learns who holds it.
@@ -804,7 +852,7 @@ mod tests {
         assert!(msg.contains(&format!("pid {pid}")), "{msg}");
 
         drop(first);
-        let (dir, state) = SweepDir::resume(&root).unwrap();
+        let (dir, state) = SweepDir::resume(&root, false).unwrap();
         assert_eq!(dir.root(), root);
         assert_eq!(state.plan, plan(2));
         assert!(state.succeeded.is_empty());
@@ -836,7 +884,7 @@ mod tests {
         assert_eq!(synced.iter().filter(|&&b| b == b'\n').count(), 6);
         drop(dir); // the runner dies with job 1 still running
 
-        let (mut dir, state) = SweepDir::resume(&root).unwrap();
+        let (mut dir, state) = SweepDir::resume(&root, false).unwrap();
         assert_eq!(state.succeeded, vec![0], "job 1 never ended, job 2 failed");
         assert_eq!(state.events.len(), 6);
         let s = dir.summary(&plan(3).jobs, &ctx("s"));
@@ -872,7 +920,7 @@ mod tests {
             .unwrap();
         drop(f);
 
-        let (mut dir, state) = SweepDir::resume(&root).unwrap();
+        let (mut dir, state) = SweepDir::resume(&root, false).unwrap();
         assert_eq!(state.succeeded, vec![0]);
         assert_eq!(state.events.len(), 3);
         assert_eq!(fs::metadata(&journal).unwrap().len(), good);
@@ -880,7 +928,7 @@ mod tests {
         dir.sync().unwrap();
         drop(dir);
         // The next resume reads every line: no torn fragment glued to the new line.
-        let (_, state) = SweepDir::resume(&root).unwrap();
+        let (_, state) = SweepDir::resume(&root, false).unwrap();
         assert_eq!(state.events.len(), 4);
     }
 
@@ -893,27 +941,27 @@ mod tests {
         let line = |e: &Event| serde_json::to_string(e).unwrap() + "\n";
         let text = line(&sweep_start(1.0, false)) + "{not json\n" + &line(&start(2.0, 0, 1));
         fs::write(&journal, text).unwrap();
-        let msg = usage_msg(err_of(SweepDir::resume(&root)));
+        let msg = usage_msg(err_of(SweepDir::resume(&root, false)));
         assert!(msg.contains(&format!("{}:2:", journal.display())), "{msg}");
         // A complete but unparsable last line (e.g. zeros after a crash) is torn, not corrupt.
         let text = line(&sweep_start(1.0, false)) + "\0\0\0\0\n";
         fs::write(&journal, text).unwrap();
-        let (_, state) = SweepDir::resume(&root).unwrap();
+        let (_, state) = SweepDir::resume(&root, false).unwrap();
         assert_eq!(state.events.len(), 1);
     }
 
     #[test]
     fn resume_refuses_what_is_not_a_sweep_directory() {
         let tmp = tempfile::tempdir().unwrap();
-        let msg = usage_msg(err_of(SweepDir::resume(&tmp.path().join("missing"))));
+        let msg = usage_msg(err_of(SweepDir::resume(&tmp.path().join("missing"), false)));
         assert!(msg.contains("no such directory"), "{msg}");
 
-        let msg = usage_msg(err_of(SweepDir::resume(tmp.path())));
+        let msg = usage_msg(err_of(SweepDir::resume(tmp.path(), false)));
         assert!(msg.contains("not a memsweep sweep directory"), "{msg}");
         assert!(msg.contains("sweep.json"), "{msg}");
 
         fs::write(tmp.path().join(PLAN_FILE), "{\"jobs\": 3}").unwrap();
-        let msg = usage_msg(err_of(SweepDir::resume(tmp.path())));
+        let msg = usage_msg(err_of(SweepDir::resume(tmp.path(), false)));
         assert!(msg.contains("not a memsweep sweep directory"), "{msg}");
         assert!(
             msg.contains(&tmp.path().join(PLAN_FILE).display().to_string()),
@@ -944,7 +992,7 @@ mod tests {
             "temp file left behind: {names:?}"
         );
         drop(dir);
-        let (_, state) = SweepDir::resume(&root).unwrap();
+        let (_, state) = SweepDir::resume(&root, false).unwrap();
         assert_eq!(state.previous, Some(second));
     }
 

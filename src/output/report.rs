@@ -10,7 +10,7 @@ use crate::size;
 /// Sweeps with more jobs than this show only the jobs that did not succeed.
 pub const FULL_TABLE_MAX_JOBS: usize = 40;
 
-/// Whether to colour the status words: stdout is a terminal and `NO_COLOR` is unset or empty.
+/// Whether to colour the status words (see [`super::color`] for `--color` and the environment).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Style {
     pub color: bool,
@@ -19,13 +19,13 @@ pub struct Style {
 impl Style {
     pub fn for_stdout() -> Style {
         Style {
-            color: std::io::stdout().is_terminal() && no_color_unset(),
+            color: super::color::enabled(std::io::stdout().is_terminal()),
         }
     }
 
     pub fn for_stderr() -> Style {
         Style {
-            color: std::io::stderr().is_terminal() && no_color_unset(),
+            color: super::color::enabled(std::io::stderr().is_terminal()),
         }
     }
 
@@ -41,10 +41,6 @@ impl Style {
         };
         format!("\x1b[{code}m{text}\x1b[0m")
     }
-}
-
-fn no_color_unset() -> bool {
-    std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
 }
 
 /// The width of the terminal on stdout, if it is one.
@@ -63,6 +59,10 @@ pub fn write_report(
     style: Style,
 ) -> std::io::Result<()> {
     w.write_all(table(summary, width, style).as_bytes())?;
+    if summary.accounting == crate::slurm::ACCOUNTING {
+        // Slurm sizes each job itself from the history: no -j or --mem-per-job to advise.
+        return w.flush();
+    }
     writeln!(w)?;
     w.write_all(render_advice(&advice(summary, budget_bytes)).as_bytes())?;
     w.flush()
@@ -83,36 +83,39 @@ pub fn table(summary: &Summary, width: Option<usize>, style: Style) -> String {
     // Cells are formatted twice (widths, then lines) rather than kept: an interrupted 10 000-job
     // sweep lists thousands of rows, and holding five strings per row would set the runner's
     // peak footprint.
-    let cells = |j: &JobSummary| -> [String; 5] {
+    let cells = |j: &JobSummary| -> [String; 6] {
         [
             j.id.to_string(),
             j.status.as_str().to_string(),
+            exit_cell(j),
             j.attempts.to_string(),
             j.wall_s.map_or("-".into(), fmt_secs),
             j.peak_bytes.map_or("-".into(), size::human),
         ]
     };
-    let header = ["id", "status", "tries", "wall", "peak"];
+    let header = ["id", "status", "exit", "tries", "wall", "peak"];
     let mut widths = header.map(str::len);
     for j in &rows {
         for (w, cell) in widths.iter_mut().zip(&cells(j)) {
             *w = (*w).max(cell.chars().count());
         }
     }
-    // id, status left; numbers right; two spaces between columns.
-    let line = |c: &[String; 5]| {
+    // id right, status left, exit and numbers right; two spaces between columns.
+    let line = |c: &[String; 6]| {
         format!(
-            "{:>w0$}  {:<w1$}  {:>w2$}  {:>w3$}  {:>w4$}  ",
+            "{:>w0$}  {:<w1$}  {:>w2$}  {:>w3$}  {:>w4$}  {:>w5$}  ",
             c[0],
             c[1],
             c[2],
             c[3],
             c[4],
+            c[5],
             w0 = widths[0],
             w1 = widths[1],
             w2 = widths[2],
             w3 = widths[3],
-            w4 = widths[4]
+            w4 = widths[4],
+            w5 = widths[5]
         )
     };
     let mut out = String::new();
@@ -153,6 +156,37 @@ pub fn table(summary: &Summary, width: Option<usize>, style: Style) -> String {
     out
 }
 
+/// How the job's process ended: its exit code, or the signal that ended it (`SIGTERM`).
+fn exit_cell(j: &JobSummary) -> String {
+    match (j.exit_code, j.signal) {
+        (_, Some(sig)) => signal_name(sig),
+        (Some(code), None) => code.to_string(),
+        (None, None) => "-".into(),
+    }
+}
+
+/// `SIGTERM` for 15; `signal 42` for signals without a common name.
+pub fn signal_name(sig: i32) -> String {
+    let name = match sig {
+        1 => "SIGHUP",
+        2 => "SIGINT",
+        3 => "SIGQUIT",
+        4 => "SIGILL",
+        6 => "SIGABRT",
+        7 => "SIGBUS",
+        8 => "SIGFPE",
+        9 => "SIGKILL",
+        11 => "SIGSEGV",
+        13 => "SIGPIPE",
+        14 => "SIGALRM",
+        15 => "SIGTERM",
+        24 => "SIGXCPU",
+        25 => "SIGXFSZ",
+        _ => return format!("signal {sig}"),
+    };
+    name.into()
+}
+
 fn totals(s: &Summary) -> String {
     let mut parts = vec![format!("{} succeeded", s.succeeded)];
     if s.failed > 0 {
@@ -161,20 +195,35 @@ fn totals(s: &Summary) -> String {
     if s.skipped > 0 {
         parts.push(format!("{} not run", s.skipped));
     }
+    if s.accounting == crate::slurm::ACCOUNTING {
+        return format!(
+            "{} job{}: {} · makespan {} · on Slurm · {} OUT_OF_MEMORY end{} · {} resubmission{}\n",
+            s.jobs.len(),
+            plural(s.jobs.len()),
+            parts.join(", "),
+            fmt_secs(s.makespan_s),
+            s.oom_kills,
+            plural(s.oom_kills as usize),
+            s.requeues,
+            plural(s.requeues as usize),
+        );
+    }
     format!(
-        "{} job{}: {} · makespan {} · peak working set {} (budget {}) · {} OOM kill{} · {} requeue{} · {} pause{}\n",
+        "{} job{}: {} · makespan {} · {} OOM kill{} · {} requeue{} · {} pause{}\n\
+         memory: the container's working set (all its processes) peaked at {}; jobs were \
+         admitted within a budget of {}\n",
         s.jobs.len(),
         plural(s.jobs.len()),
         parts.join(", "),
         fmt_secs(s.makespan_s),
-        size::human(s.peak_working_set_bytes),
-        size::human(s.budget_bytes),
         s.oom_kills,
         plural(s.oom_kills as usize),
         s.requeues,
         plural(s.requeues as usize),
         s.pauses,
         plural(s.pauses as usize),
+        size::human(s.peak_working_set_bytes),
+        size::human(s.budget_bytes),
     )
 }
 
@@ -444,6 +493,8 @@ mod tests {
 
     fn summary(out: &str, jobs: Vec<JobSummary>) -> Summary {
         Summary {
+            schema_version: crate::journal::SCHEMA_VERSION,
+            fail_fast_job: None,
             out: out.into(),
             makespan_s: 95.0,
             limit_bytes: 5 << 30,
@@ -620,17 +671,21 @@ mod tests {
         let mut s = twenty();
         s.jobs.truncate(3);
         s.jobs[1].status = JobStatus::Failed;
+        s.jobs[1].exit_code = Some(2);
         s.jobs[2].wall_s = Some(125.0);
         (s.succeeded, s.failed) = (2, 1);
         let t = table(&s, Some(60), Style::default());
         let lines: Vec<&str> = t.lines().collect();
-        assert_eq!(lines[0], "id  status     tries   wall     peak  command");
+        assert_eq!(
+            lines[0],
+            "id  status     exit  tries   wall     peak  command"
+        );
         assert_eq!(
             lines[2],
-            " 1  failed         1   3.0s  200 MiB  python3 train.py --se…"
+            " 1  failed        2      1   3.0s  200 MiB  python3 train.p…"
         );
         assert!(
-            lines[3].starts_with(" 2  succeeded      1  2m05s  300 MiB  "),
+            lines[3].starts_with(" 2  succeeded     0      1  2m05s  300 MiB  "),
             "{t}"
         );
         for l in &lines[..4] {
@@ -662,7 +717,7 @@ mod tests {
         s.succeeded = 99;
         s.failed = 1;
         let t = table(&s, None, Style::default());
-        assert_eq!(t.lines().count(), 4, "{t}");
+        assert_eq!(t.lines().count(), 5, "{t}");
         assert!(t.contains("42  oom"), "{t}");
         assert!(
             t.contains("(99 succeeded jobs not shown; every job is in out/summary.json)"),

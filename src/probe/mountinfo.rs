@@ -220,4 +220,34 @@ mod tests {
         assert_eq!(mounts.len(), 1);
         assert_eq!(mounts[0].mount_point, "/sys/fs/cgroup/memory");
     }
+
+    /// The kernel's `mangle_path` for mountinfo: space, tab, newline and backslash as `\ooo`.
+    fn mangle(s: &str) -> String {
+        let mut out = String::new();
+        for c in s.chars() {
+            match c {
+                ' ' | '\t' | '\n' | '\\' => out.push_str(&format!("\\{:03o}", c as u32)),
+                c => out.push(c),
+            }
+        }
+        out
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(2000))]
+
+        /// Unescaping undoes the kernel's escaping, for any path.
+        #[test]
+        fn unescape_undoes_mangle(s in "[ \t\n\\a-z0-9/_.\u{e9}-]{0,30}") {
+            proptest::prop_assert_eq!(unescape(&mangle(&s)), s);
+        }
+
+        /// And a mountinfo line whose mount point has such characters parses back to it.
+        #[test]
+        fn mount_points_round_trip(s in "/[ \t\na-z0-9_\\-]{0,20}") {
+            let line = format!("30 25 0:26 / {} rw,relatime shared:5 - cgroup cgroup rw,memory", mangle(&s));
+            let m = parse_line(&line).unwrap();
+            proptest::prop_assert_eq!(m.mount_point, s);
+        }
+    }
 }

@@ -786,6 +786,13 @@ impl Sched {
         });
     }
 
+    /// A job that ran elsewhere (the Slurm backend) ended with this peak: learn it as if it had
+    /// run here.
+    pub fn learn(&mut self, peak: u64) {
+        self.largest_seen = self.largest_seen.max(peak);
+        self.est.learn(peak);
+    }
+
     /// A start the engine could not carry out (e.g. its folder could not be created): forget it.
     pub fn abandon(&mut self, job: usize) {
         self.runs.retain(|r| r.job != job);

@@ -74,6 +74,7 @@ pub fn parse(text: &str, label: &str) -> Result<Vec<Entry>, String> {
                 line: 0,
             }
         };
+        super::check::command(&entry.command).map_err(at)?;
         entries.push(Entry {
             line: i + 1,
             ..entry

@@ -6,19 +6,23 @@
 //! (sh quoting), `jobsfile`, `spec` (sweep.toml), `check` (option bounds). The format of
 //! sweep.toml is documented in docs/sweep-toml.md.
 
-mod check;
+pub mod check;
 mod jobsfile;
 mod params;
+#[cfg(test)]
+mod props;
 mod quote;
 mod spec;
 mod template;
+
+pub use quote::quote;
 
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use crate::cli::{OnPressure, RunArgs};
+use crate::cli::{Backend, OnPressure, OutputMode};
 use crate::size::SizeSpec;
 
 /// How a job's command runs.
@@ -53,6 +57,54 @@ pub struct Job {
     pub key: String,
 }
 
+/// What the user asked to run: where the jobs come from and the options given with it, from
+/// the command line or any front end that speaks its flags (the Python API, the Hydra
+/// launcher). [`plan`] turns it into a validated [`SweepPlan`]; nothing here is checked yet.
+#[derive(Debug, Clone, Default)]
+pub struct Request {
+    /// The command template (after `--`).
+    pub command: Vec<String>,
+    /// `-p NAME=VALUES`, as written.
+    pub params: Vec<String>,
+    pub jobs_file: Option<PathBuf>,
+    /// A sweep.toml whose command, parameters and options the rest is laid over.
+    pub file: Option<PathBuf>,
+    pub name: Option<String>,
+    pub shell: bool,
+    /// `--link a,b`, as written.
+    pub link: Vec<String>,
+    pub options: Options,
+}
+
+/// The `run` options one source gives (flags, sweep.toml); `None` or `false`: not given there.
+/// Sources are laid over each other with [`RunConfig::apply`]; the result passes the one
+/// validation, [`RunConfig::validate`], whatever its sources (a fresh run, or `--resume`).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Options {
+    pub jobs: Option<usize>,
+    pub limit: Option<u64>,
+    pub reserve: Option<SizeSpec>,
+    pub mem_per_job: Option<SizeSpec>,
+    pub job_mem_max: Option<SizeSpec>,
+    pub no_history: bool,
+    pub no_cgroups: bool,
+    pub on_pressure: Option<OnPressure>,
+    pub retries: Option<u32>,
+    pub out: Option<PathBuf>,
+    pub json: bool,
+    pub grace: Option<f64>,
+    pub sample_interval: Option<f64>,
+    pub dry_run: bool,
+    pub best_effort: bool,
+    /// `--timeout`, in seconds.
+    pub timeout: Option<f64>,
+    pub fail_fast: bool,
+    pub output: Option<OutputMode>,
+    pub backend: Option<Backend>,
+    /// `--slurm-arg`s / `[slurm] args` (None: not given here).
+    pub slurm_args: Option<Vec<String>>,
+}
+
 /// Every `run` option after merging sweep.toml and flags; sizes stay specs until the limit is known.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RunConfig {
@@ -71,27 +123,167 @@ pub struct RunConfig {
     pub grace_s: f64,
     pub sample_interval_s: f64,
     pub dry_run: bool,
+    /// Where the jobs run (sweep directories of older versions are local).
+    #[serde(default)]
+    pub backend: Backend,
+    /// sbatch options added to every submission (`--slurm-arg`, `[slurm] args`).
+    #[serde(default)]
+    pub slurm_args: Vec<String>,
+    /// Run even where an option cannot be honoured here (each downgrade printed and journaled).
+    #[serde(default)]
+    pub best_effort: bool,
+    /// `--timeout`: seconds a job may run (not counting time paused by memsweep).
+    #[serde(default)]
+    pub timeout_s: Option<f64>,
+    /// `--fail-fast`: start no more jobs after the first failure.
+    #[serde(default)]
+    pub fail_fast: bool,
+    /// `--output`.
+    #[serde(default)]
+    pub output: OutputMode,
+    /// `--link` groups, as given (the jobs already pair their values).
+    #[serde(default)]
+    pub links: Vec<Vec<String>>,
 }
 
-/// A sweep ready to run.
+impl Default for RunConfig {
+    fn default() -> RunConfig {
+        RunConfig {
+            jobs: None,
+            limit: None,
+            reserve: None,
+            mem_per_job: None,
+            job_mem_max: None,
+            history: true,
+            cgroups: true,
+            on_pressure: OnPressure::Pause,
+            retries: 3,
+            out: None,
+            json: false,
+            grace_s: 10.0,
+            sample_interval_s: 0.2,
+            dry_run: false,
+            best_effort: false,
+            timeout_s: None,
+            fail_fast: false,
+            output: OutputMode::Files,
+            links: Vec::new(),
+            backend: Backend::Local,
+            slurm_args: Vec::new(),
+        }
+    }
+}
+
+impl RunConfig {
+    /// Lay one source's options over this config: what it gives wins.
+    pub fn apply(&mut self, o: &Options) {
+        fn set<T: Clone>(slot: &mut T, v: &Option<T>) {
+            if let Some(v) = v {
+                *slot = v.clone();
+            }
+        }
+        fn set_opt<T: Clone>(slot: &mut Option<T>, v: &Option<T>) {
+            if v.is_some() {
+                slot.clone_from(v);
+            }
+        }
+        set_opt(&mut self.jobs, &o.jobs);
+        set_opt(&mut self.limit, &o.limit);
+        set_opt(&mut self.reserve, &o.reserve);
+        set_opt(&mut self.mem_per_job, &o.mem_per_job);
+        set_opt(&mut self.job_mem_max, &o.job_mem_max);
+        set_opt(&mut self.out, &o.out);
+        set(&mut self.on_pressure, &o.on_pressure);
+        set(&mut self.retries, &o.retries);
+        set(&mut self.grace_s, &o.grace);
+        set(&mut self.sample_interval_s, &o.sample_interval);
+        set_opt(&mut self.timeout_s, &o.timeout);
+        set(&mut self.output, &o.output);
+        set(&mut self.backend, &o.backend);
+        set(&mut self.slurm_args, &o.slurm_args);
+        self.history &= !o.no_history;
+        self.cgroups &= !o.no_cgroups;
+        self.json |= o.json;
+        self.dry_run |= o.dry_run;
+        self.best_effort |= o.best_effort;
+        self.fail_fast |= o.fail_fast;
+    }
+
+    /// The options of a `--resume` invocation over the sweep's recorded config. How this
+    /// invocation talks, whether it runs at all and what it tolerates are its own choice.
+    pub fn resume_with(&mut self, o: &Options) {
+        self.json = false;
+        self.dry_run = false;
+        self.best_effort = false;
+        self.apply(o);
+    }
+
+    /// The one validation every config passes, from whatever sources it was merged (flags,
+    /// sweep.toml, a resumed sweep's sweep.json). Messages name the flag at fault.
+    pub fn validate(&self) -> Result<(), String> {
+        fn flag<T>(name: &'static str, r: Result<T, String>) -> Result<T, String> {
+            r.map_err(|e| format!("{name}: {e}"))
+        }
+        if let Some(n) = self.jobs {
+            flag("-j", check::jobs(n))?;
+        }
+        if let Some(b) = self.limit {
+            flag("--limit", check::limit(b))?;
+        }
+        flag("--retries", check::retries(self.retries))?;
+        flag("--grace", check::grace(self.grace_s))?;
+        flag(
+            "--sample-interval",
+            check::sample_interval(self.sample_interval_s),
+        )?;
+        if let Some(t) = self.timeout_s {
+            flag("--timeout", check::timeout_secs(t))?;
+        }
+        flag("--reserve", check::size(self.reserve, true))?;
+        flag("--mem-per-job", check::size(self.mem_per_job, false))?;
+        flag("--job-mem-max", check::size(self.job_mem_max, false))?;
+        check::slurm_args(self.backend, &self.slurm_args)?;
+        if let (Some(SizeSpec::Bytes(est)), Some(SizeSpec::Bytes(max))) =
+            (self.mem_per_job, self.job_mem_max)
+            && max < est
+        {
+            return Err(format!(
+                "--job-mem-max ({}) is below --mem-per-job ({}): every job would be killed at its \
+                 cap before reaching its expected peak; raise --job-mem-max or lower --mem-per-job",
+                crate::size::human(max),
+                crate::size::human(est)
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// A sweep ready to run (`sweep.json`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SweepPlan {
+    /// [`crate::journal::SCHEMA_VERSION`] (absent before version 1).
+    #[serde(default = "schema_version")]
+    pub schema_version: u32,
     pub jobs: Vec<Job>,
     pub config: RunConfig,
     /// The command as written (template or jobs file path); the history groups jobs by it.
     pub template: String,
 }
 
-/// Build the plan from the flags (and the sweep.toml they name). Errors are
+fn schema_version() -> u32 {
+    crate::journal::SCHEMA_VERSION
+}
+
+/// Build the plan from a request (and the sweep.toml it names). Errors are
 /// [`crate::exit::UsageError`]s naming the flag, file or line at fault.
-pub fn plan(args: &RunArgs) -> anyhow::Result<SweepPlan> {
+pub fn plan(args: &Request) -> anyhow::Result<SweepPlan> {
     // An empty base leaves relative paths relative, so messages show them as the user wrote them.
     plan_with(args, Path::new(""), &mut std::io::stdin().lock())
 }
 
 /// [`plan`] with the directory that `-p NAME=@file`, `--jobs-file` and `-f` are relative to, and
 /// the reader behind `--jobs-file -`.
-pub fn plan_with(args: &RunArgs, cwd: &Path, stdin: &mut dyn Read) -> anyhow::Result<SweepPlan> {
+pub fn plan_with(args: &Request, cwd: &Path, stdin: &mut dyn Read) -> anyhow::Result<SweepPlan> {
     build(args, cwd, stdin).map_err(crate::exit::usage)
 }
 
@@ -102,7 +294,7 @@ enum Source {
     JobsFile(PathBuf),
 }
 
-fn build(args: &RunArgs, cwd: &Path, stdin: &mut dyn Read) -> Result<SweepPlan, String> {
+fn build(args: &Request, cwd: &Path, stdin: &mut dyn Read) -> Result<SweepPlan, String> {
     let spec = match &args.file {
         Some(f) => spec::load(&cwd.join(f))?,
         None => spec::Spec::default(),
@@ -179,6 +371,17 @@ fn build(args: &RunArgs, cwd: &Path, stdin: &mut dyn Read) -> Result<SweepPlan, 
         }
     }
 
+    let mut links = spec.links.clone();
+    for l in &args.link {
+        links.push(params::parse_link(l, format!("--link '{l}'"))?);
+    }
+    if let (Some(l), true) = (links.first(), params.is_empty()) {
+        return Err(format!(
+            "{}: there are no parameters to link; give them with -p NAME=VALUES",
+            l.origin
+        ));
+    }
+
     let name = match (&args.name, &spec.name) {
         (Some(n), _) => {
             check::name(n).map_err(|e| format!("--name: {e}"))?;
@@ -192,14 +395,26 @@ fn build(args: &RunArgs, cwd: &Path, stdin: &mut dyn Read) -> Result<SweepPlan, 
             let t = template::Template::argv(&argv).map_err(|e| format!("{cmd_origin}: {e}"))?;
             let written = template_text(&argv);
             (
-                jobs_from_template(&t, &params, &cmd_origin, spec.path.as_os_str().is_empty())?,
+                jobs_from_template(
+                    &t,
+                    &params,
+                    &links,
+                    &cmd_origin,
+                    spec.path.as_os_str().is_empty(),
+                )?,
                 written,
             )
         }
         Source::Shell(script) => {
             let t = template::Template::shell(&script).map_err(|e| format!("{cmd_origin}: {e}"))?;
             (
-                jobs_from_template(&t, &params, &cmd_origin, spec.path.as_os_str().is_empty())?,
+                jobs_from_template(
+                    &t,
+                    &params,
+                    &links,
+                    &cmd_origin,
+                    spec.path.as_os_str().is_empty(),
+                )?,
                 script,
             )
         }
@@ -220,9 +435,12 @@ fn build(args: &RunArgs, cwd: &Path, stdin: &mut dyn Read) -> Result<SweepPlan, 
     // left: 40% more than needed at 10 000 jobs, held for the whole sweep.
     let mut jobs = jobs;
     jobs.shrink_to_fit();
+    let mut config = config(args, &spec)?;
+    config.links = links.into_iter().map(|l| l.names).collect();
     Ok(SweepPlan {
+        schema_version: crate::journal::SCHEMA_VERSION,
         jobs,
-        config: config(args, &spec)?,
+        config,
         template: name.unwrap_or(written),
     })
 }
@@ -244,9 +462,11 @@ fn template_text(argv: &[String]) -> String {
 fn jobs_from_template(
     t: &template::Template,
     params: &[params::Param],
+    links: &[params::Link],
     cmd_origin: &str,
     no_file: bool,
 ) -> Result<Vec<Job>, String> {
+    let groups = params::groups(params, links)?;
     // Each placeholder's parameter, by position in `params`.
     let mut slot_param = Vec::with_capacity(t.names().len());
     for name in t.names() {
@@ -285,11 +505,18 @@ fn jobs_from_template(
             p.name
         ));
     }
-    let total = params::product_len(params)?;
-    let lens: Vec<usize> = params.iter().map(|p| p.values.len()).collect();
+    let total = params::product_len(params, &groups)?;
+    let lens: Vec<usize> = groups.iter().map(|g| params[g[0]].values.len()).collect();
     let mut jobs = Vec::with_capacity(total);
     let mut slot_values: Vec<&str> = vec![""; slot_param.len()];
-    for (id, combo) in params::product(&lens).enumerate() {
+    let mut combo = vec![0usize; params.len()];
+    for (id, by_group) in params::product(&lens).enumerate() {
+        // Linked parameters take the same position in their values.
+        for (g, &i) in groups.iter().zip(&by_group) {
+            for &pi in g {
+                combo[pi] = i;
+            }
+        }
         for (slot, &pi) in slot_param.iter().enumerate() {
             slot_values[slot] = &params[pi].values[combo[pi]];
         }
@@ -298,6 +525,7 @@ fn jobs_from_template(
         } else {
             JobCommand::Argv(t.render_argv(&slot_values))
         };
+        check::command(&command).map_err(|e| format!("{cmd_origin}: job {id}: {e}"))?;
         let params = params
             .iter()
             .zip(&combo)
@@ -313,15 +541,31 @@ fn jobs_from_template(
     Ok(jobs)
 }
 
+/// Read a whole input file as UTF-8, refusing one over `max` bytes (`/dev/zero`, a wrong
+/// file) before it can fill memory.
+pub(crate) fn read_text(r: &mut dyn Read, max: u64) -> Result<String, String> {
+    let mut bytes = Vec::new();
+    r.take(max + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|e| e.to_string())?;
+    if bytes.len() as u64 > max {
+        return Err(format!(
+            "it is larger than {}, more than any sweep needs (is it the right file?)",
+            crate::size::human(max)
+        ));
+    }
+    String::from_utf8(bytes).map_err(|e| format!("it is not UTF-8 text ({e})"))
+}
+
 fn jobs_from_file(path: &Path, stdin: &mut dyn Read) -> Result<(Vec<Job>, String), String> {
     let (text, label, written) = if path.as_os_str() == "-" {
-        let mut text = String::new();
-        stdin
-            .read_to_string(&mut text)
+        let text = read_text(stdin, check::MAX_JOBS_FILE)
             .map_err(|e| format!("--jobs-file -: cannot read stdin: {e}"))?;
         (text, "<stdin>".to_string(), "jobs-file:-".to_string())
     } else {
-        let text = std::fs::read_to_string(path)
+        let text = std::fs::File::open(path)
+            .map_err(|e| e.to_string())
+            .and_then(|mut f| read_text(&mut f, check::MAX_JOBS_FILE))
             .map_err(|e| format!("--jobs-file {}: cannot read it: {e}", path.display()))?;
         let canon = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
         (
@@ -350,66 +594,18 @@ fn jobs_from_file(path: &Path, stdin: &mut dyn Read) -> Result<(Vec<Job>, String
 }
 
 /// Merge options: a flag given on the command line beats sweep.toml, which beats the default.
-fn config(args: &RunArgs, spec: &spec::Spec) -> Result<RunConfig, String> {
-    fn flag(name: &'static str) -> impl Fn(String) -> String {
-        move |e| format!("{name}: {e}")
-    }
-    let jobs = match args.jobs {
-        Some(n) => Some(check::jobs(n).map_err(flag("-j"))?),
-        None => spec.jobs,
-    };
-    let limit = match args.limit {
-        Some(b) => Some(check::limit(b).map_err(flag("--limit"))?),
-        None => spec.limit,
-    };
-    let retries = match args.retries {
-        Some(n) => check::retries(n).map_err(flag("--retries"))?,
-        None => spec.retries.unwrap_or(3),
-    };
-    let grace_s = match args.grace {
-        Some(s) => check::grace(s).map_err(flag("--grace"))?,
-        None => spec.grace.unwrap_or(10.0),
-    };
-    let sample_interval_s = match args.sample_interval {
-        Some(s) => check::sample_interval(s).map_err(flag("--sample-interval"))?,
-        None => spec.sample_interval.unwrap_or(0.2),
-    };
-    let mem_per_job = args.mem_per_job.or(spec.mem_per_job);
-    let job_mem_max = args.job_mem_max.or(spec.job_mem_max);
-    if let (Some(SizeSpec::Bytes(est)), Some(SizeSpec::Bytes(max))) = (mem_per_job, job_mem_max)
-        && max < est
-    {
-        return Err(format!(
-            "--job-mem-max ({}) is below --mem-per-job ({}): every job would be killed at its \
-             cap before reaching its expected peak; raise --job-mem-max or lower --mem-per-job",
-            crate::size::human(max),
-            crate::size::human(est)
-        ));
-    }
-    Ok(RunConfig {
-        jobs,
-        limit,
-        reserve: args.reserve.or(spec.reserve),
-        mem_per_job,
-        job_mem_max,
-        history: !(args.no_history || spec.no_history),
-        cgroups: !(args.no_cgroups || spec.no_cgroups),
-        on_pressure: args
-            .on_pressure
-            .or(spec.on_pressure)
-            .unwrap_or(OnPressure::Pause),
-        retries,
-        out: args.out.clone().or_else(|| spec.out.clone()),
-        json: args.json || spec.json,
-        grace_s,
-        sample_interval_s,
-        dry_run: args.dry_run,
-    })
+fn config(args: &Request, spec: &spec::Spec) -> Result<RunConfig, String> {
+    let mut c = RunConfig::default();
+    c.apply(&spec.options());
+    c.apply(&args.options);
+    c.validate()?;
+    Ok(c)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::cli::RunArgs;
     use crate::exit::UsageError;
     use std::time::Instant;
 
@@ -425,8 +621,9 @@ mod tests {
         }
     }
 
+    /// Plans from flags, as `memsweep run` does (through `Request::from`).
     fn plan_in(a: &RunArgs, cwd: &Path) -> anyhow::Result<SweepPlan> {
-        plan_with(a, cwd, &mut std::io::empty())
+        plan_with(&a.into(), cwd, &mut std::io::empty())
     }
 
     /// The usage error's message; panics if planning succeeded or failed some other way.
@@ -442,6 +639,26 @@ mod tests {
             JobCommand::Argv(a) => a,
             JobCommand::Shell(s) => panic!("expected argv, got shell {s}"),
         }
+    }
+
+    #[test]
+    fn sweep_json_of_earlier_versions_still_loads_and_new_sizes_are_snake_case() {
+        // As written before schema_version, the job controls and snake_case sizes existed.
+        let old = r#"{"jobs":[{"id":0,"command":{"argv":["true"]},"params":[],"key":"true"}],
+            "config":{"jobs":null,"limit":null,"reserve":{"Percent":10.0},
+            "mem_per_job":{"Bytes":1048576},"job_mem_max":null,"history":true,"cgroups":true,
+            "on_pressure":"pause","retries":3,"out":null,"json":false,"grace_s":10.0,
+            "sample_interval_s":0.2,"dry_run":false},"template":"true"}"#;
+        let p: SweepPlan = serde_json::from_str(old).unwrap();
+        assert_eq!(p.config.reserve, Some(SizeSpec::Percent(10.0)));
+        assert_eq!(p.config.mem_per_job, Some(SizeSpec::Bytes(1 << 20)));
+        assert_eq!((p.config.timeout_s, p.config.fail_fast), (None, false));
+        assert_eq!(p.schema_version, crate::journal::SCHEMA_VERSION);
+        let new = serde_json::to_string(&p).unwrap();
+        assert!(new.contains(r#""reserve":{"percent":10.0}"#), "{new}");
+        assert!(new.contains(r#""mem_per_job":{"bytes":1048576}"#), "{new}");
+        assert!(new.starts_with(r#"{"schema_version":1,"#), "{new}");
+        assert_eq!(serde_json::from_str::<SweepPlan>(&new).unwrap(), p);
     }
 
     #[test]
@@ -695,6 +912,13 @@ mod tests {
                 grace_s: 10.0,
                 sample_interval_s: 0.2,
                 dry_run: false,
+                backend: Backend::Local,
+                slurm_args: vec![],
+                best_effort: false,
+                timeout_s: None,
+                fail_fast: false,
+                output: OutputMode::Files,
+                links: Vec::new(),
             }
         );
         assert_eq!(p.jobs.len(), 1);
@@ -745,15 +969,20 @@ mod tests {
             jobs_file: Some("-".into()),
             ..RunArgs::default()
         };
-        let p = plan_with(&a, dir.path(), &mut text.as_bytes()).unwrap();
+        let p = plan_with(&(&a).into(), dir.path(), &mut text.as_bytes()).unwrap();
         assert_eq!((p.jobs.len(), p.template.as_str()), (2, "jobs-file:-"));
         // JSON argv jobs without a key are keyed by their pasteable display.
-        let p = plan_with(&a, dir.path(), &mut &br#"{"cmd": ["echo", "b c"]}"#[..]).unwrap();
+        let p = plan_with(
+            &(&a).into(),
+            dir.path(),
+            &mut &br#"{"cmd": ["echo", "b c"]}"#[..],
+        )
+        .unwrap();
         assert_eq!(p.jobs[0].key, "echo 'b c'");
 
-        let e = plan_with(&a, dir.path(), &mut &b"# nothing\n\n"[..]).unwrap_err();
+        let e = plan_with(&(&a).into(), dir.path(), &mut &b"# nothing\n\n"[..]).unwrap_err();
         assert!(e.to_string().contains("<stdin>: no jobs"), "{e}");
-        let e = plan_with(&a, dir.path(), &mut &b"echo\n{bad\n"[..]).unwrap_err();
+        let e = plan_with(&(&a).into(), dir.path(), &mut &b"echo\n{bad\n"[..]).unwrap_err();
         assert!(e.to_string().contains("<stdin>:2: invalid JSON job"), "{e}");
         let a = RunArgs {
             jobs_file: Some("missing.txt".into()),
@@ -802,20 +1031,19 @@ mod tests {
         assert_eq!(p.template, "lr-sweep");
         assert_eq!(
             p.jobs[0].key,
-            "python3 train.py --lr 0.1 --seed=0 --data data/small.csv"
+            "python3 examples/fake_train.py --lr 0.1 --seed=0 --data data/small.csv --mem-mib 100"
         );
         assert_eq!(
             p.jobs[11].key,
-            "python3 train.py --lr 0.01 --seed=2 --data data/large.csv"
+            "python3 examples/fake_train.py --lr 0.01 --seed=2 --data data/large.csv --mem-mib 300"
         );
         let c = &p.config;
         assert_eq!(c.jobs, Some(4));
-        assert_eq!(c.mem_per_job, Some(SizeSpec::Bytes(2 << 30)));
         assert_eq!(c.reserve, Some(SizeSpec::Percent(10.0)));
-        assert_eq!(
-            c.out,
-            Some(example().parent().unwrap().join("runs/lr-sweep"))
-        );
+        assert_eq!(c.timeout_s, Some(300.0));
+        assert_eq!(c.links, [["data", "mem"]]);
+        // No `out`: the default sweeps/DATE/TIME, under the current directory.
+        assert_eq!(c.out, None);
     }
 
     #[test]
@@ -823,7 +1051,7 @@ mod tests {
         let a = RunArgs {
             file: Some(example()),
             params: s(&["seed=7", "extra=a,b"]),
-            command: s(&["run", "{lr}", "{seed}", "{data}", "{extra}"]),
+            command: s(&["run", "{lr}", "{seed}", "{data}", "{mem}", "{extra}"]),
             jobs: Some(2),
             mem_per_job: Some(SizeSpec::Bytes(1 << 30)),
             name: Some("cli-name".into()),
@@ -832,10 +1060,10 @@ mod tests {
         let p = plan_in(&a, Path::new(".")).unwrap();
         // seed replaced in place (still second), extra appended (fastest), lr and data kept.
         let names: Vec<&str> = p.jobs[0].params.iter().map(|(n, _)| n.as_str()).collect();
-        assert_eq!(names, ["lr", "seed", "data", "extra"]);
+        assert_eq!(names, ["lr", "seed", "data", "mem", "extra"]);
         assert_eq!(p.jobs.len(), 2 * 2 * 2);
-        assert_eq!(p.jobs[0].key, "run 0.1 7 data/small.csv a");
-        assert_eq!(p.jobs[1].key, "run 0.1 7 data/small.csv b");
+        assert_eq!(p.jobs[0].key, "run 0.1 7 data/small.csv 100 a");
+        assert_eq!(p.jobs[1].key, "run 0.1 7 data/small.csv 100 b");
         assert_eq!(p.config.jobs, Some(2));
         assert_eq!(p.config.mem_per_job, Some(SizeSpec::Bytes(1 << 30)));
         assert_eq!(
@@ -853,7 +1081,7 @@ mod tests {
         };
         let e = usage_err(&a, Path::new("."));
         assert!(
-            e.contains("sweep.toml:14: params.seed: the command has no {seed}"),
+            e.contains("sweep.toml:16: params.seed: the command has no {seed}"),
             "{e}"
         );
     }

@@ -58,14 +58,18 @@ pub fn in_double_quotes(s: &str) -> String {
     out
 }
 
-/// An argv as one line a user can paste into a shell.
+/// An argv as one line a user can paste into a shell. The first word is in command position,
+/// where a bare `A=1` would be an assignment and a bare `if` a keyword: it is quoted as
+/// strictly as a value ([`quote_value`]).
 pub fn join_argv(argv: &[String]) -> String {
     let mut out = String::new();
     for (i, a) in argv.iter().enumerate() {
         if i > 0 {
             out.push(' ');
+            out.push_str(&quote(a));
+        } else {
+            out.push_str(&quote_value(a));
         }
-        out.push_str(&quote(a));
     }
     out
 }

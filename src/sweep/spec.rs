@@ -12,7 +12,7 @@ use toml::Spanned;
 use super::check;
 use super::jobsfile::Ordered;
 use super::params::{self, Param};
-use crate::cli::OnPressure;
+use crate::cli::{Backend, OnPressure, OutputMode};
 use crate::size::{self, SizeSpec};
 
 /// The command as the file gives it.
@@ -50,8 +50,25 @@ pub struct Spec {
     pub json: bool,
     pub grace: Option<f64>,
     pub sample_interval: Option<f64>,
+    pub best_effort: bool,
+    pub timeout: Option<f64>,
+    pub fail_fast: bool,
+    pub output: Option<OutputMode>,
+    /// `link = [["a", "b"], ...]`.
+    pub links: Vec<params::Link>,
     /// In file order.
     pub params: Vec<Param>,
+    pub backend: Option<Backend>,
+    /// `[slurm] args = [...]`.
+    pub slurm_args: Vec<String>,
+}
+
+/// The `[slurm]` table.
+#[derive(Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+struct RawSlurm {
+    /// sbatch options for every job, as `--slurm-arg` takes them.
+    args: Option<Vec<String>>,
 }
 
 #[derive(Deserialize)]
@@ -81,7 +98,16 @@ struct Raw {
     grace: Option<Spanned<f64>>,
     #[serde(alias = "sample_interval")]
     sample_interval: Option<Spanned<f64>>,
+    #[serde(alias = "best_effort")]
+    best_effort: Option<bool>,
+    timeout: Option<Spanned<RawTimeout>>,
+    #[serde(alias = "fail_fast")]
+    fail_fast: Option<bool>,
+    output: Option<OutputMode>,
+    link: Option<Spanned<Vec<Vec<String>>>>,
     params: Option<Ordered<Spanned<String>, Spanned<RawParam>>>,
+    backend: Option<Backend>,
+    slurm: Option<Spanned<RawSlurm>>,
 }
 
 enum RawCommand {
@@ -148,6 +174,14 @@ impl<'de> Deserialize<'de> for RawSize {
         }
         d.deserialize_any(V)
     }
+}
+
+/// A duration: a string for `check::timeout`, or a number of seconds.
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum RawTimeout {
+    Secs(f64),
+    Text(String),
 }
 
 /// A parameter's values: a string in `-p` syntax, one scalar, or an array of scalars.
@@ -288,22 +322,56 @@ impl Reader<'_> {
         let Some(v) = v else { return Ok(None) };
         let span = v.span();
         match v.into_inner() {
-            RawSize::Bytes(b) => Ok(Some(SizeSpec::Bytes(b))),
+            RawSize::Bytes(b) => Ok(SizeSpec::Bytes(b)),
             RawSize::Text(t) => {
                 let parsed = if pct {
                     size::parse_spec(&t)
                 } else {
                     size::parse_bytes(&t).map(SizeSpec::Bytes)
                 };
-                parsed.map(Some).or_else(|e| self.err(span, key, e))
+                parsed.or_else(|e| self.err(span.clone(), key, e))
             }
+        }
+        .and_then(|s| {
+            check::size(Some(s), key == "reserve").or_else(|e| self.err(span, key, e))?;
+            Ok(Some(s))
+        })
+    }
+}
+
+impl Spec {
+    /// The options this file gives, to lay under the command line's.
+    pub fn options(&self) -> super::Options {
+        super::Options {
+            jobs: self.jobs,
+            limit: self.limit,
+            reserve: self.reserve,
+            mem_per_job: self.mem_per_job,
+            job_mem_max: self.job_mem_max,
+            no_history: self.no_history,
+            no_cgroups: self.no_cgroups,
+            on_pressure: self.on_pressure,
+            retries: self.retries,
+            out: self.out.clone(),
+            json: self.json,
+            grace: self.grace,
+            sample_interval: self.sample_interval,
+            dry_run: false,
+            best_effort: self.best_effort,
+            timeout: self.timeout,
+            fail_fast: self.fail_fast,
+            output: self.output,
+            backend: self.backend,
+            slurm_args: (!self.slurm_args.is_empty()).then(|| self.slurm_args.clone()),
         }
     }
 }
 
 /// Read and check `path`. Relative paths inside it resolve against its directory.
 pub fn load(path: &Path) -> Result<Spec, String> {
-    let src = std::fs::read_to_string(path)
+    let src = std::fs::File::open(path)
+        .map_err(|e| e.to_string())
+        .and_then(|mut f| super::read_text(&mut f, check::MAX_SWEEP_TOML))
         .map_err(|e| format!("-f {}: cannot read the sweep file: {e}", path.display()))?;
     parse(&src, path)
 }
@@ -331,6 +399,9 @@ pub fn parse(src: &str, path: &Path) -> Result<Spec, String> {
         no_history: raw.no_history.unwrap_or(false),
         no_cgroups: raw.no_cgroups.unwrap_or(false),
         json: raw.json.unwrap_or(false),
+        best_effort: raw.best_effort.unwrap_or(false),
+        fail_fast: raw.fail_fast.unwrap_or(false),
+        output: raw.output,
         on_pressure: raw.on_pressure,
         out: raw.out.map(|o| dir.join(o)),
         ..Spec::default()
@@ -397,12 +468,34 @@ pub fn parse(src: &str, path: &Path) -> Result<Spec, String> {
             check::sample_interval(*v.get_ref()).or_else(|e| r.err(span, "sample-interval", e))?,
         );
     }
+    if let Some(v) = raw.timeout {
+        let span = v.span();
+        let text = match v.into_inner() {
+            RawTimeout::Secs(n) => n.to_string(),
+            RawTimeout::Text(t) => t,
+        };
+        spec.timeout = Some(check::timeout(&text).or_else(|e| r.err(span, "timeout", e))?);
+    }
+    if let Some(v) = raw.link {
+        let span = v.span();
+        let origin = format!("{}:{}: link", path.display(), r.line(span.start));
+        for names in v.into_inner() {
+            spec.links.push(params::link_of(names, origin.clone())?);
+        }
+    }
     if let Some(v) = raw.limit {
         let span = v.span();
         let limit = r.size("limit", Some(v), false)?.map(|s| s.resolve(0));
         if let Some(l) = limit {
             spec.limit = Some(check::limit(l).or_else(|e| r.err(span, "limit", e))?);
         }
+    }
+    spec.backend = raw.backend;
+    if let Some(t) = raw.slurm {
+        let span = t.span();
+        spec.slurm_args = t.into_inner().args.unwrap_or_default();
+        check::slurm_args(spec.backend.unwrap_or_default(), &spec.slurm_args)
+            .or_else(|e| r.err(span, "slurm.args", e.replace("--slurm-arg ", "")))?;
     }
     spec.reserve = r.size("reserve", raw.reserve, true)?;
     spec.mem_per_job = r.size("mem-per-job", raw.mem_per_job, true)?;
@@ -511,6 +604,10 @@ depth = 5
         );
         assert_eq!(s.params[2].values, ["5"]);
         assert_eq!(s.params[1].origin, "exp/sweep.toml:19: params.lr");
+        let s =
+            parse_str("backend = \"slurm\"\n[slurm]\nargs = [\"--partition=debug\"]\n").unwrap();
+        assert_eq!(s.backend, Some(Backend::Slurm));
+        assert_eq!(s.slurm_args, ["--partition=debug"]);
     }
 
     #[test]
@@ -593,6 +690,19 @@ depth = 5
             ),
             ("name = \"\"\n", "name: "),
             ("jobs = \n", "exp/sweep.toml:1:"),
+            (
+                "backend = \"pbs\"\n",
+                "exp/sweep.toml:1: unknown variant `pbs`",
+            ),
+            (
+                "[slurm]\nargs = [\"--time=5\"]\n",
+                "exp/sweep.toml:1: slurm.args: --time=5: sbatch options need --backend slurm",
+            ),
+            (
+                "backend = \"slurm\"\n[slurm]\nargs = [\"--mem=2G\"]\n",
+                "exp/sweep.toml:2: slurm.args: --mem=2G: memsweep sets each job's --mem",
+            ),
+            ("[slurm]\npartition = \"x\"\n", "unknown field `partition`"),
         ] {
             let e = parse_str(src).unwrap_err();
             assert!(e.contains(needle), "{src:?}: {e}");

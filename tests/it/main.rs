@@ -3,8 +3,13 @@
 
 mod harness;
 
+mod chaos;
 mod cli;
+mod controls;
 mod kernel;
 mod probe;
+mod reliability;
 mod run;
 mod show;
+mod slurm;
+mod snapshots;

@@ -1,6 +1,7 @@
 //! The probe through the binary: every fixture layout gives its expected figures, `mem` and
 //! `check` behave on fixtures and bad input, and a real 300 MiB cgroup is seen as 300 MiB.
 
+use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::Duration;
@@ -411,7 +412,13 @@ fn watch_refreshes_until_interrupted_then_exits_zero() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    std::thread::sleep(Duration::from_millis(700));
+    // Signal only once three readings are out: the handler is installed before the first, so
+    // a slow start cannot make the signal arrive first (a fixed sleep raced with it).
+    let mut stdout = BufReader::new(child.stdout.take().unwrap());
+    let mut text = String::new();
+    for _ in 0..3 {
+        stdout.read_line(&mut text).unwrap();
+    }
     let pid = child.id().to_string();
     std::process::Command::new("kill")
         .args(["-INT", &pid])
@@ -425,6 +432,7 @@ fn watch_refreshes_until_interrupted_then_exits_zero() {
             panic!("--watch did not stop on SIGINT");
         }
     };
+    stdout.read_to_string(&mut text).unwrap();
     let out = child.wait_with_output().unwrap();
     assert_eq!(
         status.code(),
@@ -432,7 +440,6 @@ fn watch_refreshes_until_interrupted_then_exits_zero() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let text = String::from_utf8_lossy(&out.stdout);
     let readings: Vec<Value> = text
         .lines()
         .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not a JSON line ({e}): {l}")))
@@ -454,14 +461,23 @@ fn watch_refreshes_until_interrupted_then_exits_zero() {
     .stderr(Stdio::piped())
     .spawn()
     .unwrap();
-    std::thread::sleep(Duration::from_millis(500));
+    // As above: wait for output (two readings), not a fixed time, before the signal.
+    let mut child = child;
+    let mut stdout = BufReader::new(child.stdout.take().unwrap());
+    let mut text = String::new();
+    while text.matches("memory where this process runs").count() < 2 {
+        assert!(
+            stdout.read_line(&mut text).unwrap() > 0,
+            "--watch ended early"
+        );
+    }
     std::process::Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
         .status()
         .unwrap();
+    stdout.read_to_string(&mut text).unwrap();
     let out = child.wait_with_output().unwrap();
     assert_eq!(out.status.code(), Some(0));
-    let text = String::from_utf8_lossy(&out.stdout);
     assert!(
         text.matches("memory where this process runs").count() >= 2,
         "{text}"

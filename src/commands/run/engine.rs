@@ -3,12 +3,15 @@
 //! `sched` for decisions → apply them through `exec` → record them in the journal (fsync'd).
 //! Decisions stay in `sched`, effects in `exec`; this file only wires them.
 
+use std::io::Write as _;
 use std::time::{Duration, Instant, SystemTime};
 
-use crate::exec::{Accounting, ExecConfig, ExecEvent, Executor, JobExit, Outcome, SpawnSpec};
+use crate::cli::OutputMode;
+use crate::exec::{Accounting, ExecEvent, Executor, JobExit, Outcome, SpawnSpec};
 use crate::exit::Exit;
 use crate::history::Record;
 use crate::journal::{Event, JobStatus, Summary, SummaryContext, SweepDir};
+use crate::output::live::Live;
 use crate::output::progress::{Progress, State};
 use crate::output::report::{self, Style};
 use crate::probe::{MemStatus, Probe};
@@ -37,6 +40,30 @@ const HISTORY_BATCH: usize = 256;
 struct Running {
     job: usize,
     attempt: u32,
+    /// Running time before the current stretch (time paused by memsweep does not count
+    /// towards `--timeout`).
+    ran: Duration,
+    /// When the current stretch of running began; None while paused.
+    active_since: Option<Instant>,
+    /// `--timeout` passed: SIGTERM was sent; SIGKILL follows at this instant (None once sent).
+    timed_out: Option<Option<Instant>>,
+}
+
+impl Running {
+    fn new(job: usize, attempt: u32) -> Running {
+        Running {
+            job,
+            attempt,
+            ran: Duration::ZERO,
+            active_since: Some(Instant::now()),
+            timed_out: None,
+        }
+    }
+
+    /// Time spent running (not paused) so far.
+    fn ran(&self) -> Duration {
+        self.ran + self.active_since.map_or(Duration::ZERO, |t| t.elapsed())
+    }
 }
 
 pub struct Engine {
@@ -70,6 +97,15 @@ pub struct Engine {
     interrupted: Option<i32>,
     kill_at: Option<Instant>,
     killed_all: bool,
+    /// `--fail-fast` stopped admissions after this job failed.
+    fail_fast_job: Option<usize>,
+    /// `--output live`: the running jobs' output files, followed.
+    live: Option<Live>,
+    /// The latest sample, until journaled.
+    unjournaled: Option<Event>,
+    /// The sample of the highest working set not journaled yet.
+    unjournaled_peak: Option<Event>,
+    journaled_peak_ws: u64,
 }
 
 fn epoch() -> f64 {
@@ -105,23 +141,18 @@ impl Engine {
         probe: Probe,
         status: MemStatus,
         dir: SweepDir,
+        exec: Executor,
         resumed: bool,
     ) -> anyhow::Result<Engine> {
-        let exec = Executor::new(
-            ExecConfig {
-                no_cgroups: !plan.config.cgroups,
-                job_mem_max: setup.job_mem_max,
-                sample_interval: Duration::from_secs_f64(plan.config.sample_interval_s),
-            },
-            probe.layout(),
-            probe.fs(),
-        )?;
         let progress = Progress::new(plan.config.json);
+        let live = (plan.config.output == OutputMode::Live).then(Live::default);
         let now = Instant::now();
         Ok(Engine {
             oom_at_start: status.oom_kills,
             job_oom_kills: 0,
-            peak_ws: status.working_set_bytes,
+            // From the samples only (the first is taken and journaled at the start), so the
+            // peak the summary reports is one the journal, and the plot, hold.
+            peak_ws: 0,
             plan,
             setup,
             probe,
@@ -144,6 +175,11 @@ impl Engine {
             interrupted: None,
             kill_at: None,
             killed_all: false,
+            fail_fast_job: None,
+            live,
+            unjournaled: None,
+            unjournaled_peak: None,
+            journaled_peak_ws: 0,
         })
     }
 
@@ -186,7 +222,7 @@ impl Engine {
     /// executor failed): stop every job, record what can be recorded, keep the summary.
     fn abort(&mut self) {
         if !self.running.is_empty() {
-            eprintln!(
+            crate::errln!(
                 "memsweep: stopping {} running job(s) after an error",
                 self.running.len()
             );
@@ -200,6 +236,7 @@ impl Engine {
                 }
             }
         }
+        self.journal_samples();
         let _ = self.dir.sync();
         let summary = self.summary();
         let _ = self.dir.write_summary(&summary);
@@ -216,12 +253,18 @@ impl Engine {
             } else {
                 format!("; memory events: {}", ev.join(", "))
             };
-            eprintln!("memsweep: {}{woken}", self.exec.accounting_note());
+            crate::errln!("memsweep: {}{woken}", self.exec.accounting_note());
+        }
+        // What cannot be done here: printed once, whatever the output mode, and journaled.
+        let downgrades = self.exec.notes().to_vec();
+        for d in &downgrades {
+            crate::errln!("memsweep: warning: {d}");
         }
         let b = self.setup.budget;
         let out = self.dir.root().display().to_string();
         self.emit(Event::SweepStart {
             t: epoch(),
+            schema_version: crate::journal::SCHEMA_VERSION,
             out,
             jobs: self.plan.jobs.len(),
             limit_bytes: b.limit,
@@ -230,6 +273,7 @@ impl Engine {
             parallel_cap: self.setup.cap,
             accounting,
             resumed: self.resumed,
+            downgrades,
         })?;
         self.dir.sync()?;
         self.observe(true);
@@ -247,6 +291,13 @@ impl Engine {
             // its job runs (the gate opens after the fsync).
             for spec in to_spawn {
                 let job = spec.job;
+                if let Some(live) = self.live.as_mut() {
+                    live.follow(job, spec.stdout.clone(), spec.stderr.clone());
+                }
+                // --timeout counts from the spawn, not from the journal's fsync before it.
+                if let Some(r) = self.running.iter_mut().find(|r| r.job == job) {
+                    r.active_since = Some(Instant::now());
+                }
                 self.exec
                     .spawn_gated(spec)
                     .map_err(|e| e.context(format!("starting job {job}")))?;
@@ -256,6 +307,7 @@ impl Engine {
             if exited {
                 self.maybe_write_summary(false)?;
             }
+            self.show_live(None);
             let state = self.state();
             self.progress.tick(&state);
             if self.running.is_empty() && (self.interrupted.is_some() || self.setup.sched.is_done())
@@ -274,6 +326,9 @@ impl Engine {
             let mut wake = self.last_sample + interval;
             if let Some(k) = self.kill_at.filter(|_| !self.killed_all) {
                 wake = wake.min(k);
+            }
+            if let Some(t) = self.next_timeout() {
+                wake = wake.min(t);
             }
             let timeout = wake.saturating_duration_since(Instant::now());
             let events = self.exec.wait(timeout);
@@ -295,6 +350,7 @@ impl Engine {
             {
                 self.kill_all();
             }
+            self.enforce_timeouts();
             let due = self.last_sample.elapsed() >= interval;
             // A kernel memory event (usage crossed a threshold, PSI) is sampled at once: a
             // burst of hundreds of MiB takes a few ms, less than one sample interval.
@@ -313,7 +369,7 @@ impl Engine {
             Ok(s) => self.status = s,
             Err(e) => {
                 if !self.warned_probe {
-                    eprintln!(
+                    crate::errln!(
                         "memsweep: warning: cannot read memory status ({e:#}); using the last reading"
                     );
                     self.warned_probe = true;
@@ -349,18 +405,48 @@ impl Engine {
         let journal_due = self
             .last_journal_sample
             .is_none_or(|t| t.elapsed() >= JOURNAL_SAMPLE_EVERY);
+        let ev = Event::Sample {
+            t: epoch(),
+            working_set_bytes: ws,
+            available_bytes: self.status.available_bytes,
+            budget_bytes: self.setup.budget.budget,
+            running: usage.iter().map(|u| (u.job, u.current)).collect(),
+            psi_some_avg10: psi,
+        };
+        // The journal keeps a sample a second, plus the sample of each new peak working set
+        // (written at the next journal time), so the plot reaches the peak the summary reports.
+        // Against the held peak too: a lower sample must not replace a higher one not yet written.
+        let held = match &self.unjournaled_peak {
+            Some(Event::Sample {
+                working_set_bytes, ..
+            }) => *working_set_bytes,
+            _ => 0,
+        };
+        if ws > self.journaled_peak_ws.max(held) {
+            self.unjournaled_peak = Some(ev.clone());
+        }
+        self.unjournaled = Some(ev);
         if force_journal || journal_due {
-            self.last_journal_sample = Some(Instant::now());
-            let ev = Event::Sample {
-                t: epoch(),
-                working_set_bytes: ws,
-                available_bytes: self.status.available_bytes,
-                budget_bytes: self.setup.budget.budget,
-                running: usage.iter().map(|u| (u.job, u.current)).collect(),
-                psi_some_avg10: psi,
-            };
+            self.journal_samples();
+        }
+    }
+
+    /// Journal the held samples: the latest peak not yet journaled, then the latest sample. Also
+    /// called before a pause or requeue, so the sample it was decided on is in the journal.
+    fn journal_samples(&mut self) {
+        self.last_journal_sample = Some(Instant::now());
+        let peak = self.unjournaled_peak.take();
+        let last = self.unjournaled.take();
+        let same = matches!((&peak, &last), (Some(a), Some(b)) if a == b);
+        for ev in [peak.filter(|_| !same), last].into_iter().flatten() {
+            if let Event::Sample {
+                working_set_bytes, ..
+            } = &ev
+            {
+                self.journaled_peak_ws = self.journaled_peak_ws.max(*working_set_bytes);
+            }
             if let Err(e) = self.emit(ev) {
-                eprintln!("memsweep: warning: {e:#}");
+                crate::errln!("memsweep: warning: {e:#}");
             }
         }
     }
@@ -369,6 +455,13 @@ impl Engine {
     /// starts are returned to be spawned once the journal is synced.
     fn decide_and_record(&mut self) -> anyhow::Result<Vec<SpawnSpec>> {
         let actions = self.setup.sched.decide();
+        if actions
+            .iter()
+            .any(|a| matches!(a, Action::Pause { .. } | Action::Requeue { .. }))
+        {
+            // The reason cites what this sample saw: the journal (and the plot) must hold it.
+            self.journal_samples();
+        }
         let mut to_spawn = Vec::new();
         for a in actions {
             match a {
@@ -379,7 +472,7 @@ impl Engine {
                 } => {
                     if oversized && !self.warned_oversized {
                         self.warned_oversized = true;
-                        eprintln!(
+                        crate::errln!(
                             "memsweep: job {job} is expected to need {} ({}), more than the budget {}; it runs alone",
                             human(estimate.bytes),
                             estimate.source.as_str(),
@@ -402,8 +495,12 @@ impl Engine {
                 }
                 Action::Pause { job, reason } => {
                     if let Err(e) = self.exec.pause(job) {
-                        eprintln!("memsweep: warning: cannot pause job {job}: {e:#}");
+                        crate::errln!("memsweep: warning: cannot pause job {job}: {e:#}");
                         continue;
+                    }
+                    if let Some(r) = self.running.iter_mut().find(|r| r.job == job) {
+                        r.ran = r.ran();
+                        r.active_since = None;
                     }
                     self.emit(Event::JobPause {
                         t: epoch(),
@@ -413,13 +510,18 @@ impl Engine {
                 }
                 Action::Resume { job } => {
                     if let Err(e) = self.exec.resume(job) {
-                        eprintln!("memsweep: warning: cannot resume job {job}: {e:#}");
+                        crate::errln!("memsweep: warning: cannot resume job {job}: {e:#}");
+                    }
+                    if let Some(r) = self.running.iter_mut().find(|r| r.job == job)
+                        && r.active_since.is_none()
+                    {
+                        r.active_since = Some(Instant::now());
                     }
                     self.emit(Event::JobResume { t: epoch(), job })?;
                 }
                 Action::Requeue { job, reason, usage } => {
                     if let Err(e) = self.exec.signal(job, libc::SIGKILL) {
-                        eprintln!("memsweep: warning: cannot stop job {job}: {e:#}");
+                        crate::errln!("memsweep: warning: cannot stop job {job}: {e:#}");
                     }
                     let attempt = self.attempt_of(job);
                     self.emit(Event::JobRequeue {
@@ -466,13 +568,14 @@ impl Engine {
             ],
             job_dir: Some((jdir, format!("{command}\n"))),
         };
-        self.running.push(Running { job, attempt });
+        self.running.push(Running::new(job, attempt));
         self.emit(Event::JobStart {
             t: epoch(),
             job,
             attempt,
             command,
             estimate_bytes: (estimate > 0).then_some(estimate),
+            slurm_id: None,
         })?;
         Ok(spec)
     }
@@ -491,22 +594,38 @@ impl Engine {
         // Counted for every attempt, requeued ones too: the job's cgroup is reset or removed
         // after this, and v1 counts a kill nowhere else.
         self.job_oom_kills += oom_kills;
+        let timed_out = self
+            .running
+            .iter()
+            .any(|r| r.job == job && r.timed_out.is_some());
         self.running.retain(|r| r.job != job);
+        self.show_live(Some(job));
         let stopped = matches!(outcome, Outcome::Stopped { .. });
         let ended = self
             .setup
             .sched
             .exited(job, peak, stopped && self.interrupted.is_none());
         let (status, exit_code, signal) = match (&ended, &outcome) {
-            (Ended::Requeued { .. }, _) => return Ok(()),
+            (Ended::Requeued { .. }, _) => {
+                if self.fail_fast_job.is_some() {
+                    self.skip_queued()?;
+                }
+                return Ok(());
+            }
             (Ended::RequeuedOut, _) => (JobStatus::RequeuedOut, None, Some(libc::SIGKILL)),
             (_, Outcome::Succeeded) => (JobStatus::Succeeded, Some(0), None),
+            (_, Outcome::Stopped { signal }) if timed_out => {
+                (JobStatus::Timeout, None, Some(*signal))
+            }
+            (_, Outcome::Stopped { signal }) if self.interrupted.is_some() => {
+                (JobStatus::Interrupted, None, Some(*signal))
+            }
             (_, Outcome::Failed { code }) => (JobStatus::Failed, Some(*code), None),
             (_, Outcome::Signaled { signal }) => (JobStatus::Killed, None, Some(*signal)),
             (_, Outcome::Stopped { signal }) => (JobStatus::Killed, None, Some(*signal)),
             (_, Outcome::OomKilled) => (JobStatus::Oom, None, Some(libc::SIGKILL)),
             (_, Outcome::FailedToSpawn { error }) => {
-                eprintln!("memsweep: job {job} could not start: {error}");
+                crate::errln!("memsweep: job {job} could not start: {error}");
                 (JobStatus::Failed, None, None)
             }
         };
@@ -529,6 +648,9 @@ impl Engine {
             },
             cpu_s: cpu.map(|c| c.as_secs_f64()),
         })?;
+        if status.is_failure() && self.plan.config.fail_fast && self.fail_fast_job.is_none() {
+            self.fail_fast(job);
+        }
         if status == JobStatus::Succeeded
             && let (Some(p), true) = (peak, self.setup.history.is_some())
         {
@@ -547,23 +669,138 @@ impl Engine {
         Ok(())
     }
 
+    /// Take the jobs still queued out of the scheduler. Requeued jobs among them did not run
+    /// out of retries: they end skipped (jobs never started are skipped by the summary).
+    fn skip_queued(&mut self) -> anyhow::Result<()> {
+        for job in self.setup.sched.take_queue() {
+            if self.setup.attempts[job] > 0 {
+                let attempt = self.setup.attempts[job];
+                self.emit(Event::skipped(epoch(), job, attempt))?;
+            }
+        }
+        Ok(())
+    }
+
+    /// `--fail-fast`: the first failure stops admissions; running jobs finish (an interrupt
+    /// stops them as usual), and the sweep exits 1.
+    fn fail_fast(&mut self, job: usize) {
+        self.fail_fast_job = Some(job);
+        let queued = self.setup.sched.queued();
+        if let Err(e) = self.skip_queued() {
+            crate::errln!("memsweep: warning: {e:#}");
+        }
+        if !self.plan.config.json {
+            self.progress.finish();
+            let running = self.running.len();
+            crate::errln!(
+                "memsweep: job {job} failed; --fail-fast: {queued} queued job{} will not start{}",
+                if queued == 1 { "" } else { "s" },
+                if running > 0 {
+                    format!(
+                        ", waiting for {running} running (Ctrl-C stops {})",
+                        if running == 1 { "it" } else { "them" }
+                    )
+                } else {
+                    String::new()
+                }
+            );
+        }
+    }
+
+    /// The earliest instant a running job reaches `--timeout` (or its SIGKILL is due).
+    fn next_timeout(&self) -> Option<Instant> {
+        let limit = Duration::from_secs_f64(self.plan.config.timeout_s?);
+        let now = Instant::now();
+        self.running
+            .iter()
+            .filter_map(|r| match r.timed_out {
+                Some(kill) => kill,
+                None => r.active_since.map(|_| now + limit.saturating_sub(r.ran())),
+            })
+            .min()
+    }
+
+    /// Stop the jobs that ran past `--timeout`: SIGTERM to the process group, SIGKILL after
+    /// `--grace`. They end with status `timeout`.
+    fn enforce_timeouts(&mut self) {
+        let Some(secs) = self.plan.config.timeout_s else {
+            return;
+        };
+        let limit = Duration::from_secs_f64(secs);
+        let grace = Duration::from_secs_f64(self.plan.config.grace_s);
+        let now = Instant::now();
+        let mut term = Vec::new();
+        let mut kill = Vec::new();
+        for r in &mut self.running {
+            match r.timed_out {
+                None if r.ran() >= limit => {
+                    r.timed_out = Some(Some(now + grace));
+                    term.push(r.job);
+                }
+                Some(Some(at)) if now >= at => {
+                    r.timed_out = Some(None);
+                    kill.push(r.job);
+                }
+                _ => {}
+            }
+        }
+        for job in term {
+            if let Err(e) = self.exec.signal(job, libc::SIGTERM) {
+                crate::errln!("memsweep: warning: cannot stop job {job} at its --timeout: {e:#}");
+            }
+        }
+        for job in kill {
+            let _ = self.exec.signal(job, libc::SIGKILL);
+        }
+    }
+
+    /// `--output live`: show what the jobs wrote since the last turn (all of a job's output
+    /// once it ended, `ended`). To stdout, or to stderr under `--json`.
+    fn show_live(&mut self, ended: Option<usize>) {
+        let Some(live) = self.live.as_mut() else {
+            return;
+        };
+        let mut buf = Vec::new();
+        let res = match ended {
+            Some(job) => live.finish(job, &mut buf),
+            None => live.poll(&mut buf),
+        };
+        if let Err(e) = res {
+            crate::errln!("memsweep: warning: live output stopped: {e}");
+            self.live = None;
+            return;
+        }
+        if buf.is_empty() {
+            return;
+        }
+        // The status line shares the terminal: take it down first (the next tick redraws it).
+        self.progress.finish();
+        // Under the one output policy: a closed terminal or pipe never stops the sweep.
+        let mut out = if self.plan.config.json {
+            crate::output::stdio::stderr()
+        } else {
+            crate::output::stdio::stdout()
+        };
+        let _ = out.write_all(&buf);
+    }
+
     fn flush_history(&mut self) {
         if let Some(h) = &self.setup.history
             && !self.history_batch.is_empty()
         {
             if let Err(e) = h.append(&self.history_batch) {
-                eprintln!("memsweep: warning: history not saved: {e:#}");
+                crate::errln!("memsweep: warning: history not saved: {e:#}");
             }
             self.history_batch.clear();
         }
     }
 
-    /// Ctrl-C / SIGTERM: forward it to every job's process group, SIGKILL after `--grace`;
+    /// Ctrl-C / SIGTERM / SIGHUP: forward it (SIGHUP as SIGTERM) to every job's process group, SIGKILL after `--grace`;
     /// a second one kills at once.
     fn on_interrupt(&mut self, signal: i32) {
         if self.interrupted.is_some() {
             if !self.killed_all {
-                eprintln!("memsweep: interrupted again: killing every job now");
+                crate::errln!("memsweep: interrupted again: killing every job now");
                 self.kill_all();
             }
             return;
@@ -572,15 +809,21 @@ impl Engine {
         self.setup.sched.stop();
         let grace = self.plan.config.grace_s;
         if !self.running.is_empty() {
-            eprintln!(
+            crate::errln!(
                 "memsweep: interrupted: stopping {} job{} (SIGKILL in {grace} s; interrupt again to kill now)",
                 self.running.len(),
                 if self.running.len() == 1 { "" } else { "s" }
             );
         }
+        // The jobs run in their own sessions' groups and never saw the hangup: ask them to stop.
+        let forward = if signal == libc::SIGHUP {
+            libc::SIGTERM
+        } else {
+            signal
+        };
         let jobs: Vec<usize> = self.running.iter().map(|r| r.job).collect();
         for job in jobs {
-            let _ = self.exec.signal(job, signal);
+            let _ = self.exec.signal(job, forward);
         }
         self.kill_at = Some(Instant::now() + Duration::from_secs_f64(grace));
     }
@@ -641,13 +884,8 @@ impl Engine {
         if let Ok(s) = self.probe.status() {
             self.status = s;
         }
-        // Requeued jobs still waiting when interrupted did not run out of retries: skipped.
-        for job in self.setup.sched.take_queue() {
-            if self.setup.attempts[job] > 0 {
-                let attempt = self.setup.attempts[job];
-                self.emit(Event::skipped(epoch(), job, attempt))?;
-            }
-        }
+        self.journal_samples();
+        self.skip_queued()?;
         // The counts without the rows: a 10 000-job summary is megabytes, built once, below.
         let (succeeded, failed) = self.dir.counts(&self.plan.jobs);
         let code = if self.interrupted.is_some() {
@@ -664,6 +902,7 @@ impl Engine {
             failed,
             exit_code: code as i32,
             interrupted: self.interrupted.is_some(),
+            fail_fast_job: self.fail_fast_job,
         })?;
         self.dir.sync()?;
         // The last summary.json, streamed from the fold; then the report's summary, which
@@ -681,10 +920,10 @@ impl Engine {
         self.progress.finish();
         let budget = self.setup.budget.budget;
         let res = if self.plan.config.json {
-            let mut err = std::io::stderr();
+            let mut err = crate::output::stdio::stderr();
             report::write_report(&mut err, &summary, budget, None, Style::for_stderr())
         } else {
-            let mut out = std::io::stdout();
+            let mut out = crate::output::stdio::stdout();
             report::write_report(
                 &mut out,
                 &summary,
