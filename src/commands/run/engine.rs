@@ -29,6 +29,8 @@ const RESAMPLE_AFTER_EXIT: Duration = Duration::from_millis(20);
 /// Summaries of sweeps up to this many jobs are rewritten after every job end; bigger ones at
 /// most once a second (the journal, fsync'd every turn, already holds every end).
 const SUMMARY_EVERY_END_MAX_JOBS: usize = 200;
+/// The live summary of a big sweep is rewritten at most once a second per this many jobs.
+const SUMMARY_JOBS_PER_SECOND: f64 = 5000.0;
 /// Rewriting the live summary may take at most 1/this of the time between rewrites.
 const SUMMARY_SHARE_INV: u32 = 20;
 /// A sample may take at most 1/this of the time between samples.
@@ -859,14 +861,17 @@ impl Engine {
     }
 
     fn maybe_write_summary(&mut self, force: bool) -> anyhow::Result<()> {
-        // A big sweep's summary is megabytes: rewritten at most once a second, and never more
-        // often than keeps its cost under 1/SUMMARY_SHARE_INV of the time.
-        let wait = self.summary_cost * SUMMARY_SHARE_INV;
+        // A big sweep's summary is megabytes: rewritten at most once a second per
+        // SUMMARY_JOBS_PER_SECOND jobs (a 100 000-job summary is ~40 MB, and its writeback
+        // stalls the journal's fsyncs behind it), and never more often than keeps its own cost
+        // under 1/SUMMARY_SHARE_INV of the time.
+        let n = self.plan.jobs.len();
+        let wait = (self.summary_cost * SUMMARY_SHARE_INV)
+            .max(Duration::from_secs(1))
+            .max(Duration::from_secs_f64(n as f64 / SUMMARY_JOBS_PER_SECOND));
         let due = force
-            || self.plan.jobs.len() <= SUMMARY_EVERY_END_MAX_JOBS
-            || self
-                .last_summary
-                .is_none_or(|t| t.elapsed() >= wait.max(Duration::from_secs(1)));
+            || n <= SUMMARY_EVERY_END_MAX_JOBS
+            || self.last_summary.is_none_or(|t| t.elapsed() >= wait);
         if due {
             // Streamed: the live summary of a big sweep never holds every row at once.
             let began = Instant::now();
