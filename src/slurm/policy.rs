@@ -118,6 +118,9 @@ pub fn request(
         Source::Sweep | Source::Running | Source::Unknown if probing => None,
         Source::Given => Some((limits.fit(est.bytes), Basis::Given)),
         Source::JobHistory => Some((learned(est.bytes, OWN_MARGIN), Basis::Own)),
+        // Finished jobs sharing the parameter values that explain peaks: specific to this job,
+        // so not raised to the largest sibling.
+        Source::Similar => Some((learned(est.bytes, SIBLING_MARGIN), Basis::Siblings)),
         Source::Sweep | Source::TemplateHistory => Some((
             learned(est.bytes.max(siblings_max), SIBLING_MARGIN),
             Basis::Siblings,

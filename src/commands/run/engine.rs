@@ -663,6 +663,8 @@ impl Engine {
                 peak_bytes: p,
                 wall_s,
                 t: epoch(),
+                params: self.setup.features.get(job).cloned(),
+                profile: self.setup.sched.last_profile(),
             });
             if self.history_batch.len() >= HISTORY_BATCH {
                 self.flush_history();

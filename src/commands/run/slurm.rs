@@ -236,7 +236,7 @@ impl SlurmRun {
                         return Err(e.context("squeue failed for a minute"));
                     }
                     if failures == 1 {
-                        eprintln!("memsweep: warning: {e:#}; retrying");
+                        crate::errln!("memsweep: warning: {e:#}; retrying");
                     }
                 }
             }
@@ -529,7 +529,7 @@ impl SlurmRun {
             Verdict::Succeeded => (JobStatus::Succeeded, Some(0), None),
             Verdict::Failed { code } => {
                 if result.is_none() {
-                    eprintln!(
+                    crate::errln!(
                         "memsweep: job {job} ended {state} without a record from the wrapper; see {}",
                         self.abs
                             .join(SLURM_DIR)
@@ -544,7 +544,7 @@ impl SlurmRun {
         if let Some(p) =
             peak.filter(|_| status == JobStatus::Succeeded || status == JobStatus::Failed)
         {
-            self.setup.sched.learn(p);
+            self.setup.sched.learn(job, p, wall_s);
             self.siblings_max = self.siblings_max.max(p);
         }
         self.ended_here += 1;
@@ -573,6 +573,9 @@ impl SlurmRun {
                 peak_bytes: p,
                 wall_s,
                 t: epoch(),
+                params: self.setup.features.get(job).cloned(),
+                // The wrapper records the peak, not a profile over time.
+                profile: None,
             });
         }
         self.write_summary()?;
@@ -584,14 +587,14 @@ impl SlurmRun {
         if self.active.is_empty() {
             return;
         }
-        eprintln!(
+        crate::errln!(
             "memsweep: cancelling {} Slurm job{} of this sweep ({})",
             self.active.len(),
             if self.active.len() == 1 { "" } else { "s" },
             self.name
         );
         if let Err(e) = self.cluster.cancel(&self.name) {
-            eprintln!(
+            crate::errln!(
                 "memsweep: warning: {e:#}; cancel them with: scancel --name {}",
                 self.name
             );
@@ -674,7 +677,7 @@ impl SlurmRun {
         if let Some(h) = &self.setup.history
             && let Err(e) = h.append(&self.history_batch)
         {
-            eprintln!("memsweep: warning: history not saved: {e:#}");
+            crate::errln!("memsweep: warning: history not saved: {e:#}");
         }
         let ctx = self.context();
         let summary = self.dir.take_summary(&self.plan.jobs, &ctx, |_| true);
