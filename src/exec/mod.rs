@@ -188,6 +188,8 @@ pub struct Executor {
     /// Proc mode: which processes are which job's (tree + inherited marker).
     attribution: attribution::Attribution,
     events: events::Events,
+    /// Jobs forked this turn and held before exec until [`Self::open_gate`].
+    gate: Option<spawn::Gate>,
 }
 
 /// Jobs younger than this get no threshold or `memory.high` of their own (the container's
@@ -297,6 +299,7 @@ impl Executor {
             page: sys::page_size(),
             attribution: attribution::Attribution::new(marker),
             events,
+            gate: None,
         })
     }
 
@@ -326,7 +329,28 @@ impl Executor {
 
     /// Start a job (own process group, oom_score_adj 1000, own cgroup when available).
     /// A spawn failure is returned as an `Exited` with outcome `FailedToSpawn` by the next `wait`.
-    pub fn spawn(&mut self, mut spec: SpawnSpec) -> anyhow::Result<()> {
+    pub fn spawn(&mut self, spec: SpawnSpec) -> anyhow::Result<()> {
+        self.start(spec, false)
+    }
+
+    /// [`Self::spawn`], but the job is held just before exec until [`Self::open_gate`]: its
+    /// fork and set-up (folder, output files, cgroup) overlap whatever the caller does in
+    /// between — the journal's fsync of its start. If the gate is dropped instead (an error,
+    /// the runner's death), the job ends as `FailedToSpawn` without running.
+    pub fn spawn_gated(&mut self, spec: SpawnSpec) -> anyhow::Result<()> {
+        self.start(spec, true)
+    }
+
+    /// Let the jobs held by [`Self::spawn_gated`] exec.
+    pub fn open_gate(&mut self) -> anyhow::Result<()> {
+        if let Some(g) = self.gate.take() {
+            g.open()
+                .map_err(|e| anyhow::anyhow!("cannot release the started jobs: {e}"))?;
+        }
+        Ok(())
+    }
+
+    fn start(&mut self, mut spec: SpawnSpec, gated: bool) -> anyhow::Result<()> {
         if self.jobs.iter().any(|r| r.job == spec.job) {
             bail!("job {} is already running", spec.job);
         }
@@ -343,7 +367,11 @@ impl Executor {
                 return Ok(());
             }
         };
-        match spawn::spawn(&spec, slot.as_ref().map(|s| s.procs.as_c_str())) {
+        if gated && self.gate.is_none() {
+            self.gate = Some(spawn::Gate::new()?);
+        }
+        let gate = if gated { self.gate.as_mut() } else { None };
+        match spawn::spawn(&spec, slot.as_ref().map(|s| s.procs.as_c_str()), gate) {
             Ok(spawn::Started { pid, errors }) => {
                 if let Some(g) = self.guard.as_mut() {
                     g.add_pgid(pid);
