@@ -524,16 +524,22 @@ def timed(argv: list[str], env: dict, cwd: Path, limit: int | None, label: str,
         raise
 
 
-def overhead_runs(outdir: Path, reps: int, n: int = 1000) -> dict:
+def overhead_runs(outdir: Path, reps: int, n: int = 1000, others: dict[str, Path] | None = None) -> dict:
+    """ms per trivial job for memsweep (and each of `others`: label -> another memsweep binary, run
+    in the same repetitions), xargs -P 2 and GNU parallel."""
     base = outdir / "overhead"
     shutil.rmtree(base, ignore_errors=True)
     base.mkdir(parents=True)
     seq = " ".join(str(i) for i in range(n))
+
+    def ms(binary: Path, extra: list[str]):
+        return lambda d: [str(binary), "run", "-j", "2", "--no-history", *extra, "--out", str(d / "ms"),
+                          "-p", f"i=range(0,{n})", "--", "true", "{i}"]
     tools = {
-        "memsweep -j 2": lambda d: [str(MEMSWEEP), "run", "-j", "2", "--no-history", "--out", str(d / "ms"),
-                                    "-p", f"i=range(0,{n})", "--", "true", "{i}"],
-        "memsweep -j 2 --no-cgroups": lambda d: [str(MEMSWEEP), "run", "-j", "2", "--no-history", "--no-cgroups",
-                                                 "--out", str(d / "ms"), "-p", f"i=range(0,{n})", "--", "true", "{i}"],
+        "memsweep -j 2": ms(MEMSWEEP, []),
+        "memsweep -j 2 --no-cgroups": ms(MEMSWEEP, ["--no-cgroups"]),
+        **{f"{label} -j 2": ms(b, []) for label, b in (others or {}).items()},
+        **{f"{label} -j 2 --no-cgroups": ms(b, ["--no-cgroups"]) for label, b in (others or {}).items()},
         "xargs -P 2": lambda d: ["sh", "-c", f"printf '%s\\n' {seq} | xargs -n 1 -P 2 true"],
         "GNU parallel -j2": lambda d: ["sh", "-c", f"printf '%s\\n' {seq} | parallel --will-cite -j2 true {{}}"],
     }
@@ -550,19 +556,21 @@ def overhead_runs(outdir: Path, reps: int, n: int = 1000) -> dict:
     return res
 
 
-def footprint_runs(outdir: Path, sizes: list[int], cap_s: float) -> list[dict]:
+def footprint_runs(outdir: Path, sizes: list[int], cap_s: float, binary: Path | None = None,
+                   label: str = "memsweep") -> list[dict]:
     """memsweep's own peak RSS and CPU time with N `true` jobs queued, -j 1. A run still going
     after `cap_s` is stopped with Ctrl-C (SIGINT), to keep bench/run within its time."""
     out = []
     for n in sizes:
-        d = outdir / "footprint" / str(n)
+        d = outdir / "footprint" / re.sub(r"[^A-Za-z0-9]+", "_", label) / str(n)
         shutil.rmtree(d, ignore_errors=True)
         d.mkdir(parents=True)
         env = dict(os.environ, XDG_CACHE_HOME=str(d / "cache"))
-        argv = [str(MEMSWEEP), "run", "-j", "1", "--no-history", "--out", str(d / "ms"),
+        argv = [str(binary or MEMSWEEP), "run", "-j", "1", "--no-history", "--out", str(d / "ms"),
                 "-p", f"i=range(0,{n})", "--", "true", "{i}"]
         r = timed(argv, env, d, None, f"footprint-{n}", cap_s=cap_s)
         r["queued"] = n
+        r["label"] = label
         r["done"] = None
         summary = d / "ms" / "summary.json"
         if summary.exists():
@@ -967,6 +975,32 @@ def cmd_run(args) -> int:
     return 0
 
 
+def cmd_overhead(args) -> int:
+    """Overhead and footprint only, memsweep against other builds of it in the same run (for
+    before/after numbers); prints a table, writes nothing else."""
+    others = {}
+    for spec in args.compare or []:
+        label, _, path = spec.partition("=")
+        others[label] = Path(path)
+    outdir = BENCH / "out" / "overhead"
+    oh = overhead_runs(outdir, args.reps, args.jobs, others) if args.reps else {}
+    x = med([r["ms_per_job"] for r in oh.get("xargs -P 2", [])])
+    if oh:
+        print(f"\n{args.jobs} trivial jobs, median of {args.reps} (reps interleaved):")
+        print("| runner | ms per job | × xargs | runs |\n|---|---:|---:|---|")
+    for t, rs in oh.items():
+        m = med([r["ms_per_job"] for r in rs])
+        each = ", ".join(f"{r['ms_per_job']:.2f}" for r in rs)
+        print(f"| {t} | {m:.2f} | {m / x:.2f} | {each} |")
+    if args.footprint:
+        print("\n| build | queued jobs | jobs finished | peak RSS (VmHWM) MiB | CPU s | wall s | exit |\n|---|---:|---:|---:|---:|---:|---:|")
+        for label, b in [("memsweep", MEMSWEEP), *others.items()]:
+            for r in footprint_runs(outdir, args.footprint, args.footprint_cap, b, label):
+                print(f"| {label} | {r['queued']} | {r['done']} | {r['hwm_bytes'] / MIB:.1f} | {r['cpu_s']:.2f} | "
+                      f"{r['wall_s']:.1f} | {r['rc']} |")
+    return 0
+
+
 def cmd_report(args) -> int:
     data = json.loads((BENCH / "out" / "full" / "results.json").read_text())
     data["workload_info"] = workload_infos(data)
@@ -1014,10 +1048,16 @@ def main() -> int:
     r.add_argument("--runners", nargs="*", choices=list(RUNNERS))
     r.add_argument("--skip-extra", action="store_true", help="skip overhead, footprint and accuracy runs")
     r.add_argument("--no-write", dest="write", action="store_false", help="do not rewrite BENCHMARKS.md")
+    o = sub.add_parser("overhead", help="overhead and footprint only, optionally against other memsweep builds")
+    o.add_argument("--reps", type=int, default=3)
+    o.add_argument("--jobs", type=int, default=1000)
+    o.add_argument("--compare", nargs="*", metavar="LABEL=BINARY", help="other memsweep binaries to run alongside")
+    o.add_argument("--footprint", type=int, nargs="*", metavar="N", help="also measure RSS with N queued jobs")
+    o.add_argument("--footprint-cap", type=float, default=600.0)
     sub.add_parser("gen", help="rewrite bench/workloads/*.txt from their seeds")
     sub.add_parser("report", help="rewrite BENCHMARKS.md from bench/out/full/results.json")
     args = ap.parse_args()
-    return {"run": cmd_run, "gen": cmd_gen, "report": cmd_report}[args.cmd](args)
+    return {"run": cmd_run, "gen": cmd_gen, "report": cmd_report, "overhead": cmd_overhead}[args.cmd](args)
 
 
 if __name__ == "__main__":

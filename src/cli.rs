@@ -5,7 +5,7 @@
 
 use std::path::PathBuf;
 
-use clap::{Args, Parser, Subcommand, ValueEnum};
+use clap::{Args, Parser, Subcommand, ValueEnum, ValueHint};
 
 use crate::size::{self, SizeSpec};
 
@@ -17,12 +17,32 @@ use crate::size::{self, SizeSpec};
 #[derive(Debug, Parser)]
 #[command(name = "memsweep", version, about, max_term_width = 100)]
 pub struct Cli {
-    /// Read /proc and /sys under DIR instead of / (a fixture tree standing in for a machine).
-    #[arg(long, global = true, value_name = "DIR", env = "MEMSWEEP_ROOT")]
+    /// When to colour output: auto (a terminal, unless NO_COLOR is set or TERM=dumb; CLICOLOR_FORCE forces it), always or never.
+    #[arg(long, global = true, value_enum, value_name = "WHEN", default_value_t = ColorWhen::Auto)]
+    pub color: ColorWhen,
+
+    /// For mem, check and run: read /proc and /sys under DIR instead of / (also accepted after the subcommand).
+    #[arg(long, value_name = "DIR", env = "MEMSWEEP_ROOT", value_hint = ValueHint::DirPath)]
     pub root: Option<PathBuf>,
 
     #[command(subcommand)]
     pub command: Command,
+}
+
+/// `--color`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ColorWhen {
+    Auto,
+    Always,
+    Never,
+}
+
+/// `--root`, for the subcommands that read the machine (not `show`, which reads a directory).
+#[derive(Debug, Args, Default, Clone)]
+pub struct RootArg {
+    /// Read /proc and /sys under DIR instead of / (a fixture tree standing in for a machine).
+    #[arg(long, value_name = "DIR", env = "MEMSWEEP_ROOT", value_hint = ValueHint::DirPath)]
+    pub root: Option<PathBuf>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -35,10 +55,23 @@ pub enum Command {
     Run(Box<RunArgs>),
     /// Show what happened in a sweep directory (finished, running or crashed): the table and advice, JSON, or an SVG timeline.
     Show(ShowArgs),
+    /// Print a shell completion script, e.g. `memsweep completions bash > ~/.local/share/bash-completion/completions/memsweep`.
+    Completions(CompletionsArgs),
+    /// Print the manual page (roff), e.g. `memsweep man > ~/.local/share/man/man1/memsweep.1`.
+    Man,
+}
+
+#[derive(Debug, Args)]
+pub struct CompletionsArgs {
+    /// The shell to complete for.
+    #[arg(value_enum)]
+    pub shell: clap_complete::Shell,
 }
 
 #[derive(Debug, Args)]
 pub struct MemArgs {
+    #[command(flatten)]
+    pub root: RootArg,
     /// Print one JSON object instead of the table.
     #[arg(long)]
     pub json: bool,
@@ -49,8 +82,10 @@ pub struct MemArgs {
 
 #[derive(Debug, Args)]
 pub struct CheckArgs {
+    #[command(flatten)]
+    pub root: RootArg,
     /// Memory needed: 10G, 512M, 1.5GiB, bytes, or N% of the limit.
-    #[arg(long, value_name = "SIZE", value_parser = parse_size_spec)]
+    #[arg(long, value_name = "SIZE", value_parser = parse_size_spec, allow_hyphen_values = true)]
     pub need: SizeSpec,
     /// Print the verdict and the memory status as one JSON object.
     #[arg(long)]
@@ -69,10 +104,38 @@ pub enum OnPressure {
     None,
 }
 
+/// Where a job's output goes.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Default, ValueEnum, serde::Deserialize, serde::Serialize,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum OutputMode {
+    /// Only to DIR/N/stdout and DIR/N/stderr.
+    #[default]
+    Files,
+    /// To those files and to the terminal too, each line tagged with its job: `[3] ...`.
+    Live,
+}
+
+const RUN_EXAMPLES: &str = "\
+Examples:
+  memsweep run -p lr=0.1,0.01 -p 'seed=range(0,3)' -- python train.py --lr {lr} --seed {seed}
+  memsweep run -p lr=0.1,0.01 -p wd=0,1e-4 --link lr,wd -- python train.py --lr {lr} --wd {wd}
+  memsweep run --jobs-file jobs.txt --timeout 2h --fail-fast
+  memsweep run -f sweep.toml --dry-run
+  memsweep run --resume sweeps/2026-11-30/15-04-12
+
+Exit codes: 0 every job succeeded, 1 some job failed (or timed out), 2 usage or configuration
+error, 130 interrupted.";
+
 #[derive(Debug, Args, Default)]
+#[command(after_help = RUN_EXAMPLES)]
 pub struct RunArgs {
+    #[command(flatten)]
+    pub root: RootArg,
+
     /// The command to run for each job, after `--`; `{name}` is replaced by each value of `-p name=...`.
-    #[arg(last = true, value_name = "CMD")]
+    #[arg(last = true, value_name = "CMD", value_hint = ValueHint::CommandWithArguments)]
     pub command: Vec<String>,
 
     /// A parameter: name=v1,v2,...  |  name=range(start,stop[,step])  |  name=@file (one value a line). Repeatable; jobs are the cartesian product, in order.
@@ -80,16 +143,20 @@ pub struct RunArgs {
     pub params: Vec<String>,
 
     /// One shell command a line (`-` for stdin); blank lines and # comments are skipped.
-    #[arg(long, value_name = "FILE", conflicts_with = "params")]
+    #[arg(long, value_name = "FILE", conflicts_with = "params", value_hint = ValueHint::FilePath)]
     pub jobs_file: Option<PathBuf>,
 
     /// A sweep.toml with the command, parameters and options; flags given here override it.
-    #[arg(short = 'f', long = "file", value_name = "SWEEP.TOML")]
+    #[arg(short = 'f', long = "file", value_name = "SWEEP.TOML", value_hint = ValueHint::FilePath)]
     pub file: Option<PathBuf>,
 
     /// Name of the sweep: groups its jobs in the history of earlier sweeps [default: the command as written, or the jobs file's path].
     #[arg(long, value_name = "NAME")]
     pub name: Option<String>,
+
+    /// Parameters whose values go together, paired by position instead of crossed (like GNU parallel's `:::+`): `--link lr,warmup`. Repeatable.
+    #[arg(long, value_name = "NAME,NAME...")]
+    pub link: Vec<String>,
 
     /// Run the templated command through `sh -c` (values are still shell-quoted).
     #[arg(long)]
@@ -135,12 +202,24 @@ pub struct RunArgs {
     #[arg(long, value_name = "N")]
     pub retries: Option<u32>,
 
+    /// Stop a job that runs longer than DURATION (90s, 30m, 2h, 1h30m; a bare number is seconds): SIGTERM, then SIGKILL after --grace. It ends `timeout` and the sweep exits 1. Time spent paused by memsweep does not count.
+    #[arg(long, value_name = "DURATION", allow_hyphen_values = true, value_parser = crate::sweep::check::timeout)]
+    pub timeout: Option<f64>,
+
+    /// Start no more jobs after the first job fails; running jobs finish (Ctrl-C stops them). Exit 1.
+    #[arg(long)]
+    pub fail_fast: bool,
+
+    /// Where job output goes: files (DIR/N/stdout, DIR/N/stderr) or live (also to the terminal, each line tagged with its job) [default: files].
+    #[arg(long, value_enum, value_name = "MODE")]
+    pub output: Option<OutputMode>,
+
     /// Sweep directory [default: sweeps/YYYY-MM-DD/HH-MM-SS].
-    #[arg(long, value_name = "DIR")]
+    #[arg(long, value_name = "DIR", value_hint = ValueHint::DirPath)]
     pub out: Option<PathBuf>,
 
     /// Rerun the jobs of an earlier sweep directory that did not succeed.
-    #[arg(long, value_name = "DIR", conflicts_with_all = ["params", "jobs_file", "file", "out"])]
+    #[arg(long, value_name = "DIR", conflicts_with_all = ["params", "jobs_file", "file", "out", "link"], value_hint = ValueHint::DirPath)]
     pub resume: Option<PathBuf>,
 
     /// With --resume: go on even when the journal is missing (every job runs again).
@@ -167,13 +246,13 @@ pub struct RunArgs {
 #[derive(Debug, Args)]
 pub struct ShowArgs {
     /// The sweep directory: the --out of `memsweep run`.
-    #[arg(value_name = "DIR")]
+    #[arg(value_name = "DIR", value_hint = ValueHint::DirPath)]
     pub dir: PathBuf,
     /// Print the summary as JSON (what summary.json holds, recomputed from the journal).
     #[arg(long)]
     pub json: bool,
     /// Write a timeline plot to FILE as SVG: memory over time and a lane per job.
-    #[arg(long, value_name = "FILE")]
+    #[arg(long, value_name = "FILE", value_hint = ValueHint::FilePath)]
     pub svg: Option<PathBuf>,
 }
 

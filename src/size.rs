@@ -8,9 +8,13 @@
 use std::fmt;
 
 /// A size as written: absolute bytes, or a percentage of some reference (the memory limit).
+/// In JSON (`sweep.json`): `{"bytes": N}` or `{"percent": P}`; the `{"Bytes": N}` of earlier
+/// versions still reads.
 #[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
 pub enum SizeSpec {
+    #[serde(rename = "bytes", alias = "Bytes")]
     Bytes(u64),
+    #[serde(rename = "percent", alias = "Percent")]
     Percent(f64),
 }
 

@@ -12,6 +12,7 @@ use crate::size::{SizeSpec, human};
 
 #[derive(Debug, Serialize)]
 struct Verdict<'a> {
+    schema_version: u32,
     ok: bool,
     need_bytes: u64,
     available_bytes: u64,
@@ -31,6 +32,7 @@ pub fn run(fs: &Fs, args: &CheckArgs) -> anyhow::Result<Exit> {
     let message = (!ok).then(|| shortage(&st, args.need, need));
     if args.json {
         let v = Verdict {
+            schema_version: crate::journal::SCHEMA_VERSION,
             ok,
             need_bytes: need,
             available_bytes: st.available_bytes,

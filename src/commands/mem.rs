@@ -79,10 +79,21 @@ fn render(st: &MemStatus, json: bool, one_line: bool) -> String {
     if !json {
         return output::mem::table(st);
     }
+    // The documented keys of `MemStatus`, after the format's version.
+    #[derive(serde::Serialize)]
+    struct Versioned<'a> {
+        schema_version: u32,
+        #[serde(flatten)]
+        status: &'a MemStatus,
+    }
+    let v = Versioned {
+        schema_version: crate::journal::SCHEMA_VERSION,
+        status: st,
+    };
     let text = if one_line {
-        serde_json::to_string(st)
+        serde_json::to_string(&v)
     } else {
-        serde_json::to_string_pretty(st)
+        serde_json::to_string_pretty(&v)
     };
     text.expect("MemStatus always serializes") + "\n"
 }

@@ -53,6 +53,17 @@ pub fn run(fs: &Fs, args: RunArgs) -> anyhow::Result<Exit> {
         print_plan(&plan, &setup, &status);
         return Ok(Exit::Ok);
     }
+    if let (Some((dir, _)), true) = (&resumed, setup.done_before == plan.jobs.len()) {
+        // Nothing to rerun: say so rather than start (and journal) an empty run.
+        crate::errln!(
+            "memsweep: every job of {} already succeeded ({n} of {n}); nothing to resume \
+             (see `memsweep show {}`)",
+            dir.root().display(),
+            dir.root().display(),
+            n = plan.jobs.len()
+        );
+        return Ok(Exit::Ok);
+    }
     // The executor before the sweep directory: an option it cannot honour stops the run
     // before anything is written.
     let exec = Executor::new(
@@ -123,6 +134,7 @@ impl From<&RunArgs> for Request {
             file: a.file.clone(),
             name: a.name.clone(),
             shell: a.shell,
+            link: a.link.clone(),
             options: Options {
                 jobs: a.jobs,
                 limit: a.limit,
@@ -139,6 +151,9 @@ impl From<&RunArgs> for Request {
                 sample_interval: a.sample_interval,
                 dry_run: a.dry_run,
                 best_effort: a.best_effort,
+                timeout: a.timeout,
+                fail_fast: a.fail_fast,
+                output: a.output,
             },
         }
     }

@@ -155,7 +155,7 @@ pub fn load(dir: &Path) -> anyhow::Result<Shown> {
     let ctx = context(dir, &events);
     let mut summary = journal::summarize(&plan.jobs, &events, &ctx);
     // The journal's samples are at most one a second; the runner's summary.json also saw the
-    // samples in between, and the OOM counter the journal does not hold.
+    // samples in between, and the OOM counter and CPUs the journal does not hold.
     if let Some(previous) = fs::read(dir.join(SUMMARY_FILE))
         .ok()
         .and_then(|b| serde_json::from_slice::<Summary>(&b).ok())
@@ -164,6 +164,7 @@ pub fn load(dir: &Path) -> anyhow::Result<Shown> {
             .peak_working_set_bytes
             .max(previous.peak_working_set_bytes);
         summary.oom_kills = previous.oom_kills;
+        summary.cpus = previous.cpus;
     }
     Ok(Shown {
         plan,
@@ -233,6 +234,7 @@ fn close_dead_run(events: &mut Vec<Event>) {
         failed: 0,
         exit_code: Exit::Interrupted as i32,
         interrupted: true,
+        fail_fast_job: None,
     });
 }
 
@@ -247,6 +249,7 @@ fn context(dir: &Path, events: &[Event]) -> SummaryContext {
         budget_bytes: start.map_or(0, |s| s.budget),
         accounting: start.map_or_else(String::new, |s| s.accounting.clone()),
         oom_kills: 0,
+        cpus: None,
     }
 }
 
@@ -354,6 +357,26 @@ fn header(dir: &Path, s: &Shown) -> Vec<(&'static str, String)> {
                 a => format!("{a} (a memory cgroup per job: exact peaks)"),
             },
         ));
+    }
+    let c = &s.plan.config;
+    let mut controls = Vec::new();
+    if let Some(t) = c.timeout_s {
+        controls.push(format!("--timeout {}", fmt_secs(t)));
+    }
+    if c.fail_fast {
+        controls.push(match sum.fail_fast_job {
+            Some(j) => format!("--fail-fast: stopped starting jobs after job {j} failed"),
+            None => "--fail-fast".to_string(),
+        });
+    }
+    for l in &c.links {
+        controls.push(format!("--link {}", l.join(",")));
+    }
+    if c.output == crate::cli::OutputMode::Live {
+        controls.push("--output live".into());
+    }
+    if !controls.is_empty() {
+        rows.push(("controls", controls.join("; ")));
     }
     rows.push(("makespan", fmt_secs(sum.makespan_s)));
     if s.torn {
@@ -471,7 +494,7 @@ mod tests {
             st,
             [
                 JobStatus::Succeeded,
-                JobStatus::Killed,
+                JobStatus::Interrupted,
                 JobStatus::Skipped,
                 JobStatus::Skipped
             ]

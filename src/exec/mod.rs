@@ -5,13 +5,16 @@
 //! All `unsafe` and OS-specific code of the crate lives here, each block with a `// SAFETY:` comment.
 //!
 //! Files: `spawn` (fork/exec of one job), `cgroup` (job cgroups, v1 slot pool, v2 leaves, stale
-//! trees), `sample` (/proc trees for Proc mode), `attribution` (which processes are a job's:
-//! process tree plus the inherited environment marker, so daemons count and end with their job), `signals` (self-pipes), `guard` (the process
+//! trees), `events` (kernel memory events: v1 usage thresholds, v2 `memory.high` and
+//! `memory.events` watches, PSI triggers), `sample` (/proc trees for Proc mode), `attribution`
+//! (which processes are a job's: process tree plus the inherited environment marker, so daemons
+//! count and end with their job), `signals` (self-pipes), `guard` (the process
 //! that kills the jobs if the runner dies), `sys` (raw syscall wrappers). Cgroup paths go through
 //! the probe's `Fs` root (so v2 can be tested on fixture trees); processes and /proc are real.
 
 pub mod attribution;
 mod cgroup;
+mod events;
 mod guard;
 mod sample;
 mod signals;
@@ -99,20 +102,35 @@ pub enum Outcome {
     },
 }
 
+/// How one attempt of a job ended, with what the executor measured of it.
+#[derive(Debug, Clone)]
+pub struct JobExit {
+    pub job: usize,
+    pub attempt: u32,
+    pub outcome: Outcome,
+    pub wall: Duration,
+    /// Peak memory of the job (bytes), and how it was measured.
+    pub peak_bytes: Option<u64>,
+    pub accounting: Accounting,
+    /// OOM kills the kernel counted in the job's own cgroup during this attempt (v1 counts a
+    /// kill only there, so the container's counter misses it); 0 in Proc mode.
+    pub oom_kills: u64,
+    /// CPU time of the job (user + system, with the descendants it waited for); None when it
+    /// never ran.
+    pub cpu: Option<Duration>,
+}
+
 /// Something that happened while waiting.
 #[derive(Debug, Clone)]
 pub enum ExecEvent {
-    Exited {
-        job: usize,
-        attempt: u32,
-        outcome: Outcome,
-        wall: Duration,
-        /// Peak memory of the job (bytes), and how it was measured.
-        peak_bytes: Option<u64>,
-        accounting: Accounting,
-    },
+    Exited(JobExit),
     /// SIGINT (Ctrl-C), SIGTERM or SIGHUP (terminal closed) reached the runner.
-    Interrupt { signal: i32 },
+    Interrupt {
+        signal: i32,
+    },
+    /// The kernel reported memory news (a usage threshold crossed, a `memory.events` change, a
+    /// PSI trigger): sample now rather than at the next sample time.
+    Memory,
 }
 
 /// Memory of one running job now.
@@ -141,6 +159,11 @@ struct Running {
     /// Read end of the child's exec-error pipe, and the command (for its message).
     errors: std::os::fd::OwnedFd,
     command: JobCommand,
+    /// v1: the job cgroup's usage threshold; v2: the `memory.high` written, and whether its
+    /// `memory.events` is watched.
+    threshold: Option<events::Threshold>,
+    high: Option<u64>,
+    watched: bool,
 }
 
 /// Runs jobs. Created once per sweep; dropping it kills whatever still runs.
@@ -163,7 +186,12 @@ pub struct Executor {
     attribution: attribution::Attribution,
     /// Orphans of the jobs are re-parented to us (else to init, out of sight).
     subreaper: bool,
+    events: events::Events,
 }
+
+/// Jobs younger than this get no threshold or `memory.high` of their own (the container's
+/// threshold covers them): a trivial job should not pay for its registration.
+const EVENTS_MIN_AGE: Duration = Duration::from_millis(25);
 
 /// Lower memsweep's own OOM score so the kernel never picks the runner; Err(why) if refused.
 fn protect_self() -> Result<(), String> {
@@ -248,6 +276,14 @@ impl Executor {
                     None
                 }
             };
+        let container = layout.dir.as_ref().map(|d| fs.path(d));
+        let v2 = layout.version == Some(CgroupVersion::V2);
+        let psi = container
+            .as_ref()
+            .map(|d| d.join("memory.pressure"))
+            .filter(|p| v2 && p.exists())
+            .unwrap_or_else(|| fs.path(std::path::Path::new("/proc/pressure/memory")));
+        let events = events::Events::new(container.as_deref(), v2, Some(&psi));
         Ok(Executor {
             cfg,
             accounting,
@@ -262,6 +298,7 @@ impl Executor {
             page: sys::page_size(),
             attribution: attribution::Attribution::new(marker),
             subreaper,
+            events,
         })
     }
 
@@ -277,6 +314,12 @@ impl Executor {
         }
     }
 
+    /// The kernel memory events that wake the runner between samples (e.g. "usage thresholds",
+    /// "a PSI trigger"); empty where the kernel offers none.
+    pub fn events_active(&self) -> &[&'static str] {
+        &self.events.active
+    }
+
     /// What this executor cannot do here, worth showing once and journaling: oom_score_adj
     /// refused, no subreaper, no orphan guard, `--job-mem-max` without cgroups.
     pub fn notes(&self) -> &[String] {
@@ -284,7 +327,7 @@ impl Executor {
     }
 
     /// Start a job (own process group, oom_score_adj 1000, own cgroup when available).
-    /// A spawn failure is returned as an `Exited { outcome: FailedToSpawn }` by the next `wait`.
+    /// A spawn failure is returned as an `Exited` with outcome `FailedToSpawn` by the next `wait`.
     pub fn spawn(&mut self, mut spec: SpawnSpec) -> anyhow::Result<()> {
         if self.jobs.iter().any(|r| r.job == spec.job) {
             bail!("job {} is already running", spec.job);
@@ -320,6 +363,9 @@ impl Executor {
                     pgids: vec![pid],
                     errors,
                     command: spec.command,
+                    threshold: None,
+                    high: None,
+                    watched: false,
                 });
             }
             Err(e) => {
@@ -340,14 +386,16 @@ impl Executor {
         {
             let _ = std::fs::write(dir.join("command"), text);
         }
-        self.pending.push_back(ExecEvent::Exited {
+        self.pending.push_back(ExecEvent::Exited(JobExit {
             job: spec.job,
             attempt: spec.attempt,
             outcome: Outcome::FailedToSpawn { error },
             wall: started.elapsed(),
             peak_bytes: None,
             accounting: self.accounting,
-        });
+            oom_kills: 0,
+            cpu: None,
+        }));
     }
 
     fn release_slot(&mut self, slot: cgroup::Slot) {
@@ -381,9 +429,85 @@ impl Executor {
                 }
                 until = until.min(due);
             }
-            let woken = self.signals.wait(until - now);
-            for signal in woken.interrupts {
-                self.pending.push_back(ExecEvent::Interrupt { signal });
+            self.poll(until - now);
+        }
+    }
+
+    /// One poll() on the signal pipes and every memory event source; queue what arrived.
+    fn poll(&mut self, timeout: Duration) {
+        let sig = self.signals.fds();
+        let mut fds: Vec<(i32, i16)> = sig.iter().map(|&fd| (fd, libc::POLLIN)).collect();
+        self.events.fds(&mut fds);
+        let container_end = fds.len();
+        for j in &self.jobs {
+            if let Some(t) = &j.threshold {
+                fds.push((t.fd(), libc::POLLIN));
+            }
+        }
+        let revents = sys::poll(&fds, timeout);
+        let mut ready = [false; 4];
+        for (r, &ev) in ready.iter_mut().zip(&revents) {
+            *r = ev != 0;
+        }
+        let woken = self.signals.take(ready);
+        let mut memory = self.events.take(&revents[sig.len()..container_end]);
+        let mut k = container_end;
+        for j in &mut self.jobs {
+            if let Some(t) = &mut j.threshold {
+                if revents[k] != 0 {
+                    t.take();
+                    memory = true;
+                }
+                k += 1;
+            }
+        }
+        for signal in woken.interrupts {
+            self.pending.push_back(ExecEvent::Interrupt { signal });
+        }
+        if memory {
+            self.pending.push_back(ExecEvent::Memory);
+        }
+    }
+
+    /// After a sample: move the kernel's wake-up points to the usage now plus
+    /// [`events::step`]`(room)`, `room` being what is left of the budget. v1: the container's
+    /// usage threshold (`container_usage` is its `memory.usage_in_bytes`) and each job's; v2:
+    /// each job's `memory.high` at its usage plus the whole room (a job alone may not take more
+    /// before the engine decides), and a watch on its `memory.events`. Jobs younger than
+    /// 25 ms are left to the container's threshold.
+    pub fn rearm(&mut self, room: u64, container_usage: u64) {
+        let step = events::step(room);
+        self.events.rearm_container(container_usage, step);
+        let Some(cg) = self.cgroups.as_ref() else {
+            return;
+        };
+        for j in &mut self.jobs {
+            let Some(slot) = &j.slot else { continue };
+            if j.paused || j.started.elapsed() < EVENTS_MIN_AGE {
+                continue;
+            }
+            match cg.version {
+                cgroup::Version::V1 => {
+                    let want = j.current.saturating_add(step);
+                    let stale = match &j.threshold {
+                        Some(t) => t.fired || events::should_move(Some(t.at), want, step),
+                        None => true,
+                    };
+                    if stale {
+                        j.threshold = events::Threshold::arm(&slot.dir, want).ok();
+                    }
+                }
+                cgroup::Version::V2 => {
+                    let want = j.current.saturating_add(room.max(step));
+                    if events::should_move(j.high, want, step)
+                        && std::fs::write(slot.dir.join("memory.high"), want.to_string()).is_ok()
+                    {
+                        j.high = Some(want);
+                    }
+                    if !j.watched {
+                        j.watched = self.events.watch(&slot.dir);
+                    }
+                }
             }
         }
     }
@@ -475,6 +599,7 @@ impl Executor {
             Some(n) => n > 0,
             None => capped,
         };
+        let oom_kills = oom_kills.unwrap_or(0);
         let outcome = if let Some(error) = spawn::child_error(&job.errors, &job.command) {
             Outcome::FailedToSpawn { error }
         } else {
@@ -491,19 +616,17 @@ impl Executor {
                 sys::Ended::Signal(signal) => Outcome::Signaled { signal },
             }
         };
-        let peak = if matches!(outcome, Outcome::FailedToSpawn { .. }) {
-            None
-        } else {
-            peak
-        };
-        self.pending.push_back(ExecEvent::Exited {
+        let spawned = !matches!(outcome, Outcome::FailedToSpawn { .. });
+        self.pending.push_back(ExecEvent::Exited(JobExit {
             job: job.job,
             attempt: job.attempt,
             outcome,
             wall,
-            peak_bytes: peak,
+            peak_bytes: peak.filter(|_| spawned),
             accounting: self.accounting,
-        });
+            oom_kills,
+            cpu: spawned.then_some(r.cpu),
+        }));
     }
 
     /// One /proc walk for all jobs: update current and sampled peaks, and keep each job's set of

@@ -1,15 +1,13 @@
-//! The runner's signal self-pipes: SIGCHLD, SIGINT, SIGTERM and SIGHUP each write a byte to their own
-//! socket (signal-hook's async-signal-safe pipe action), so `wait` can block in one poll() on
-//! "a child exited, the user interrupted, or the timeout passed" without races.
+//! The runner's signal self-pipes: SIGCHLD, SIGINT, SIGTERM and SIGHUP each write a byte to
+//! their own socket (signal-hook's async-signal-safe pipe action), so the executor's `wait` can
+//! block in one poll() on "a child exited, the user interrupted, a memory event, or the timeout
+//! passed" without races.
 
 use std::io::{self, Read};
 use std::os::fd::AsRawFd;
 use std::os::unix::net::UnixStream;
-use std::time::Duration;
 
 use signal_hook::SigId;
-
-use super::sys;
 
 pub struct Signals {
     chld: UnixStream,
@@ -53,17 +51,18 @@ impl Signals {
         })
     }
 
-    /// Block until a signal arrived or `timeout` passed; drain what arrived.
-    pub fn wait(&mut self, timeout: Duration) -> Woken {
-        let ready = sys::poll_readable(
-            &[
-                self.chld.as_raw_fd(),
-                self.int.as_raw_fd(),
-                self.term.as_raw_fd(),
-                self.hup.as_raw_fd(),
-            ],
-            timeout,
-        );
+    /// The fds to poll for readability (SIGCHLD, SIGINT, SIGTERM, SIGHUP), for [`Self::take`].
+    pub fn fds(&self) -> [i32; 4] {
+        [
+            self.chld.as_raw_fd(),
+            self.int.as_raw_fd(),
+            self.term.as_raw_fd(),
+            self.hup.as_raw_fd(),
+        ]
+    }
+
+    /// Drain what arrived on the fds poll found ready (in the order of [`Self::fds`]).
+    pub fn take(&mut self, ready: [bool; 4]) -> Woken {
         let mut woken = Woken::default();
         if ready[0] {
             woken.child = drain(&mut self.chld) > 0;

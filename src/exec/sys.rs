@@ -2,6 +2,7 @@
 //! so the `unsafe` surface stays in one place with its justification next to it.
 
 use std::io;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::time::Duration;
 
 /// Send `sig` to a process (`pid > 0`) or a process group (`pid < 0`).
@@ -26,12 +27,18 @@ pub fn pid_exists(pid: i32) -> bool {
     pid > 0 && !matches!(kill(pid, 0), Err(e) if e.raw_os_error() == Some(libc::ESRCH))
 }
 
-/// A reaped child: its pid, raw wait status and max RSS (bytes) from its rusage.
+/// A reaped child: its pid, raw wait status, and from its rusage the max RSS (bytes) and the
+/// CPU time (user + system, its own and that of descendants it waited for).
 #[derive(Debug, Clone, Copy)]
 pub struct Reaped {
     pub pid: i32,
     pub status: i32,
     pub maxrss_bytes: u64,
+    pub cpu: Duration,
+}
+
+fn timeval(t: libc::timeval) -> Duration {
+    Duration::from_secs(t.tv_sec.max(0) as u64) + Duration::from_micros(t.tv_usec.max(0) as u64)
 }
 
 /// `wait4(pid, WNOHANG)`: `Ok(None)` when nothing (more) is ready or there are no children.
@@ -48,6 +55,7 @@ pub fn try_wait(pid: i32) -> Option<Reaped> {
                 status,
                 // Linux reports ru_maxrss in KiB.
                 maxrss_bytes: (usage.ru_maxrss.max(0) as u64) * 1024,
+                cpu: timeval(usage.ru_utime) + timeval(usage.ru_stime),
             });
         }
         if rc < 0 && io::Error::last_os_error().raw_os_error() == Some(libc::EINTR) {
@@ -97,13 +105,14 @@ pub fn set_child_subreaper() -> io::Result<()> {
     }
 }
 
-/// poll(2) on `fds` for readability; returns which are readable. EINTR counts as "nothing".
-pub fn poll_readable(fds: &[i32], timeout: Duration) -> Vec<bool> {
+/// poll(2) on `fds`, each with the events it waits for (POLLIN, POLLPRI); returns each fd's
+/// revents. EINTR counts as "nothing".
+pub fn poll(fds: &[(i32, i16)], timeout: Duration) -> Vec<i16> {
     let mut pfds: Vec<libc::pollfd> = fds
         .iter()
-        .map(|&fd| libc::pollfd {
+        .map(|&(fd, events)| libc::pollfd {
             fd,
-            events: libc::POLLIN,
+            events,
             revents: 0,
         })
         .collect();
@@ -112,11 +121,59 @@ pub fn poll_readable(fds: &[i32], timeout: Duration) -> Vec<bool> {
     // SAFETY: `pfds` is a valid array of `pfds.len()` pollfd structs, alive for the call.
     let rc = unsafe { libc::poll(pfds.as_mut_ptr(), pfds.len() as libc::nfds_t, ms) };
     if rc <= 0 {
-        return vec![false; fds.len()];
+        return vec![0; fds.len()];
     }
-    pfds.iter()
-        .map(|p| p.revents & (libc::POLLIN | libc::POLLHUP | libc::POLLERR) != 0)
-        .collect()
+    pfds.iter().map(|p| p.revents).collect()
+}
+
+/// A non-blocking, close-on-exec eventfd (for cgroup v1 memory thresholds).
+pub fn eventfd() -> io::Result<OwnedFd> {
+    // SAFETY: eventfd takes plain integers; on success it returns a new fd we own.
+    let fd = unsafe { libc::eventfd(0, libc::EFD_CLOEXEC | libc::EFD_NONBLOCK) };
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: `fd` is a freshly created descriptor owned by nobody else.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+/// A non-blocking, close-on-exec inotify instance.
+pub fn inotify() -> io::Result<OwnedFd> {
+    // SAFETY: inotify_init1 takes flags; on success it returns a new fd we own.
+    let fd = unsafe { libc::inotify_init1(libc::IN_NONBLOCK | libc::IN_CLOEXEC) };
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: `fd` is a freshly created descriptor owned by nobody else.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+/// Watch `path` for modification; returns the watch descriptor.
+pub fn inotify_watch(fd: &OwnedFd, path: &std::path::Path) -> io::Result<i32> {
+    use std::os::unix::ffi::OsStrExt;
+    let c = std::ffi::CString::new(path.as_os_str().as_bytes())
+        .map_err(|_| io::Error::other("path contains a NUL byte"))?;
+    // SAFETY: `c` is a valid NUL-terminated path alive for the call; `fd` is an inotify fd.
+    let wd = unsafe { libc::inotify_add_watch(fd.as_raw_fd(), c.as_ptr(), libc::IN_MODIFY) };
+    if wd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(wd)
+}
+
+/// Read a non-blocking fd until it would block (eventfd counters, inotify records); returns
+/// whether anything was read.
+pub fn drain(fd: &OwnedFd) -> bool {
+    let mut buf = [0u8; 1024];
+    let mut any = false;
+    loop {
+        // SAFETY: `buf` is valid and writable for its length during the call.
+        let n = unsafe { libc::read(fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len()) };
+        if n <= 0 {
+            return any;
+        }
+        any = true;
+    }
 }
 
 pub fn page_size() -> u64 {

@@ -129,13 +129,13 @@ fn drain(ex: &mut Executor, limit: Duration) -> std::collections::BTreeMap<usize
     let mut out = std::collections::BTreeMap::new();
     loop {
         for ev in ex.wait(Duration::from_millis(100)) {
-            if let ExecEvent::Exited {
+            if let ExecEvent::Exited(JobExit {
                 job,
                 outcome,
                 peak_bytes,
                 accounting,
                 ..
-            } = ev
+            }) = ev
             {
                 out.insert(
                     job,
@@ -404,11 +404,11 @@ fn proc_peak_matches_vmhwm() {
     let mut done = None;
     while done.is_none() && Instant::now() < end {
         for ev in ex.wait(Duration::from_millis(100)) {
-            if let ExecEvent::Exited {
+            if let ExecEvent::Exited(JobExit {
                 outcome,
                 peak_bytes,
                 ..
-            } = ev
+            }) = ev
             {
                 done = Some((outcome, peak_bytes));
             }
@@ -530,7 +530,7 @@ fn pause_stops_and_resume_continues() {
     while t.elapsed() < Duration::from_secs(1) {
         let evs = ex.wait(Duration::from_millis(200));
         assert!(
-            evs.iter().all(|e| !matches!(e, ExecEvent::Exited { .. })),
+            evs.iter().all(|e| !matches!(e, ExecEvent::Exited(_))),
             "a paused job exited: {evs:?}"
         );
     }
@@ -569,7 +569,7 @@ fn a_signal_right_after_spawn_reaches_the_job_not_the_runner() {
     while exits < 20 && Instant::now() < end {
         for ev in ex.wait(Duration::from_millis(200)) {
             match ev {
-                ExecEvent::Exited { outcome, .. } => {
+                ExecEvent::Exited(JobExit { outcome, .. }) => {
                     assert_eq!(
                         outcome,
                         Outcome::Stopped {
@@ -579,6 +579,7 @@ fn a_signal_right_after_spawn_reaches_the_job_not_the_runner() {
                     exits += 1;
                 }
                 ExecEvent::Interrupt { signal } => panic!("fake interrupt {signal}"),
+                ExecEvent::Memory => {}
             }
         }
     }
@@ -835,11 +836,9 @@ fn falls_back_to_proc_and_says_why() {
     assert_eq!(ex.accounting(), Accounting::Proc);
 }
 
-#[test]
-fn v2_setup_on_a_fixture_tree() {
-    let _l = lock();
-    let root = tempfile::tempdir().unwrap();
-    let user = root.path().join("sys/fs/cgroup/user");
+/// A delegated v2 cgroup `/user` (memory controller available) in a fixture root.
+fn v2_fixture(root: &Path) -> (PathBuf, Layout) {
+    let user = root.join("sys/fs/cgroup/user");
     std::fs::create_dir_all(&user).unwrap();
     std::fs::write(user.join("cgroup.controllers"), "cpu memory pids\n").unwrap();
     std::fs::write(user.join("cgroup.subtree_control"), "").unwrap();
@@ -850,6 +849,14 @@ fn v2_setup_on_a_fixture_tree() {
         dir: Some(PathBuf::from("/sys/fs/cgroup/user")),
         mount_point: Some(PathBuf::from("/sys/fs/cgroup")),
     };
+    (user, layout)
+}
+
+#[test]
+fn v2_setup_on_a_fixture_tree() {
+    let _l = lock();
+    let root = tempfile::tempdir().unwrap();
+    let (user, layout) = v2_fixture(root.path());
     let fs = Fs::new(Some(root.path()));
     let mut ex = Executor::new(cfg(false, Some(100 * MIB)), &layout, &fs).unwrap();
     let me = std::process::id();
@@ -927,6 +934,130 @@ fn v2_setup_on_a_fixture_tree() {
 }
 
 // ---------------------------------------------------------------------------------------------
+// Kernel memory events
+
+/// Wait up to `limit` for a memory event; also returns whether job 0 was still running then.
+fn memory_event_within(ex: &mut Executor, limit: Duration) -> Option<(Duration, bool)> {
+    let t = Instant::now();
+    while t.elapsed() < limit {
+        let evs = ex.wait(Duration::from_millis(20));
+        if evs.iter().any(|e| matches!(e, ExecEvent::Memory)) {
+            return Some((t.elapsed(), ex.pid(0).is_some()));
+        }
+    }
+    None
+}
+
+#[test]
+fn v1_usage_thresholds_wake_the_runner_when_a_job_bursts() {
+    let _l = lock();
+    let parent = match TestParent::new("events") {
+        Ok(p) => p,
+        Err(why) => skip!("{why}"),
+    };
+    let fs = Fs::new(None);
+    let mut ex = Executor::new(cfg(false, None), &parent.layout(), &fs).unwrap();
+    assert_eq!(ex.events_active(), ["usage thresholds"]);
+    let tmp = tempfile::tempdir().unwrap();
+    // Idle at a few MiB for 0.3 s, then 150 MiB at once, held for 3 s.
+    let burst = "import time\ntime.sleep(0.3)\nb=b'x'*(150<<20)\ntime.sleep(3)";
+    ex.spawn(spec(tmp.path(), 0, argv(&["python3", "-c", burst])))
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(100));
+    // A sample while it idles: 64 MiB of room, so the kernel wakes us 32 MiB above each usage.
+    let usage: u64 = read(parent.dir.join("memory.usage_in_bytes"))
+        .trim()
+        .parse()
+        .unwrap();
+    ex.usage();
+    ex.rearm(64 * MIB, usage);
+    let container_at = ex.events.container.as_ref().map(|t| t.at);
+    assert_eq!(container_at, Some(usage + 32 * MIB));
+    let job = &ex.jobs[0];
+    let job_at = job.threshold.as_ref().map(|t| t.at).expect("job armed");
+    assert_eq!(job_at, job.current + 32 * MIB);
+    // No sample is taken from here on: only the kernel can wake the wait, during the burst.
+    let (after, running) = memory_event_within(&mut ex, Duration::from_secs(3))
+        .expect("no memory event while the job grew by 150 MiB");
+    assert!(
+        running,
+        "the event came only when the job ended ({after:?})"
+    );
+    // Both thresholds fired (the job's own and the container's, which counts it too).
+    let _ = memory_event_within(&mut ex, Duration::from_millis(200));
+    assert!(ex.events.container.as_ref().is_some_and(|t| t.fired));
+    assert!(ex.jobs[0].threshold.as_ref().is_some_and(|t| t.fired));
+    // Re-armed above the usage once the burst is over, it stays quiet while the job holds.
+    let mut last = 0;
+    assert!(
+        poll_until(Duration::from_secs(5), || {
+            let now = ex.usage()[0].current_bytes;
+            let flat = now.abs_diff(last) < MIB && now > 100 * MIB;
+            last = now;
+            std::thread::sleep(Duration::from_millis(50));
+            flat
+        }),
+        "the burst never ended"
+    );
+    let usage: u64 = read(parent.dir.join("memory.usage_in_bytes"))
+        .trim()
+        .parse()
+        .unwrap();
+    ex.rearm(64 * MIB, usage);
+    assert!(!ex.jobs[0].threshold.as_ref().unwrap().fired);
+    assert_eq!(
+        memory_event_within(&mut ex, Duration::from_millis(500)),
+        None
+    );
+    ex.signal(0, libc::SIGKILL).unwrap();
+    drain(&mut ex, Duration::from_secs(10));
+}
+
+#[test]
+fn v2_memory_high_and_memory_events_watches_on_a_fixture_tree() {
+    let _l = lock();
+    let root = tempfile::tempdir().unwrap();
+    let (user, layout) = v2_fixture(root.path());
+    std::fs::write(user.join("memory.events"), "high 0\noom_kill 0\n").unwrap();
+    std::fs::write(user.join("memory.pressure"), "").unwrap();
+    let fs = Fs::new(Some(root.path()));
+    let mut ex = Executor::new(cfg(false, None), &layout, &fs).unwrap();
+    assert_eq!(
+        ex.events_active(),
+        ["memory.events watches", "a PSI trigger"]
+    );
+    // The trigger went to the container's own pressure file: 100 ms stalled within 1 s.
+    assert_eq!(read(user.join("memory.pressure")), "some 100000 1000000\0");
+    let tmp = tempfile::tempdir().unwrap();
+    ex.spawn(spec(tmp.path(), 0, sh("sleep 2"))).unwrap();
+    let job = user.join(format!("memsweep-{}/0", std::process::id()));
+    std::fs::write(job.join("memory.current"), (100 * MIB).to_string()).unwrap();
+    std::fs::write(job.join("memory.events"), "high 0\n").unwrap();
+    std::thread::sleep(EVENTS_MIN_AGE);
+    ex.usage();
+    ex.rearm(300 * MIB, 0);
+    // Its usage plus the whole room: past that, the kernel throttles it until we decide.
+    assert_eq!(read(job.join("memory.high")), (400 * MIB).to_string());
+    // Less room, moved by more than a quarter step: lowered.
+    ex.rearm(100 * MIB, 0);
+    assert_eq!(read(job.join("memory.high")), (200 * MIB).to_string());
+    // The kernel writes memory.events on a high event: the wait wakes.
+    assert_eq!(
+        memory_event_within(&mut ex, Duration::from_millis(100)),
+        None
+    );
+    std::fs::write(job.join("memory.events"), "high 1\n").unwrap();
+    let (_, running) = memory_event_within(&mut ex, Duration::from_secs(1))
+        .expect("a memory.events change woke no wait");
+    assert!(running);
+    // So does the container's own memory.events.
+    std::fs::write(user.join("memory.events"), "high 1\noom_kill 0\n").unwrap();
+    assert!(memory_event_within(&mut ex, Duration::from_secs(1)).is_some());
+    ex.signal(0, libc::SIGKILL).unwrap();
+    drain(&mut ex, Duration::from_secs(10));
+}
+
+// ---------------------------------------------------------------------------------------------
 // /proc parsing (pure)
 
 #[test]
@@ -979,7 +1110,7 @@ fn run_trivial(ex: &mut Executor, tmp: &Path, n: usize, par: usize) -> Duration 
             next += 1;
         }
         for ev in ex.wait(Duration::from_secs(5)) {
-            if let ExecEvent::Exited { outcome, .. } = ev {
+            if let ExecEvent::Exited(JobExit { outcome, .. }) = ev {
                 assert_eq!(outcome, Outcome::Succeeded);
                 done += 1;
             }

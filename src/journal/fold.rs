@@ -5,7 +5,7 @@
 //! - every attempt starts with a `job_start`; it ends with a `job_end`, or with a `job_requeue`
 //!   when memsweep stopped it to run it again later (a `job_end` after a requeue is allowed too);
 //! - a `sweep_start` begins a run of the runner; `sweep_end` closes it. A job still started when a
-//!   new `sweep_start` arrives died with the previous runner (SIGKILL): it counts as killed.
+//!   new `sweep_start` arrives died with the previous runner (SIGKILL): it counts as interrupted.
 
 use std::collections::HashMap;
 
@@ -21,8 +21,10 @@ pub struct SummaryContext {
     pub limit_bytes: u64,
     pub budget_bytes: u64,
     pub accounting: String,
-    /// The probe's OOM-kill counter for the container, over the sweep.
+    /// Every OOM kill of the sweep (the container's and the job cgroups' counters).
     pub oom_kills: u64,
+    /// The CPUs the sweep runs on, for the advice.
+    pub cpus: Option<f64>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -43,6 +45,7 @@ struct JobFold {
     wall_s: Option<f64>,
     peak_bytes: Option<u64>,
     peak_source: Option<Box<str>>,
+    cpu_s: Option<f64>,
 }
 
 /// An incremental fold over journal events; [`SummaryFold::summary`] can be taken at any point.
@@ -58,6 +61,8 @@ pub struct SummaryFold {
     open_run: Option<(f64, f64)>,
     /// The latest run ended with `sweep_end`: unstarted jobs are skipped, not pending.
     ended: bool,
+    /// The latest run's `--fail-fast` stop, if any.
+    fail_fast_job: Option<usize>,
 }
 
 impl SummaryFold {
@@ -79,11 +84,12 @@ impl SummaryFold {
                 self.close_run();
                 for job in self.jobs.values_mut() {
                     if job.phase == Some(Phase::Started) {
-                        job.phase = Some(Phase::Ended(JobStatus::Killed));
+                        job.phase = Some(Phase::Ended(JobStatus::Interrupted));
                     }
                 }
                 self.open_run = Some((*t, *t));
                 self.ended = false;
+                self.fail_fast_job = None;
             }
             Event::JobStart { job, command, .. } => {
                 let j = self.jobs.entry(*job).or_default();
@@ -93,6 +99,7 @@ impl SummaryFold {
                 j.exit_code = None;
                 j.signal = None;
                 j.wall_s = None;
+                j.cpu_s = None;
             }
             Event::JobEnd {
                 job,
@@ -102,6 +109,7 @@ impl SummaryFold {
                 wall_s,
                 peak_bytes,
                 peak_source,
+                cpu_s,
                 ..
             } => {
                 let j = self.jobs.entry(*job).or_default();
@@ -111,6 +119,7 @@ impl SummaryFold {
                 j.wall_s = Some(*wall_s);
                 j.peak_bytes = *peak_bytes;
                 j.peak_source = (!peak_source.is_empty()).then(|| peak_source.as_str().into());
+                j.cpu_s = *cpu_s;
             }
             Event::JobRequeue {
                 job, usage_bytes, ..
@@ -126,9 +135,10 @@ impl SummaryFold {
             Event::Sample {
                 working_set_bytes, ..
             } => self.peak_working_set = self.peak_working_set.max(*working_set_bytes),
-            Event::SweepEnd { .. } => {
+            Event::SweepEnd { fail_fast_job, .. } => {
                 self.close_run();
                 self.ended = true;
+                self.fail_fast_job = *fail_fast_job;
             }
         }
     }
@@ -200,7 +210,7 @@ impl SummaryFold {
     fn status(&self, f: Option<&JobFold>) -> JobStatus {
         match (f.and_then(|f| f.phase), self.ended) {
             (Some(Phase::Ended(s)), _) => s,
-            (Some(Phase::Started), true) => JobStatus::Killed,
+            (Some(Phase::Started), true) => JobStatus::Interrupted,
             (Some(Phase::Started), false) => JobStatus::Running,
             (Some(Phase::Requeued), true) => JobStatus::RequeuedOut,
             (Some(Phase::Requeued), false) | (None, false) => JobStatus::Pending,
@@ -226,6 +236,7 @@ impl SummaryFold {
         }
         let open_s = self.open_run.map_or(0.0, |(s, l)| (l - s).max(0.0));
         Summary {
+            schema_version: super::SCHEMA_VERSION,
             out: ctx.out.clone(),
             makespan_s: self.closed_runs_s + open_s,
             limit_bytes: ctx.limit_bytes,
@@ -238,6 +249,8 @@ impl SummaryFold {
             succeeded,
             failed,
             skipped,
+            fail_fast_job: self.fail_fast_job,
+            cpus: ctx.cpus,
             jobs: Vec::new(),
         }
     }
@@ -261,7 +274,8 @@ impl Serialize for View<'_> {
             }
         }
         let h = self.h;
-        let mut st = ser.serialize_struct("Summary", 13)?;
+        let mut st = ser.serialize_struct("Summary", 16)?;
+        st.serialize_field("schema_version", &h.schema_version)?;
         st.serialize_field("out", &h.out)?;
         st.serialize_field("makespan_s", &h.makespan_s)?;
         st.serialize_field("limit_bytes", &h.limit_bytes)?;
@@ -274,6 +288,8 @@ impl Serialize for View<'_> {
         st.serialize_field("succeeded", &h.succeeded)?;
         st.serialize_field("failed", &h.failed)?;
         st.serialize_field("skipped", &h.skipped)?;
+        st.serialize_field("fail_fast_job", &h.fail_fast_job)?;
+        st.serialize_field("cpus", &h.cpus)?;
         st.serialize_field("jobs", &Rows(self.jobs, self.fold))?;
         st.end()
     }
@@ -303,6 +319,7 @@ fn make_row(job: &Job, status: JobStatus, f: JobFold) -> JobSummary {
         wall_s: f.wall_s,
         peak_bytes: f.peak_bytes,
         peak_source: f.peak_source.map(String::from),
+        cpu_s: f.cpu_s,
     }
 }
 
@@ -416,7 +433,11 @@ mod tests {
             sweep_start(200.0, true),
         ];
         let s = summarize(&jobs, &events, &ctx("o"));
-        assert_eq!(s.jobs[1].status, JobStatus::Killed, "died with the runner");
+        assert_eq!(
+            s.jobs[1].status,
+            JobStatus::Interrupted,
+            "died with the runner"
+        );
         events.extend([
             start(201.0, 1, 1),
             end(210.0, 1, 1, JobStatus::Succeeded, 20),
@@ -456,12 +477,13 @@ mod tests {
         assert_eq!(
             statuses,
             [
-                JobStatus::Killed,
+                JobStatus::Interrupted,
                 JobStatus::RequeuedOut,
                 JobStatus::Skipped
             ]
         );
-        assert_eq!(s.failed, 2);
+        // Interrupted is not a failure of the job; requeued-out is.
+        assert_eq!((s.failed, s.skipped), (1, 2));
         assert_eq!(s.jobs[0].command, "python3 train.py lr=0");
     }
 }

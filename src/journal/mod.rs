@@ -41,6 +41,11 @@ pub enum JobStatus {
     Failed,
     Killed,
     Oom,
+    /// Stopped by memsweep after running longer than `--timeout`.
+    Timeout,
+    /// Stopped because the sweep was interrupted (Ctrl-C, SIGTERM, or the runner died): not
+    /// the job's failure; `--resume` runs it again.
+    Interrupted,
     RequeuedOut,
     Skipped,
     /// Interim summaries only: started, not ended yet.
@@ -50,12 +55,16 @@ pub enum JobStatus {
 }
 
 impl JobStatus {
-    /// Ended without succeeding (what makes a sweep exit 1). Skipped, running and pending jobs
-    /// did not fail: they did not run to an end.
+    /// Ended without succeeding (what makes a sweep exit 1). Skipped, interrupted, running and
+    /// pending jobs did not fail: they did not run to an end.
     pub fn is_failure(self) -> bool {
         matches!(
             self,
-            JobStatus::Failed | JobStatus::Killed | JobStatus::Oom | JobStatus::RequeuedOut
+            JobStatus::Failed
+                | JobStatus::Killed
+                | JobStatus::Oom
+                | JobStatus::Timeout
+                | JobStatus::RequeuedOut
         )
     }
 
@@ -66,6 +75,8 @@ impl JobStatus {
             JobStatus::Failed => "failed",
             JobStatus::Killed => "killed",
             JobStatus::Oom => "oom",
+            JobStatus::Timeout => "timeout",
+            JobStatus::Interrupted => "interrupted",
             JobStatus::RequeuedOut => "requeued-out",
             JobStatus::Skipped => "skipped",
             JobStatus::Running => "running",
@@ -85,6 +96,9 @@ pub enum Event {
     /// `downgrades`: what this run could not do here (also printed once at start).
     SweepStart {
         t: f64,
+        /// [`SCHEMA_VERSION`] of the events that follow.
+        #[serde(default = "schema_version")]
+        schema_version: u32,
         out: String,
         jobs: usize,
         limit_bytes: u64,
@@ -129,6 +143,10 @@ pub enum Event {
         wall_s: f64,
         peak_bytes: Option<u64>,
         peak_source: String,
+        /// CPU seconds (user + system) of the attempt; null when unknown (journals written
+        /// before this field count as null).
+        #[serde(default)]
+        cpu_s: Option<f64>,
     },
     /// A memory sample, at most once a second: the container's working set and each running job.
     Sample {
@@ -148,6 +166,9 @@ pub enum Event {
         failed: usize,
         exit_code: i32,
         interrupted: bool,
+        /// `--fail-fast` started no more jobs after this job failed.
+        #[serde(default)]
+        fail_fast_job: Option<usize>,
     },
 }
 
@@ -179,6 +200,7 @@ impl Event {
             wall_s: 0.0,
             peak_bytes: None,
             peak_source: String::new(),
+            cpu_s: None,
         }
     }
 }
@@ -197,18 +219,34 @@ pub struct JobSummary {
     pub peak_bytes: Option<u64>,
     /// "cgroup-v1", "cgroup-v2", "proc" (sampled), or null.
     pub peak_source: Option<String>,
+    /// CPU seconds of the latest attempt, or null.
+    #[serde(default)]
+    pub cpu_s: Option<f64>,
+}
+
+/// The version of the JSON formats memsweep writes (`summary.json`, `sweep.json`, the events,
+/// `mem --json`, `check --json`): raised when a field changes meaning or goes away; new fields
+/// may appear without a raise.
+pub const SCHEMA_VERSION: u32 = 1;
+
+fn schema_version() -> u32 {
+    SCHEMA_VERSION
 }
 
 /// `summary.json`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Summary {
+    /// [`SCHEMA_VERSION`] (absent before version 1: read as 1).
+    #[serde(default = "schema_version")]
+    pub schema_version: u32,
     pub out: String,
     pub makespan_s: f64,
     pub limit_bytes: u64,
     pub budget_bytes: u64,
     pub accounting: String,
     pub peak_working_set_bytes: u64,
-    /// OOM kills counted by the container's cgroup during the sweep (the probe's counter).
+    /// Every OOM kill the kernel made during the sweep: the container's counter and each job
+    /// cgroup's, read before the cgroup was reset or removed.
     pub oom_kills: u64,
     pub requeues: u64,
     pub pauses: u64,
@@ -218,6 +256,12 @@ pub struct Summary {
     /// Jobs that never ran to an end (skipped, or still running/pending in an interim summary).
     #[serde(default)]
     pub skipped: usize,
+    /// `--fail-fast` started no more jobs after this job failed.
+    #[serde(default)]
+    pub fail_fast_job: Option<usize>,
+    /// The CPUs the sweep ran on (quota, cpuset, online), for the advice; null when unknown.
+    #[serde(default)]
+    pub cpus: Option<f64>,
     pub jobs: Vec<JobSummary>,
 }
 
@@ -612,6 +656,7 @@ pub(crate) mod fixtures {
 
     pub fn plan(n: usize) -> SweepPlan {
         SweepPlan {
+            schema_version: SCHEMA_VERSION,
             jobs: jobs(n),
             config: RunConfig {
                 jobs: Some(4),
@@ -629,12 +674,14 @@ pub(crate) mod fixtures {
             budget_bytes: 1 << 30,
             accounting: "cgroup-v1".into(),
             oom_kills: 0,
+            cpus: None,
         }
     }
 
     pub fn sweep_start(t: f64, resumed: bool) -> Event {
         Event::SweepStart {
             t,
+            schema_version: SCHEMA_VERSION,
             out: "sweeps/x".into(),
             jobs: 3,
             limit_bytes: 2 << 30,
@@ -668,6 +715,7 @@ pub(crate) mod fixtures {
             wall_s: 2.0,
             peak_bytes: Some(peak),
             peak_source: "cgroup-v1".into(),
+            cpu_s: Some(0.5),
         }
     }
 
@@ -690,6 +738,7 @@ pub(crate) mod fixtures {
             failed: 0,
             exit_code: 0,
             interrupted: false,
+            fail_fast_job: None,
         }
     }
 }

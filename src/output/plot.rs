@@ -55,6 +55,8 @@ pub fn status_color(s: JobStatus) -> &'static str {
         JobStatus::Failed => "#d64541",
         JobStatus::Killed => "#8e44ad",
         JobStatus::Oom => "#6e0d0f",
+        JobStatus::Timeout => "#b8860b",
+        JobStatus::Interrupted => "#7f8c8d",
         JobStatus::RequeuedOut => "#e67e22",
         JobStatus::Skipped => "#b0b0b0",
         JobStatus::Running => "#2f7ed8",
@@ -136,7 +138,7 @@ impl Timeline {
             {
                 // Jobs still open died with the previous runner (as the summary fold counts them).
                 let x = tl.x_end;
-                tl.close_all(&mut open, &mut paused, x, JobStatus::Killed);
+                tl.close_all(&mut open, &mut paused, x, JobStatus::Interrupted);
                 if let Some(r) = tl.runs.last_mut() {
                     r.x1 = x;
                 }
@@ -203,7 +205,7 @@ impl Timeline {
                     });
                 }
                 Event::SweepEnd { .. } => {
-                    tl.close_all(&mut open, &mut paused, x, JobStatus::Killed);
+                    tl.close_all(&mut open, &mut paused, x, JobStatus::Interrupted);
                 }
             }
             if let Some(r) = tl.runs.last_mut() {
@@ -1068,7 +1070,7 @@ mod tests {
             [
                 (0, 0.0, 3.0, AttemptEnd::Requeued),
                 (1, 0.0, 4.0, AttemptEnd::Status(JobStatus::Succeeded)),
-                (0, 4.0, 4.0, AttemptEnd::Status(JobStatus::Killed)),
+                (0, 4.0, 4.0, AttemptEnd::Status(JobStatus::Interrupted)),
                 (0, 4.0, 6.0, AttemptEnd::Status(JobStatus::Failed)),
             ],
             "the hour between runs is cut out"

@@ -396,6 +396,7 @@ mod tests {
             failed: 2,
             exit_code: 1,
             interrupted: false,
+            fail_fast_job: None,
         };
         assert_eq!(
             event_line(&end, s).unwrap(),

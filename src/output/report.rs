@@ -10,7 +10,7 @@ use crate::size;
 /// Sweeps with more jobs than this show only the jobs that did not succeed.
 pub const FULL_TABLE_MAX_JOBS: usize = 40;
 
-/// Whether to colour the status words: stdout is a terminal and `NO_COLOR` is unset or empty.
+/// Whether to colour the status words (see [`super::color`] for `--color` and the environment).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Style {
     pub color: bool,
@@ -19,13 +19,13 @@ pub struct Style {
 impl Style {
     pub fn for_stdout() -> Style {
         Style {
-            color: std::io::stdout().is_terminal() && no_color_unset(),
+            color: super::color::enabled(std::io::stdout().is_terminal()),
         }
     }
 
     pub fn for_stderr() -> Style {
         Style {
-            color: std::io::stderr().is_terminal() && no_color_unset(),
+            color: super::color::enabled(std::io::stderr().is_terminal()),
         }
     }
 
@@ -41,10 +41,6 @@ impl Style {
         };
         format!("\x1b[{code}m{text}\x1b[0m")
     }
-}
-
-fn no_color_unset() -> bool {
-    std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
 }
 
 /// The width of the terminal on stdout, if it is one.
@@ -83,36 +79,39 @@ pub fn table(summary: &Summary, width: Option<usize>, style: Style) -> String {
     // Cells are formatted twice (widths, then lines) rather than kept: an interrupted 10 000-job
     // sweep lists thousands of rows, and holding five strings per row would set the runner's
     // peak footprint.
-    let cells = |j: &JobSummary| -> [String; 5] {
+    let cells = |j: &JobSummary| -> [String; 6] {
         [
             j.id.to_string(),
             j.status.as_str().to_string(),
+            exit_cell(j),
             j.attempts.to_string(),
             j.wall_s.map_or("-".into(), fmt_secs),
             j.peak_bytes.map_or("-".into(), size::human),
         ]
     };
-    let header = ["id", "status", "tries", "wall", "peak"];
+    let header = ["id", "status", "exit", "tries", "wall", "peak"];
     let mut widths = header.map(str::len);
     for j in &rows {
         for (w, cell) in widths.iter_mut().zip(&cells(j)) {
             *w = (*w).max(cell.chars().count());
         }
     }
-    // id, status left; numbers right; two spaces between columns.
-    let line = |c: &[String; 5]| {
+    // id right, status left, exit and numbers right; two spaces between columns.
+    let line = |c: &[String; 6]| {
         format!(
-            "{:>w0$}  {:<w1$}  {:>w2$}  {:>w3$}  {:>w4$}  ",
+            "{:>w0$}  {:<w1$}  {:>w2$}  {:>w3$}  {:>w4$}  {:>w5$}  ",
             c[0],
             c[1],
             c[2],
             c[3],
             c[4],
+            c[5],
             w0 = widths[0],
             w1 = widths[1],
             w2 = widths[2],
             w3 = widths[3],
-            w4 = widths[4]
+            w4 = widths[4],
+            w5 = widths[5]
         )
     };
     let mut out = String::new();
@@ -153,6 +152,37 @@ pub fn table(summary: &Summary, width: Option<usize>, style: Style) -> String {
     out
 }
 
+/// How the job's process ended: its exit code, or the signal that ended it (`SIGTERM`).
+fn exit_cell(j: &JobSummary) -> String {
+    match (j.exit_code, j.signal) {
+        (_, Some(sig)) => signal_name(sig),
+        (Some(code), None) => code.to_string(),
+        (None, None) => "-".into(),
+    }
+}
+
+/// `SIGTERM` for 15; `signal 42` for signals without a common name.
+pub fn signal_name(sig: i32) -> String {
+    let name = match sig {
+        1 => "SIGHUP",
+        2 => "SIGINT",
+        3 => "SIGQUIT",
+        4 => "SIGILL",
+        6 => "SIGABRT",
+        7 => "SIGBUS",
+        8 => "SIGFPE",
+        9 => "SIGKILL",
+        11 => "SIGSEGV",
+        13 => "SIGPIPE",
+        14 => "SIGALRM",
+        15 => "SIGTERM",
+        24 => "SIGXCPU",
+        25 => "SIGXFSZ",
+        _ => return format!("signal {sig}"),
+    };
+    name.into()
+}
+
 fn totals(s: &Summary) -> String {
     let mut parts = vec![format!("{} succeeded", s.succeeded)];
     if s.failed > 0 {
@@ -162,34 +192,46 @@ fn totals(s: &Summary) -> String {
         parts.push(format!("{} not run", s.skipped));
     }
     format!(
-        "{} job{}: {} · makespan {} · peak working set {} (budget {}) · {} OOM kill{} · {} requeue{} · {} pause{}\n",
+        "{} job{}: {} · makespan {} · {} OOM kill{} · {} requeue{} · {} pause{}\n\
+         memory: the container's working set (all its processes) peaked at {}; jobs were \
+         admitted within a budget of {}\n",
         s.jobs.len(),
         plural(s.jobs.len()),
         parts.join(", "),
         fmt_secs(s.makespan_s),
-        size::human(s.peak_working_set_bytes),
-        size::human(s.budget_bytes),
         s.oom_kills,
         plural(s.oom_kills as usize),
         s.requeues,
         plural(s.requeues as usize),
         s.pauses,
         plural(s.pauses as usize),
+        size::human(s.peak_working_set_bytes),
+        size::human(s.budget_bytes),
     )
 }
 
 /// What the peaks say about the next run.
 #[derive(Debug, Clone, PartialEq)]
 pub struct PeakAdvice {
-    /// Jobs with a measured peak.
+    /// Succeeded jobs with a measured peak (the only ones learned from: a job that failed to
+    /// start, was interrupted or was killed by a cap says nothing about what a job needs).
     pub measured: usize,
     pub max_bytes: u64,
     /// Nearest-rank 95th percentile.
     pub p95_bytes: u64,
-    /// budget / p95, floored, at least 1, at most the number of jobs.
+    /// What memory allows: budget / p95, floored, at least 1, at most the number of jobs.
+    pub memory_parallelism: usize,
+    /// What the CPUs can keep busy: cores / the CPU one job keeps busy (its CPU time / wall
+    /// time, over the succeeded jobs), rounded up; None when CPU times or cores are unknown.
+    pub cpu_parallelism: Option<usize>,
+    /// CPU seconds per wall second of a job, over the succeeded jobs.
+    pub cpu_per_job: Option<f64>,
+    pub cpus: Option<f64>,
+    /// The `-j` to use: the smaller of the two.
     pub parallelism: usize,
     /// The sweep's makespan at that parallelism: the wall times scheduled in job order onto
-    /// `parallelism` slots (jobs without a wall time count as the mean).
+    /// `parallelism` slots (jobs without a wall time count as the mean), and never less than
+    /// the jobs' total CPU time over the cores.
     pub predicted_makespan_s: f64,
     /// `-j N --mem-per-job SIZE`.
     pub flags: String,
@@ -198,7 +240,7 @@ pub struct PeakAdvice {
 /// Advice for the next sweep.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Advice {
-    /// None when no job's peak was measured.
+    /// None when no succeeded job's peak was measured.
     pub peaks: Option<PeakAdvice>,
     /// Jobs that did not succeed.
     pub not_succeeded: usize,
@@ -207,33 +249,58 @@ pub struct Advice {
     pub oom_kills: u64,
 }
 
-/// Compute the advice (pure).
+/// Compute the advice (pure). Only succeeded jobs are learned from.
 pub fn advice(summary: &Summary, budget_bytes: u64) -> Advice {
-    let mut peaks: Vec<u64> = summary
-        .jobs
-        .iter()
-        .filter(|j| {
-            !matches!(
-                j.status,
-                JobStatus::Running | JobStatus::Pending | JobStatus::Skipped
-            )
-        })
-        .filter_map(|j| j.peak_bytes)
-        .collect();
+    let ok = || {
+        summary
+            .jobs
+            .iter()
+            .filter(|j| j.status == JobStatus::Succeeded)
+    };
+    let mut peaks: Vec<u64> = ok().filter_map(|j| j.peak_bytes).collect();
     peaks.sort_unstable();
     let n_jobs = summary.jobs.len().max(1);
+    // CPU seconds per wall second of a job, over the succeeded jobs that report both.
+    let (cpu_sum, wall_sum) = ok()
+        .filter_map(|j| Some((j.cpu_s?, j.wall_s?)))
+        .fold((0.0, 0.0), |(c, w), (jc, jw)| (c + jc, w + jw));
+    let cpu_per_job = (wall_sum > 0.0).then(|| cpu_sum / wall_sum);
+    let cpus = summary.cpus.filter(|c| *c > 0.0);
     let peaks = (!peaks.is_empty()).then(|| {
         let max = *peaks.last().unwrap_or(&0);
         let rank = ((peaks.len() as f64) * 0.95).ceil() as usize;
         let p95 = peaks[rank.clamp(1, peaks.len()) - 1];
-        let parallelism = (budget_bytes / p95.max(1)).clamp(1, n_jobs as u64) as usize;
-        let walls: Vec<Option<f64>> = summary.jobs.iter().map(|j| j.wall_s).collect();
+        let memory_parallelism = (budget_bytes / p95.max(1)).clamp(1, n_jobs as u64) as usize;
+        let cpu_parallelism = match (cpus, cpu_per_job) {
+            (Some(c), Some(u)) if u > 0.0 => {
+                // Less a hair, so 2 / 0.05 is 40 and not 41 through rounding.
+                Some((((c / u) - 1e-9).ceil() as usize).clamp(1, n_jobs))
+            }
+            _ => None,
+        };
+        let parallelism = memory_parallelism.min(cpu_parallelism.unwrap_or(usize::MAX));
+        // Failed jobs' times say little about a job's length: they count as the mean.
+        let walls: Vec<Option<f64>> = summary
+            .jobs
+            .iter()
+            .map(|j| j.wall_s.filter(|_| j.status == JobStatus::Succeeded))
+            .collect();
+        let mut predicted = predict_makespan(&walls, parallelism);
+        if let (Some(c), Some(u)) = (cpus, cpu_per_job) {
+            // Every job's CPU time must fit on the cores, however many run at once.
+            let mean_wall = wall_sum / ok().filter(|j| j.wall_s.is_some()).count().max(1) as f64;
+            predicted = predicted.max(summary.jobs.len() as f64 * mean_wall * u / c);
+        }
         PeakAdvice {
             measured: peaks.len(),
             max_bytes: max,
             p95_bytes: p95,
+            memory_parallelism,
+            cpu_parallelism,
+            cpu_per_job,
+            cpus,
             parallelism,
-            predicted_makespan_s: predict_makespan(&walls, parallelism),
+            predicted_makespan_s: predicted,
             flags: format!("-j {parallelism} --mem-per-job {}", size::flag(p95)),
         }
     });
@@ -285,14 +352,26 @@ pub fn render_advice(a: &Advice) -> String {
                     plural(p.measured)
                 ),
             ));
+            let why = match (p.cpu_parallelism, p.cpus, p.cpu_per_job) {
+                (Some(c), Some(cores), Some(u)) if c < p.memory_parallelism => format!(
+                    "{cores} CPU{} at {u:.2} CPU per job; memory would allow {}",
+                    if cores == 1.0 { "" } else { "s" },
+                    p.memory_parallelism
+                ),
+                _ => "budget / p95 peak".to_string(),
+            };
             rows.push((
                 "safe parallelism",
-                format!("{} at once (budget / p95 peak)", p.parallelism),
+                format!("{} at once ({why})", p.parallelism),
             ));
+            let cores = p
+                .cpus
+                .map(|c| format!(" on {c} CPU{}", if c == 1.0 { "" } else { "s" }))
+                .unwrap_or_default();
             rows.push((
                 "predicted makespan",
                 format!(
-                    "{} at -j {}",
+                    "{} at -j {}{cores}",
                     fmt_secs(p.predicted_makespan_s),
                     p.parallelism
                 ),
@@ -301,14 +380,14 @@ pub fn render_advice(a: &Advice) -> String {
         }
         None => rows.push((
             "peak per job",
-            "not measured (no job ran to an end); no advice".to_string(),
+            "not measured (no job succeeded); no advice".to_string(),
         )),
     }
     if a.oom_kills > 0 {
         rows.push((
             "OOM kills",
             format!(
-                "{} in the container during the sweep (the kernel chose a victim)",
+                "{} by the kernel during the sweep (it chose a victim or a job hit its cap)",
                 a.oom_kills
             ),
         ));
@@ -391,11 +470,14 @@ mod tests {
             wall_s: Some(wall),
             peak_bytes: Some(peak_mib * MIB),
             peak_source: Some("cgroup-v1".into()),
+            cpu_s: None,
         }
     }
 
     fn summary(out: &str, jobs: Vec<JobSummary>) -> Summary {
         Summary {
+            schema_version: crate::journal::SCHEMA_VERSION,
+            fail_fast_job: None,
             out: out.into(),
             makespan_s: 95.0,
             limit_bytes: 5 << 30,
@@ -411,6 +493,7 @@ mod tests {
                 .count(),
             failed: jobs.iter().filter(|j| j.status.is_failure()).count(),
             skipped: 0,
+            cpus: None,
             jobs,
         }
     }
@@ -450,6 +533,81 @@ mod tests {
             "{text}"
         );
         assert!(text.contains("predicted makespan  45.0s at -j 2"), "{text}");
+    }
+
+    #[test]
+    fn advice_learns_only_from_succeeded_jobs() {
+        // Twelve jobs that failed "file not found" at 8 MiB: nothing to learn, no advice.
+        let failed = summary(
+            "out",
+            (0..12)
+                .map(|i| job(i, JobStatus::Failed, 0.01, 8))
+                .collect(),
+        );
+        let a = advice(&failed, 4096 * MIB);
+        assert_eq!(a.peaks, None);
+        assert!(render_advice(&a).contains("no job succeeded"));
+        // Three succeeded at 500 MiB; killed by a 200 MiB cap, by Ctrl-C at 72 MiB, or failed
+        // at once: only the 500 MiB jobs drive --mem-per-job.
+        let mut jobs: Vec<JobSummary> = (0..3)
+            .map(|i| job(i, JobStatus::Succeeded, 10.0, 500))
+            .collect();
+        jobs.extend((3..8).map(|i| job(i, JobStatus::Oom, 2.0, 200)));
+        jobs.extend((8..12).map(|i| job(i, JobStatus::Killed, 1.0, 72)));
+        jobs.push(job(12, JobStatus::Failed, 0.01, 8));
+        let p = advice(&summary("out", jobs), 4096 * MIB).peaks.unwrap();
+        assert_eq!(p.measured, 3);
+        assert_eq!((p.max_bytes, p.p95_bytes), (500 * MIB, 500 * MIB));
+        assert_eq!(p.flags, "-j 8 --mem-per-job 500M");
+        // 13 jobs at the succeeded jobs' 10 s, 8 at a time: two rounds.
+        assert_eq!(p.predicted_makespan_s, 20.0);
+    }
+
+    #[test]
+    fn advice_counts_the_cpus() {
+        // 100 CPU-bound jobs of 0.5 s, 2 cores, memory for all 100 at once: -j 2, and 25 s,
+        // not "0.5s at -j 100".
+        let mut s = summary(
+            "out",
+            (0..100)
+                .map(|i| {
+                    let mut j = job(i, JobStatus::Succeeded, 0.5, 10);
+                    j.cpu_s = Some(0.5);
+                    j
+                })
+                .collect(),
+        );
+        s.cpus = Some(2.0);
+        let a = advice(&s, 4096 * MIB);
+        let p = a.peaks.clone().unwrap();
+        assert_eq!(p.memory_parallelism, 100);
+        assert_eq!(p.cpu_parallelism, Some(2));
+        assert_eq!(p.parallelism, 2);
+        assert_eq!(p.predicted_makespan_s, 25.0);
+        let text = render_advice(&a);
+        assert!(
+            text.contains("2 at once (2 CPUs at 1.00 CPU per job; memory would allow 100)"),
+            "{text}"
+        );
+        assert!(text.contains("25.0s at -j 2 on 2 CPUs"), "{text}");
+        // Jobs that mostly sleep (0.05 CPU each): memory is what bounds -j, and the makespan
+        // at -j 100 is one job's wall time.
+        for j in &mut s.jobs {
+            j.cpu_s = Some(0.025);
+        }
+        let p = advice(&s, 4096 * MIB).peaks.unwrap();
+        assert_eq!((p.cpu_parallelism, p.parallelism), (Some(40), 40));
+        assert_eq!(
+            p.predicted_makespan_s, 1.5,
+            "100 jobs of 0.5 s, 40 at a time"
+        );
+        // Half a core each on 2 cores: 4 at once, and the CPU time bounds the makespan.
+        for j in &mut s.jobs {
+            j.cpu_s = Some(0.25);
+        }
+        let p = advice(&s, 4096 * MIB).peaks.unwrap();
+        assert_eq!(p.parallelism, 4);
+        assert_eq!(p.predicted_makespan_s, 12.5);
     }
 
     #[test]
@@ -496,17 +654,21 @@ mod tests {
         let mut s = twenty();
         s.jobs.truncate(3);
         s.jobs[1].status = JobStatus::Failed;
+        s.jobs[1].exit_code = Some(2);
         s.jobs[2].wall_s = Some(125.0);
         (s.succeeded, s.failed) = (2, 1);
         let t = table(&s, Some(60), Style::default());
         let lines: Vec<&str> = t.lines().collect();
-        assert_eq!(lines[0], "id  status     tries   wall     peak  command");
+        assert_eq!(
+            lines[0],
+            "id  status     exit  tries   wall     peak  command"
+        );
         assert_eq!(
             lines[2],
-            " 1  failed         1   3.0s  200 MiB  python3 train.py --se…"
+            " 1  failed        2      1   3.0s  200 MiB  python3 train.p…"
         );
         assert!(
-            lines[3].starts_with(" 2  succeeded      1  2m05s  300 MiB  "),
+            lines[3].starts_with(" 2  succeeded     0      1  2m05s  300 MiB  "),
             "{t}"
         );
         for l in &lines[..4] {
@@ -538,7 +700,7 @@ mod tests {
         s.succeeded = 99;
         s.failed = 1;
         let t = table(&s, None, Style::default());
-        assert_eq!(t.lines().count(), 4, "{t}");
+        assert_eq!(t.lines().count(), 5, "{t}");
         assert!(t.contains("42  oom"), "{t}");
         assert!(
             t.contains("(99 succeeded jobs not shown; every job is in out/summary.json)"),

@@ -115,6 +115,39 @@ pub fn size(s: Option<SizeSpec>, zero_ok: bool) -> Result<(), String> {
     }
 }
 
+/// A job's time limit: `90`, `90s`, `1.5m`, `2h`, `1h30m` (jiff's friendly format or ISO 8601
+/// `PT1H30M`); a bare number is seconds. More than zero, at most 30 days.
+pub fn timeout(text: &str) -> Result<f64, String> {
+    let t = text.trim();
+    let secs = match t.parse::<f64>() {
+        Ok(n) => n,
+        Err(_) => t
+            .parse::<jiff::SignedDuration>()
+            .map(|d| d.as_secs_f64())
+            .map_err(|_| {
+                format!(
+                    "'{text}' is not a duration; write seconds (90) or e.g. 90s, 1.5m, 2h, 1h30m"
+                )
+            })?,
+    };
+    timeout_secs(secs).map_err(|_| {
+        format!("'{text}' is out of range; give a duration above 0 and at most 30 days, e.g. 2h")
+    })
+}
+
+/// A timeout in seconds, from any source: more than zero, at most 30 days.
+pub fn timeout_secs(secs: f64) -> Result<f64, String> {
+    if !secs.is_finite() || secs <= 0.0 || secs > MAX_TIMEOUT_S {
+        return Err(format!(
+            "{secs} s is out of range; give a duration above 0 and at most 30 days, e.g. 2h"
+        ));
+    }
+    Ok(secs)
+}
+
+/// 30 days: a longer per-job limit is surely a typo.
+pub const MAX_TIMEOUT_S: f64 = 30.0 * 86_400.0;
+
 /// A sweep name (`--name`, `name =`): it labels history entries, so it must be visible text.
 pub fn name(n: &str) -> Result<(), String> {
     if n.trim().is_empty() {
@@ -153,6 +186,14 @@ mod tests {
         assert!(size(Some(SizeSpec::Bytes(0)), false).is_err());
         assert!(size(Some(SizeSpec::Bytes((1 << 20) - 1)), true).is_err());
         assert!(size(Some(SizeSpec::Percent(0.5)), false).is_ok());
+        for (text, secs) in [("90", 90.0), ("0.5", 0.5), ("90s", 90.0), ("1.5m", 90.0)] {
+            assert_eq!(timeout(text), Ok(secs), "{text}");
+        }
+        assert_eq!(timeout("1h30m"), Ok(5400.0));
+        assert_eq!(timeout("PT2H"), Ok(7200.0));
+        for bad in ["0", "-5", "-5s", "soon", "", "31d", "nan"] {
+            assert!(timeout(bad).is_err(), "{bad}");
+        }
         assert!(name(" ").is_err());
         assert!(name("a\nb").is_err());
         assert!(name("lr sweep").is_ok());

@@ -6,7 +6,7 @@
 //! (sh quoting), `jobsfile`, `spec` (sweep.toml), `check` (option bounds). The format of
 //! sweep.toml is documented in docs/sweep-toml.md.
 
-mod check;
+pub mod check;
 mod jobsfile;
 mod params;
 #[cfg(test)]
@@ -20,7 +20,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use crate::cli::OnPressure;
+use crate::cli::{OnPressure, OutputMode};
 use crate::size::SizeSpec;
 
 /// How a job's command runs.
@@ -69,6 +69,8 @@ pub struct Request {
     pub file: Option<PathBuf>,
     pub name: Option<String>,
     pub shell: bool,
+    /// `--link a,b`, as written.
+    pub link: Vec<String>,
     pub options: Options,
 }
 
@@ -92,6 +94,10 @@ pub struct Options {
     pub sample_interval: Option<f64>,
     pub dry_run: bool,
     pub best_effort: bool,
+    /// `--timeout`, in seconds.
+    pub timeout: Option<f64>,
+    pub fail_fast: bool,
+    pub output: Option<OutputMode>,
 }
 
 /// Every `run` option after merging sweep.toml and flags; sizes stay specs until the limit is known.
@@ -115,6 +121,18 @@ pub struct RunConfig {
     /// Run even where an option cannot be honoured here (each downgrade printed and journaled).
     #[serde(default)]
     pub best_effort: bool,
+    /// `--timeout`: seconds a job may run (not counting time paused by memsweep).
+    #[serde(default)]
+    pub timeout_s: Option<f64>,
+    /// `--fail-fast`: start no more jobs after the first failure.
+    #[serde(default)]
+    pub fail_fast: bool,
+    /// `--output`.
+    #[serde(default)]
+    pub output: OutputMode,
+    /// `--link` groups, as given (the jobs already pair their values).
+    #[serde(default)]
+    pub links: Vec<Vec<String>>,
 }
 
 impl Default for RunConfig {
@@ -135,6 +153,10 @@ impl Default for RunConfig {
             sample_interval_s: 0.2,
             dry_run: false,
             best_effort: false,
+            timeout_s: None,
+            fail_fast: false,
+            output: OutputMode::Files,
+            links: Vec::new(),
         }
     }
 }
@@ -162,11 +184,14 @@ impl RunConfig {
         set(&mut self.retries, &o.retries);
         set(&mut self.grace_s, &o.grace);
         set(&mut self.sample_interval_s, &o.sample_interval);
+        set_opt(&mut self.timeout_s, &o.timeout);
+        set(&mut self.output, &o.output);
         self.history &= !o.no_history;
         self.cgroups &= !o.no_cgroups;
         self.json |= o.json;
         self.dry_run |= o.dry_run;
         self.best_effort |= o.best_effort;
+        self.fail_fast |= o.fail_fast;
     }
 
     /// The options of a `--resume` invocation over the sweep's recorded config. How this
@@ -196,6 +221,9 @@ impl RunConfig {
             "--sample-interval",
             check::sample_interval(self.sample_interval_s),
         )?;
+        if let Some(t) = self.timeout_s {
+            flag("--timeout", check::timeout_secs(t))?;
+        }
         flag("--reserve", check::size(self.reserve, true))?;
         flag("--mem-per-job", check::size(self.mem_per_job, false))?;
         flag("--job-mem-max", check::size(self.job_mem_max, false))?;
@@ -214,13 +242,20 @@ impl RunConfig {
     }
 }
 
-/// A sweep ready to run.
+/// A sweep ready to run (`sweep.json`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SweepPlan {
+    /// [`crate::journal::SCHEMA_VERSION`] (absent before version 1).
+    #[serde(default = "schema_version")]
+    pub schema_version: u32,
     pub jobs: Vec<Job>,
     pub config: RunConfig,
     /// The command as written (template or jobs file path); the history groups jobs by it.
     pub template: String,
+}
+
+fn schema_version() -> u32 {
+    crate::journal::SCHEMA_VERSION
 }
 
 /// Build the plan from a request (and the sweep.toml it names). Errors are
@@ -320,6 +355,17 @@ fn build(args: &Request, cwd: &Path, stdin: &mut dyn Read) -> Result<SweepPlan, 
         }
     }
 
+    let mut links = spec.links.clone();
+    for l in &args.link {
+        links.push(params::parse_link(l, format!("--link '{l}'"))?);
+    }
+    if let (Some(l), true) = (links.first(), params.is_empty()) {
+        return Err(format!(
+            "{}: there are no parameters to link; give them with -p NAME=VALUES",
+            l.origin
+        ));
+    }
+
     let name = match (&args.name, &spec.name) {
         (Some(n), _) => {
             check::name(n).map_err(|e| format!("--name: {e}"))?;
@@ -333,14 +379,26 @@ fn build(args: &Request, cwd: &Path, stdin: &mut dyn Read) -> Result<SweepPlan, 
             let t = template::Template::argv(&argv).map_err(|e| format!("{cmd_origin}: {e}"))?;
             let written = template_text(&argv);
             (
-                jobs_from_template(&t, &params, &cmd_origin, spec.path.as_os_str().is_empty())?,
+                jobs_from_template(
+                    &t,
+                    &params,
+                    &links,
+                    &cmd_origin,
+                    spec.path.as_os_str().is_empty(),
+                )?,
                 written,
             )
         }
         Source::Shell(script) => {
             let t = template::Template::shell(&script).map_err(|e| format!("{cmd_origin}: {e}"))?;
             (
-                jobs_from_template(&t, &params, &cmd_origin, spec.path.as_os_str().is_empty())?,
+                jobs_from_template(
+                    &t,
+                    &params,
+                    &links,
+                    &cmd_origin,
+                    spec.path.as_os_str().is_empty(),
+                )?,
                 script,
             )
         }
@@ -361,9 +419,12 @@ fn build(args: &Request, cwd: &Path, stdin: &mut dyn Read) -> Result<SweepPlan, 
     // left: 40% more than needed at 10 000 jobs, held for the whole sweep.
     let mut jobs = jobs;
     jobs.shrink_to_fit();
+    let mut config = config(args, &spec)?;
+    config.links = links.into_iter().map(|l| l.names).collect();
     Ok(SweepPlan {
+        schema_version: crate::journal::SCHEMA_VERSION,
         jobs,
-        config: config(args, &spec)?,
+        config,
         template: name.unwrap_or(written),
     })
 }
@@ -385,9 +446,11 @@ fn template_text(argv: &[String]) -> String {
 fn jobs_from_template(
     t: &template::Template,
     params: &[params::Param],
+    links: &[params::Link],
     cmd_origin: &str,
     no_file: bool,
 ) -> Result<Vec<Job>, String> {
+    let groups = params::groups(params, links)?;
     // Each placeholder's parameter, by position in `params`.
     let mut slot_param = Vec::with_capacity(t.names().len());
     for name in t.names() {
@@ -426,11 +489,18 @@ fn jobs_from_template(
             p.name
         ));
     }
-    let total = params::product_len(params)?;
-    let lens: Vec<usize> = params.iter().map(|p| p.values.len()).collect();
+    let total = params::product_len(params, &groups)?;
+    let lens: Vec<usize> = groups.iter().map(|g| params[g[0]].values.len()).collect();
     let mut jobs = Vec::with_capacity(total);
     let mut slot_values: Vec<&str> = vec![""; slot_param.len()];
-    for (id, combo) in params::product(&lens).enumerate() {
+    let mut combo = vec![0usize; params.len()];
+    for (id, by_group) in params::product(&lens).enumerate() {
+        // Linked parameters take the same position in their values.
+        for (g, &i) in groups.iter().zip(&by_group) {
+            for &pi in g {
+                combo[pi] = i;
+            }
+        }
         for (slot, &pi) in slot_param.iter().enumerate() {
             slot_values[slot] = &params[pi].values[combo[pi]];
         }
@@ -553,6 +623,26 @@ mod tests {
             JobCommand::Argv(a) => a,
             JobCommand::Shell(s) => panic!("expected argv, got shell {s}"),
         }
+    }
+
+    #[test]
+    fn sweep_json_of_earlier_versions_still_loads_and_new_sizes_are_snake_case() {
+        // As written before schema_version, the job controls and snake_case sizes existed.
+        let old = r#"{"jobs":[{"id":0,"command":{"argv":["true"]},"params":[],"key":"true"}],
+            "config":{"jobs":null,"limit":null,"reserve":{"Percent":10.0},
+            "mem_per_job":{"Bytes":1048576},"job_mem_max":null,"history":true,"cgroups":true,
+            "on_pressure":"pause","retries":3,"out":null,"json":false,"grace_s":10.0,
+            "sample_interval_s":0.2,"dry_run":false},"template":"true"}"#;
+        let p: SweepPlan = serde_json::from_str(old).unwrap();
+        assert_eq!(p.config.reserve, Some(SizeSpec::Percent(10.0)));
+        assert_eq!(p.config.mem_per_job, Some(SizeSpec::Bytes(1 << 20)));
+        assert_eq!((p.config.timeout_s, p.config.fail_fast), (None, false));
+        assert_eq!(p.schema_version, crate::journal::SCHEMA_VERSION);
+        let new = serde_json::to_string(&p).unwrap();
+        assert!(new.contains(r#""reserve":{"percent":10.0}"#), "{new}");
+        assert!(new.contains(r#""mem_per_job":{"bytes":1048576}"#), "{new}");
+        assert!(new.starts_with(r#"{"schema_version":1,"#), "{new}");
+        assert_eq!(serde_json::from_str::<SweepPlan>(&new).unwrap(), p);
     }
 
     #[test]
@@ -807,6 +897,10 @@ mod tests {
                 sample_interval_s: 0.2,
                 dry_run: false,
                 best_effort: false,
+                timeout_s: None,
+                fail_fast: false,
+                output: OutputMode::Files,
+                links: Vec::new(),
             }
         );
         assert_eq!(p.jobs.len(), 1);
@@ -919,20 +1013,19 @@ mod tests {
         assert_eq!(p.template, "lr-sweep");
         assert_eq!(
             p.jobs[0].key,
-            "python3 train.py --lr 0.1 --seed=0 --data data/small.csv"
+            "python3 examples/fake_train.py --lr 0.1 --seed=0 --data data/small.csv --mem-mib 100"
         );
         assert_eq!(
             p.jobs[11].key,
-            "python3 train.py --lr 0.01 --seed=2 --data data/large.csv"
+            "python3 examples/fake_train.py --lr 0.01 --seed=2 --data data/large.csv --mem-mib 300"
         );
         let c = &p.config;
         assert_eq!(c.jobs, Some(4));
-        assert_eq!(c.mem_per_job, Some(SizeSpec::Bytes(2 << 30)));
         assert_eq!(c.reserve, Some(SizeSpec::Percent(10.0)));
-        assert_eq!(
-            c.out,
-            Some(example().parent().unwrap().join("runs/lr-sweep"))
-        );
+        assert_eq!(c.timeout_s, Some(300.0));
+        assert_eq!(c.links, [["data", "mem"]]);
+        // No `out`: the default sweeps/DATE/TIME, under the current directory.
+        assert_eq!(c.out, None);
     }
 
     #[test]
@@ -940,7 +1033,7 @@ mod tests {
         let a = RunArgs {
             file: Some(example()),
             params: s(&["seed=7", "extra=a,b"]),
-            command: s(&["run", "{lr}", "{seed}", "{data}", "{extra}"]),
+            command: s(&["run", "{lr}", "{seed}", "{data}", "{mem}", "{extra}"]),
             jobs: Some(2),
             mem_per_job: Some(SizeSpec::Bytes(1 << 30)),
             name: Some("cli-name".into()),
@@ -949,10 +1042,10 @@ mod tests {
         let p = plan_in(&a, Path::new(".")).unwrap();
         // seed replaced in place (still second), extra appended (fastest), lr and data kept.
         let names: Vec<&str> = p.jobs[0].params.iter().map(|(n, _)| n.as_str()).collect();
-        assert_eq!(names, ["lr", "seed", "data", "extra"]);
+        assert_eq!(names, ["lr", "seed", "data", "mem", "extra"]);
         assert_eq!(p.jobs.len(), 2 * 2 * 2);
-        assert_eq!(p.jobs[0].key, "run 0.1 7 data/small.csv a");
-        assert_eq!(p.jobs[1].key, "run 0.1 7 data/small.csv b");
+        assert_eq!(p.jobs[0].key, "run 0.1 7 data/small.csv 100 a");
+        assert_eq!(p.jobs[1].key, "run 0.1 7 data/small.csv 100 b");
         assert_eq!(p.config.jobs, Some(2));
         assert_eq!(p.config.mem_per_job, Some(SizeSpec::Bytes(1 << 30)));
         assert_eq!(
@@ -970,7 +1063,7 @@ mod tests {
         };
         let e = usage_err(&a, Path::new("."));
         assert!(
-            e.contains("sweep.toml:14: params.seed: the command has no {seed}"),
+            e.contains("sweep.toml:16: params.seed: the command has no {seed}"),
             "{e}"
         );
     }

@@ -245,6 +245,21 @@ fn range(inner: &str) -> Result<Vec<String>, String> {
         ));
     }
     let span = if d > 0 { b - a } else { a - b };
+    if a == b {
+        // Any step gives nothing here: suggest a range that has values.
+        let stop = format_dec(a + 5 * d.abs(), scale, float);
+        let example = match args.get(2) {
+            Some(_) => format!(
+                "range({},{stop},{})",
+                args[0],
+                format_dec(d.abs(), scale, float)
+            ),
+            None => format!("range({},{stop})", args[0]),
+        };
+        return Err(format!(
+            "{shown} is empty: start equals stop (stop is excluded); e.g. {example} gives 5 values"
+        ));
+    }
     if span <= 0 {
         let hint = if d > 0 {
             format!(
@@ -290,12 +305,12 @@ fn format_dec(m: i128, scale: u32, float: bool) -> String {
     }
 }
 
-/// How many jobs the product of `params` has, or why it is too many.
-pub fn product_len(params: &[Param]) -> Result<usize, String> {
+/// How many jobs the product of `groups` of `params` has, or why it is too many.
+pub fn product_len(params: &[Param], groups: &[Vec<usize>]) -> Result<usize, String> {
     let mut n: usize = 1;
-    for p in params {
+    for g in groups {
         n = n
-            .checked_mul(p.values.len())
+            .checked_mul(params[g[0]].values.len())
             .filter(|&n| n <= MAX_JOBS)
             .ok_or_else(|| {
                 let sizes: Vec<String> = params
@@ -309,6 +324,118 @@ pub fn product_len(params: &[Param]) -> Result<usize, String> {
             })?;
     }
     Ok(n)
+}
+
+/// Parameters that vary together (`--link a,b`, like GNU parallel's `:::+`): their values are
+/// paired by position instead of crossed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Link {
+    pub names: Vec<String>,
+    /// Where it was written, for messages: `--link 'a,b'` or `sweep.toml:5: link`.
+    pub origin: String,
+}
+
+/// Parse `--link a,b[,c...]`.
+pub fn parse_link(arg: &str, origin: String) -> Result<Link, String> {
+    let names: Vec<String> = arg.split(',').map(|n| n.trim().to_string()).collect();
+    link_of(names, origin)
+}
+
+/// A link from its names, checked on its own (at least two distinct, valid names).
+pub fn link_of(names: Vec<String>, origin: String) -> Result<Link, String> {
+    for n in &names {
+        check_name(n).map_err(|e| format!("{origin}: {e}"))?;
+    }
+    if names.len() < 2 {
+        return Err(format!(
+            "{origin}: a link pairs two or more parameters, e.g. --link lr,warmup"
+        ));
+    }
+    if let Some(d) = names
+        .iter()
+        .enumerate()
+        .find_map(|(i, n)| names[..i].contains(n).then_some(n))
+    {
+        return Err(format!("{origin}: {d} is named twice"));
+    }
+    Ok(Link { names, origin })
+}
+
+/// The parameters as groups that vary together: each group lists indexes into `params`, in
+/// order of the group's first parameter (so the first parameter still varies slowest). An
+/// unlinked parameter is a group of one. Errors name the link at fault.
+pub fn groups(params: &[Param], links: &[Link]) -> Result<Vec<Vec<usize>>, String> {
+    let mut group_of: Vec<Option<usize>> = vec![None; params.len()];
+    for (li, link) in links.iter().enumerate() {
+        let mut len: Option<(usize, &Param)> = None;
+        for name in &link.names {
+            let Some(pi) = params.iter().position(|p| &p.name == name) else {
+                let known: Vec<&str> = params.iter().map(|p| p.name.as_str()).collect();
+                return Err(format!(
+                    "{}: there is no parameter {name} (parameters given: {}); link parameters \
+                     given with -p or under [params]",
+                    link.origin,
+                    if known.is_empty() {
+                        "none".to_string()
+                    } else {
+                        known.join(", ")
+                    }
+                ));
+            };
+            if let Some(other) = group_of[pi] {
+                return Err(format!(
+                    "{}: {name} is already linked by {}; put all parameters that vary together \
+                     in one link, e.g. --link {}",
+                    link.origin,
+                    links[other].origin,
+                    links[other]
+                        .names
+                        .iter()
+                        .chain(
+                            link.names
+                                .iter()
+                                .filter(|n| !links[other].names.contains(n))
+                        )
+                        .cloned()
+                        .collect::<Vec<_>>()
+                        .join(",")
+                ));
+            }
+            group_of[pi] = Some(li);
+            let p = &params[pi];
+            match len {
+                None => len = Some((p.values.len(), p)),
+                Some((n, first)) if n != p.values.len() => {
+                    return Err(format!(
+                        "{}: linked parameters need the same number of values, but {} has {n} \
+                         ({}) and {} has {} ({})",
+                        link.origin,
+                        first.name,
+                        first.origin,
+                        p.name,
+                        p.values.len(),
+                        p.origin
+                    ));
+                }
+                Some(_) => {}
+            }
+        }
+    }
+    let mut out: Vec<Vec<usize>> = Vec::new();
+    let mut seen_link: Vec<Option<usize>> = vec![None; links.len()];
+    for (pi, g) in group_of.iter().enumerate() {
+        match g {
+            None => out.push(vec![pi]),
+            Some(li) => match seen_link[*li] {
+                Some(gi) => out[gi].push(pi),
+                None => {
+                    seen_link[*li] = Some(out.len());
+                    out.push(vec![pi]);
+                }
+            },
+        }
+    }
+    Ok(out)
 }
 
 /// The cartesian product as index tuples: the first parameter varies slowest, like nested loops
@@ -389,6 +516,14 @@ mod tests {
         assert!(err("range(3,0)").contains("range(3,0,-1)"));
         assert!(err("range(0,3,-1)").contains("negative step"));
         assert!(err("range(0,0)").contains("empty"));
+        // The suggestion for an empty range must itself have values (it once said
+        // range(0,0,-1), which is empty too).
+        for bad in ["range(0,0)", "range(2,2,-1)", "range(1.5,1.5,0.5)"] {
+            let e = err(bad);
+            let suggested = e.split("e.g. ").nth(1).and_then(|t| t.split(' ').next());
+            let suggested = suggested.unwrap_or_else(|| panic!("{bad}: no example in {e}"));
+            assert_eq!(vals(suggested).len(), 5, "{bad}: {e}");
+        }
         assert!(err("range(3)").contains("expected range(start,stop)"));
         assert!(err("range(0,x)").contains("stop 'x' is not a number"));
         assert!(err("range(0,1,nan)").contains("step 'nan'"));
@@ -455,11 +590,58 @@ mod tests {
             values: vec!["x".into(); n],
             origin: String::new(),
         };
-        assert_eq!(product_len(&[p(3), p(4)]).unwrap(), 12);
-        let e = product_len(&[p(1000), p(1000), p(2)]).unwrap_err();
+        let g = |n: usize| (0..n).map(|i| vec![i]).collect::<Vec<_>>();
+        assert_eq!(product_len(&[p(3), p(4)], &g(2)).unwrap(), 12);
+        let e = product_len(&[p(1000), p(1000), p(2)], &g(3)).unwrap_err();
         assert!(
             e.contains("more than 1000000 jobs") && e.contains("p1000: 1000"),
             "{e}"
         );
+    }
+
+    fn named(name: &str, n: usize) -> Param {
+        Param {
+            name: name.into(),
+            values: (0..n).map(|i| i.to_string()).collect(),
+            origin: format!("-p '{name}=...'"),
+        }
+    }
+
+    fn link(names: &str) -> Link {
+        parse_link(names, format!("--link '{names}'")).unwrap()
+    }
+
+    #[test]
+    fn links_group_parameters_in_first_member_order() {
+        let ps = [named("a", 2), named("b", 3), named("c", 3), named("d", 2)];
+        let g = groups(&ps, &[link("c,b")]).unwrap();
+        assert_eq!(g, [vec![0], vec![1, 2], vec![3]]);
+        assert_eq!(product_len(&ps, &g).unwrap(), 12);
+        let g = groups(&ps, &[link("a,d"), link("b,c")]).unwrap();
+        assert_eq!(g, [vec![0, 3], vec![1, 2]]);
+        assert_eq!(product_len(&ps, &g).unwrap(), 6);
+    }
+
+    #[test]
+    fn bad_links_name_the_link_and_the_fix() {
+        let ps = [named("a", 2), named("b", 3), named("c", 3)];
+        let e = groups(&ps, &[link("a,b")]).unwrap_err();
+        assert!(
+            e.starts_with("--link 'a,b': linked parameters need the same number"),
+            "{e}"
+        );
+        assert!(e.contains("a has 2") && e.contains("b has 3"), "{e}");
+        let e = groups(&ps, &[link("b,x")]).unwrap_err();
+        assert!(e.contains("no parameter x") && e.contains("a, b, c"), "{e}");
+        let e = groups(&ps, &[link("b,c"), link("c,a")]).unwrap_err();
+        assert!(e.contains("c is already linked by --link 'b,c'"), "{e}");
+        for (arg, needle) in [
+            ("a", "two or more"),
+            ("a,a", "a is named twice"),
+            ("a,", "empty"),
+        ] {
+            let e = parse_link(arg, "--link".into()).unwrap_err();
+            assert!(e.contains(needle), "{arg}: {e}");
+        }
     }
 }

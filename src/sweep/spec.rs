@@ -12,7 +12,7 @@ use toml::Spanned;
 use super::check;
 use super::jobsfile::Ordered;
 use super::params::{self, Param};
-use crate::cli::OnPressure;
+use crate::cli::{OnPressure, OutputMode};
 use crate::size::{self, SizeSpec};
 
 /// The command as the file gives it.
@@ -51,6 +51,11 @@ pub struct Spec {
     pub grace: Option<f64>,
     pub sample_interval: Option<f64>,
     pub best_effort: bool,
+    pub timeout: Option<f64>,
+    pub fail_fast: bool,
+    pub output: Option<OutputMode>,
+    /// `link = [["a", "b"], ...]`.
+    pub links: Vec<params::Link>,
     /// In file order.
     pub params: Vec<Param>,
 }
@@ -84,6 +89,11 @@ struct Raw {
     sample_interval: Option<Spanned<f64>>,
     #[serde(alias = "best_effort")]
     best_effort: Option<bool>,
+    timeout: Option<Spanned<RawTimeout>>,
+    #[serde(alias = "fail_fast")]
+    fail_fast: Option<bool>,
+    output: Option<OutputMode>,
+    link: Option<Spanned<Vec<Vec<String>>>>,
     params: Option<Ordered<Spanned<String>, Spanned<RawParam>>>,
 }
 
@@ -151,6 +161,14 @@ impl<'de> Deserialize<'de> for RawSize {
         }
         d.deserialize_any(V)
     }
+}
+
+/// A duration: a string for `check::timeout`, or a number of seconds.
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum RawTimeout {
+    Secs(f64),
+    Text(String),
 }
 
 /// A parameter's values: a string in `-p` syntax, one scalar, or an array of scalars.
@@ -327,6 +345,9 @@ impl Spec {
             sample_interval: self.sample_interval,
             dry_run: false,
             best_effort: self.best_effort,
+            timeout: self.timeout,
+            fail_fast: self.fail_fast,
+            output: self.output,
         }
     }
 }
@@ -364,6 +385,8 @@ pub fn parse(src: &str, path: &Path) -> Result<Spec, String> {
         no_cgroups: raw.no_cgroups.unwrap_or(false),
         json: raw.json.unwrap_or(false),
         best_effort: raw.best_effort.unwrap_or(false),
+        fail_fast: raw.fail_fast.unwrap_or(false),
+        output: raw.output,
         on_pressure: raw.on_pressure,
         out: raw.out.map(|o| dir.join(o)),
         ..Spec::default()
@@ -429,6 +452,21 @@ pub fn parse(src: &str, path: &Path) -> Result<Spec, String> {
         spec.sample_interval = Some(
             check::sample_interval(*v.get_ref()).or_else(|e| r.err(span, "sample-interval", e))?,
         );
+    }
+    if let Some(v) = raw.timeout {
+        let span = v.span();
+        let text = match v.into_inner() {
+            RawTimeout::Secs(n) => n.to_string(),
+            RawTimeout::Text(t) => t,
+        };
+        spec.timeout = Some(check::timeout(&text).or_else(|e| r.err(span, "timeout", e))?);
+    }
+    if let Some(v) = raw.link {
+        let span = v.span();
+        let origin = format!("{}:{}: link", path.display(), r.line(span.start));
+        for names in v.into_inner() {
+            spec.links.push(params::link_of(names, origin.clone())?);
+        }
     }
     if let Some(v) = raw.limit {
         let span = v.span();

@@ -215,6 +215,18 @@ macro_rules! skip {
     }};
 }
 
+/// A real memory cgroup named for the test (`cgroup!("name", limit)`), or skip the test
+/// (printing why).
+#[macro_export]
+macro_rules! cgroup {
+    ($name:expr, $limit:expr) => {
+        match $crate::harness::TestCgroup::new(&format!("engine-{}", $name), $limit) {
+            Ok(cg) => cg,
+            Err(why) => $crate::skip!("{why}"),
+        }
+    };
+}
+
 /// A real memory cgroup with a limit (v1 at /sys/fs/cgroup/memory, or v2 with the memory
 /// controller), removed (its processes killed) on drop.
 pub struct TestCgroup {

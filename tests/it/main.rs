@@ -5,6 +5,8 @@ mod harness;
 
 mod chaos;
 mod cli;
+mod controls;
+mod kernel;
 mod probe;
 mod reliability;
 mod run;

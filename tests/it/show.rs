@@ -218,7 +218,11 @@ fn a_crashed_sweep_with_a_torn_journal_shows_as_interrupted() {
         .map(|j| j["status"].as_str().unwrap())
         .collect();
     for (j, st) in statuses.iter().enumerate() {
-        let want = if j == last { "killed" } else { "succeeded" };
+        let want = if j == last {
+            "interrupted"
+        } else {
+            "succeeded"
+        };
         assert_eq!(*st, want, "job {j} (job {last} died with the runner): {s}");
     }
 

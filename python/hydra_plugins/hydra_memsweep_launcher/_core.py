@@ -20,151 +20,66 @@ from __future__ import annotations
 import json
 import logging
 import os
-import re
-import signal
-import subprocess
 import sys
-import threading
-from collections import deque
 from pathlib import Path
-from typing import Any, Callable, Deque, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Dict, List, Sequence
 
 import cloudpickle
-from hydra.core.hydra_config import HydraConfig
 from hydra.core.singleton import Singleton
-from hydra.core.utils import (
-    JobReturn,
-    JobStatus,
-    configure_log,
-    filter_overrides,
-    run_job,
-    setup_globals,
-)
-from hydra.types import HydraContext, TaskFunction
-from omegaconf import DictConfig, open_dict
+from hydra.core.utils import JobReturn, configure_log, filter_overrides, setup_globals
 
 import memsweep
 
+from ._job import execute_job
+from .events import Progress
+from .flags import (
+    KNOWN_OPTIONS,
+    ON_PRESSURE,
+    SIZE_FLAGS,
+    LauncherConfigError,
+    human,
+    job_params,
+    run_flags,
+)
 from .memsweep_launcher import MemsweepLauncher
+from .process import parent_death_signal, python_path, run_memsweep
+from .results import (
+    STATUS_TEXT,
+    STDERR_TAIL_LINES,
+    explain_missing,
+    failed_return,
+    load_result,
+    tail,
+)
+
+__all__ = [
+    "KNOWN_OPTIONS",
+    "ON_PRESSURE",
+    "SIZE_FLAGS",
+    "STATUS_TEXT",
+    "STDERR_TAIL_LINES",
+    "WORKER_MODULE",
+    "LauncherConfigError",
+    "Progress",
+    "execute_job",
+    "explain_missing",
+    "failed_return",
+    "human",
+    "job_params",
+    "launch",
+    "load_result",
+    "parent_death_signal",
+    "python_path",
+    "run_flags",
+    "run_memsweep",
+    "tail",
+    "unique_dir",
+    "write_payload",
+]
 
 log = logging.getLogger(__name__)
 
 WORKER_MODULE = "hydra_plugins.hydra_memsweep_launcher._worker"
-
-# Launcher field -> `memsweep run` flag, for building the command and for naming the field when
-# memsweep rejects a value.
-SIZE_FLAGS = {
-    "mem_per_job": "--mem-per-job",
-    "reserve": "--reserve",
-    "limit": "--limit",
-    "job_mem_max": "--job-mem-max",
-}
-ON_PRESSURE = ("pause", "requeue", "none")
-KNOWN_OPTIONS = set(SIZE_FLAGS) | {
-    "n_jobs",
-    "on_pressure",
-    "retries",
-    "history",
-    "cgroups",
-    "binary",
-}
-STDERR_TAIL_LINES = 20
-
-
-def execute_job(
-    idx: int,
-    overrides: Sequence[str],
-    hydra_context: HydraContext,
-    config: DictConfig,
-    task_function: TaskFunction,
-    singleton_state: Dict[Any, Any],
-) -> JobReturn:
-    """Run Hydra job ``idx`` in this (worker) process, as Hydra's own launchers do in theirs."""
-    setup_globals()
-    Singleton.set_state(singleton_state)
-    sweep_config = hydra_context.config_loader.load_sweep_config(config, list(overrides))
-    with open_dict(sweep_config):
-        sweep_config.hydra.job.id = f"{sweep_config.hydra.job.name}_{idx}"
-        sweep_config.hydra.job.num = idx
-    HydraConfig.instance().set_config(sweep_config)
-    return run_job(
-        hydra_context=hydra_context,
-        config=sweep_config,
-        task_function=task_function,
-        job_dir_key="hydra.sweep.dir",
-        job_subdir_key="hydra.sweep.subdir",
-    )
-
-
-def human(n: Optional[float]) -> str:
-    """Bytes as memsweep prints them: binary units, e.g. ``312 MiB``, ``1.5 GiB``."""
-    if n is None:
-        return "unknown"
-    value = float(n)
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if abs(value) < 1024 or unit == "TiB":
-            if unit == "B":
-                return f"{int(value)} B"
-            return f"{value:.1f} {unit}" if value < 10 else f"{value:.0f} {unit}"
-        value /= 1024
-    raise AssertionError("unreachable")
-
-
-def run_flags(options: Dict[str, Any]) -> List[str]:
-    """The ``memsweep run`` flags for the launcher's fields. Raises ValueError naming the field."""
-    unknown = sorted(set(options) - KNOWN_OPTIONS)
-    if unknown:
-        raise ValueError(
-            f"unknown hydra.launcher field(s) {', '.join(unknown)} for hydra/launcher=memsweep; "
-            f"known: {', '.join(sorted(KNOWN_OPTIONS))}"
-        )
-    flags: List[str] = []
-    n_jobs = options.get("n_jobs")
-    if n_jobs is not None:
-        if isinstance(n_jobs, bool) or not isinstance(n_jobs, int) or n_jobs < 0:
-            raise ValueError(
-                f"hydra.launcher.n_jobs={n_jobs!r}: give a number of jobs >= 0 "
-                "(0 = memory is the only cap), or null for the container's CPUs"
-            )
-        flags += ["-j", str(n_jobs)]
-    for field, flag in SIZE_FLAGS.items():
-        value = options.get(field)
-        if value is None:
-            continue
-        text = str(value).strip()
-        # A bare number is bytes to memsweep; `mem_per_job=4` meaning 4 GiB would silently plan
-        # for 4 bytes, so demand a unit for anything that small.
-        if re.fullmatch(r"\d+(\.\d*)?", text) and float(text) < 2**20:
-            raise ValueError(
-                f"hydra.launcher.{field}={text} means {text} bytes; give a unit, e.g. {text}G"
-            )
-        flags += [flag, text]
-    on_pressure = options.get("on_pressure")
-    if on_pressure is not None:
-        if on_pressure not in ON_PRESSURE:
-            raise ValueError(
-                f"hydra.launcher.on_pressure={on_pressure!r}: use one of {', '.join(ON_PRESSURE)}"
-            )
-        flags += ["--on-pressure", on_pressure]
-    retries = options.get("retries")
-    if retries is not None:
-        if isinstance(retries, bool) or not isinstance(retries, int) or retries < 0:
-            raise ValueError(f"hydra.launcher.retries={retries!r}: give a number >= 0")
-        flags += ["--retries", str(retries)]
-    if options.get("history") is False:
-        flags.append("--no-history")
-    if options.get("cgroups") is False:
-        flags.append("--no-cgroups")
-    return flags
-
-
-def job_params(overrides: Sequence[str]) -> Dict[str, str]:
-    """A job's overrides as memsweep parameters (shown in its table and summary.json)."""
-    params: Dict[str, str] = {}
-    for o in overrides:
-        key, sep, value = o.partition("=")
-        params[key] = value if sep else ""
-    return params
 
 
 def unique_dir(parent: Path, stem: str) -> str:
@@ -174,277 +89,6 @@ def unique_dir(parent: Path, stem: str) -> str:
         n += 1
         name = f"{stem}.{n}"
     return name
-
-
-def python_path() -> str:
-    # Workers must import what the payload references by module name (the task function's
-    # module, test modules, the app's packages) from the parent's exact sys.path.
-    seen: List[str] = []
-    for p in sys.path:
-        a = os.path.abspath(p) if p else os.getcwd()
-        if a not in seen:
-            seen.append(a)
-    return os.pathsep.join(seen)
-
-
-def parent_death_signal() -> Optional[Callable[[], None]]:
-    """A ``preexec_fn`` that has the kernel send memsweep SIGTERM when this process dies.
-
-    memsweep runs in its own session (see :func:`run_memsweep`), so if Hydra is killed with
-    SIGKILL nothing else would tell it; on SIGTERM it stops its jobs. prctl is looked up here,
-    before fork, so that only the call itself runs between fork and exec.
-    """
-    if not sys.platform.startswith("linux"):
-        return None
-    try:
-        import ctypes
-
-        prctl = ctypes.CDLL(None, use_errno=True).prctl
-    except (OSError, AttributeError):
-        return None
-    pr_set_pdeathsig = 1
-
-    def set_pdeathsig() -> None:
-        prctl(pr_set_pdeathsig, int(signal.SIGTERM))
-
-    return set_pdeathsig
-
-
-class Progress:
-    """Turns memsweep's ``--json`` events into one log line per finished job (and a few more)."""
-
-    def __init__(self, initial_job_idx: int, overrides: Sequence[Sequence[str]], total: int):
-        self.first = initial_job_idx
-        self.overrides = overrides
-        self.total = total
-        self.done = 0
-        self.ends: Dict[int, Dict[str, Any]] = {}
-        self.end: Optional[Dict[str, Any]] = None
-
-    def label(self, job: Any) -> str:
-        if isinstance(job, int) and 0 <= job < len(self.overrides):
-            return f"#{self.first + job} : {' '.join(filter_overrides(self.overrides[job]))}"
-        return f"job {job}"
-
-    def __call__(self, line: str) -> None:
-        try:
-            ev = json.loads(line)
-        except ValueError:
-            log.info(line)
-            return
-        if not isinstance(ev, dict):
-            log.info(line)
-            return
-        kind = ev.get("event")
-        job = ev.get("job")
-        if kind == "sweep_start":
-            cap = ev.get("parallel_cap")
-            log.info(
-                "memsweep: budget %s of a %s limit (reserve %s), at most %s at once, "
-                "per-job accounting: %s",
-                human(ev.get("budget_bytes")),
-                human(ev.get("limit_bytes")),
-                human(ev.get("reserve_bytes")),
-                cap if cap else "as memory allows",
-                ev.get("accounting"),
-            )
-        elif kind == "job_end":
-            self.ends[job] = ev
-            self.done += 1
-            status = ev.get("status")
-            detail = [f"{ev.get('wall_s') or 0:.1f} s", f"peak {human(ev.get('peak_bytes'))}"]
-            if ev.get("exit_code") not in (None, 0):
-                detail.append(f"exit code {ev['exit_code']}")
-            if ev.get("signal") is not None:
-                detail.append(f"signal {ev['signal']}")
-            if (ev.get("attempt") or 1) > 1:
-                detail.append(f"attempt {ev['attempt']}")
-            level = logging.INFO if status == "succeeded" else logging.WARNING
-            log.log(
-                level,
-                "[%d/%d] %s %s (%s)",
-                self.done,
-                self.total,
-                self.label(job),
-                status,
-                ", ".join(detail),
-            )
-        elif kind == "job_requeue":
-            log.info(
-                "memsweep requeued %s (%s, using %s); it will run again",
-                self.label(job),
-                ev.get("reason"),
-                human(ev.get("usage_bytes")),
-            )
-        elif kind == "job_pause":
-            log.debug("memsweep paused %s (%s)", self.label(job), ev.get("reason"))
-        elif kind == "job_resume":
-            log.debug("memsweep resumed %s", self.label(job))
-        elif kind == "sweep_end":
-            self.end = ev
-        # job_start and sample events are in memsweep's journal; the log stays one line a job.
-
-
-def run_memsweep(
-    cmd: List[str], env: Dict[str, str], on_line: Callable[[str], None]
-) -> Tuple[int, List[str]]:
-    """Run memsweep, feeding each stdout line to ``on_line``; returns (exit code, stderr lines).
-
-    memsweep runs in its own session so that Ctrl-C reaches it exactly once (forwarded from
-    here): a second SIGINT would make it kill the jobs without their grace period.
-    """
-    proc = subprocess.Popen(
-        cmd,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        stdin=subprocess.DEVNULL,
-        env=env,
-        text=True,
-        bufsize=1,
-        start_new_session=True,
-        preexec_fn=parent_death_signal(),
-    )
-    stderr: Deque[str] = deque(maxlen=200)
-
-    def drain_stderr() -> None:
-        assert proc.stderr is not None
-        for line in proc.stderr:
-            line = line.rstrip("\n")
-            stderr.append(line)
-            # memsweep's own warnings and errors reach the user; its closing table and advice
-            # (written for a shell user, about worker commands) only with hydra.verbose, since
-            # the launcher logs one line per job and a summary line of its own.
-            if line.startswith("memsweep:"):
-                log.warning(line)
-            elif line.strip():
-                log.debug(line)
-
-    reader = threading.Thread(target=drain_stderr, name="memsweep-stderr", daemon=True)
-    reader.start()
-    interrupts = 0
-    while True:
-        try:
-            assert proc.stdout is not None
-            for line in proc.stdout:
-                line = line.strip()
-                if line:
-                    on_line(line)
-            proc.wait()
-            break
-        except KeyboardInterrupt:
-            # First Ctrl-C: memsweep stops the jobs gracefully; second: at once.
-            interrupts += 1
-            if proc.poll() is None:
-                proc.send_signal(signal.SIGINT)
-            if interrupts >= 3:
-                proc.kill()
-                proc.wait()
-                break
-    reader.join(timeout=5)
-    if interrupts:
-        log.warning(
-            "interrupted: memsweep stopped the running jobs (exit code %s); what finished is in "
-            "its summary",
-            proc.returncode,
-        )
-        raise KeyboardInterrupt
-    return proc.returncode, list(stderr)
-
-
-def tail(path: Path, lines: int = STDERR_TAIL_LINES) -> List[str]:
-    try:
-        with open(path, "rb") as f:
-            f.seek(0, os.SEEK_END)
-            size = f.tell()
-            f.seek(max(0, size - 64 * 1024))
-            text = f.read().decode("utf-8", "replace")
-    except OSError:
-        return []
-    return [line for line in text.splitlines() if line.strip()][-lines:]
-
-
-STATUS_TEXT = {
-    "failed": "the worker exited before writing a result",
-    "killed": "it was killed by a signal",
-    "oom": "it was killed for running out of memory",
-    "requeued-out": "memsweep stopped it under memory pressure and it ran out of retries",
-    "skipped": "it never ran (the sweep was interrupted or memsweep stopped early)",
-    "succeeded": "it exited 0 but left no result file",
-}
-
-
-def explain_missing(
-    num: int,
-    overrides: Sequence[str],
-    record: Optional[Dict[str, Any]],
-    job_dir: Path,
-    options: Dict[str, Any],
-    memsweep_code: int,
-) -> str:
-    """The error of a job with no result: what memsweep saw, and the end of its stderr."""
-    label = f"job #{num} ({' '.join(overrides) or 'no overrides'}) produced no result"
-    if record is None:
-        msg = (
-            f"{label}: memsweep (exit code {memsweep_code}) reported no outcome for it; "
-            f"see memsweep's journal in {job_dir.parent}"
-        )
-    else:
-        status = record.get("status") or "unknown"
-        parts = [f"memsweep status '{status}': {STATUS_TEXT.get(status, 'no result')}"]
-        if record.get("exit_code") is not None:
-            parts.append(f"exit code {record['exit_code']}")
-        sig = record.get("signal")
-        if sig is not None:
-            try:
-                parts.append(f"signal {sig} ({signal.Signals(sig).name})")
-            except ValueError:
-                parts.append(f"signal {sig}")
-        if record.get("attempts") is not None:
-            parts.append(f"{record['attempts']} attempt(s)")
-        if record.get("wall_s") is not None:
-            parts.append(f"{record['wall_s']:.1f} s")
-        if record.get("peak_bytes") is not None:
-            src = record.get("peak_source")
-            parts.append(f"peak {human(record['peak_bytes'])}" + (f" ({src})" if src else ""))
-        msg = f"{label}: " + ", ".join(parts)
-        if status == "oom":
-            cap = options.get("job_mem_max")
-            msg += (
-                f". Its cap is hydra.launcher.job_mem_max={cap}: raise it if the job needs more"
-                if cap
-                else ". Give it more memory: lower hydra.launcher.n_jobs or set "
-                "hydra.launcher.mem_per_job to its real peak"
-            )
-        elif status == "requeued-out":
-            msg += (
-                ". Raise hydra.launcher.retries, or set hydra.launcher.mem_per_job to the job's "
-                "real peak so that fewer run at once"
-            )
-    lines = tail(job_dir / "stderr")
-    if lines:
-        msg += f"\nLast lines of its stderr ({job_dir / 'stderr'}):\n  " + "\n  ".join(lines)
-    return msg
-
-
-def failed_return(
-    launcher: MemsweepLauncher, overrides: Sequence[str], error: BaseException
-) -> JobReturn:
-    assert launcher.config is not None
-    ret = JobReturn(
-        overrides=list(overrides),
-        status=JobStatus.FAILED,
-        task_name=str(launcher.config.hydra.job.name),
-    )
-    ret.return_value = error
-    return ret
-
-
-def load_result(path: Path) -> JobReturn:
-    with open(path, "rb") as f:
-        ret = cloudpickle.load(f)
-    if not isinstance(ret, JobReturn):
-        raise TypeError(f"{path} holds a {type(ret).__name__}, not a JobReturn")
-    return ret
 
 
 def write_payload(
@@ -583,7 +227,7 @@ def launch(
         # memsweep refused to start (exit 2: bad option or jobs file): nothing ran.
         text = "\n".join(stderr[-STDERR_TAIL_LINES:]) or "(no stderr)"
         fields = ", ".join(f"{k} is {v}" for k, v in SIZE_FLAGS.items())
-        raise memsweep.MemsweepError(
+        raise LauncherConfigError(
             f"memsweep run exited with code {code} before running any job:\n{text}\n"
             f"(command: {' '.join(cmd)}; the flags come from hydra.launcher: n_jobs is -j, "
             f"{fields})"

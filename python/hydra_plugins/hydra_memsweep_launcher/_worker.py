@@ -60,7 +60,7 @@ def main(argv: List[str]) -> int:
     import cloudpickle
     from hydra.core.utils import JobStatus
 
-    from ._core import execute_job
+    from ._job import execute_job
 
     with open(in_path, "rb") as f:
         payload = cloudpickle.load(f)

@@ -38,6 +38,10 @@ class MemsweepLauncherConf:
     history: bool = True
     # false = --no-cgroups: measure jobs by sampling /proc instead of per-job memory cgroups
     cgroups: bool = True
+    # --timeout: stop a job running longer than this (90s, 30m, 2h); null = no limit
+    timeout: Optional[str] = None
+    # --fail-fast: start no more jobs after the first failure
+    fail_fast: bool = False
     # path of the memsweep binary; null = $MEMSWEEP_BIN, then this Python's scripts dir, then PATH
     binary: Optional[str] = None
 

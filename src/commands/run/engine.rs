@@ -3,12 +3,15 @@
 //! `sched` for decisions → apply them through `exec` → record them in the journal (fsync'd).
 //! Decisions stay in `sched`, effects in `exec`; this file only wires them.
 
+use std::io::Write as _;
 use std::time::{Duration, Instant, SystemTime};
 
-use crate::exec::{Accounting, ExecEvent, Executor, Outcome, SpawnSpec};
+use crate::cli::OutputMode;
+use crate::exec::{Accounting, ExecEvent, Executor, JobExit, Outcome, SpawnSpec};
 use crate::exit::Exit;
 use crate::history::Record;
 use crate::journal::{Event, JobStatus, Summary, SummaryContext, SweepDir};
+use crate::output::live::Live;
 use crate::output::progress::{Progress, State};
 use crate::output::report::{self, Style};
 use crate::probe::{MemStatus, Probe};
@@ -35,6 +38,30 @@ const HISTORY_BATCH: usize = 256;
 struct Running {
     job: usize,
     attempt: u32,
+    /// Running time before the current stretch (time paused by memsweep does not count
+    /// towards `--timeout`).
+    ran: Duration,
+    /// When the current stretch of running began; None while paused.
+    active_since: Option<Instant>,
+    /// `--timeout` passed: SIGTERM was sent; SIGKILL follows at this instant (None once sent).
+    timed_out: Option<Option<Instant>>,
+}
+
+impl Running {
+    fn new(job: usize, attempt: u32) -> Running {
+        Running {
+            job,
+            attempt,
+            ran: Duration::ZERO,
+            active_since: Some(Instant::now()),
+            timed_out: None,
+        }
+    }
+
+    /// Time spent running (not paused) so far.
+    fn ran(&self) -> Duration {
+        self.ran + self.active_since.map_or(Duration::ZERO, |t| t.elapsed())
+    }
 }
 
 pub struct Engine {
@@ -49,6 +76,8 @@ pub struct Engine {
     t0: Instant,
     status: MemStatus,
     oom_at_start: Option<u64>,
+    /// OOM kills counted in the jobs' own cgroups (read before each is reset or removed).
+    job_oom_kills: u64,
     peak_ws: u64,
     running: Vec<Running>,
     ended_here: usize,
@@ -64,12 +93,28 @@ pub struct Engine {
     interrupted: Option<i32>,
     kill_at: Option<Instant>,
     killed_all: bool,
+    /// `--fail-fast` stopped admissions after this job failed.
+    fail_fast_job: Option<usize>,
+    /// `--output live`: the running jobs' output files, followed.
+    live: Option<Live>,
 }
 
 fn epoch() -> f64 {
     SystemTime::now()
         .duration_since(SystemTime::UNIX_EPOCH)
         .map_or(0.0, |d| d.as_secs_f64())
+}
+
+/// Every kernel OOM kill of the sweep, from the container's counter (its increase) and the sum
+/// of the job cgroups' counters. v1 counts a kill only in the victim's own cgroup, so the two
+/// add up (and in Proc mode the jobs have no cgroup of their own). v2's `memory.events` is
+/// hierarchical, so the container's counter already includes the jobs' kills, unless the
+/// hierarchy is mounted with `memory_localevents`: the larger of the two is the count.
+fn oom_kills(accounting: Accounting, container: u64, jobs: u64) -> u64 {
+    match accounting {
+        Accounting::CgroupV2 => container.max(jobs),
+        Accounting::CgroupV1 | Accounting::Proc => container + jobs,
+    }
 }
 
 fn accounting_str(a: Accounting) -> &'static str {
@@ -91,9 +136,11 @@ impl Engine {
         resumed: bool,
     ) -> anyhow::Result<Engine> {
         let progress = Progress::new(plan.config.json);
+        let live = (plan.config.output == OutputMode::Live).then(Live::default);
         let now = Instant::now();
         Ok(Engine {
             oom_at_start: status.oom_kills,
+            job_oom_kills: 0,
             peak_ws: status.working_set_bytes,
             plan,
             setup,
@@ -116,6 +163,8 @@ impl Engine {
             interrupted: None,
             kill_at: None,
             killed_all: false,
+            fail_fast_job: None,
+            live,
         })
     }
 
@@ -167,16 +216,8 @@ impl Engine {
         let deadline = Instant::now() + Duration::from_secs(5);
         while !self.running.is_empty() && Instant::now() < deadline {
             for ev in self.exec.wait(Duration::from_millis(100)) {
-                if let ExecEvent::Exited {
-                    job,
-                    attempt,
-                    outcome,
-                    wall,
-                    peak_bytes,
-                    accounting,
-                } = ev
-                {
-                    let _ = self.on_exit(job, attempt, outcome, wall, peak_bytes, accounting);
+                if let ExecEvent::Exited(end) = ev {
+                    let _ = self.on_exit(end);
                 }
             }
         }
@@ -190,7 +231,13 @@ impl Engine {
     fn main_loop(&mut self) -> anyhow::Result<()> {
         let accounting = accounting_str(self.exec.accounting()).to_string();
         if !self.plan.config.json {
-            crate::errln!("memsweep: {}", self.exec.accounting_note());
+            let ev = self.exec.events_active();
+            let woken = if ev.is_empty() {
+                String::new()
+            } else {
+                format!("; memory events: {}", ev.join(", "))
+            };
+            crate::errln!("memsweep: {}{woken}", self.exec.accounting_note());
         }
         // What cannot be done here: printed once, whatever the output mode, and journaled.
         let downgrades = self.exec.notes().to_vec();
@@ -201,6 +248,7 @@ impl Engine {
         let out = self.dir.root().display().to_string();
         self.emit(Event::SweepStart {
             t: epoch(),
+            schema_version: crate::journal::SCHEMA_VERSION,
             out,
             jobs: self.plan.jobs.len(),
             limit_bytes: b.limit,
@@ -226,6 +274,13 @@ impl Engine {
             self.dir.sync()?;
             for spec in to_spawn {
                 let job = spec.job;
+                if let Some(live) = self.live.as_mut() {
+                    live.follow(job, spec.stdout.clone(), spec.stderr.clone());
+                }
+                // --timeout counts from the spawn, not from the journal's fsync before it.
+                if let Some(r) = self.running.iter_mut().find(|r| r.job == job) {
+                    r.active_since = Some(Instant::now());
+                }
                 self.exec
                     .spawn(spec)
                     .map_err(|e| e.context(format!("starting job {job}")))?;
@@ -233,6 +288,7 @@ impl Engine {
             if exited {
                 self.maybe_write_summary(false)?;
             }
+            self.show_live(None);
             let state = self.state();
             self.progress.tick(&state);
             if self.running.is_empty() && (self.interrupted.is_some() || self.setup.sched.is_done())
@@ -252,23 +308,21 @@ impl Engine {
             if let Some(k) = self.kill_at.filter(|_| !self.killed_all) {
                 wake = wake.min(k);
             }
+            if let Some(t) = self.next_timeout() {
+                wake = wake.min(t);
+            }
             let timeout = wake.saturating_duration_since(Instant::now());
             let events = self.exec.wait(timeout);
             exited = false;
+            let mut memory_event = false;
             for ev in events {
                 match ev {
-                    ExecEvent::Exited {
-                        job,
-                        attempt,
-                        outcome,
-                        wall,
-                        peak_bytes,
-                        accounting,
-                    } => {
+                    ExecEvent::Exited(end) => {
                         exited = true;
-                        self.on_exit(job, attempt, outcome, wall, peak_bytes, accounting)?;
+                        self.on_exit(end)?;
                     }
                     ExecEvent::Interrupt { signal } => self.on_interrupt(signal),
+                    ExecEvent::Memory => memory_event = true,
                 }
             }
             if let Some(k) = self.kill_at
@@ -277,8 +331,12 @@ impl Engine {
             {
                 self.kill_all();
             }
+            self.enforce_timeouts();
             let due = self.last_sample.elapsed() >= interval;
-            if due || (exited && self.last_sample.elapsed() >= RESAMPLE_AFTER_EXIT) {
+            // A kernel memory event (usage crossed a threshold, PSI) is sampled at once: a
+            // burst of hundreds of MiB takes a few ms, less than one sample interval.
+            if due || memory_event || (exited && self.last_sample.elapsed() >= RESAMPLE_AFTER_EXIT)
+            {
                 self.observe(false);
             }
         }
@@ -312,6 +370,10 @@ impl Engine {
             .collect();
         self.sample_cost = (self.sample_cost * 3 + began.elapsed()) / 4;
         let ws = self.status.working_set_bytes;
+        self.exec.rearm(
+            self.setup.budget.budget.saturating_sub(ws),
+            self.status.usage_bytes,
+        );
         self.peak_ws = self.peak_ws.max(ws);
         let psi = self.status.pressure.map(|p| p.some_avg10);
         let now = self.secs();
@@ -380,6 +442,10 @@ impl Engine {
                         crate::errln!("memsweep: warning: cannot pause job {job}: {e:#}");
                         continue;
                     }
+                    if let Some(r) = self.running.iter_mut().find(|r| r.job == job) {
+                        r.ran = r.ran();
+                        r.active_since = None;
+                    }
                     self.emit(Event::JobPause {
                         t: epoch(),
                         job,
@@ -389,6 +455,11 @@ impl Engine {
                 Action::Resume { job } => {
                     if let Err(e) = self.exec.resume(job) {
                         crate::errln!("memsweep: warning: cannot resume job {job}: {e:#}");
+                    }
+                    if let Some(r) = self.running.iter_mut().find(|r| r.job == job)
+                        && r.active_since.is_none()
+                    {
+                        r.active_since = Some(Instant::now());
                     }
                     self.emit(Event::JobResume { t: epoch(), job })?;
                 }
@@ -441,7 +512,7 @@ impl Engine {
             ],
             job_dir: Some((jdir, format!("{command}\n"))),
         };
-        self.running.push(Running { job, attempt });
+        self.running.push(Running::new(job, attempt));
         self.emit(Event::JobStart {
             t: epoch(),
             job,
@@ -452,25 +523,46 @@ impl Engine {
         Ok(spec)
     }
 
-    fn on_exit(
-        &mut self,
-        job: usize,
-        attempt: u32,
-        outcome: Outcome,
-        wall: Duration,
-        peak: Option<u64>,
-        accounting: Accounting,
-    ) -> anyhow::Result<()> {
+    fn on_exit(&mut self, end: JobExit) -> anyhow::Result<()> {
+        let JobExit {
+            job,
+            attempt,
+            outcome,
+            wall,
+            peak_bytes: peak,
+            accounting,
+            oom_kills,
+            cpu,
+        } = end;
+        // Counted for every attempt, requeued ones too: the job's cgroup is reset or removed
+        // after this, and v1 counts a kill nowhere else.
+        self.job_oom_kills += oom_kills;
+        let timed_out = self
+            .running
+            .iter()
+            .any(|r| r.job == job && r.timed_out.is_some());
         self.running.retain(|r| r.job != job);
+        self.show_live(Some(job));
         let stopped = matches!(outcome, Outcome::Stopped { .. });
         let ended = self
             .setup
             .sched
             .exited(job, peak, stopped && self.interrupted.is_none());
         let (status, exit_code, signal) = match (&ended, &outcome) {
-            (Ended::Requeued { .. }, _) => return Ok(()),
+            (Ended::Requeued { .. }, _) => {
+                if self.fail_fast_job.is_some() {
+                    self.skip_queued()?;
+                }
+                return Ok(());
+            }
             (Ended::RequeuedOut, _) => (JobStatus::RequeuedOut, None, Some(libc::SIGKILL)),
             (_, Outcome::Succeeded) => (JobStatus::Succeeded, Some(0), None),
+            (_, Outcome::Stopped { signal }) if timed_out => {
+                (JobStatus::Timeout, None, Some(*signal))
+            }
+            (_, Outcome::Stopped { signal }) if self.interrupted.is_some() => {
+                (JobStatus::Interrupted, None, Some(*signal))
+            }
             (_, Outcome::Failed { code }) => (JobStatus::Failed, Some(*code), None),
             (_, Outcome::Signaled { signal }) => (JobStatus::Killed, None, Some(*signal)),
             (_, Outcome::Stopped { signal }) => (JobStatus::Killed, None, Some(*signal)),
@@ -497,7 +589,11 @@ impl Engine {
             } else {
                 String::new()
             },
+            cpu_s: cpu.map(|c| c.as_secs_f64()),
         })?;
+        if status.is_failure() && self.plan.config.fail_fast && self.fail_fast_job.is_none() {
+            self.fail_fast(job);
+        }
         if status == JobStatus::Succeeded
             && let (Some(p), true) = (peak, self.setup.history.is_some())
         {
@@ -514,6 +610,121 @@ impl Engine {
             }
         }
         Ok(())
+    }
+
+    /// Take the jobs still queued out of the scheduler. Requeued jobs among them did not run
+    /// out of retries: they end skipped (jobs never started are skipped by the summary).
+    fn skip_queued(&mut self) -> anyhow::Result<()> {
+        for job in self.setup.sched.take_queue() {
+            if self.setup.attempts[job] > 0 {
+                let attempt = self.setup.attempts[job];
+                self.emit(Event::skipped(epoch(), job, attempt))?;
+            }
+        }
+        Ok(())
+    }
+
+    /// `--fail-fast`: the first failure stops admissions; running jobs finish (an interrupt
+    /// stops them as usual), and the sweep exits 1.
+    fn fail_fast(&mut self, job: usize) {
+        self.fail_fast_job = Some(job);
+        let queued = self.setup.sched.queued();
+        if let Err(e) = self.skip_queued() {
+            crate::errln!("memsweep: warning: {e:#}");
+        }
+        if !self.plan.config.json {
+            self.progress.finish();
+            let running = self.running.len();
+            crate::errln!(
+                "memsweep: job {job} failed; --fail-fast: {queued} queued job{} will not start{}",
+                if queued == 1 { "" } else { "s" },
+                if running > 0 {
+                    format!(
+                        ", waiting for {running} running (Ctrl-C stops {})",
+                        if running == 1 { "it" } else { "them" }
+                    )
+                } else {
+                    String::new()
+                }
+            );
+        }
+    }
+
+    /// The earliest instant a running job reaches `--timeout` (or its SIGKILL is due).
+    fn next_timeout(&self) -> Option<Instant> {
+        let limit = Duration::from_secs_f64(self.plan.config.timeout_s?);
+        let now = Instant::now();
+        self.running
+            .iter()
+            .filter_map(|r| match r.timed_out {
+                Some(kill) => kill,
+                None => r.active_since.map(|_| now + limit.saturating_sub(r.ran())),
+            })
+            .min()
+    }
+
+    /// Stop the jobs that ran past `--timeout`: SIGTERM to the process group, SIGKILL after
+    /// `--grace`. They end with status `timeout`.
+    fn enforce_timeouts(&mut self) {
+        let Some(secs) = self.plan.config.timeout_s else {
+            return;
+        };
+        let limit = Duration::from_secs_f64(secs);
+        let grace = Duration::from_secs_f64(self.plan.config.grace_s);
+        let now = Instant::now();
+        let mut term = Vec::new();
+        let mut kill = Vec::new();
+        for r in &mut self.running {
+            match r.timed_out {
+                None if r.ran() >= limit => {
+                    r.timed_out = Some(Some(now + grace));
+                    term.push(r.job);
+                }
+                Some(Some(at)) if now >= at => {
+                    r.timed_out = Some(None);
+                    kill.push(r.job);
+                }
+                _ => {}
+            }
+        }
+        for job in term {
+            if let Err(e) = self.exec.signal(job, libc::SIGTERM) {
+                crate::errln!("memsweep: warning: cannot stop job {job} at its --timeout: {e:#}");
+            }
+        }
+        for job in kill {
+            let _ = self.exec.signal(job, libc::SIGKILL);
+        }
+    }
+
+    /// `--output live`: show what the jobs wrote since the last turn (all of a job's output
+    /// once it ended, `ended`). To stdout, or to stderr under `--json`.
+    fn show_live(&mut self, ended: Option<usize>) {
+        let Some(live) = self.live.as_mut() else {
+            return;
+        };
+        let mut buf = Vec::new();
+        let res = match ended {
+            Some(job) => live.finish(job, &mut buf),
+            None => live.poll(&mut buf),
+        };
+        if let Err(e) = res {
+            crate::errln!("memsweep: warning: live output stopped: {e}");
+            self.live = None;
+            return;
+        }
+        if buf.is_empty() {
+            return;
+        }
+        // The status line shares the terminal: take it down first (the next tick redraws it).
+        self.progress.finish();
+        // Under the one output policy: a closed terminal or pipe never stops the sweep.
+        let mut out = if self.plan.config.json {
+            crate::output::stdio::stderr()
+        } else {
+            crate::output::stdio::stdout()
+        };
+        let _ = out.write_all(&buf);
     }
 
     fn flush_history(&mut self) {
@@ -576,7 +787,7 @@ impl Engine {
     }
 
     fn summary_context(&self) -> SummaryContext {
-        let oom = match (self.oom_at_start, self.status.oom_kills) {
+        let container = match (self.oom_at_start, self.status.oom_kills) {
             (Some(a), Some(b)) => b.saturating_sub(a),
             _ => 0,
         };
@@ -585,7 +796,8 @@ impl Engine {
             limit_bytes: self.setup.budget.limit,
             budget_bytes: self.setup.budget.budget,
             accounting: accounting_str(self.exec.accounting()).to_string(),
-            oom_kills: oom,
+            oom_kills: oom_kills(self.exec.accounting(), container, self.job_oom_kills),
+            cpus: self.status.cpus,
         }
     }
 
@@ -610,13 +822,7 @@ impl Engine {
         if let Ok(s) = self.probe.status() {
             self.status = s;
         }
-        // Requeued jobs still waiting when interrupted did not run out of retries: skipped.
-        for job in self.setup.sched.take_queue() {
-            if self.setup.attempts[job] > 0 {
-                let attempt = self.setup.attempts[job];
-                self.emit(Event::skipped(epoch(), job, attempt))?;
-            }
-        }
+        self.skip_queued()?;
         // The counts without the rows: a 10 000-job summary is megabytes, built once, below.
         let (succeeded, failed) = self.dir.counts(&self.plan.jobs);
         let code = if self.interrupted.is_some() {
@@ -633,6 +839,7 @@ impl Engine {
             failed,
             exit_code: code as i32,
             interrupted: self.interrupted.is_some(),
+            fail_fast_job: self.fail_fast_job,
         })?;
         self.dir.sync()?;
         // The last summary: it takes the fold's strings rather than copying them.
@@ -658,5 +865,23 @@ impl Engine {
         };
         let _ = res;
         Ok(code)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn oom_kills_add_the_job_cgroups_to_the_container_where_the_kernel_counts_them_apart() {
+        // v1: 2 jobs killed in their own cgroups, none in the container's: 2, not 0.
+        assert_eq!(oom_kills(Accounting::CgroupV1, 0, 2), 2);
+        assert_eq!(oom_kills(Accounting::CgroupV1, 1, 2), 3);
+        // v2's container counter is hierarchical: the same kills are not counted twice.
+        assert_eq!(oom_kills(Accounting::CgroupV2, 2, 2), 2);
+        assert_eq!(oom_kills(Accounting::CgroupV2, 3, 2), 3);
+        // ...unless mounted with memory_localevents (container counter local).
+        assert_eq!(oom_kills(Accounting::CgroupV2, 0, 2), 2);
+        assert_eq!(oom_kills(Accounting::Proc, 4, 0), 4);
     }
 }
