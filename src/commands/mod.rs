@@ -4,6 +4,7 @@ pub mod check;
 pub mod mem;
 pub mod run;
 pub mod show;
+pub mod slurm_job;
 
 use std::io::Write;
 use std::process::ExitCode;
@@ -68,6 +69,7 @@ fn dispatch(cli: Cli) -> anyhow::Result<Exit> {
         Command::Check(ref args) => check::run(&fs(&args.root), args),
         Command::Run(args) => run::run(&fs(&args.root.clone()), *args),
         Command::Show(args) => show::run(&args),
+        Command::SlurmJob(args) => slurm_job::run(&args),
         Command::Completions(args) => {
             let mut cmd = Cli::command();
             let mut out = Vec::new();

@@ -11,3 +11,5 @@ mod probe;
 mod reliability;
 mod run;
 mod show;
+mod slurm;
+mod snapshots;
