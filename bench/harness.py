@@ -378,6 +378,15 @@ def memsweep_argv(ctx: Ctx, extra: list[str], binary: Path | str = MEMSWEEP) -> 
     return [*base, "--jobs-file", str(ctx.jobs_file)]
 
 
+def hydra_argv(ctx: Ctx, extra: list[str]) -> list[str]:
+    return [str(VENV_PY), str(BENCH / "hydra_app" / "app.py"), "--multirun", "hydra/launcher=joblib",
+            "job=" + ",".join(j.id for j in ctx.jobs), f"hydra.sweep.dir={ctx.dir / 'hydra'}", *extra]
+
+
+def guard_argv(ctx: Ctx, command: list[str]) -> list[str]:
+    return [str(MEMSWEEP), "guard", "--out", str(ctx.dir / "ms"), "--", *command]
+
+
 RUNNERS = {
     # name: (description for the table, argv builder)
     "memsweep": ("memsweep -j 0, no hints (fresh history)", lambda c: memsweep_argv(c, [])),
@@ -407,10 +416,20 @@ RUNNERS = {
     "tsp -S 4": ("task-spooler (tsp) -S 4", lambda c: ["bash", str(BENCH / "peers" / "tsp.sh"), str(c.jobs_file), "4"]),
     "hydra joblib": (
         "Hydra joblib launcher (default n_jobs=-1: 2 workers here)",
-        lambda c: [
-            str(VENV_PY), str(BENCH / "hydra_app" / "app.py"), "--multirun", "hydra/launcher=joblib",
-            "job=" + ",".join(j.id for j in c.jobs), f"hydra.sweep.dir={c.dir / 'hydra'}",
-        ],
+        lambda c: hydra_argv(c, []),
+    ),
+    # memsweep guard: the same unmodified commands, with memsweep watching their process trees.
+    "guard + xargs -P 8": (
+        "memsweep guard -- xargs -P 8",
+        lambda c: guard_argv(c, ["sh", "-c", f"xargs -d '\\n' -n 1 -P 8 sh -c < {c.jobs_file}"]),
+    ),
+    "hydra joblib n_jobs=8": (
+        "Hydra joblib launcher, n_jobs=8",
+        lambda c: hydra_argv(c, ["hydra.launcher.n_jobs=8"]),
+    ),
+    "guard + hydra joblib n_jobs=8": (
+        "memsweep guard -- Hydra joblib launcher, n_jobs=8",
+        lambda c: guard_argv(c, hydra_argv(c, ["hydra.launcher.n_jobs=8"])),
     ),
 }
 
@@ -480,7 +499,7 @@ def one_run(runner: str, workload: str, jobs: list[Job], rep: int, limit: int, c
     if runner.startswith("tsp"):
         env.update(TS_SOCKET=str(run_dir / "ts.sock"), TMPDIR=str(run_dir / "tmp"), TS_SLOTS="4")
         (run_dir / "tmp").mkdir()
-    if runner.startswith("hydra"):
+    if "hydra" in runner:
         env["BENCH_JOBS"] = str(ctx.jobs_file)
     argv = RUNNERS[runner][1](ctx)
     r = run_in_cgroup(f"{workload}-{runner}", argv, env, run_dir, limit, timeout, run_dir)
@@ -502,7 +521,7 @@ def one_run(runner: str, workload: str, jobs: list[Job], rep: int, limit: int, c
     r["runner_died"] = (r["rc"] is not None and r["rc"] < 0 and not r["timed_out"]) or (
         runner.startswith("tsp") and r["rc"] == 3)
     summary = run_dir / "ms" / "summary.json"
-    if "memsweep" in runner:
+    if "memsweep" in runner or runner.startswith("guard"):
         if summary.exists():
             s = json.loads(summary.read_text())
             sw = s.get("sweep") or s  # sweep totals: under "sweep", or at the top level
@@ -772,7 +791,7 @@ def write_report(data: dict, path: Path) -> None:
             died = sum(1 for r in rs if r["runner_died"])
             tos = sum(1 for r in rs if r["timed_out"])
             rq = "–"
-            if "memsweep" in runner:
+            if "memsweep" in runner or runner.startswith("guard"):
                 sums = [r.get("memsweep") or {} for r in rs]
                 rq = f"{med([s.get('requeues') for s in sums]) if any(s.get('requeues') is not None for s in sums) else '–'} / " \
                      f"{med([s.get('pauses') for s in sums]) if any(s.get('pauses') is not None for s in sums) else '–'}"
@@ -795,6 +814,7 @@ def write_report(data: dict, path: Path) -> None:
         A("")
     A("† The runner lost jobs (killed by the OOM killer and never rerun), so its makespan covers less work "
       "and is not comparable with the bound.\n")
+    L.extend(guard_section(data))
     if data.get("overhead"):
         A("## Overhead: 1000 trivial jobs (`true`)\n")
         A("Wall time until the cgroup is empty, divided by 1000 (median of %d). memsweep runs `-p i=range(0,1000) -- true {i}` "
@@ -854,6 +874,64 @@ def write_report(data: dict, path: Path) -> None:
     path.write_text("\n".join(L))
 
 
+def guard_section(data: dict) -> list[str]:
+    """The `memsweep guard` table: the same unmodified commands with and without the guard."""
+    L: list[str] = []
+    A = L.append
+    guard_rows = ["memsweep", "xargs -P 8", "guard + xargs -P 8", "hydra joblib", "hydra joblib n_jobs=8",
+                  "guard + hydra joblib n_jobs=8"]
+    if any(r["runner"].startswith("guard") for r in data["runs"]):
+        A("## When memsweep is not the launcher: `memsweep guard`\n")
+        A("The same unmodified commands with and without `memsweep guard -- CMD` in front (guard runs in the same "
+          "cgroup, default reserve, so its budget is the one above), next to `memsweep run`. Reference = the "
+          "clairvoyant peak-reserving scheduler inside that budget (largest first); target for guard + xargs -P 8 "
+          "on heterogeneous: ≤ 1.5×.\n")
+        A("| workload | runner | jobs done | OOM kills | makespan s | × reference in budget | guard pauses | reps |")
+        A("|---|---|---:|---:|---:|---:|---:|---:|")
+        for wl in data["workloads"]:
+            w = data["workload_info"][wl]
+            for runner in guard_rows:
+                rs = [r for r in data["runs"] if r["workload"] == wl and r["runner"] == runner]
+                if not rs:
+                    continue
+                done = [r["done"] for r in rs]
+                ms = med([r["makespan_s"] for r in rs])
+                lost = "†" if min(done) < w["n"] else ""
+                done_s = f"{min(done)}/{w['n']}" if min(done) == max(done) else f"{min(done)}–{max(done)}/{w['n']}"
+                pauses = "–"
+                if runner.startswith("guard"):
+                    ps = [(r.get("memsweep") or {}).get("pauses") for r in rs]
+                    pauses = f"{med([p for p in ps if p is not None]):g}" if any(p is not None for p in ps) else "–"
+                A(f"| {wl} | {data['runner_desc'][runner]} | {done_s} | {med([r['oom_kills'] for r in rs]):g} | "
+                  f"{ms:.1f}{lost} | {ms / w['clair_budget_lpt']:.2f}{lost} | {pauses} | {len(rs)} |")
+        A("")
+    return L
+
+
+def splice_guard_section(data: dict, path: Path, argv: list[str]) -> None:
+    """Write only the guard section into an existing BENCHMARKS.md (`--guard-section`), leaving the
+    full run's tables as they are; the section says when and how it was measured."""
+    sec = guard_section(data)
+    if not sec:
+        return
+    m = machine_info()
+    sec.insert(1, f"Measured {m['date']} with `python3 bench/harness.py {' '.join(shlex.quote(a) for a in argv)}` "
+               f"({m['memsweep']}; load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores when it ended: "
+               "other engineers' builds ran alongside, so absolute times are inflated; compare rows within this table).\n")
+    text = path.read_text()
+    head = "## When memsweep is not the launcher"
+    start = text.find(head)
+    if start < 0:
+        start = text.find("## Overhead")
+        end = start
+    else:
+        nxt = text.find("\n## ", start + len(head))
+        end = len(text) if nxt < 0 else nxt + 1
+    if start < 0:
+        start = end = len(text)
+    path.write_text(text[:start] + "\n".join(sec) + "\n" + text[end:])
+
+
 def targets(data: dict) -> list[dict]:
     out = []
 
@@ -903,6 +981,20 @@ def targets(data: dict) -> list[dict]:
                     if job_s else "–", "met": bool(job_s) and worst[0] <= 0.05})
         rqo = sum(r["memsweep"].get("requeued_out") or 0 for r in ms_runs)
         out.append({"target": "no job requeued-out (every memsweep run)", "measured": f"{rqo}", "met": rqo == 0})
+    for wl in data["workloads"]:
+        g = [r for r in data["runs"] if r["workload"] == wl and r["runner"].startswith("guard")]
+        if g:
+            n = info[wl]["n"]
+            lost = sum(n - r["done"] for r in g)
+            ooms = sum(r["oom_kills"] for r in g)
+            out.append({"target": f"{wl}: memsweep guard finishes every job, 0 OOM kills (all {len(g)} guard runs)",
+                        "measured": f"{lost} jobs lost, {ooms} OOM kills", "met": lost == 0 and ooms == 0})
+    gx = runs("heterogeneous", "guard + xargs -P 8")
+    if gx and "heterogeneous" in info:
+        ref = info["heterogeneous"]["clair_budget_lpt"]
+        v = med([r["makespan_s"] for r in gx]) / ref
+        out.append({"target": "heterogeneous: guard + xargs -P 8 ≤ 1.5× the peak-reserving reference in the budget",
+                    "measured": f"{v:.2f}× ({ref:.1f} s)", "met": v <= 1.5})
     oh = data.get("overhead")
     if oh:
         m = med([r["ms_per_job"] for r in oh["memsweep -j 2"]])
@@ -980,7 +1072,7 @@ def cmd_run(args) -> int:
         print(f"bench: {CG_ROOT} is not writable; the benchmark needs root and a cgroup-v1 memory hierarchy", file=sys.stderr)
         return 2
     needs = [WORKLOAD_BIN]
-    if args.smoke or not args.runners or any(r.startswith("memsweep") for r in args.runners):
+    if args.smoke or not args.runners or any(r.startswith(("memsweep", "guard")) for r in args.runners):
         needs.append(MEMSWEEP)
     for p in needs:
         if not p.exists():
@@ -1013,7 +1105,7 @@ def cmd_run(args) -> int:
             for runner in runners:
                 if runner == "xargs -P 1" and rep >= args.seq_reps:
                     continue
-                if runner == "hydra joblib" and rep >= args.hydra_reps:
+                if "hydra" in runner and rep >= args.hydra_reps:
                     continue
                 if runner == "memsweep --mem-per-job" and rep >= args.mpj_reps:
                     continue
@@ -1087,7 +1179,10 @@ def cmd_run(args) -> int:
     data["machine"] = machine_info()
     data["targets"] = targets(data)
     (outdir / "results.json").write_text(json.dumps(data, indent=1, default=str))
-    if args.write:
+    if args.guard_section:
+        splice_guard_section(data, ROOT / "BENCHMARKS.md", sys.argv[1:])
+        log(f"wrote the guard section of {ROOT / 'BENCHMARKS.md'}")
+    elif args.write:
         write_report(data, ROOT / "BENCHMARKS.md")
         log(f"wrote {ROOT / 'BENCHMARKS.md'}")
     log(f"bench/run took {data['elapsed_s'] / 60:.1f} min")
@@ -1171,6 +1266,8 @@ def main() -> int:
     r.add_argument("--runners", nargs="*", choices=list(RUNNERS))
     r.add_argument("--skip-extra", action="store_true", help="skip overhead, footprint and accuracy runs")
     r.add_argument("--no-write", dest="write", action="store_false", help="do not rewrite BENCHMARKS.md")
+    r.add_argument("--guard-section", action="store_true",
+                   help="write only the `memsweep guard` section of BENCHMARKS.md from this run")
     o = sub.add_parser("overhead", help="overhead and footprint only, optionally against other memsweep builds")
     o.add_argument("--reps", type=int, default=3)
     o.add_argument("--jobs", type=int, default=1000)

@@ -55,6 +55,10 @@ pub enum Command {
     Run(Box<RunArgs>),
     /// Show what happened in a sweep directory (finished, running or crashed): the table and advice, JSON, or an SVG timeline.
     Show(ShowArgs),
+    /// Run a command that starts its own processes (xargs -P, Hydra's joblib launcher, a worker pool) and keep its whole process tree within memory: new processes wait while memory is tight, growing ones are paused youngest first.
+    Guard(GuardArgs),
+    /// Watch memory in the foreground: a live view, or one JSON line per sample with --log; warn past a threshold.
+    Monitor(MonitorArgs),
     /// Print a shell completion script.
     ///
     /// e.g. `memsweep completions bash > ~/.local/share/bash-completion/completions/memsweep`.
@@ -293,8 +297,8 @@ pub struct RunArgs {
 
 #[derive(Debug, Args)]
 pub struct ShowArgs {
-    /// The sweep directory: the --out of `memsweep run`.
-    #[arg(value_name = "DIR", value_hint = ValueHint::DirPath)]
+    /// The sweep directory (the --out of `memsweep run` or `memsweep guard`), or a `memsweep monitor --log` file.
+    #[arg(value_name = "DIR", value_hint = ValueHint::AnyPath)]
     pub dir: PathBuf,
     /// Print the summary as JSON (what summary.json holds, recomputed from the journal).
     #[arg(long)]
@@ -302,6 +306,54 @@ pub struct ShowArgs {
     /// Write a timeline plot to FILE as SVG: memory over time and a lane per job.
     #[arg(long, value_name = "FILE", value_hint = ValueHint::FilePath)]
     pub svg: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct GuardArgs {
+    #[command(flatten)]
+    pub root: RootArg,
+    /// The command to guard, after `--`; its exit code is the guard's.
+    #[arg(last = true, required = true, value_name = "CMD")]
+    pub command: Vec<String>,
+    /// Memory kept free for your shell and SSH (default: max(5% of the limit, 256M)); N% of the limit allowed.
+    #[arg(long, value_name = "SIZE", value_parser = parse_size_spec)]
+    pub reserve: Option<SizeSpec>,
+    /// Memory the command's processes may use together (minus --reserve); the detected limit still bounds the whole container.
+    #[arg(long, value_name = "SIZE", value_parser = parse_size_bytes)]
+    pub limit: Option<u64>,
+    /// Directory for the journal and summary (read them with `memsweep show DIR`) [default: sweeps/YYYY-MM-DD/HH-MM-SS].
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
+    /// Seconds between scans of the process tree when memory is not tight [default: 0.1].
+    #[arg(long, value_name = "SECONDS")]
+    pub sample_interval: Option<f64>,
+    /// Watch the tree through /proc only, even where the command could get its own memory cgroup.
+    #[arg(long)]
+    pub no_cgroups: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct MonitorArgs {
+    #[command(flatten)]
+    pub root: RootArg,
+    /// Seconds between samples [default: 2].
+    #[arg(long, value_name = "S")]
+    pub interval: Option<f64>,
+    /// Append one JSON line per sample to FILE instead of showing the live view (`memsweep show --svg FILE` draws it).
+    #[arg(long, value_name = "FILE")]
+    pub log: Option<PathBuf>,
+    /// Warn when the working set passes PCT percent of the limit [default: 80].
+    #[arg(long, value_name = "PCT")]
+    pub warn: Option<f64>,
+    /// Run this shell command once each time the working set passes --warn (again only after it fell below it by 5 points).
+    #[arg(long, value_name = "CMD")]
+    pub on_warn: Option<String>,
+    /// Watch this memory cgroup directory instead of this process's own.
+    #[arg(long, value_name = "PATH", conflicts_with = "pid")]
+    pub cgroup: Option<PathBuf>,
+    /// Watch the memory cgroup of this process; its tree gives the top processes.
+    #[arg(long, value_name = "PID")]
+    pub pid: Option<u32>,
 }
 
 fn parse_size_spec(s: &str) -> Result<SizeSpec, String> {

@@ -1,7 +1,9 @@
 //! The subcommands, one file each, and the one place that turns their results into exit codes.
 
 pub mod check;
+pub mod guard;
 pub mod mem;
+pub mod monitor;
 pub mod run;
 pub mod show;
 pub mod slurm_job;
@@ -23,6 +25,17 @@ pub fn main() -> ExitCode {
         Err(e) => return clap_error(e),
     };
     color::set(cli.color);
+    if let Command::Guard(ref args) = cli.command {
+        // The guarded command's own exit code, whatever it is.
+        let fs = Fs::new(args.root.root.as_deref().or(cli.root.as_deref()));
+        return match guard::run(&fs, args) {
+            Ok(code) => ExitCode::from(code),
+            Err(err) => {
+                report(&err);
+                Exit::Usage.into()
+            }
+        };
+    }
     // Read-only commands end quietly with 0 when their reader goes away (`| head`).
     let read_only = matches!(
         cli.command,
@@ -57,7 +70,7 @@ fn clap_error(e: clap::Error) -> ExitCode {
     }
     let text = e.render().to_string();
     let text = text.strip_prefix("error: ").unwrap_or(&text);
-    eprint!("memsweep: error: {text}");
+    crate::errln!("memsweep: error: {}", text.trim_end());
     Exit::Usage.into()
 }
 
@@ -70,6 +83,8 @@ fn dispatch(cli: Cli) -> anyhow::Result<Exit> {
         Command::Run(args) => run::run(&fs(&args.root.clone()), *args),
         Command::Show(args) => show::run(&args),
         Command::SlurmJob(args) => slurm_job::run(&args),
+        Command::Monitor(ref args) => monitor::run(&fs(&args.root), args),
+        Command::Guard(_) => unreachable!("handled in main: it exits with the command's own code"),
         Command::Completions(args) => {
             let mut cmd = Cli::command();
             let mut out = Vec::new();

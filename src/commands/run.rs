@@ -463,7 +463,7 @@ fn own_history(
 
 /// `sweeps/YYYY-MM-DD/HH-MM-SS` (local time), or `--out`. A default directory that already
 /// exists (two sweeps in one second) gets a `-N` suffix.
-fn create_dir(plan: &SweepPlan) -> anyhow::Result<SweepDir> {
+pub(crate) fn create_dir(plan: &SweepPlan) -> anyhow::Result<SweepDir> {
     if let Some(out) = &plan.config.out {
         return SweepDir::create(out, plan);
     }

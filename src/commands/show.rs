@@ -18,6 +18,9 @@ use crate::output::report::{self, Style, fmt_secs};
 use crate::size::human;
 use crate::sweep::SweepPlan;
 
+/// The start of `sweep.json`'s template in a `memsweep guard` directory.
+pub const GUARD_TEMPLATE: &str = "memsweep guard -- ";
+
 /// How the sweep stands, from the journal and the lock.
 #[derive(Debug, Clone, PartialEq)]
 pub enum State {
@@ -65,6 +68,9 @@ pub struct Shown {
 }
 
 pub fn run(args: &ShowArgs) -> anyhow::Result<Exit> {
+    if args.dir.is_file() {
+        return show_monitor_log(args);
+    }
     let shown = load(&args.dir)?;
     if let Some(path) = &args.svg {
         let svg = plot::timeline_svg(&shown.events, &plot_info(&args.dir, &shown));
@@ -87,6 +93,60 @@ pub fn run(args: &ShowArgs) -> anyhow::Result<Exit> {
     let _ = out.flush();
     if let (Some(path), false) = (&args.svg, args.json) {
         crate::errln!("memsweep: timeline written to {}", path.display());
+    }
+    Ok(Exit::Ok)
+}
+
+/// A `memsweep monitor --log` file: `--svg` draws its timeline; otherwise a few lines of what it
+/// holds.
+fn show_monitor_log(args: &ShowArgs) -> anyhow::Result<Exit> {
+    let path = args.dir.display().to_string();
+    let text = fs::read_to_string(&args.dir).map_err(|e| {
+        usage(format!(
+            "{path}: {e}; give a sweep directory or a monitor log"
+        ))
+    })?;
+    let samples = crate::output::monitor::parse_log(&text, &path).map_err(|e| {
+        usage(format!(
+            "{e}; give a sweep directory (memsweep run --out) or a `memsweep monitor --log` file"
+        ))
+    })?;
+    if args.json {
+        crate::outln!("{}", serde_json::to_string_pretty(&samples)?);
+    }
+    if let Some(svg_path) = &args.svg {
+        let svg =
+            crate::output::monitor::timeline_svg(&samples, &format!("memsweep monitor · {path}"));
+        fs::write(svg_path, svg).map_err(|e| {
+            usage(format!(
+                "--svg {}: cannot write the plot: {e}; give a path in a writable directory",
+                svg_path.display()
+            ))
+        })?;
+        crate::errln!("memsweep: timeline written to {}", svg_path.display());
+    }
+    if !args.json {
+        let peak = samples
+            .iter()
+            .map(|s| s.working_set_bytes)
+            .max()
+            .unwrap_or(0);
+        let span = match (samples.first(), samples.last()) {
+            (Some(a), Some(b)) => b.t - a.t,
+            _ => 0.0,
+        };
+        crate::outln!(
+            "monitor log {path}: {} samples over {}; peak working set {}; {} warning{}",
+            samples.len(),
+            fmt_secs(span),
+            human(peak),
+            samples.iter().filter(|s| s.warned).count(),
+            if samples.iter().filter(|s| s.warned).count() == 1 {
+                ""
+            } else {
+                "s"
+            }
+        );
     }
     Ok(Exit::Ok)
 }
@@ -152,6 +212,8 @@ pub fn load(dir: &Path) -> anyhow::Result<Shown> {
         }
     };
 
+    let mut plan = plan;
+    add_unplanned_jobs(&mut plan, &events);
     let ctx = context(dir, &events);
     let mut summary = journal::summarize(&plan.jobs, &events, &ctx);
     // The journal's samples are at most one a second; the runner's summary.json also saw the
@@ -173,6 +235,30 @@ pub fn load(dir: &Path) -> anyhow::Result<Shown> {
         summary,
         torn,
     })
+}
+
+/// `memsweep guard` learns its jobs (the command's processes) as they appear and writes them
+/// into `sweep.json` when it ends; while it runs, or after it died, the journal's starts name
+/// the rest.
+fn add_unplanned_jobs(plan: &mut SweepPlan, events: &[Event]) {
+    let known: std::collections::HashSet<usize> = plan.jobs.iter().map(|j| j.id).collect();
+    let mut added = std::collections::HashSet::new();
+    for e in events {
+        if let Event::JobStart { job, command, .. } = e
+            && !known.contains(job)
+            && added.insert(*job)
+        {
+            plan.jobs.push(crate::sweep::Job {
+                id: *job,
+                command: crate::sweep::JobCommand::Shell(command.clone()),
+                params: Vec::new(),
+                key: command.clone(),
+            });
+        }
+    }
+    if !added.is_empty() {
+        plan.jobs.sort_by_key(|j| j.id);
+    }
 }
 
 /// Whether a runner holds DIR's lock, and its pid if so. A shared lock is tried on a read-only
@@ -343,6 +429,10 @@ fn header(dir: &Path, s: &Shown) -> Vec<(&'static str, String)> {
         rows.push((
             "accounting",
             match st.accounting.as_str() {
+                _ if s.plan.template.starts_with(GUARD_TEMPLATE) => {
+                    "memsweep guard: one job per process of the command, peaks sampled from /proc"
+                        .into()
+                }
                 "proc" => "proc (per-job peaks sampled from /proc)".into(),
                 a => format!("{a} (a memory cgroup per job: exact peaks)"),
             },
@@ -391,6 +481,10 @@ fn write_human(w: &mut dyn Write, dir: &Path, s: &Shown) -> io::Result<()> {
     let style = Style::for_stdout();
     w.write_all(report::table(&s.summary, report::stdout_width(), style).as_bytes())?;
     writeln!(w)?;
+    if s.plan.template.starts_with(GUARD_TEMPLATE) {
+        // The guard did not launch these processes: run's advice (-j, --resume) does not apply.
+        return w.flush();
+    }
     let mut advice = report::advice(&s.summary, s.summary.budget_bytes);
     if matches!(s.state, State::Running { .. }) {
         // The runner still holds the directory: `--resume` would be refused.

@@ -22,6 +22,7 @@ mod spawn;
 mod sys;
 #[cfg(test)]
 mod tests;
+pub mod tree;
 
 use std::collections::VecDeque;
 use std::path::PathBuf;

@@ -46,6 +46,7 @@ struct JobFold {
     wall_s: Option<f64>,
     peak_bytes: Option<u64>,
     peak_source: Option<Box<str>>,
+    pauses: u32,
     cpu_s: Option<f64>,
 }
 
@@ -163,7 +164,10 @@ impl SummaryFold {
                 self.ended = false;
                 self.fail_fast_job = None;
             }
-            Event::JobPause { .. } => self.pauses += 1,
+            Event::JobPause { job, .. } => {
+                self.pauses += 1;
+                self.jobs.entry(*job).or_default().pauses += 1;
+            }
             Event::Sample {
                 working_set_bytes, ..
             } => self.peak_working_set = self.peak_working_set.max(*working_set_bytes),
@@ -235,7 +239,8 @@ impl SummaryFold {
         let (mut succeeded, mut failed) = (0, 0);
         for job in jobs {
             match self.status(self.jobs.get(&job.id)) {
-                JobStatus::Succeeded => succeeded += 1,
+                // A guarded process whose exit status the guard cannot see ended without failing.
+                JobStatus::Succeeded | JobStatus::Exited => succeeded += 1,
                 s if s.is_failure() => failed += 1,
                 _ => {}
             }
@@ -265,7 +270,8 @@ impl SummaryFold {
         let (mut succeeded, mut failed, mut skipped) = (0, 0, 0);
         for job in jobs {
             match self.status(self.jobs.get(&job.id)) {
-                JobStatus::Succeeded => succeeded += 1,
+                // A guarded process whose exit status the guard cannot see ended without failing.
+                JobStatus::Succeeded | JobStatus::Exited => succeeded += 1,
                 s if s.is_failure() => failed += 1,
                 _ => skipped += 1,
             }
@@ -355,6 +361,7 @@ fn make_row(job: &Job, status: JobStatus, f: JobFold) -> JobSummary {
         wall_s: f.wall_s,
         peak_bytes: f.peak_bytes,
         peak_source: f.peak_source.map(String::from),
+        pauses: f.pauses,
         cpu_s: f.cpu_s,
     }
 }

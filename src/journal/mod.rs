@@ -41,6 +41,8 @@ pub const LOCK_FILE: &str = ".lock";
 pub enum JobStatus {
     Succeeded,
     Failed,
+    /// `memsweep guard`: a process of the command ended; its exit status went to its own parent.
+    Exited,
     Killed,
     Oom,
     /// Stopped by memsweep after running longer than `--timeout`.
@@ -75,6 +77,7 @@ impl JobStatus {
         match self {
             JobStatus::Succeeded => "succeeded",
             JobStatus::Failed => "failed",
+            JobStatus::Exited => "exited",
             JobStatus::Killed => "killed",
             JobStatus::Oom => "oom",
             JobStatus::Timeout => "timeout",
@@ -225,6 +228,9 @@ pub struct JobSummary {
     pub peak_bytes: Option<u64>,
     /// "cgroup-v1", "cgroup-v2", "proc" (sampled), or null.
     pub peak_source: Option<String>,
+    /// Times memsweep paused it (SIGSTOP), over all its attempts.
+    #[serde(default)]
+    pub pauses: u32,
     /// CPU seconds of the latest attempt, or null.
     #[serde(default)]
     pub cpu_s: Option<f64>,
@@ -297,6 +303,11 @@ pub struct SweepDir {
 }
 
 impl SweepDir {
+    /// Rewrite `sweep.json` (`memsweep guard` learns its jobs, the processes, as they appear).
+    pub fn write_plan(&self, plan: &SweepPlan) -> anyhow::Result<()> {
+        atomic_write_json(&self.root.join(PLAN_FILE), plan)
+    }
+
     /// Create DIR (and parents), take the lock, write `sweep.json`, open the journal.
     /// Errors (usage) if DIR already holds a sweep: suggest `--resume DIR`.
     pub fn create(root: &Path, plan: &SweepPlan) -> anyhow::Result<SweepDir> {

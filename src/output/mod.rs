@@ -4,6 +4,7 @@
 pub mod color;
 pub mod live;
 pub mod mem;
+pub mod monitor;
 pub mod plot;
 pub mod progress;
 pub mod report;

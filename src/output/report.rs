@@ -83,44 +83,48 @@ pub fn table(summary: &Summary, width: Option<usize>, style: Style) -> String {
     // Cells are formatted twice (widths, then lines) rather than kept: an interrupted 10 000-job
     // sweep lists thousands of rows, and holding five strings per row would set the runner's
     // peak footprint.
-    let cells = |j: &JobSummary| -> [String; 6] {
-        [
+    // The pauses column only when something was paused (`memsweep guard`, pause mode).
+    let pauses = rows.iter().any(|j| j.pauses > 0);
+    let cells = |j: &JobSummary| -> Vec<String> {
+        let mut c = vec![
             j.id.to_string(),
             j.status.as_str().to_string(),
             exit_cell(j),
             j.attempts.to_string(),
-            j.wall_s.map_or("-".into(), fmt_secs),
-            j.peak_bytes.map_or("-".into(), size::human),
-        ]
+        ];
+        if pauses {
+            c.push(j.pauses.to_string());
+        }
+        c.push(j.wall_s.map_or("-".into(), fmt_secs));
+        c.push(j.peak_bytes.map_or("-".into(), size::human));
+        c
     };
-    let header = ["id", "status", "exit", "tries", "wall", "peak"];
-    let mut widths = header.map(str::len);
+    let mut header = vec!["id", "status", "exit", "tries"];
+    if pauses {
+        header.push("pauses");
+    }
+    header.extend(["wall", "peak"]);
+    let mut widths: Vec<usize> = header.iter().map(|h| h.len()).collect();
     for j in &rows {
         for (w, cell) in widths.iter_mut().zip(&cells(j)) {
             *w = (*w).max(cell.chars().count());
         }
     }
     // id right, status left, exit and numbers right; two spaces between columns.
-    let line = |c: &[String; 6]| {
-        format!(
-            "{:>w0$}  {:<w1$}  {:>w2$}  {:>w3$}  {:>w4$}  {:>w5$}  ",
-            c[0],
-            c[1],
-            c[2],
-            c[3],
-            c[4],
-            c[5],
-            w0 = widths[0],
-            w1 = widths[1],
-            w2 = widths[2],
-            w3 = widths[3],
-            w4 = widths[4],
-            w5 = widths[5]
-        )
+    let line = |c: &[String]| {
+        let mut l = String::new();
+        for (i, (cell, &w)) in c.iter().zip(&widths).enumerate() {
+            if i == 1 {
+                l.push_str(&format!("{cell:<w$}  "));
+            } else {
+                l.push_str(&format!("{cell:>w$}  "));
+            }
+        }
+        l
     };
     let mut out = String::new();
     if !rows.is_empty() {
-        let head = line(&header.map(String::from));
+        let head = line(&header.iter().map(|h| h.to_string()).collect::<Vec<_>>());
         out.push_str(&head);
         out.push_str("command\n");
         for j in &rows {
@@ -487,6 +491,7 @@ mod tests {
             wall_s: Some(wall),
             peak_bytes: Some(peak_mib * MIB),
             peak_source: Some("cgroup-v1".into()),
+            pauses: 0,
             cpu_s: None,
         }
     }

@@ -153,6 +153,58 @@ impl Probe {
     /// /proc/self/cgroup means a kernel without cgroups: host figures (with a warning under a
     /// custom root, where it may also be a tree that is not laid out like a machine).
     pub fn new(fs: Fs) -> anyhow::Result<Probe> {
+        Probe::new_from(fs, "/proc/self/cgroup")
+    }
+
+    /// The probe of another process's memory cgroup (`memsweep monitor --pid`): its
+    /// `/proc/PID/cgroup`, read against this process's mounts.
+    pub fn for_pid(fs: Fs, pid: u32) -> anyhow::Result<Probe> {
+        let file = format!("/proc/{pid}/cgroup");
+        if fs.read_lossy(&file).is_err() {
+            return Err(crate::exit::usage(format!(
+                "--pid {pid}: no such process (cannot read {file})"
+            )));
+        }
+        Probe::new_from(fs, &file)
+    }
+
+    /// The probe of a memory cgroup directory given as a machine path (`memsweep monitor
+    /// --cgroup PATH`): it must lie in the memory hierarchy this process sees.
+    pub fn for_dir(fs: Fs, dir: &Path) -> anyhow::Result<Probe> {
+        let mut p = Probe::new(fs)?;
+        let Some((own, _)) = &p.mem else {
+            return Err(crate::exit::usage(format!(
+                "--cgroup {}: no memory cgroup hierarchy is mounted here",
+                dir.display()
+            )));
+        };
+        let dir = dir.to_path_buf();
+        if !dir.starts_with(&own.mount_point) || !p.fs.path(&dir).is_dir() {
+            return Err(crate::exit::usage(format!(
+                "--cgroup {}: not a directory of the memory cgroup hierarchy at {}",
+                dir.display(),
+                own.mount_point.display()
+            )));
+        }
+        let rel = dir.strip_prefix(&own.mount_point).unwrap_or(Path::new(""));
+        let r = layout::Resolved {
+            version: own.version,
+            cgroup_path: format!("/{}", rel.display()),
+            mount_point: own.mount_point.clone(),
+            dir,
+        };
+        p.layout = Layout {
+            version: Some(r.version),
+            cgroup_path: Some(r.cgroup_path.clone()),
+            dir: Some(r.dir.clone()),
+            mount_point: Some(r.mount_point.clone()),
+        };
+        let levels = r.levels();
+        p.mem = Some((r, levels));
+        Ok(p)
+    }
+
+    fn new_from(fs: Fs, cgroup_file: &str) -> anyhow::Result<Probe> {
         let custom_root = fs.root() != Path::new("/");
         // Under a custom root, also say what the root must look like.
         let fail = |what: String| {
@@ -171,12 +223,12 @@ impl Probe {
         parse_meminfo(&meminfo).map_err(|e| fail(format!("{}: {e}", shown("/proc/meminfo"))))?;
         let mut notes = vec![];
         // No /proc/self/cgroup is a kernel without cgroups: host figures, as on a real machine.
-        let lines = match fs.read_lossy("/proc/self/cgroup") {
+        let lines = match fs.read_lossy(cgroup_file) {
             Ok(t) => cgroup_file::parse(&t),
             Err(e) if custom_root => {
                 notes.push(format!(
                     "cannot read {} ({e}); no cgroup is assumed (host figures)",
-                    shown("/proc/self/cgroup")
+                    shown(cgroup_file)
                 ));
                 vec![]
             }

@@ -442,8 +442,10 @@ impl Sched {
 
     /// Flat for [`PLATEAU_S`], and running for twice that: a job that has not started growing
     /// yet (still exec'ing, importing) must not pass for one that has finished growing.
+    /// A paused job is flat because it is stopped, not because it has finished growing: it is
+    /// never plateaued, and a resumed one counts from its resume.
     fn plateaued(&self, r: &Run) -> bool {
-        self.now - r.grew_at >= PLATEAU_S && self.now - r.started >= 2.0 * PLATEAU_S
+        !r.paused && self.now - r.grew_at >= PLATEAU_S && self.now - r.started >= 2.0 * PLATEAU_S
     }
 
     /// What a running job is expected to reach.
@@ -859,6 +861,7 @@ impl Sched {
             r.paused = false;
             r.paused_total += self.now - r.paused_at;
             resumed = true;
+            r.grew_at = self.now;
             out.push(Action::Resume {
                 job: self.runs[i].job,
             });
@@ -1111,9 +1114,84 @@ impl Sched {
         self.queue = keyed.into_iter().map(|(_, j)| j).collect();
     }
 
-    /// A start the engine could not carry out (e.g. its folder could not be created): forget it.
+    /// `memsweep guard`: a process it did not start appeared. It joins the back of the queue
+    /// and goes through the admission chain at once, as a job would; the returned starts say
+    /// which queued processes may run now (itself among them, or not: then the guard holds it
+    /// stopped until a later [`Self::decide`] starts it).
+    pub fn adopt(&mut self, job: usize, now: f64) -> Vec<Action> {
+        self.make_room_for(job);
+        self.now = self.now.max(now);
+        self.queue.push_back(job);
+        let mut out = Vec::new();
+        self.admit(&mut out);
+        out
+    }
+
+    /// `memsweep guard`: a process already running (never held) becomes a memory user again
+    /// (an idle worker given new work): a running job from `now`, for the pressure rules.
+    pub fn track(&mut self, job: usize, now: f64) {
+        self.make_room_for(job);
+        self.now = self.now.max(now);
+        let e = self.estimate(job);
+        self.runs.push(Run::new(job, e, now, None));
+    }
+
+    fn make_room_for(&mut self, job: usize) {
+        if self.raised.len() <= job {
+            self.raised.resize(job + 1, 0);
+            self.requeues.resize(job + 1, 0);
+        }
+    }
+
+    /// `memsweep guard`'s way out of a standstill it cannot see into: the processes left running
+    /// may be waiting for the paused or held ones (a launcher waiting for its workers). Resume
+    /// the oldest paused job, else start the head of the queue — if its expected growth stays
+    /// below the critical line, or, with `anyway`, regardless of room (a long standstill: at
+    /// least one process must run; the critical line's requeue is the last resort).
+    pub fn force_progress(&mut self, anyway: bool) -> Option<Action> {
+        let critical = self.cfg.budget.critical();
+        let ws = self.container_ws.max(self.working_set);
+        if let Some(i) = self.runs.iter().position(|r| r.paused && !r.stopping) {
+            if !anyway && ws + self.growth(&self.runs[i]) > critical {
+                return None;
+            }
+            let r = &mut self.runs[i];
+            r.paused = false;
+            r.paused_total += self.now - r.paused_at;
+            r.grew_at = self.now;
+            return Some(Action::Resume {
+                job: self.runs[i].job,
+            });
+        }
+        if self.stopped || self.queue.is_empty() {
+            return None;
+        }
+        let e = self.estimate(self.queue[0]);
+        if !anyway && ws + e.bytes > critical {
+            return None;
+        }
+        let mut out = Vec::new();
+        self.start(0, e, e.bytes > self.cfg.budget.budget, &mut out);
+        out.pop()
+    }
+
+    /// Undo a [`Action::Requeue`] the caller carried out on another job instead.
+    pub fn cancel_stop(&mut self, job: usize) {
+        if let Some(r) = self.runs.iter_mut().find(|r| r.job == job) {
+            r.stopping = false;
+        }
+    }
+
+    /// A start the engine could not carry out (e.g. its folder could not be created), or a
+    /// guarded process that is no memory user or vanished while queued: forget it.
     pub fn abandon(&mut self, job: usize) {
         self.runs.retain(|r| r.job != job);
+        self.queue.retain(|&j| j != job);
+    }
+
+    /// Whether `job` is running (or paused), as opposed to queued or unknown.
+    pub fn is_running(&self, job: usize) -> bool {
+        self.runs.iter().any(|r| r.job == job)
     }
 
     /// A job exited. `peak`: its measured peak, if any; `stopped`: it died of memsweep's own

@@ -6,6 +6,7 @@ mod harness;
 mod chaos;
 mod cli;
 mod controls;
+mod guard;
 mod kernel;
 mod probe;
 mod reliability;

@@ -66,6 +66,7 @@ pub fn status_color(s: JobStatus) -> &'static str {
     match s {
         JobStatus::Succeeded => "#3a9a5b",
         JobStatus::Failed => "#d64541",
+        JobStatus::Exited => "#5b8c6e",
         JobStatus::Killed => "#8e44ad",
         JobStatus::Oom => "#6e0d0f",
         JobStatus::Timeout => "#b8860b",
