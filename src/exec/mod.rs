@@ -187,6 +187,8 @@ pub struct Executor {
     page: u64,
     /// Proc mode: which processes are which job's (tree + inherited marker).
     attribution: attribution::Attribution,
+    /// Orphans of the jobs are re-parented to us (else to init, out of sight).
+    subreaper: bool,
     events: events::Events,
     /// Jobs forked this turn and held before exec until [`Self::open_gate`].
     gate: Option<spawn::Gate>,
@@ -220,13 +222,15 @@ impl Executor {
         if let Err(why) = protect_self() {
             notes.push(why);
         }
-        if let Err(e) = sys::set_child_subreaper() {
+        let subreaper = sys::set_child_subreaper();
+        if let Err(e) = &subreaper {
             notes.push(format!(
                 "could not become the subreaper of the jobs' orphans ({}); grandchildren whose \
                  parent exits are reaped by init",
-                sys::err_text(&e)
+                sys::err_text(e)
             ));
         }
+        let subreaper = subreaper.is_ok();
         let signals = signals::Signals::install()
             .map_err(|e| anyhow::anyhow!("cannot install signal handlers: {e}"))?;
 
@@ -298,6 +302,7 @@ impl Executor {
             last_sample: None,
             page: sys::page_size(),
             attribution: attribution::Attribution::new(marker),
+            subreaper,
             events,
             gate: None,
         })
@@ -560,7 +565,7 @@ impl Executor {
         if ended.is_empty() {
             return;
         }
-        if self.cgroups.is_none() {
+        if self.cgroups.is_none() && self.may_have_leftovers() {
             // What the jobs left behind (daemons re-parented to us, processes in other
             // sessions) ends with them, as a cgroup would end it.
             let roots: Vec<(usize, i32)> = ended.iter().map(|(j, _)| (j.job, j.pid)).collect();
@@ -573,6 +578,22 @@ impl Executor {
         }
         for (job, r) in ended {
             self.finish(job, r);
+        }
+    }
+
+    /// Whether an ended job may have left processes: as the subreaper, anything a job left
+    /// hangs below a child of ours that is neither a running job nor the guard, so one small
+    /// read spares the /proc walk after most exits. Without the subreaper, always walk.
+    fn may_have_leftovers(&self) -> bool {
+        if !self.subreaper {
+            return true;
+        }
+        let guard = self.guard.as_ref().map_or(0, |g| g.pid());
+        match sample::own_children() {
+            Some(kids) => kids
+                .iter()
+                .any(|&k| k != guard && !self.jobs.iter().any(|j| j.pid == k)),
+            None => true,
         }
     }
 
