@@ -797,7 +797,9 @@ def guard_section(data: dict) -> list[str]:
         A("The same unmodified commands with and without `memsweep guard -- CMD` in front (guard runs in the same "
           "cgroup, default reserve, so its budget is the one above), next to `memsweep run`. Reference = the "
           "clairvoyant peak-reserving scheduler inside that budget (largest first); target for guard + xargs -P 8 "
-          "on heterogeneous: ≤ 1.5×.\n")
+          "on heterogeneous: ≤ 1.5×. † = jobs lost: to the OOM killer for the plain runners; on a guard row (0 OOM kills) "
+          "to the guard's last-resort kill at the critical line (logged on stderr), where a late jump (spiky) or the "
+          "launcher's own memory (Hydra's 8 loky workers) left no other way.\n")
         A("| workload | runner | jobs done | OOM kills | makespan s | × reference in budget | guard pauses | reps |")
         A("|---|---|---:|---:|---:|---:|---:|---:|")
         for wl in data["workloads"]:
