@@ -39,6 +39,9 @@ VENV_PY = BUILD / "venv" / "bin" / "python"
 # BENCH_MEMSWEEP points the harness at another binary (e.g. to check that --smoke fails on a
 # runner that loses jobs).
 MEMSWEEP = Path(os.environ.get("BENCH_MEMSWEEP") or ROOT / "target" / "release" / "memsweep")
+# BENCH_MEMSWEEP_BASE adds the runners "base memsweep" and "base memsweep + history": another
+# build (e.g. main before a change) measured in the same run, for before/after tables.
+MEMSWEEP_BASE = os.environ.get("BENCH_MEMSWEEP_BASE")
 CG_ROOT = Path("/sys/fs/cgroup/memory")
 MIB = 1 << 20
 # The workload's own footprint before it allocates (VmHWM of `workload mem=0`), added to every
@@ -87,6 +90,24 @@ def gen_workloads() -> dict[str, list[str]]:
         for i in range(6)
     ]
 
+    # Issue 8. Heterogeneous with a per-run output path on each command line (`out=` is added per
+    # run by the harness, see PER_RUN_PATHS), as generated jobs files have: history must transfer.
+    out["heterogeneous-paths"] = [l.replace("id=h", "id=p") for l in out["heterogeneous"]]
+    # A parameter grid whose memory one parameter sets (model: 100/300/600 MiB; seed sets the
+    # hold), interleaved: memsweep runs it as `-p seed=range(0,6) -p model=large,small,medium`.
+    out["grid"] = [f"id=g-{m}-{s} model={m} seed={s} ramp=0.3"
+                   for s in range(6) for m in ("large", "small", "medium")]
+    # Bursts: idle at 50 MiB, then +450 MiB as fast as the machine faults pages in.
+    rng = random.Random(8)
+    out["burst"] = [f"id=b{i:02d} mem=50 ramp=0 hold={rng.uniform(1.0, 2.0):.1f} jump=500 "
+                    f"jump_at={rng.uniform(0.2, 0.6):.2f}" for i in range(16)]
+    # Not tuned on: other sizes, slower ramps, longer holds, another seed, per-run paths.
+    rng = random.Random(7)
+    out["untuned"] = [
+        f"id=u{i:02d} mem={rng.choice([150, 350, 550])} ramp={rng.choice([0.2, 0.6, 1.0])} hold={rng.uniform(0.8, 2.5):.1f}"
+        for i in range(20)
+    ]
+
     # Smoke: a tiny version of each, for CI (< 2 minutes with both runners).
     out["smoke-heterogeneous"] = [
         f"id=sh{i} mem={m} ramp=0.2 hold=0.5" for i, m in enumerate([100, 250, 450, 250, 100, 450])
@@ -110,9 +131,14 @@ class Job:
         self.line = line
         kv = dict(tok.split("=", 1) for tok in line.split())
         self.id = kv["id"]
-        self.mem = float(kv["mem"])
+        # model= and seed= as bench/workload.c reads them (a grid's parameters).
+        models = {"large": 600, "medium": 300}
+        self.mem = float(kv["mem"]) if "mem" in kv else float(models.get(kv.get("model", ""), 100))
         self.ramp = float(kv.get("ramp", 0))
-        self.hold = float(kv.get("hold", 0))
+        if "hold" in kv:
+            self.hold = float(kv["hold"])
+        else:
+            self.hold = 1.0 + 0.2 * (int(kv.get("seed", 0)) % 4) if "seed" in kv else 0.0
         self.jump = float(kv.get("jump", 0))
         self.jump_at = float(kv.get("jump_at", 0.75))
         # The job's own measured wall time (the shortest over the runs that finished it), once known:
@@ -142,8 +168,19 @@ class Job:
             a += (self.jump - self.mem) * self.hold * (1 - self.jump_at)
         return a
 
-    def command(self) -> str:
-        return f"{WORKLOAD_BIN} {self.line}"
+    def command(self, results: Path | None = None) -> str:
+        out = f" out={results}/{self.id}.out" if results is not None else ""
+        return f"{WORKLOAD_BIN} {self.line}{out}"
+
+
+# Workloads whose command lines carry a per-run output path (and whose jobs file is written into
+# each run's own directory, as a generated one would be): history must transfer across them.
+PER_RUN_PATHS = {"heterogeneous-paths", "untuned"}
+# Workloads memsweep runs as a parameter grid (-p) instead of a jobs file: (params, template).
+GRIDS = {"grid": (["-p", "seed=range(0,6)", "-p", "model=large,small,medium"],
+                  "id=g-{model}-{seed} model={model} seed={seed} ramp=0.3")}
+# Workloads added for issue 8: only memsweep runs them (the peers are measured on the others).
+MEMSWEEP_ONLY = {"heterogeneous-paths", "grid", "burst", "untuned"}
 
 
 def load_workload(name: str) -> list[Job]:
@@ -329,12 +366,16 @@ class Ctx:
         # One jobs file per workload, at a fixed path, as a user re-running a sweep would have:
         # memsweep groups its history by the jobs file's path.
         self.jobs_file = jobs_file
+        self.grid = None
         self.env = dict(os.environ, BENCH_RESULTS=str(self.results), XDG_CACHE_HOME=str(cache))
 
 
-def memsweep_argv(ctx: Ctx, extra: list[str]) -> list[str]:
-    return [str(MEMSWEEP), "run", "-j", "0", *extra, "--out", str(ctx.dir / "ms"), "--json",
-            "--jobs-file", str(ctx.jobs_file)]
+def memsweep_argv(ctx: Ctx, extra: list[str], binary: Path | str = MEMSWEEP) -> list[str]:
+    base = [str(binary), "run", "-j", "0", *extra, "--out", str(ctx.dir / "ms"), "--json"]
+    if ctx.grid:
+        params, template = ctx.grid
+        return [*base, *params, "--", str(WORKLOAD_BIN), *template.split()]
+    return [*base, "--jobs-file", str(ctx.jobs_file)]
 
 
 def hydra_argv(ctx: Ctx, extra: list[str]) -> list[str]:
@@ -357,6 +398,10 @@ RUNNERS = {
         "memsweep -j 0, second run with the history of the first",
         lambda c: memsweep_argv(c, []),
     ),
+    "base memsweep": (f"before: memsweep {os.environ.get('BENCH_MEMSWEEP_BASE_LABEL', 'base')}, no hints",
+                      lambda c: memsweep_argv(c, [], MEMSWEEP_BASE)),
+    "base memsweep + history": (f"before: memsweep {os.environ.get('BENCH_MEMSWEEP_BASE_LABEL', 'base')}, with history",
+                                lambda c: memsweep_argv(c, [], MEMSWEEP_BASE)),
     "xargs -P 1": ("xargs -P 1", lambda c: ["sh", "-c", f"xargs -d '\\n' -n 1 -P 1 sh -c < {c.jobs_file}"]),
     "xargs -P 4": ("xargs -P 4", lambda c: ["sh", "-c", f"xargs -d '\\n' -n 1 -P 4 sh -c < {c.jobs_file}"]),
     "xargs -P 8": ("xargs -P 8", lambda c: ["sh", "-c", f"xargs -d '\\n' -n 1 -P 8 sh -c < {c.jobs_file}"]),
@@ -439,12 +484,17 @@ def one_run(runner: str, workload: str, jobs: list[Job], rep: int, limit: int, c
         shutil.rmtree(run_dir)
     run_dir.mkdir(parents=True)
     max_mib = int(max(j.peak_mib for j in jobs) + 0.999)
-    jobs_file = outdir / "jobs" / f"{workload}.txt"
-    jobs_file.parent.mkdir(exist_ok=True)
-    text = "".join(j.command() + "\n" for j in jobs)
+    if workload in PER_RUN_PATHS:
+        jobs_file = run_dir / "jobs.txt"
+        text = "".join(j.command(run_dir / "results") + "\n" for j in jobs)
+    else:
+        jobs_file = outdir / "jobs" / f"{workload}.txt"
+        jobs_file.parent.mkdir(exist_ok=True)
+        text = "".join(j.command() + "\n" for j in jobs)
     if not jobs_file.exists() or jobs_file.read_text() != text:
         jobs_file.write_text(text)
     ctx = Ctx(run_dir, jobs, jobs_file, max_mib, cache)
+    ctx.grid = GRIDS.get(workload)
     env = dict(ctx.env)
     if runner.startswith("tsp"):
         env.update(TS_SOCKET=str(run_dir / "ts.sock"), TMPDIR=str(run_dir / "tmp"), TS_SLOTS="4")
@@ -471,7 +521,7 @@ def one_run(runner: str, workload: str, jobs: list[Job], rep: int, limit: int, c
     r["runner_died"] = (r["rc"] is not None and r["rc"] < 0 and not r["timed_out"]) or (
         runner.startswith("tsp") and r["rc"] == 3)
     summary = run_dir / "ms" / "summary.json"
-    if runner.startswith(("memsweep", "guard")):
+    if "memsweep" in runner or runner.startswith("guard"):
         if summary.exists():
             s = json.loads(summary.read_text())
             sw = s.get("sweep") or s  # sweep totals: under "sweep", or at the top level
@@ -482,6 +532,8 @@ def one_run(runner: str, workload: str, jobs: list[Job], rep: int, limit: int, c
                 for j in s.get("jobs", [])
             ]
             r["oom_kills"] = max(r["oom_kills"], int(sw.get("oom_kills") or 0))
+            r["memsweep"].update(pause_stats(run_dir / "runner.out"))
+            r["memsweep"]["requeued_out"] = sum(1 for j in s.get("jobs", []) if j.get("status") == "requeued-out")
         else:
             r["memsweep"] = None
     (run_dir / "result.json").write_text(json.dumps(r, indent=1))
@@ -492,6 +544,34 @@ def one_run(runner: str, workload: str, jobs: list[Job], rep: int, limit: int, c
         f"oom={r['oom_kills']} peak={r['peak_bytes'] / MIB:.0f}MiB rc={r['rc']}"
         f"{' TIMEOUT' if r['timed_out'] else ''}{' DIED' if r['runner_died'] else ''}{extra}")
     return r
+
+
+def pause_stats(events_path: Path) -> dict:
+    """Paused job-seconds and job-seconds (each attempt from its start to its end or requeue)
+    from memsweep's --json event stream."""
+    paused, job_s = 0.0, 0.0
+    pause_at: dict[int, float] = {}
+    start_at: dict[int, float] = {}
+    try:
+        lines = events_path.read_text().splitlines()
+    except OSError:
+        return {}
+    for line in lines:
+        try:
+            e = json.loads(line)
+        except ValueError:
+            continue
+        ev, job, t = e.get("event"), e.get("job"), e.get("t")
+        if ev == "job_start":
+            start_at[job] = t
+        elif ev == "job_pause":
+            pause_at[job] = t
+        elif ev in ("job_resume", "job_end", "job_requeue"):
+            if job in pause_at:
+                paused += t - pause_at.pop(job)
+            if ev != "job_resume" and job in start_at:
+                job_s += t - start_at.pop(job)
+    return {"paused_job_s": paused, "job_s": job_s}
 
 
 # ---------------------------------------------------------------- overhead and accuracy
@@ -699,8 +779,8 @@ def write_report(data: dict, path: Path) -> None:
           + f"). Clairvoyant peak-reserving first-fit: **{w['clair']:.1f} s** ({w['clair'] / lb['value']:.2f}× the bound). "
           f"The same reference inside memsweep's {w['budget_mib']:.0f} MiB budget, largest first: "
           f"{w['clair_budget_lpt']:.1f} s ({w['clair_budget_lpt'] / lb['value']:.2f}× the bound).\n")
-        A("| runner | makespan s | × bound | × clairvoyant | jobs done | OOM kills | peak MiB | mean MiB | runner died | memsweep requeues / pauses | reps |")
-        A("|---|---:|---:|---:|---:|---:|---:|---:|---|---|---:|")
+        A("| runner | makespan s | × bound | × clairvoyant | × in-budget ref | jobs done | OOM kills | peak MiB | mean MiB | runner died | memsweep requeues / pauses / paused job-s (% of job-s) | reps |")
+        A("|---|---:|---:|---:|---:|---:|---:|---:|---:|---|---|---:|")
         for runner in data["runners"]:
             rs = [r for r in data["runs"] if r["workload"] == wl and r["runner"] == runner]
             if not rs:
@@ -711,17 +791,25 @@ def write_report(data: dict, path: Path) -> None:
             died = sum(1 for r in rs if r["runner_died"])
             tos = sum(1 for r in rs if r["timed_out"])
             rq = "–"
-            if runner.startswith(("memsweep", "guard")):
+            if "memsweep" in runner or runner.startswith("guard"):
                 sums = [r.get("memsweep") or {} for r in rs]
                 rq = f"{med([s.get('requeues') for s in sums]) if any(s.get('requeues') is not None for s in sums) else '–'} / " \
                      f"{med([s.get('pauses') for s in sums]) if any(s.get('pauses') is not None for s in sums) else '–'}"
+                ps = [s.get("paused_job_s") for s in sums if s.get("job_s")]
+                pct = [s["paused_job_s"] / s["job_s"] * 100 for s in sums if s.get("job_s")]
+                if ps:
+                    rq += f" / {med(ps):.1f} s ({med(pct):.1f}%)"
+                rqo = sum(s.get("requeued_out") or 0 for s in sums)
+                if rqo:
+                    rq += f", {rqo} requeued-out"
             done_s = f"{min(done)}/{w['n']}" if min(done) == max(done) else f"{min(done)}–{max(done)}/{w['n']}"
             oom_s = f"{med(ooms):g}" + (f" ({min(ooms)}–{max(ooms)})" if min(ooms) != max(ooms) else "")
             died_s = ("no" if not died else f"yes ({died}/{len(rs)})") + (f", {tos} timed out" if tos else "")
             lost = "†" if min(done) < w["n"] else ""
             means = [r.get("mean_bytes") for r in rs if r.get("mean_bytes") is not None]
             mean_s = f"{med(means) / MIB:.0f}" if means else "–"
-            A(f"| {data['runner_desc'][runner]} | {ms:.1f}{lost} | {ms / lb['value']:.2f}{lost} | {ms / w['clair']:.2f}{lost} | {done_s} | "
+            A(f"| {data['runner_desc'][runner]} | {ms:.1f}{lost} | {ms / lb['value']:.2f}{lost} | {ms / w['clair']:.2f}{lost} | "
+              f"{ms / w['clair_budget_lpt']:.2f}{lost} | {done_s} | "
               f"{oom_s} | {med([r['peak_bytes'] for r in rs]) / MIB:.0f} | {mean_s} | {died_s} | {rq} | {len(rs)} |")
         A("")
     A("† The runner lost jobs (killed by the OOM killer and never rerun), so its makespan covers less work "
@@ -870,13 +958,16 @@ def targets(data: dict) -> list[dict]:
         rs = runs(wl, runner)
         if not rs or wl not in info:
             return None
-        return med([r["makespan_s"] for r in rs]) / (info[wl]["lb"]["value"] if ref == "lb" else info[wl]["clair"])
+        den = {"lb": info[wl]["lb"]["value"], "clair": info[wl]["clair"], "budget": info[wl]["clair_budget_lpt"]}[ref]
+        return med([r["makespan_s"] for r in rs]) / den
 
     for wl, runner, ref, lim, label in [
-        ("heterogeneous", "memsweep", "lb", 1.8, "heterogeneous, no hints: ≤ 1.8× lower bound"),
-        ("heterogeneous", "memsweep + history", "lb", 1.45, "heterogeneous, with history: ≤ 1.45× lower bound"),
-        ("spiky", "memsweep", "clair", 1.1, "spiky, no hints: ≤ 1.1× clairvoyant"),
-        ("spiky", "memsweep + history", "clair", 1.1, "spiky, with history: ≤ 1.1× clairvoyant"),
+        ("heterogeneous", "memsweep", "budget", 1.15, "heterogeneous, no hints: ≤ 1.15× in-budget reference"),
+        ("heterogeneous", "memsweep + history", "budget", 1.0, "heterogeneous, with history: ≤ 1.0× in-budget reference"),
+        ("heterogeneous-paths", "memsweep + history", "budget", 1.0,
+         "heterogeneous, command lines changed, with history: ≤ 1.0× in-budget reference"),
+        ("spiky", "memsweep + history", "budget", 0.85, "spiky, with history: ≤ 0.85× in-budget reference"),
+        ("grid", "memsweep", "budget", 1.0, "parameter grid, no hints: ≤ 1.0× in-budget reference"),
     ]:
         v = ratio(wl, runner, ref)
         if v is not None:
@@ -895,6 +986,17 @@ def targets(data: dict) -> list[dict]:
         v = med([r["makespan_s"] for r in gx]) / ref
         out.append({"target": "heterogeneous: guard + xargs -P 8 ≤ 1.5× the peak-reserving reference in the budget",
                     "measured": f"{v:.2f}× ({ref:.1f} s)", "met": v <= 1.5})
+    ms_runs = [r for r in data["runs"] if r["runner"].startswith("memsweep") and r.get("memsweep")]
+    if ms_runs:
+        paused = sum(r["memsweep"].get("paused_job_s") or 0 for r in ms_runs)
+        job_s = sum(r["memsweep"].get("job_s") or 0 for r in ms_runs)
+        worst = max(((r["memsweep"].get("paused_job_s") or 0) / r["memsweep"]["job_s"], r["workload"], r["runner"])
+                    for r in ms_runs if r["memsweep"].get("job_s"))
+        out.append({"target": "paused job-seconds ≤ 5% of job-seconds (every memsweep run)",
+                    "measured": f"{paused / job_s * 100:.1f}% over all runs; worst run {worst[0] * 100:.1f}% ({worst[1]}, {worst[2]})"
+                    if job_s else "–", "met": bool(job_s) and worst[0] <= 0.05})
+        rqo = sum(r["memsweep"].get("requeued_out") or 0 for r in ms_runs)
+        out.append({"target": "no job requeued-out (every memsweep run)", "measured": f"{rqo}", "met": rqo == 0})
     oh = data.get("overhead")
     if oh:
         m = med([r["ms_per_job"] for r in oh["memsweep -j 2"]])
@@ -954,6 +1056,15 @@ DESCS = {
     "heterogeneous": "Four sizes (100/250/450/700 MiB), 0.3 s ramp, 1–2 s holds.",
     "spiky": "Small jobs (80–150 MiB), 0.8–1.5 s holds; 6 of 24 jump to 500–700 MiB at 70% of their hold.",
     "llm-eval": "1.5–2.5 s ramp (a quarter of it computing, like loading and tokenising), then a 2.5–3.5 s hold asleep; 300–500 MiB.",
+    "heterogeneous-paths": "The heterogeneous jobs with a per-run output path (`out=<run dir>/results/<id>.out`) on each "
+                           "command line and the jobs file written into each run's directory: the history run sees "
+                           "other command lines and another jobs file. memsweep only.",
+    "grid": "`-p seed=range(0,6) -p model=large,small,medium`: memory set by model (100/300/600 MiB), hold by seed "
+            "(1.0–1.6 s), 0.3 s ramp, interleaved; no hints. memsweep only.",
+    "burst": "Idle at 50 MiB, then +450 MiB with no ramp (as fast as the machine faults pages in, ~0.4 ms per MiB "
+             "here: ~0.2 s) at 20–60% of a 1–2 s hold. memsweep only.",
+    "untuned": "Not used while tuning: 150/350/550 MiB, 0.2/0.6/1.0 s ramps, 0.8–2.5 s holds, another seed, per-run "
+               "output paths. memsweep only.",
 }
 
 
@@ -981,7 +1092,8 @@ def cmd_run(args) -> int:
         runners = ["memsweep", "xargs -P 4"]
         reps = 1
     else:
-        workloads = args.workloads or ["heterogeneous", "spiky", "llm-eval"]
+        workloads = args.workloads or ["heterogeneous", "spiky", "llm-eval", "heterogeneous-paths", "grid", "burst",
+                                       "untuned"]
         runners = args.runners or list(RUNNERS)
         reps = args.reps
     runs: list[dict] = []
@@ -1001,7 +1113,18 @@ def cmd_run(args) -> int:
                     continue
                 if runner == "memsweep + history" and "memsweep" not in runners:
                     continue
-                c = cache if runner in ("memsweep", "memsweep + history") else cache_root / "none" / wl / runner / str(rep)
+                if wl in MEMSWEEP_ONLY and ("memsweep" not in runner or "mem-per-job" in runner):
+                    continue
+                if runner == "base memsweep + history" and "base memsweep" not in runners:
+                    continue
+                if runner.startswith("base") and not MEMSWEEP_BASE:
+                    continue
+                if runner in ("memsweep", "memsweep + history"):
+                    c = cache
+                elif runner in ("base memsweep", "base memsweep + history"):
+                    c = cache_root / "base" / wl / f"rep{rep}"
+                else:
+                    c = cache_root / "none" / wl / runner / str(rep)
                 runs.append(one_run(runner, wl, jobs, rep, limit, c, outdir, timeout))
     data = {"runs": runs, "workloads": workloads, "runners": runners, "reps": reps, "limit_mib": args.limit_mib,
             "footprint_cap": args.footprint_cap,

@@ -8,7 +8,12 @@
  * command is identical across runs and memsweep's per-command history can recognise it.
  *
  * Usage: workload id=NAME mem=MIB [ramp=S] [hold=S] [busy=FRACTION] [jump=MIB] [jump_at=FRACTION]
+ *                 [out=PATH] [model=small|medium|large] [seed=N]
  *   busy: fraction of the ramp spent computing instead of sleeping (a dataset being tokenised).
+ *   out: a per-run output file (written at the end), so the command line changes between runs,
+ *        as a generated jobs file's does.
+ *   model: sets mem (100/300/600 MiB) when mem is not given; seed: sets hold (1.0 + 0.2 * (seed % 4)
+ *        s) when hold is not given. A parameter grid whose memory one parameter sets.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -70,7 +75,8 @@ static void die(const char *msg, const char *arg) {
 }
 
 int main(int argc, char **argv) {
-    const char *id = NULL;
+    const char *id = NULL, *out = NULL;
+    int hold_given = 0;
     double mem = -1, ramp = 0, hold = 0, busy = 0, jump = 0, jump_at = 0.75;
     for (int i = 1; i < argc; i++) {
         char *eq = strchr(argv[i], '=');
@@ -79,11 +85,17 @@ int main(int argc, char **argv) {
         const char *k = argv[i], *v = eq + 1;
         char *end;
         if (strcmp(k, "id") == 0) { id = v; continue; }
+        if (strcmp(k, "out") == 0) { out = v; continue; }
+        if (strcmp(k, "model") == 0) {
+            if (mem < 0) mem = strcmp(v, "large") == 0 ? 600 : strcmp(v, "medium") == 0 ? 300 : 100;
+            continue;
+        }
         double x = strtod(v, &end);
         if (*v == 0 || *end != 0 || x < 0) die("not a non-negative number: ", v);
         if (strcmp(k, "mem") == 0) mem = x;
         else if (strcmp(k, "ramp") == 0) ramp = x;
-        else if (strcmp(k, "hold") == 0) hold = x;
+        else if (strcmp(k, "hold") == 0) { hold = x; hold_given = 1; }
+        else if (strcmp(k, "seed") == 0) { if (!hold_given) hold = 1.0 + 0.2 * ((long)x % 4); }
         else if (strcmp(k, "busy") == 0) busy = x;
         else if (strcmp(k, "jump") == 0) jump = x;
         else if (strcmp(k, "jump_at") == 0) jump_at = x;
@@ -130,5 +142,9 @@ int main(int argc, char **argv) {
     fprintf(f, "{\"id\": \"%s\", \"vmhwm_kb\": %ld, \"cpu_s\": %.4f, \"wall_s\": %.4f, \"pid\": %d}\n",
             id, status_kb("VmHWM"), cpu, now() - t0, (int)getpid());
     if (fclose(f) != 0 || rename(tmp, path) != 0) die("cannot finish result file: ", path);
+    if (out) {
+        FILE *o = fopen(out, "w");
+        if (!o || fprintf(o, "%s done\n", id) < 0 || fclose(o) != 0) die("cannot write out=", out);
+    }
     return 0;
 }

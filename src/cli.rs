@@ -59,10 +59,50 @@ pub enum Command {
     Guard(GuardArgs),
     /// Watch memory in the foreground: a live view, or one JSON line per sample with --log; warn past a threshold.
     Monitor(MonitorArgs),
-    /// Print a shell completion script, e.g. `memsweep completions bash > ~/.local/share/bash-completion/completions/memsweep`.
+    /// Print a shell completion script.
+    ///
+    /// e.g. `memsweep completions bash > ~/.local/share/bash-completion/completions/memsweep`.
     Completions(CompletionsArgs),
-    /// Print the manual page (roff), e.g. `memsweep man > ~/.local/share/man/man1/memsweep.1`.
+    /// Print the manual page (roff).
+    ///
+    /// e.g. `memsweep man > ~/.local/share/man/man1/memsweep.1`.
     Man,
+    /// Run one job of a `--backend slurm` sweep on its node and record its peak, exit status and
+    /// wall time in the sweep directory (what the sbatch script runs; not for direct use).
+    #[command(hide = true)]
+    SlurmJob(SlurmJobArgs),
+}
+
+/// Where a sweep's jobs run.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Default, ValueEnum, serde::Deserialize, serde::Serialize,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum Backend {
+    /// On this machine, as many at once as its memory allows.
+    #[default]
+    Local,
+    /// As Slurm jobs (sbatch), each asking for its learned peak plus a margin as --mem.
+    Slurm,
+}
+
+impl Backend {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Backend::Local => "local",
+            Backend::Slurm => "slurm",
+        }
+    }
+}
+
+#[derive(Debug, Args)]
+pub struct SlurmJobArgs {
+    /// The sweep directory (on a filesystem the node shares with the submitting host).
+    #[arg(value_name = "DIR")]
+    pub dir: PathBuf,
+    /// The batch file listing "job attempt" per array index.
+    #[arg(long, value_name = "FILE")]
+    pub batch: PathBuf,
 }
 
 #[derive(Debug, Args)]
@@ -166,11 +206,19 @@ pub struct RunArgs {
     #[arg(long)]
     pub shell: bool,
 
-    /// Print the jobs and the plan (budget, estimates, parallelism) and run nothing.
+    /// Print the jobs and the plan (budget, estimates, parallelism; with --backend slurm the sbatch scripts and each job's --mem) and run nothing.
     #[arg(long)]
     pub dry_run: bool,
 
-    /// At most N jobs at once (default: the effective CPUs; 0: memory is the only cap).
+    /// Where the jobs run: here (local) or as Slurm jobs (slurm) [default: local].
+    #[arg(long, value_enum, value_name = "BACKEND")]
+    pub backend: Option<Backend>,
+
+    /// An sbatch option for every job, e.g. --slurm-arg=--partition=gpu (repeatable; needs --backend slurm).
+    #[arg(long = "slurm-arg", value_name = "ARG", allow_hyphen_values = true)]
+    pub slurm_args: Vec<String>,
+
+    /// At most N jobs at once (default: the effective CPUs; 0: memory is the only cap). With --backend slurm: the array throttle %N (default: none).
     #[arg(short = 'j', long = "jobs", value_name = "N")]
     pub jobs: Option<usize>,
 
@@ -186,7 +234,7 @@ pub struct RunArgs {
     #[arg(long, value_name = "SIZE", value_parser = parse_size_spec)]
     pub mem_per_job: Option<SizeSpec>,
 
-    /// Hard cap per job: a job above it is killed alone (needs per-job cgroups).
+    /// Hard cap per job: a job above it is killed alone (needs per-job cgroups). With --backend slurm: the largest --mem asked for.
     #[arg(long, value_name = "SIZE", value_parser = parse_size_spec)]
     pub job_mem_max: Option<SizeSpec>,
 
@@ -202,7 +250,7 @@ pub struct RunArgs {
     #[arg(long, value_enum, value_name = "ACTION")]
     pub on_pressure: Option<OnPressure>,
 
-    /// Attempts after the first for a job stopped by memsweep under pressure [default: 3].
+    /// Attempts after the first for a job stopped by memsweep under pressure (with --backend slurm: for a job that ran out of its --mem) [default: 3].
     #[arg(long, value_name = "N")]
     pub retries: Option<u32>,
 

@@ -33,6 +33,13 @@ pub struct Record {
     pub wall_s: f64,
     /// Seconds since the epoch.
     pub t: f64,
+    /// The job's parameters (its learning identity, run-varying parts aligned). Absent in
+    /// records written before they were kept: those are read from `key`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub params: Option<Vec<(String, String)>>,
+    /// Its memory over time.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub profile: Option<crate::sched::Profile>,
 }
 
 /// The history store.
@@ -62,6 +69,16 @@ impl History {
     /// Records of this template, in file order (most recent last). A missing file is an empty
     /// history; corrupt lines are skipped with one warning on stderr.
     pub fn load(&self, template: &str) -> anyhow::Result<Vec<Record>> {
+        self.load_with(template, |_| false)
+    }
+
+    /// Records of `template`, and of every other template for which `also` says yes (e.g. the
+    /// same jobs file under another name), in file order.
+    pub fn load_with(
+        &self,
+        template: &str,
+        also: impl Fn(&str) -> bool,
+    ) -> anyhow::Result<Vec<Record>> {
         let bytes = match fs::read(&self.path) {
             Ok(b) => b,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
@@ -71,7 +88,7 @@ impl History {
                 );
             }
         };
-        let (records, corrupt) = parse_for_template(&bytes, template);
+        let (records, corrupt) = parse_for_template(&bytes, template, also);
         if let Some((first, n)) = corrupt {
             crate::errln!(
                 "memsweep: warning: {}:{first}: skipped {n} corrupt history line(s); delete the file to start a fresh history",
@@ -177,7 +194,11 @@ pub fn default_path(
 /// Fast path: every line we write starts with `{"template":<template as JSON>,` (serde writes
 /// fields in declaration order), so lines of other templates are skipped without parsing. That
 /// keeps loading a full file (50 000+ lines) in milliseconds.
-fn parse_for_template(bytes: &[u8], template: &str) -> (Vec<Record>, Option<(usize, usize)>) {
+fn parse_for_template(
+    bytes: &[u8],
+    template: &str,
+    also: impl Fn(&str) -> bool,
+) -> (Vec<Record>, Option<(usize, usize)>) {
     const LEAD: &[u8] = b"{\"template\":";
     let mut prefix = LEAD.to_vec();
     prefix.extend_from_slice(
@@ -205,7 +226,18 @@ fn parse_for_template(bytes: &[u8], template: &str) -> (Vec<Record>, Option<(usi
                 Ok(r) => records.push(r),
                 Err(_) => note(i + 1),
             }
-        } else if !line.starts_with(LEAD) {
+        } else if line.starts_with(LEAD) {
+            // Another template: parsed only when the caller may want it.
+            let other = line[LEAD.len()..]
+                .strip_prefix(b"\"")
+                .and_then(|rest| rest.iter().position(|&b| b == b'"').map(|e| &rest[..e]))
+                .and_then(|t| std::str::from_utf8(t).ok());
+            if other.is_some_and(&also)
+                && let Ok(r) = serde_json::from_slice::<Record>(line)
+            {
+                records.push(r);
+            }
+        } else {
             note(i + 1);
         }
     }
@@ -253,6 +285,8 @@ mod tests {
             peak_bytes: peak,
             wall_s: 1.5,
             t,
+            params: None,
+            profile: None,
         }
     }
 
@@ -338,7 +372,7 @@ mod tests {
         let h = History::open(path.clone());
         assert_eq!(h.load("t").unwrap().len(), 2);
         assert_eq!(
-            parse_for_template(&fs::read(&path).unwrap(), "t").1,
+            parse_for_template(&fs::read(&path).unwrap(), "t", |_| false).1,
             Some((2, 2))
         );
         // The next append starts on a fresh line despite the torn tail.

@@ -11,6 +11,7 @@ pub mod output;
 pub mod probe;
 pub mod sched;
 pub mod size;
+pub mod slurm;
 pub mod sweep;
 #[cfg(test)]
 pub(crate) mod testutil;

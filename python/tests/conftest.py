@@ -166,3 +166,43 @@ def run_app(
         timeout=timeout,
         check=False,
     )
+
+
+@pytest.fixture(scope="session")
+def slurm_cluster() -> Iterator[str]:
+    """A private single-node Slurm (scripts/slurm-up), its SLURM_CONF exported to every memsweep
+    the tests start, stopped by scripts/slurm-down at the end of the session. Skips with the
+    reason where it cannot start; fails instead under MEMSWEEP_REQUIRE_SLURM=1 (CI)."""
+
+    def unavailable(reason: str) -> None:
+        print(f"\nSKIP: {reason}", file=sys.stderr)
+        if os.environ.get("MEMSWEEP_REQUIRE_SLURM") == "1":
+            pytest.fail(f"{reason} (MEMSWEEP_REQUIRE_SLURM=1 forbids skipping)")
+        pytest.skip(reason)
+
+    import shutil
+
+    missing = [c for c in ("slurmctld", "slurmd", "sbatch", "munged") if not shutil.which(c)]
+    if missing:
+        unavailable(f"Slurm not installed ({', '.join(missing)}; scripts/setup installs it as root)")
+    if os.geteuid() != 0:
+        unavailable("not root: slurmd and munged need root")
+    base = Path(tempfile.mkdtemp(prefix="memsweep-python-slurm-"))
+    up = subprocess.run(
+        [str(REPO / "scripts" / "slurm-up"), str(base)], capture_output=True, text=True
+    )
+    if up.returncode != 0:
+        subprocess.run([str(REPO / "scripts" / "slurm-down"), str(base)], capture_output=True)
+        unavailable(f"scripts/slurm-up failed: {up.stderr.strip()}")
+    conf = str(base / "etc" / "slurm.conf")
+    old = os.environ.get("SLURM_CONF")
+    os.environ["SLURM_CONF"] = conf
+    try:
+        yield conf
+    finally:
+        subprocess.run([str(REPO / "scripts" / "slurm-down"), str(base)], capture_output=True)
+        shutil.rmtree(base, ignore_errors=True)
+        if old is None:
+            os.environ.pop("SLURM_CONF", None)
+        else:
+            os.environ["SLURM_CONF"] = old

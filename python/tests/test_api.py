@@ -101,8 +101,9 @@ def test_a_missing_binary_says_where_it_looked_and_how_to_install(
     empty = tmp_path / "bin"
     empty.mkdir()
     monkeypatch.delenv(memsweep.BINARY_ENV, raising=False)
-    monkeypatch.setattr(memsweep.sysconfig, "get_path", lambda name: str(empty))
-    monkeypatch.setattr(memsweep.sys, "executable", str(empty / "python"))
+    monkeypatch.setattr(memsweep._sysconfig, "get_path", lambda *a: str(empty))
+    monkeypatch.setattr(memsweep._sys, "executable", str(empty / "python"))
+    monkeypatch.setattr(memsweep, "__file__", str(empty / "memsweep" / "__init__.py"))
     monkeypatch.setenv("PATH", str(empty))
     with pytest.raises(memsweep.MemsweepNotFoundError) as e:
         memsweep.memory_status()
@@ -130,3 +131,53 @@ def test_the_installed_binary_is_found_without_activating_the_venv(
     assert (
         subprocess.run([str(found), "--version"], capture_output=True, check=False).returncode == 0
     )
+
+
+def test_the_module_exposes_only_its_api() -> None:
+    public = {n for n in dir(memsweep) if not n.startswith("_")}
+    assert not public & {"os", "json", "subprocess", "sys", "shutil", "sysconfig", "math"}
+    assert set(memsweep.__all__) <= public
+    assert memsweep.__version__ != "0+unknown", "the version comes from the package metadata"
+
+
+def test_memory_status_has_the_typed_keys() -> None:
+    status = memsweep.memory_status()
+    # The TypedDict names exactly what `memsweep mem --json` prints.
+    assert set(status) == set(memsweep.MemoryStatus.__annotations__)
+    assert status["schema_version"] == 1
+
+
+def _fake_binary(path: Path, version: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(f"#!/bin/sh\necho memsweep {version}\n")
+    path.chmod(0o755)
+
+
+def test_pip_target_and_user_installs_are_found_and_a_version_mismatch_warns(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    monkeypatch.delenv(memsweep.BINARY_ENV, raising=False)
+    monkeypatch.setattr(memsweep._sys, "executable", str(empty / "python"))
+    monkeypatch.setenv("PATH", str(empty))
+    # pip install --target T: the package in T/memsweep, the binary in T/bin.
+    target = tmp_path / "target"
+    _fake_binary(target / "bin" / "memsweep", memsweep.__version__)
+    monkeypatch.setattr(memsweep._sysconfig, "get_path", lambda *a: str(empty))
+    monkeypatch.setattr(memsweep, "__file__", str(target / "memsweep" / "__init__.py"))
+    with caplog.at_level(logging.WARNING, logger="memsweep"):
+        assert memsweep.find_binary() == str(target / "bin" / "memsweep")
+    assert not caplog.records
+    # pip install --user: the user scheme's scripts dir, with a binary of another version.
+    user = tmp_path / "user" / "bin"
+    _fake_binary(user / "memsweep", "9.9.9")
+    monkeypatch.setattr(
+        memsweep._sysconfig,
+        "get_path",
+        lambda name, scheme=None: str(user) if scheme and scheme.endswith("_user") else str(empty),
+    )
+    monkeypatch.setattr(memsweep, "__file__", str(empty / "memsweep" / "__init__.py"))
+    with caplog.at_level(logging.WARNING, logger="memsweep"):
+        assert memsweep.find_binary() == str(user / "memsweep")
+    assert any("reports version 9.9.9" in r.getMessage() for r in caplog.records), caplog.text

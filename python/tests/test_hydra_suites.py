@@ -4,7 +4,7 @@ through the memsweep binary and a worker process)."""
 from hydra.core.plugins import Plugins
 from hydra.plugins.launcher import Launcher
 from hydra.test_utils.launcher_common_tests import IntegrationTestSuite, LauncherTestSuite
-from pytest import mark
+from pytest import fixture, mark
 
 from hydra_plugins.hydra_memsweep_launcher.memsweep_launcher import MemsweepLauncher
 
@@ -53,4 +53,38 @@ class TestMemsweepLauncher(LauncherTestSuite):
     ],
 )
 class TestMemsweepLauncherIntegration(IntegrationTestSuite):
+    pass
+
+
+@fixture
+def on_slurm(slurm_cluster: str) -> str:
+    return slurm_cluster
+
+
+@mark.usefixtures("on_slurm")
+@mark.parametrize(
+    "launcher_name, overrides",
+    [("memsweep", ["hydra.launcher.backend=slurm", "hydra.launcher.slurm_args=['--time=5']"])],
+)
+class TestMemsweepLauncherOnSlurm(LauncherTestSuite):
+    """The same suite with every job an sbatch array task on a real (private) Slurm cluster."""
+
+
+@mark.usefixtures("on_slurm")
+@mark.parametrize(
+    "task_launcher_cfg, extra_flags",
+    [
+        (
+            {},
+            [
+                "-m",
+                "hydra/job_logging=hydra_debug",
+                "hydra/job_logging=disabled",
+                "hydra/launcher=memsweep",
+                "hydra.launcher.backend=slurm",
+            ],
+        )
+    ],
+)
+class TestMemsweepLauncherIntegrationOnSlurm(IntegrationTestSuite):
     pass

@@ -40,7 +40,11 @@ def test_every_field_becomes_its_memsweep_run_flag() -> None:
             retries=1,
             history=False,
             cgroups=False,
+            timeout="2h",
+            fail_fast=True,
             binary=None,
+            backend="slurm",
+            slurm_args=["--partition=debug", "--time=10"],
         )
     )
     assert flags == [
@@ -53,14 +57,21 @@ def test_every_field_becomes_its_memsweep_run_flag() -> None:
         "--retries", "1",
         "--no-history",
         "--no-cgroups",
+        "--timeout", "2h",
+        "--fail-fast",
+        "--backend", "slurm",
+        "--slurm-arg=--partition=debug",
+        "--slurm-arg=--time=10",
     ]  # fmt: skip
 
 
 def test_defaults_leave_the_choice_to_memsweep() -> None:
     from hydra_plugins.hydra_memsweep_launcher.config import MemsweepLauncherConf
 
+    # Every default is null or off: memsweep's own defaults apply, stated in one place.
     fields = {k: v for k, v in vars(MemsweepLauncherConf()).items() if k != "_target_"}
-    assert _core.run_flags(fields) == ["--on-pressure", "pause", "--retries", "3"]
+    assert fields, "the launcher has fields"
+    assert _core.run_flags(fields) == []
 
 
 @pytest.mark.parametrize(
@@ -72,12 +83,17 @@ def test_defaults_leave_the_choice_to_memsweep() -> None:
         ({"on_pressure": "panic"}, "hydra.launcher.on_pressure='panic': use one of pause"),
         ({"retries": -2}, "hydra.launcher.retries=-2"),
         ({"n_job": 2}, "unknown hydra.launcher field(s) n_job"),
+        ({"slurm_args": "--time=5"}, "hydra.launcher.slurm_args='--time=5': give a list"),
     ],
 )
 def test_bad_options_name_the_field_to_fix(options: dict, names: str) -> None:
+    from hydra.errors import CompactHydraException
+
     with pytest.raises(ValueError) as e:
         _core.run_flags(options)
     assert names in str(e.value)
+    # Hydra prints a CompactHydraException as its message alone, without a traceback.
+    assert isinstance(e.value, CompactHydraException)
 
 
 def test_job_params_and_human_sizes() -> None:

@@ -176,12 +176,16 @@ def test_bad_launcher_options_fail_before_any_job_runs(tmp_path: Path) -> None:
     proc = run_app([*base, "hydra.launcher.mem_per_job=2"])
     assert proc.returncode == 1
     assert "hydra.launcher.mem_per_job=2 means 2 bytes; give a unit, e.g. 2G" in proc.stderr
+    # One clear message, not a traceback.
+    assert "Traceback" not in proc.stderr, out(proc)
 
-    # memsweep itself judges sizes; its message names the flag, ours the launcher field.
-    proc = run_app([*base, "hydra.launcher.reserve=lots"])
-    assert proc.returncode == 1
-    assert "memsweep run exited with code 2 before running any job" in proc.stderr, out(proc)
-    assert "--reserve" in proc.stderr and "reserve is --reserve" in proc.stderr
+    # memsweep itself judges sizes and durations; its message names the flag, ours the field.
+    for field, flag in (("reserve", "--reserve"), ("timeout", "--timeout")):
+        proc = run_app([*base, f"hydra.launcher.{field}=lots"])
+        assert proc.returncode == 1
+        assert "memsweep refused to run (exit code 2)" in proc.stderr, out(proc)
+        assert f"hydra.launcher.{field} is {flag}" in proc.stderr, out(proc)
+        assert "Traceback" not in proc.stderr, out(proc)
     assert not (sweep / "0").exists() and not (sweep / "1").exists()
 
 

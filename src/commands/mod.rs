@@ -6,6 +6,7 @@ pub mod mem;
 pub mod monitor;
 pub mod run;
 pub mod show;
+pub mod slurm_job;
 
 use std::io::Write;
 use std::process::ExitCode;
@@ -83,6 +84,7 @@ fn dispatch(cli: Cli) -> anyhow::Result<Exit> {
         Command::Show(args) => show::run(&args),
         Command::Monitor(ref args) => monitor::run(&fs(&args.root), args),
         Command::Guard(_) => unreachable!("handled in main: it exits with the command's own code"),
+        Command::SlurmJob(args) => slurm_job::run(&args),
         Command::Completions(args) => {
             let mut cmd = Cli::command();
             let mut out = Vec::new();

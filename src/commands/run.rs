@@ -5,6 +5,7 @@
 //! [`engine::Engine`], which owns the loop.
 
 mod engine;
+mod slurm;
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -16,7 +17,9 @@ use crate::exit::Exit;
 use crate::history::{History, Record};
 use crate::journal::{ResumeState, SweepDir};
 use crate::probe::{Fs, MemStatus, Probe};
-use crate::sched::{self, Budget, Estimator, Source};
+use crate::sched::features::{self, Features, Written};
+use crate::sched::similar::Similar;
+use crate::sched::{self, Budget, Estimator, Profile, Source};
 use crate::size::human;
 use crate::sweep::{self, Options, Request, SweepPlan};
 
@@ -34,6 +37,16 @@ pub fn run(fs: &Fs, args: RunArgs) -> anyhow::Result<Exit> {
             } = state;
             let prior = Prior::new(plan.jobs.len(), &succeeded, &events);
             let mut plan = plan;
+            if let Some(b) = request.options.backend
+                && b != plan.config.backend
+            {
+                return Err(crate::exit::usage(format!(
+                    "--backend {}: this sweep ran with --backend {}; a resumed sweep keeps its \
+                     backend (start a new sweep to switch; the history carries what it learned)",
+                    b.as_str(),
+                    plan.config.backend.as_str()
+                )));
+            }
             // The flags given now over the sweep's recorded options, through the same
             // validation as a fresh run.
             plan.config.resume_with(&request.options);
@@ -49,6 +62,17 @@ pub fn run(fs: &Fs, args: RunArgs) -> anyhow::Result<Exit> {
     let status = probe.status()?;
     let setup = Setup::new(&plan, &status, resumed.as_ref().map(|(_, p)| p))?;
 
+    if plan.config.backend == crate::cli::Backend::Slurm {
+        let cluster = crate::slurm::Cluster::connect()?;
+        if plan.config.dry_run {
+            return slurm::dry_run(&plan, setup, &cluster);
+        }
+        let (dir, prior) = match resumed {
+            Some((dir, prior)) => (dir, Some(prior)),
+            None => (create_dir(&plan)?, None),
+        };
+        return slurm::SlurmRun::new(plan, setup, cluster, dir, prior)?.run();
+    }
     if plan.config.dry_run {
         print_plan(&plan, &setup, &status);
         return Ok(Exit::Ok);
@@ -100,19 +124,45 @@ pub struct Prior {
     attempts: Vec<u32>,
     /// Jobs that succeeded (never rerun).
     succeeded: Vec<bool>,
+    /// Slurm backend: each job's last submitted attempt that has no end yet (attempt, slurm id,
+    /// --mem): it may still be queued or running, so it is re-attached, not submitted again.
+    open: Vec<Option<(u32, String, u64)>>,
+    /// Slurm backend: the --mem of each job's last attempt and whether it ran out of it.
+    last_mem: Vec<Option<(u64, bool)>>,
 }
 
 impl Prior {
     fn new(n: usize, succeeded: &[usize], events: &[crate::journal::Event]) -> Prior {
+        use crate::journal::{Event, JobStatus};
         let mut p = Prior {
             attempts: vec![0; n],
             succeeded: vec![false; n],
+            open: vec![None; n],
+            last_mem: vec![None; n],
         };
         for e in events {
-            if let crate::journal::Event::JobStart { job, .. } = e
-                && *job < n
-            {
-                p.attempts[*job] += 1;
+            match e {
+                Event::JobStart {
+                    job,
+                    attempt,
+                    estimate_bytes,
+                    slurm_id,
+                    ..
+                } if *job < n => {
+                    p.attempts[*job] += 1;
+                    p.open[*job] = slurm_id
+                        .clone()
+                        .map(|id| (*attempt, id, estimate_bytes.unwrap_or(0)));
+                    p.last_mem[*job] = estimate_bytes.map(|m| (m, false));
+                }
+                Event::JobEnd { job, status, .. } if *job < n => {
+                    p.open[*job] = None;
+                    if let Some((_, oom)) = &mut p.last_mem[*job] {
+                        *oom = *status == JobStatus::Oom;
+                    }
+                }
+                Event::JobRequeue { job, .. } if *job < n => p.open[*job] = None,
+                _ => {}
             }
         }
         for &j in succeeded {
@@ -154,6 +204,8 @@ impl From<&RunArgs> for Request {
                 timeout: a.timeout,
                 fail_fast: a.fail_fast,
                 output: a.output,
+                backend: a.backend,
+                slurm_args: (!a.slurm_args.is_empty()).then(|| a.slurm_args.clone()),
             },
         }
     }
@@ -171,6 +223,8 @@ pub struct Setup {
     /// Jobs that succeeded in an earlier run (not rerun).
     pub done_before: usize,
     pub history: Option<History>,
+    /// Each job's parameters as history records them (empty without history).
+    pub features: Vec<Features>,
     pub limit_source: &'static str,
 }
 
@@ -204,15 +258,41 @@ impl Setup {
         } else {
             None
         };
+        // A `-p` sweep's (or Hydra's) parameters are its features as they stand: no copy of
+        // them for a big sweep without history.
+        let computed = if plan.jobs.iter().all(|j| !j.params.is_empty()) {
+            Vec::new()
+        } else {
+            job_features(plan)
+        };
+        let feats: Vec<&[(String, String)]> = if computed.is_empty() {
+            plan.jobs.iter().map(|j| j.params.as_slice()).collect()
+        } else {
+            computed.iter().map(Vec::as_slice).collect()
+        };
+        let idents: Vec<String> = if history.is_some() {
+            feats.iter().map(|f| features::ident(f)).collect()
+        } else {
+            Vec::new()
+        };
         let records = match &history {
-            Some(h) => h.load(&plan.template).unwrap_or_else(|e| {
+            Some(h) => load_history(h, plan, &idents).unwrap_or_else(|e| {
                 crate::errln!("memsweep: warning: history not used: {e:#}");
                 Vec::new()
             }),
             None => Vec::new(),
         };
-        let own = own_history(plan, &records);
-        let template: Vec<u64> = records.iter().map(|r| r.peak_bytes).collect();
+        let record_feats = record_features(&records);
+        let own = own_history(&idents, &records, &record_feats);
+        let template: Vec<u64> = records
+            .iter()
+            .filter(|r| r.template == plan.template)
+            .map(|r| r.peak_bytes)
+            .collect();
+        let mut similar = Similar::new(&feats);
+        for (r, f) in records.iter().zip(&record_feats) {
+            similar.learn_history(f, r.peak_bytes, r.profile, r.wall_s as f32);
+        }
 
         let n = plan.jobs.len();
         let (attempts, succeeded) = match resume {
@@ -223,14 +303,25 @@ impl Setup {
         let queue = if own.is_empty() {
             queue
         } else {
-            sched::order_by_history(queue, |j| own.get(j).copied().flatten())
+            sched::order_by_history(queue, |j| {
+                own.get(j).copied().flatten().map(|(p, w, _)| (p, w))
+            })
         };
-        let peaks: Vec<u64> = own.iter().map(|o| o.map_or(0, |(p, _)| p)).collect();
+        let peaks: Vec<u64> = own.iter().map(|o| o.map_or(0, |(p, _, _)| p)).collect();
         let walls: Vec<f32> = own
             .iter()
-            .map(|o| o.map_or(0.0, |(_, w)| w as f32))
+            .map(|o| o.map_or(0.0, |(_, w, _)| w as f32))
             .collect();
-        let estimator = Estimator::new(mem_per_job, peaks, &template).with_walls(walls);
+        let profiles: Vec<Option<Profile>> = if own.iter().any(|o| o.is_some_and(|o| o.2.is_some()))
+        {
+            own.iter().map(|o| o.and_then(|o| o.2)).collect()
+        } else {
+            Vec::new()
+        };
+        let estimator = Estimator::new(mem_per_job, peaks, &template)
+            .with_walls(walls)
+            .with_profiles(profiles)
+            .with_similar(similar);
         let sched = sched::Sched::new(
             sched::Config {
                 budget,
@@ -251,6 +342,11 @@ impl Setup {
             sched,
             attempts,
             done_before: succeeded.iter().filter(|&&s| s).count(),
+            features: if history.is_some() {
+                feats.iter().map(|f| f.to_vec()).collect()
+            } else {
+                Vec::new()
+            },
             history,
             limit_source: if c.limit.is_some() {
                 "--limit"
@@ -261,23 +357,108 @@ impl Setup {
     }
 }
 
-/// Each job's own history: the largest of its recent peaks and the latest wall time (an empty
-/// vector when the template has no history).
-fn own_history(plan: &SweepPlan, records: &[Record]) -> Vec<Option<(u64, f64)>> {
+/// Each job's parameters: its `-p` values or Hydra overrides, else its command's words with the
+/// parts that vary from run to run aligned (`sched::features`).
+fn job_features(plan: &SweepPlan) -> Vec<Features> {
+    let words: Vec<Vec<String>> = plan
+        .jobs
+        .iter()
+        .map(|j| {
+            if j.params.is_empty() {
+                match &j.command {
+                    crate::sweep::JobCommand::Argv(a) => a.clone(),
+                    crate::sweep::JobCommand::Shell(s) => features::split_words(s),
+                }
+            } else {
+                Vec::new()
+            }
+        })
+        .collect();
+    let written: Vec<Written> = plan
+        .jobs
+        .iter()
+        .zip(&words)
+        .map(|(j, w)| Written {
+            params: &j.params,
+            words: w.iter().map(String::as_str).collect(),
+        })
+        .collect();
+    features::features(&written)
+}
+
+/// This template's history and, for a jobs file, that of other jobs files (renamed or
+/// regenerated elsewhere) that ran at least one of the same jobs.
+fn load_history(h: &History, plan: &SweepPlan, idents: &[String]) -> anyhow::Result<Vec<Record>> {
+    const JOBS_FILE: &str = "jobs-file:";
+    if !plan.template.starts_with(JOBS_FILE) {
+        return h.load(&plan.template);
+    }
+    let all = h.load_with(&plan.template, |t| t.starts_with(JOBS_FILE))?;
+    let feats = record_features(&all);
+    let mine: std::collections::HashSet<&str> = idents.iter().map(String::as_str).collect();
+    let related: std::collections::HashSet<&str> = all
+        .iter()
+        .zip(&feats)
+        .filter(|(r, f)| r.template != plan.template && mine.contains(features::ident(f).as_str()))
+        .map(|(r, _)| r.template.as_str())
+        .collect();
+    let keep: Vec<bool> = all
+        .iter()
+        .map(|r| r.template == plan.template || related.contains(r.template.as_str()))
+        .collect();
+    Ok(all
+        .into_iter()
+        .zip(keep)
+        .filter(|(_, k)| *k)
+        .map(|(r, _)| r)
+        .collect())
+}
+
+/// Each record's parameters: as recorded, or for older records (which kept only the command)
+/// read from its command the way a jobs file is, aligned over the records of its template.
+fn record_features(records: &[Record]) -> Vec<Features> {
+    let mut out: Vec<Option<Features>> = records.iter().map(|r| r.params.clone()).collect();
+    let mut by_template: HashMap<&str, Vec<usize>> = HashMap::new();
+    for (i, r) in records.iter().enumerate() {
+        if r.params.is_none() {
+            by_template.entry(r.template.as_str()).or_default().push(i);
+        }
+    }
+    for idx in by_template.values() {
+        let keys: Vec<&str> = idx.iter().map(|&i| records[i].key.as_str()).collect();
+        for (&i, f) in idx.iter().zip(features::from_lines(&keys)) {
+            out[i] = Some(f);
+        }
+    }
+    out.into_iter().map(Option::unwrap_or_default).collect()
+}
+
+/// Each job's own history, matched by its parameters: the largest of its recent peaks, the
+/// latest wall time and profile (an empty vector when nothing matches).
+fn own_history(
+    idents: &[String],
+    records: &[Record],
+    feats: &[Features],
+) -> Vec<Option<(u64, f64, Option<Profile>)>> {
     // Empty when nothing is known: no per-job state for a sweep without history.
     if records.is_empty() {
         return Vec::new();
     }
-    let mut by_key: HashMap<&str, (u64, f64)> = HashMap::new();
-    for r in records {
-        let e = by_key.entry(r.key.as_str()).or_insert((0, 0.0));
+    let mut by_ident: HashMap<String, (u64, f64, Option<Profile>)> = HashMap::new();
+    for (r, f) in records.iter().zip(feats) {
+        let e = by_ident.entry(features::ident(f)).or_insert((0, 0.0, None));
         e.0 = e.0.max(r.peak_bytes);
         e.1 = r.wall_s;
+        e.2 = r.profile.or(e.2);
     }
-    plan.jobs
+    let own: Vec<_> = idents
         .iter()
-        .map(|j| by_key.get(j.key.as_str()).copied().filter(|(p, _)| *p > 0))
-        .collect()
+        .map(|i| by_ident.get(i).cloned().filter(|(p, _, _)| *p > 0))
+        .collect();
+    if own.iter().all(Option::is_none) {
+        return Vec::new();
+    }
+    own
 }
 
 /// `sweeps/YYYY-MM-DD/HH-MM-SS` (local time), or `--out`. A default directory that already

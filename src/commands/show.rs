@@ -294,21 +294,11 @@ fn probe_lock(dir: &Path) -> anyhow::Result<Option<Option<u32>>> {
 /// waiting skipped, unstarted ones not run.
 fn close_dead_run(events: &mut Vec<Event>) {
     let t = events.last().map_or(0.0, Event::t);
-    let mut waiting: Vec<(usize, u32)> = Vec::new();
+    let mut replay = journal::Replay::default();
     for e in events.iter() {
-        match e {
-            Event::JobRequeue { job, attempt, .. } => {
-                waiting.retain(|w| w.0 != *job);
-                waiting.push((*job, *attempt));
-            }
-            Event::JobStart { job, .. } | Event::JobEnd { job, .. } => {
-                waiting.retain(|w| w.0 != *job);
-            }
-            Event::SweepStart { .. } => waiting.clear(),
-            _ => {}
-        }
+        replay.step(e, |_| {});
     }
-    waiting.sort_unstable();
+    let waiting: Vec<(usize, u32)> = replay.waiting().collect();
     for (job, attempt) in waiting {
         events.push(Event::skipped(t, job, attempt));
     }

@@ -16,7 +16,7 @@ pub mod attribution;
 mod cgroup;
 mod events;
 mod guard;
-mod sample;
+pub mod sample;
 mod signals;
 mod spawn;
 mod sys;

@@ -1,17 +1,18 @@
 //! Folding journal events into a [`Summary`]: the one implementation behind the engine's
 //! `summary.json` (rewritten after every job) and `--resume` (which replays earlier runs).
 //!
-//! Conventions the fold relies on (the engine's side of the contract):
-//! - every attempt starts with a `job_start`; it ends with a `job_end`, or with a `job_requeue`
-//!   when memsweep stopped it to run it again later (a `job_end` after a requeue is allowed too);
-//! - a `sweep_start` begins a run of the runner; `sweep_end` closes it. A job still started when a
-//!   new `sweep_start` arrives died with the previous runner (SIGKILL): it counts as interrupted.
+//! Attempts come from [`super::replay`] (the one reading of starts and ends, shared with the plot
+//! and `show`): an attempt open when its run ends, or when a new run starts (its runner died),
+//! counts as interrupted.
+//! Under the Slurm backend (`accounting: "slurm"`) jobs outlive the runner: a resumed runner
+//! re-attaches to them and records their ends when they come (see [`super::replay`]).
 
 use std::collections::HashMap;
 
 use serde::Serialize;
 
-use super::{Event, JobStatus, JobSummary, Summary};
+use super::replay::{End, Step};
+use super::{Event, JobStatus, JobSummary, Replay, Summary};
 use crate::sweep::Job;
 
 /// What the journal does not know: supplied by the engine.
@@ -64,6 +65,8 @@ pub struct SummaryFold {
     ended: bool,
     /// The latest run's `--fail-fast` stop, if any.
     fail_fast_job: Option<usize>,
+    /// Which attempts are open: the one reading of starts and ends.
+    replay: Replay,
 }
 
 impl SummaryFold {
@@ -75,25 +78,18 @@ impl SummaryFold {
         ) {
             *last = last.max(event.t());
         }
-        match event {
-            Event::SweepStart { t, jobs, .. } => {
-                // Room for every job at once: growing the map rehashes into a second table,
-                // a transient that set the runner's peak footprint in a 10 000-job sweep.
-                // Bounded, since a damaged journal may claim any count.
-                let want = (*jobs).min(1 << 20).saturating_sub(self.jobs.len());
-                self.jobs.reserve(want);
-                self.close_run();
-                for job in self.jobs.values_mut() {
-                    if job.phase == Some(Phase::Started) {
-                        job.phase = Some(Phase::Ended(JobStatus::Interrupted));
-                    }
-                }
-                self.open_run = Some((*t, *t));
-                self.ended = false;
-                self.fail_fast_job = None;
-            }
-            Event::JobStart { job, command, .. } => {
-                let j = self.jobs.entry(*job).or_default();
+        let Self {
+            replay,
+            jobs: fold_jobs,
+            requeues,
+            ..
+        } = self;
+        replay.step(event, |step| match step {
+            Step::Start { job, .. } => {
+                let Event::JobStart { command, .. } = event else {
+                    return;
+                };
+                let j = fold_jobs.entry(job).or_default();
                 j.phase = Some(Phase::Started);
                 j.attempts += 1;
                 j.command = Some(command.as_str().into());
@@ -102,18 +98,25 @@ impl SummaryFold {
                 j.wall_s = None;
                 j.cpu_s = None;
             }
-            Event::JobEnd {
+            Step::End {
                 job,
-                status,
-                exit_code,
-                signal,
-                wall_s,
-                peak_bytes,
-                peak_source,
-                cpu_s,
+                end: End::Ended(e),
                 ..
             } => {
-                let j = self.jobs.entry(*job).or_default();
+                let Event::JobEnd {
+                    status,
+                    exit_code,
+                    signal,
+                    wall_s,
+                    peak_bytes,
+                    peak_source,
+                    cpu_s,
+                    ..
+                } = e
+                else {
+                    return;
+                };
+                let j = fold_jobs.entry(job).or_default();
                 j.phase = Some(Phase::Ended(*status));
                 j.exit_code = *exit_code;
                 j.signal = *signal;
@@ -122,20 +125,49 @@ impl SummaryFold {
                 j.peak_source = (!peak_source.is_empty()).then(|| peak_source.as_str().into());
                 j.cpu_s = *cpu_s;
             }
-            Event::JobRequeue {
-                job, usage_bytes, ..
+            Step::End {
+                job,
+                end: End::Requeued { usage_bytes },
+                ..
             } => {
-                self.requeues += 1;
-                let j = self.jobs.entry(*job).or_default();
+                *requeues += 1;
+                let j = fold_jobs.entry(job).or_default();
                 j.phase = Some(Phase::Requeued);
                 // What it reached before being stopped: a lower bound on its peak.
-                j.peak_bytes = Some(j.peak_bytes.unwrap_or(0).max(*usage_bytes));
+                j.peak_bytes = Some(j.peak_bytes.unwrap_or(0).max(usage_bytes));
+            }
+            Step::End {
+                job,
+                end: End::Interrupted,
+                ..
+            } => {
+                // Its run ended, or its runner died, while it ran.
+                if let Some(j) = fold_jobs.get_mut(&job) {
+                    j.phase = Some(Phase::Ended(JobStatus::Interrupted));
+                }
+            }
+            Step::End {
+                end: End::Restarted,
+                ..
+            }
+            | Step::Event(_) => {}
+        });
+        match event {
+            Event::SweepStart { t, jobs, .. } => {
+                // Room for every job at once: growing the map rehashes into a second table,
+                // a transient that set the runner's peak footprint in a 10 000-job sweep.
+                // Bounded, since a damaged journal may claim any count.
+                let want = (*jobs).min(1 << 20).saturating_sub(self.jobs.len());
+                self.jobs.reserve(want);
+                self.close_run();
+                self.open_run = Some((*t, *t));
+                self.ended = false;
+                self.fail_fast_job = None;
             }
             Event::JobPause { job, .. } => {
                 self.pauses += 1;
                 self.jobs.entry(*job).or_default().pauses += 1;
             }
-            Event::JobResume { .. } => {}
             Event::Sample {
                 working_set_bytes, ..
             } => self.peak_working_set = self.peak_working_set.max(*working_set_bytes),
@@ -144,6 +176,10 @@ impl SummaryFold {
                 self.ended = true;
                 self.fail_fast_job = *fail_fast_job;
             }
+            Event::JobStart { .. }
+            | Event::JobEnd { .. }
+            | Event::JobRequeue { .. }
+            | Event::JobResume { .. } => {}
         }
     }
 

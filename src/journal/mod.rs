@@ -13,6 +13,7 @@
 mod fold;
 #[cfg(test)]
 mod props;
+pub mod replay;
 
 use std::collections::BTreeSet;
 use std::fs::{self, File, OpenOptions};
@@ -26,6 +27,7 @@ use crate::exit::usage;
 use crate::sweep::SweepPlan;
 
 pub use fold::{SummaryContext, SummaryFold, summarize};
+pub use replay::Replay;
 
 /// File names inside a sweep directory.
 pub const PLAN_FILE: &str = "sweep.json";
@@ -113,13 +115,17 @@ pub enum Event {
         #[serde(default)]
         downgrades: Vec<String>,
     },
-    /// An attempt starts (attempt counts from 1). `command`: the display command.
+    /// An attempt starts (attempt counts from 1). `command`: the display command. Under the
+    /// Slurm backend: the attempt was submitted, `estimate_bytes` is its `--mem` and `slurm_id`
+    /// its `ARRAYID_INDEX` (the field is absent for local jobs).
     JobStart {
         t: f64,
         job: usize,
         attempt: u32,
         command: String,
         estimate_bytes: Option<u64>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        slurm_id: Option<String>,
     },
     /// memsweep stopped the job's process group (SIGSTOP) under memory pressure.
     JobPause { t: f64, job: usize, reason: String },
@@ -611,7 +617,7 @@ pub fn parse_journal(bytes: &[u8], path: &Path) -> anyhow::Result<(Vec<Event>, u
 /// [`atomic_write_with`] of a value as pretty JSON, streamed through a small buffer: the plan and
 /// the summary of a 10 000-job sweep are megabytes, and holding them as one string would double
 /// the runner's footprint.
-pub(crate) fn atomic_write_json<T: Serialize>(path: &Path, value: &T) -> anyhow::Result<()> {
+pub fn atomic_write_json<T: Serialize>(path: &Path, value: &T) -> anyhow::Result<()> {
     atomic_write_with(path, |w| {
         serde_json::to_writer_pretty(&mut *w, value).map_err(io::Error::other)
     })
@@ -712,6 +718,7 @@ pub(crate) mod fixtures {
             attempt,
             command: format!("python3 train.py lr={job}"),
             estimate_bytes: None,
+            slurm_id: None,
         }
     }
 

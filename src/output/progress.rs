@@ -201,6 +201,26 @@ pub fn event_line(event: &Event, style: Style) -> Option<String> {
             accounting,
             resumed,
             ..
+        } if accounting == crate::slurm::ACCOUNTING => format!(
+            "memsweep: {}{jobs} job{} → {out} · Slurm (largest --mem {}) · {}",
+            if *resumed { "resuming: " } else { "" },
+            if *jobs == 1 { "" } else { "s" },
+            size::human(*budget_bytes),
+            match parallel_cap {
+                Some(n) => format!("arrays throttled to %{n}"),
+                None => "no array throttle".to_string(),
+            },
+        ),
+        Event::SweepStart {
+            out,
+            jobs,
+            limit_bytes,
+            budget_bytes,
+            reserve_bytes,
+            parallel_cap,
+            accounting,
+            resumed,
+            ..
         } => format!(
             "memsweep: {}{jobs} job{} → {out} · budget {} (limit {} − reserve {}) · {} · accounting: {accounting}",
             if *resumed { "resuming: " } else { "" },
@@ -213,6 +233,23 @@ pub fn event_line(event: &Event, style: Style) -> Option<String> {
                 None => "as many at once as memory allows".to_string(),
             },
         ),
+        Event::JobStart {
+            job,
+            attempt,
+            command,
+            estimate_bytes,
+            slurm_id: Some(id),
+            ..
+        } => {
+            let mut l = format!("submit    #{job} {command} · slurm job {id}");
+            if *attempt > 1 {
+                l.push_str(&format!(" (attempt {attempt})"));
+            }
+            if let Some(e) = estimate_bytes {
+                l.push_str(&format!(" · --mem {}", size::human(*e)));
+            }
+            l
+        }
         Event::JobStart {
             job,
             attempt,

@@ -59,6 +59,10 @@ pub fn write_report(
     style: Style,
 ) -> std::io::Result<()> {
     w.write_all(table(summary, width, style).as_bytes())?;
+    if summary.accounting == crate::slurm::ACCOUNTING {
+        // Slurm sizes each job itself from the history: no -j or --mem-per-job to advise.
+        return w.flush();
+    }
     writeln!(w)?;
     w.write_all(render_advice(&advice(summary, budget_bytes)).as_bytes())?;
     w.flush()
@@ -194,6 +198,19 @@ fn totals(s: &Summary) -> String {
     }
     if s.skipped > 0 {
         parts.push(format!("{} not run", s.skipped));
+    }
+    if s.accounting == crate::slurm::ACCOUNTING {
+        return format!(
+            "{} job{}: {} · makespan {} · on Slurm · {} OUT_OF_MEMORY end{} · {} resubmission{}\n",
+            s.jobs.len(),
+            plural(s.jobs.len()),
+            parts.join(", "),
+            fmt_secs(s.makespan_s),
+            s.oom_kills,
+            plural(s.oom_kills as usize),
+            s.requeues,
+            plural(s.requeues as usize),
+        );
     }
     format!(
         "{} job{}: {} · makespan {} · {} OOM kill{} · {} requeue{} · {} pause{}\n\

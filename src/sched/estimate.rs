@@ -1,7 +1,11 @@
-//! What a job will need: `--mem-per-job`, else its own history, else this sweep's finished jobs,
-//! else the template's history, else a lower bound from the running jobs, else unknown.
+//! What a job will need: `--mem-per-job`, else its own history, else finished jobs (this sweep
+//! and history) sharing its parameter values ([`Similar`]), else this sweep's finished jobs, else
+//! the template's history, else a lower bound from the running jobs, else unknown.
 
 use serde::Serialize;
+
+use super::profile::Profile;
+use super::similar::Similar;
 
 const MIB: u64 = 1 << 20;
 
@@ -20,8 +24,11 @@ pub const OWN_HISTORY_MARGIN: f64 = 1.03;
 pub enum Source {
     /// `--mem-per-job`.
     Given,
-    /// This exact job's peak in an earlier sweep.
+    /// This job's peak in an earlier sweep (same parameters, run-varying parts aligned).
     JobHistory,
+    /// The largest peak of finished jobs (this sweep or history) sharing the parameter values
+    /// that explain peaks.
+    Similar,
     /// Peaks of jobs of this sweep that finished (and, as a lower bound, those running).
     Sweep,
     /// Peaks of earlier sweeps of the same template.
@@ -37,6 +44,7 @@ impl Source {
         match self {
             Source::Given => "--mem-per-job",
             Source::JobHistory => "job history",
+            Source::Similar => "jobs with its parameter values",
             Source::Sweep => "this sweep",
             Source::TemplateHistory => "template history",
             Source::Running => "running jobs (lower bound)",
@@ -72,6 +80,12 @@ pub struct Estimator {
     /// Each job's own recorded wall time in seconds (0 = none).
     walls: Vec<f32>,
     template: Option<Spread>,
+    /// Each job's own recorded profile (empty: none).
+    profiles: Vec<Option<Profile>>,
+    similar: Similar,
+    /// Finished jobs of this sweep with a profile, and how many of them jumped late.
+    profiled: u32,
+    late: u32,
     finished: Vec<u64>,
     finished_spread: Option<Spread>,
     dirty: bool,
@@ -130,16 +144,81 @@ impl Estimator {
             own,
             walls: Vec::new(),
             template: spread(template),
+            profiles: Vec::new(),
+            similar: Similar::default(),
+            profiled: 0,
+            late: 0,
             finished: Vec::new(),
             finished_spread: None,
             dirty: false,
         }
     }
 
-    /// A job of this sweep finished with this peak.
-    pub fn learn(&mut self, peak: u64) {
+    /// A job of this sweep finished with this peak (and, if recorded, its profile and wall time).
+    pub fn learn(&mut self, job: usize, peak: u64, profile: Option<Profile>, wall: f64) {
         self.finished.push(peak);
         self.dirty = true;
+        if let Some(p) = profile {
+            self.profiled += 1;
+            self.late += u32::from(p.jumps_late());
+        }
+        self.similar.learn_job(job, peak, profile, wall as f32);
+    }
+
+    /// Whether this sweep's jobs grow late: at least a quarter of the finished ones with a
+    /// profile jumped after a plateau. Then a plateau of a job estimated from them is not the
+    /// end of its growth.
+    pub fn sweep_jumps_late(&self) -> bool {
+        self.late > 0 && self.late * 4 >= self.profiled
+    }
+
+    /// The per-value model's version (see [`Similar::version`]); refreshed by this call.
+    pub fn similar_version(&mut self) -> Option<usize> {
+        if self.similar.is_empty() {
+            return None;
+        }
+        let _ = self.similar.estimate(usize::MAX);
+        Some(self.similar.version())
+    }
+
+    /// What jobs sharing this job's parameter values say, when the parameters that say it
+    /// are backed by evidence (weight ≥ `firm`).
+    pub fn firm_similar(&mut self, job: usize, firm: f64) -> Option<u64> {
+        self.similar
+            .estimate(job)
+            .filter(|n| n.weight >= firm)
+            .map(|n| n.bytes)
+    }
+
+    /// The per-value model over this sweep's parameters (history already learned into it).
+    pub fn with_similar(mut self, similar: Similar) -> Estimator {
+        self.similar = similar;
+        self
+    }
+
+    /// Each job's own recorded profile.
+    pub fn with_profiles(mut self, profiles: Vec<Option<Profile>>) -> Estimator {
+        self.profiles = profiles;
+        self
+    }
+
+    /// How the job is expected to use memory over its life, and for how long: its own recorded
+    /// profile and wall time, else those of the largest job sharing its parameter values.
+    /// `own` says which.
+    pub fn profile(&mut self, job: usize) -> Option<(Profile, f64, bool)> {
+        let span = |p: &Profile, wall: f64| {
+            if p.run_s > 0.0 {
+                f64::from(p.run_s)
+            } else {
+                wall
+            }
+        };
+        if let (Some(Some(p)), Some(w)) = (self.profiles.get(job), self.own_wall(job)) {
+            return Some((*p, span(p, w), true));
+        }
+        let n = self.similar.estimate(job)?;
+        let p = n.profile?;
+        Some((p, span(&p, f64::from(n.wall)), false)).filter(|p| p.1 > 0.0)
     }
 
     fn sweep_spread(&mut self) -> Option<Spread> {
@@ -222,6 +301,12 @@ impl Estimator {
                 source: Source::JobHistory,
             };
         }
+        if let Some(n) = self.similar.estimate(job) {
+            return Estimate {
+                bytes: floor(n.bytes),
+                source: Source::Similar,
+            };
+        }
         if let Some(s) = self.sweep_spread() {
             return Estimate {
                 bytes: floor(s.typical),
@@ -251,6 +336,12 @@ impl Estimator {
 mod tests {
     use super::*;
 
+    impl Estimator {
+        fn learn_peak(&mut self, peak: u64) {
+            self.learn(usize::MAX, peak, None, 1.0);
+        }
+    }
+
     #[test]
     fn sources_in_order_of_preference() {
         let mut e = Estimator::new(None, vec![0, 500 * MIB], &[300 * MIB, 200 * MIB]);
@@ -270,7 +361,7 @@ mod tests {
         assert_eq!(e.estimate(0, 400 * MIB, 0).bytes, 300 * MIB);
         assert_eq!(e.high(400 * MIB), 400 * MIB);
         // Once a job of this sweep finished, the sweep's own observations win over the template.
-        e.learn(100 * MIB);
+        e.learn_peak(100 * MIB);
         assert_eq!(
             e.estimate(0, 0, 0),
             Estimate {
@@ -286,7 +377,7 @@ mod tests {
     #[test]
     fn given_overrides_everything() {
         let mut e = Estimator::new(Some(2 << 30), vec![MIB], &[MIB]);
-        e.learn(MIB);
+        e.learn_peak(MIB);
         assert_eq!(
             e.estimate(0, 0, 0),
             Estimate {
@@ -309,7 +400,7 @@ mod tests {
     #[test]
     fn tiny_jobs_get_a_floor() {
         let mut e = Estimator::new(None, vec![], &[]);
-        e.learn(300 * 1024);
+        e.learn_peak(300 * 1024);
         assert_eq!(e.estimate(0, 0, 0).bytes, MIN_ESTIMATE);
     }
 
@@ -317,13 +408,13 @@ mod tests {
     fn typical_is_p75_once_four_are_known() {
         let mut e = Estimator::new(None, vec![], &[]);
         for mb in [700, 100, 450] {
-            e.learn(mb * MIB);
+            e.learn_peak(mb * MIB);
         }
         // Three known: the max.
         assert_eq!(e.estimate(0, 0, 0).bytes, 700 * MIB);
         // Eight known (100, 250, 250, 450, 450, 450, 700, 700): p75 is the 6th, 450; high stays 700.
         for mb in [250, 250, 450, 450, 700] {
-            e.learn(mb * MIB);
+            e.learn_peak(mb * MIB);
         }
         assert_eq!(e.estimate(0, 0, 0).bytes, 450 * MIB);
         assert_eq!(e.high(0), 700 * MIB);

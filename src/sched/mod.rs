@@ -26,17 +26,27 @@
 //! than those that plateaued within it, and a job beyond the template's peaks drops it. An empty
 //! runner always starts the head, however big (no deadlock).
 //!
+//! Estimates transfer by parameters ([`features`], [`similar`]); history keeps each job's memory
+//! over time ([`profile`]). A job on its own profile is admitted when the memory held over its
+//! expected life fits (`fits_timeline`); the pause, resume and requeue rules read only the
+//! growth due soon (`projection_soon`). A turn that pauses does nothing else; a turn that
+//! resumes admits nothing; a pause past [`MAX_PAUSE_S`] requeues the youngest paused job.
+//!
 //! "Working set" above is [`level`]: the container's, or with an explicit `--limit` the larger
 //! of the jobs' own sum (what `--limit` bounds) and the container's working set against its own
 //! budget ([`Config::container`]); each has its own critical line.
 
 pub mod budget;
 pub mod estimate;
+pub mod features;
+pub mod profile;
+pub mod similar;
 
 use std::collections::VecDeque;
 
 pub use budget::{Budget, default_reserve, parallel_cap};
 pub use estimate::{Estimate, Estimator, MIN_ESTIMATE, Source};
+pub use profile::Profile;
 
 use crate::cli::OnPressure;
 use crate::size::human;
@@ -54,6 +64,20 @@ pub const GROWTH_RAISE: f64 = 1.1;
 /// A paused job stays paused at least this long (unless nothing else runs), so that memory
 /// freed for a moment does not make it flap.
 pub const MIN_PAUSE_S: f64 = 0.05;
+/// A pause longer than this (and longer than the paused job had run) ends in a requeue of the
+/// youngest paused job, so memory held by jobs that cannot resume is freed.
+pub const MAX_PAUSE_S: f64 = 3.0;
+/// Timing slack of a profile, as a share of the job's life: a job is expected to hold, at each
+/// moment, the most its profile holds within this much before or after.
+pub const PROFILE_SLACK: f64 = 0.1;
+/// How far ahead the pause rule looks along a job's recorded profile (seconds): growth due
+/// later is planned for at admission, not paused for now.
+pub const PROFILE_SOON_S: f64 = 0.3;
+/// Points of a candidate's life checked by profile-based admission.
+const TIMELINE_POINTS: usize = 32;
+/// A parameter's weight (how well it explains peaks, 0–1) from which the queue is ordered by
+/// the estimates it gives.
+pub const FIRM_WEIGHT: f64 = 0.8;
 /// How far ahead a running job's current growth rate is projected.
 pub const MOMENTUM_S: f64 = 0.1;
 /// A requeued job comes back with at least this much more than the peak it reached.
@@ -171,11 +195,19 @@ struct Run {
     stopping: bool,
     /// Started speculatively at the low quantile: until it plateaus, no other speculation.
     speculative: bool,
+    /// Seconds spent paused before the current pause (the job's own clock stops meanwhile).
+    paused_total: f64,
+    /// Its expected memory over time: a profile, the wall time it spans, and whether it is the
+    /// job's own (else that of the largest job sharing its parameter values).
+    plan: Option<(Profile, f64, bool)>,
+    recorder: profile::Recorder,
+    /// Usage when last paused (a pause is false if the job never grows past it).
+    paused_usage: u64,
 }
 
 impl Run {
     /// A job that has just started at `now`, nothing measured yet.
-    fn new(job: usize, estimate: Estimate, now: f64) -> Run {
+    fn new(job: usize, estimate: Estimate, now: f64, plan: Option<(Profile, f64, bool)>) -> Run {
         Run {
             job,
             estimate,
@@ -190,7 +222,21 @@ impl Run {
             paused_at: 0.0,
             stopping: false,
             speculative: false,
+            paused_total: 0.0,
+            plan,
+            recorder: profile::Recorder::default(),
+            paused_usage: 0,
         }
+    }
+
+    /// Seconds the job has run on its own clock (paused time excluded).
+    fn age(&self, now: f64) -> f64 {
+        let paused_now = if self.paused {
+            now - self.paused_at
+        } else {
+            0.0
+        };
+        (now - self.started - self.paused_total - paused_now).max(0.0)
     }
 }
 
@@ -219,6 +265,13 @@ pub struct Sched {
     stopped: bool,
     /// The queue head and how many jobs backfill let pass it.
     bypass: (usize, u32),
+    /// The profile of the job that exited last (for its history record).
+    last_profile: Option<Profile>,
+    /// Pauses so far, and those of jobs that never grew past their usage when paused.
+    pauses: u32,
+    false_pauses: u32,
+    /// The per-value model's version the queue was last ordered by.
+    ordered_at: Option<usize>,
 }
 
 /// The level compared with `budget`. Without a container constraint: the working set. With one
@@ -269,7 +322,22 @@ impl Sched {
             over_estimate_at: None,
             stopped: false,
             bypass: (usize::MAX, 0),
+            last_profile: None,
+            pauses: 0,
+            false_pauses: 0,
+            ordered_at: None,
         }
+    }
+
+    /// The profile recorded for the job that exited last (None for one never sampled).
+    pub fn last_profile(&self) -> Option<Profile> {
+        self.last_profile
+    }
+
+    /// (pauses, false pauses): a false pause is one of a job that never grew past the usage it
+    /// had when paused — its growth was projected, not real.
+    pub fn pause_counts(&self) -> (u32, u32) {
+        (self.pauses, self.false_pauses)
     }
 
     pub fn config(&self) -> &Config {
@@ -345,6 +413,10 @@ impl Sched {
             };
             r.sampled_at = obs.now;
             r.current = u.current;
+            if !r.paused {
+                let age = r.age(obs.now);
+                r.recorder.record(age, u.current);
+            }
             r.peak = r.peak.max(u.peak).max(u.current);
             if r.peak > r.level + growth_tolerance(r.level) {
                 r.level = r.peak;
@@ -382,8 +454,14 @@ impl Sched {
     /// [`MOMENTUM_S`] — a job jumping late is seen a few samples before it gets there.
     fn expected(&self, r: &Run) -> u64 {
         let src = r.estimate.source;
+        let est = r.estimate.bytes.max(self.raised[r.job]);
         let base = if src.is_provisional() || (!src.is_own() && self.plateaued(r)) {
-            r.peak
+            // A plateau is the end of growth — unless its profile (own or of jobs sharing its
+            // parameters) says a jump comes later: then what is still to come stays reserved.
+            match self.still_to_come(r, est) {
+                Some(later) => r.peak.max(later),
+                None => r.peak,
+            }
         } else if let (Source::JobHistory, Some(p)) = (src, self.est.own_peak(r.job)) {
             // Once admitted, a job is expected to reach its recorded peak (late jumps included),
             // not the margin on top: the margin is for the one job being admitted, so that
@@ -391,18 +469,153 @@ impl Sched {
             // past its record is raised like any other.
             p.max(r.peak).max(self.raised[r.job])
         } else {
-            r.estimate.bytes.max(self.raised[r.job]).max(r.peak)
+            est.max(r.peak)
         };
         // An own estimate is the job's recorded peak, late jumps included: a ramp heading for it
         // is no surprise (and one beyond it raises the estimate anyway).
         if src.is_own() {
             return base;
         }
-        base.max(r.current + (r.rate * MOMENTUM_S) as u64)
+        base.max(self.momentum(r, base))
+    }
+
+    /// Where the growth rate takes a job within [`MOMENTUM_S`] — counted once the job has
+    /// reached what it is expected to reach, or gone past its estimate, and still grows (or
+    /// nothing firm is expected): a
+    /// ramp below its estimate is already reserved, and projecting the last steps of a ramp past
+    /// the estimate made false pauses.
+    fn momentum(&self, r: &Run, base: u64) -> u64 {
+        let ahead = r.current + (r.rate * MOMENTUM_S) as u64;
+        if r.estimate.source.is_provisional()
+            || r.current + growth_tolerance(base) >= base
+            || r.peak > r.estimate.bytes
+        {
+            ahead
+        } else {
+            0
+        }
+    }
+
+    /// The most a plateaued job's plan says it will still reach, if its profile jumps late
+    /// and that is clearly above where it is now.
+    fn still_to_come(&self, r: &Run, est: u64) -> Option<u64> {
+        let Some((p, wall, _)) = r.plan else {
+            // No profile of its own or of its neighbours: if this sweep's jobs jump late, the
+            // estimate learned from them still stands.
+            let learned = matches!(
+                r.estimate.source,
+                Source::Sweep | Source::TemplateHistory | Source::Similar
+            );
+            return (learned
+                && self.est.sweep_jumps_late()
+                && est > r.peak + growth_tolerance(r.peak))
+            .then_some(est);
+        };
+        if !p.jumps_late() {
+            return None;
+        }
+        let f = self.progress(r, &p, wall, est);
+        let later = (p.max_between(f - PROFILE_SLACK, 1.0) * est as f64) as u64;
+        (later > r.peak + growth_tolerance(r.peak)).then_some(later)
+    }
+
+    /// How far through its profile a job is: its age over its recorded run time, but no further
+    /// than its usage shows — where the profile first reaches the level the job holds, plus the
+    /// time since the job last grew. On a busy machine jobs run slower than they did, and a
+    /// spike predicted by the clock alone came early and paused jobs for nothing.
+    fn progress(&self, r: &Run, p: &Profile, wall: f64, est: u64) -> f64 {
+        let by_clock = r.age(self.now) / wall;
+        let held = r.current as f64 / est.max(1) as f64 * 1000.0;
+        let reached = p
+            .seg
+            .iter()
+            .position(|&s| f64::from(s) + 50.0 >= held)
+            .map_or(1.0, |k| k as f64 / profile::SEGMENTS as f64);
+        let since = (self.now - r.grew_at.max(r.started)).max(0.0) / wall;
+        by_clock.min(reached + since)
+    }
+
+    /// What a job is expected to reach soon: for a job on its own recorded profile, the most
+    /// the profile holds within [`PROFILE_SOON_S`] (growth later in its life was planned for at
+    /// admission and is not a reason to pause anything now); else [`Self::expected`].
+    fn expected_soon(&self, r: &Run) -> u64 {
+        match r.plan {
+            Some((p, wall, true)) if r.estimate.source == Source::JobHistory => {
+                let est = self.est.own_peak(r.job).unwrap_or(r.estimate.bytes);
+                let f = self.progress(r, &p, wall, est);
+                let soon = (p.max_between(f - PROFILE_SLACK, f + PROFILE_SOON_S / wall)
+                    * est as f64) as u64;
+                let soon = soon.max(self.raised[r.job]);
+                // Its own history covers its growth; only a job beyond it is projected ahead.
+                soon.max(self.momentum(r, soon))
+            }
+            _ => self.expected(r),
+        }
+    }
+
+    /// What a running job holds at `t` (≥ now), for profile-based admission: along its plan
+    /// (0 once it is expected to have ended, unless it is already overdue), else what it is
+    /// expected to reach, held throughout.
+    fn held_at(&self, r: &Run, t: f64) -> u64 {
+        if r.paused || r.stopping {
+            return self.expected(r).max(r.current);
+        }
+        match r.plan {
+            Some((p, wall, true)) if r.estimate.source == Source::JobHistory => {
+                let age = r.age(self.now);
+                let est = self
+                    .est
+                    .own_peak(r.job)
+                    .unwrap_or(r.estimate.bytes)
+                    .max(r.peak.min(self.raised[r.job]));
+                let overdue = age > wall * (1.0 + PROFILE_SLACK);
+                let f = self.progress(r, &p, wall, est) + (t - self.now) / wall;
+                if f > 1.0 + PROFILE_SLACK && !overdue {
+                    return 0;
+                }
+                let level =
+                    (p.max_between(f - PROFILE_SLACK, f + PROFILE_SLACK) * est as f64) as u64;
+                level.max(r.current).max(self.raised[r.job])
+            }
+            _ => self.expected(r),
+        }
+    }
+
+    /// Profile-based admission: the job, on its own recorded profile and wall time, fits if at
+    /// every point of its expected life the memory not ours, plus what each running job holds
+    /// then, plus what it holds then, stays within the budget. Peaks that come after it ends, or
+    /// while it is small, no longer keep it out.
+    fn fits_timeline(&self, e: Estimate, plan: (Profile, f64)) -> bool {
+        let budget = self.cfg.budget.budget;
+        let (p, wall) = plan;
+        let other = self.working_set.saturating_sub(self.jobs_total);
+        for k in 0..=TIMELINE_POINTS {
+            let f = k as f64 / TIMELINE_POINTS as f64 * (1.0 + PROFILE_SLACK);
+            let t = self.now + f * wall;
+            let mine =
+                (p.max_between(f - PROFILE_SLACK, f + PROFILE_SLACK) * e.bytes as f64) as u64;
+            let held: u64 = self.runs.iter().map(|r| self.held_at(r, t)).sum();
+            if other + held + mine > budget {
+                return false;
+            }
+        }
+        true
     }
 
     fn growth(&self, r: &Run) -> u64 {
         self.expected(r).saturating_sub(r.current)
+    }
+
+    /// Working set + growth the jobs not paused or stopping are expected to make soon: what the
+    /// pause, resume and requeue rules compare with the budget.
+    pub fn projection_soon(&self) -> u64 {
+        self.working_set
+            + self
+                .runs
+                .iter()
+                .filter(|r| !r.paused && !r.stopping)
+                .map(|r| self.expected_soon(r).saturating_sub(r.current))
+                .sum::<u64>()
     }
 
     /// Working set + expected further growth of the jobs not paused or stopping.
@@ -420,12 +633,56 @@ impl Sched {
     pub fn decide(&mut self) -> Vec<Action> {
         let mut out = Vec::new();
         self.requeue_if_critical(&mut out);
-        let paused_now = self.pause_if_over(&mut out);
-        if !paused_now {
-            self.resume_if_room(&mut out);
+        // Only a pause issued in this turn holds back resumes: with nothing left to pause (every
+        // job paused, or the rest not growing) the resume rule is the way forward — it resumes
+        // the oldest when nothing else runs. Returning "over" there stalled the sweep (issue 8).
+        if self.pause_if_over(&mut out) {
+            return out;
+        }
+        self.requeue_long_paused(&mut out);
+        // Resumed jobs come before any new admission: a turn that resumes admits nothing, so the
+        // resumed jobs' growth is seen before memory is handed to a newcomer.
+        if self.resume_if_room(&mut out) {
+            return out;
         }
         self.admit(&mut out);
         out
+    }
+
+    /// A pause that does not end frees memory instead of holding it: once the oldest paused job
+    /// has waited [`MAX_PAUSE_S`] (and at least as long as the youngest paused job had run, so
+    /// a requeue never throws away more work than the wait cost), the youngest paused job is
+    /// requeued — if it has a retry left; memsweep never fails a job to make room.
+    fn requeue_long_paused(&mut self, out: &mut Vec<Action>) {
+        if self.stopped || self.cfg.on_pressure != OnPressure::Pause {
+            return;
+        }
+        if self.runs.iter().any(|r| r.stopping) {
+            return;
+        }
+        let Some(oldest) = self.runs.iter().find(|r| r.paused) else {
+            return;
+        };
+        let waited = self.now - oldest.paused_at;
+        let Some(i) = self.runs.iter().rposition(|r| r.paused) else {
+            return;
+        };
+        let v = &self.runs[i];
+        let live = self.runs.iter().filter(|r| !r.stopping).count();
+        if live < 2
+            || waited < MAX_PAUSE_S.max(v.paused_at - v.started)
+            || self.requeues[v.job] >= self.cfg.retries
+        {
+            return;
+        }
+        let reason = format!(
+            "paused {:.1} s without room to resume; requeued to free {}",
+            waited,
+            human(v.current)
+        );
+        let (job, usage) = (v.job, v.current);
+        self.runs[i].stopping = true;
+        out.push(Action::Requeue { job, reason, usage });
     }
 
     /// Half-way into the reserve (or, with `--on-pressure requeue`, over the budget and still
@@ -450,7 +707,7 @@ impl Sched {
             why
         } else if self.cfg.on_pressure == OnPressure::Requeue
             && ws > b.budget
-            && self.projection() > b.budget + pause_slack(b.budget)
+            && self.projection_soon() > b.budget + pause_slack(b.budget)
         {
             format!(
                 "working set {} is over the budget {} and growing",
@@ -460,7 +717,16 @@ impl Sched {
         } else {
             return;
         };
-        if let Some(r) = self.runs.iter_mut().rev().find(|r| !r.stopping) {
+        // The youngest job with a retry left, else the youngest: a job memsweep stops must not
+        // end requeued-out while another could have made the room.
+        let retries = self.cfg.retries;
+        let requeues = &self.requeues;
+        let pick = self
+            .runs
+            .iter()
+            .rposition(|r| !r.stopping && requeues[r.job] < retries)
+            .or_else(|| self.runs.iter().rposition(|r| !r.stopping));
+        if let Some(r) = pick.map(|i| &mut self.runs[i]) {
             r.stopping = true;
             out.push(Action::Requeue {
                 job: r.job,
@@ -509,16 +775,15 @@ impl Sched {
     }
 
     /// The projection exceeds the budget: pause the youngest jobs growing now until it fits,
-    /// always leaving one running. Returns whether anything is over (no resume this turn).
+    /// always leaving one running. Returns whether it paused anything (then nothing is resumed
+    /// or admitted this turn).
     fn pause_if_over(&mut self, out: &mut Vec<Action>) -> bool {
         let budget = self.cfg.budget.budget;
-        let mut proj = self.projection();
-        if proj <= budget + pause_slack(budget) {
+        let mut proj = self.projection_soon();
+        if proj <= budget + pause_slack(budget) || self.cfg.on_pressure != OnPressure::Pause {
             return false;
         }
-        if self.cfg.on_pressure != OnPressure::Pause {
-            return true;
-        }
+        let mut paused = false;
         let reason = format!(
             "memory would reach {} of a {} budget",
             human(proj),
@@ -539,7 +804,7 @@ impl Sched {
             }
             // Only a job growing right now: pausing one that merely has room reserved for it
             // frees nothing real and costs its progress.
-            let g = self.growth(r);
+            let g = self.expected_soon(r).saturating_sub(r.current);
             if g == 0 || r.rate <= 0.0 {
                 continue;
             }
@@ -547,22 +812,32 @@ impl Sched {
             let job = r.job;
             self.runs[i].paused = true;
             self.runs[i].paused_at = self.now;
+            // Paused again without having grown since the last pause: that one was false.
+            let r = &mut self.runs[i];
+            if r.paused_usage > 0 && r.current <= r.paused_usage + growth_tolerance(r.paused_usage)
+            {
+                self.false_pauses += 1;
+            }
+            r.paused_usage = r.current;
+            self.pauses += 1;
+            paused = true;
             out.push(Action::Pause {
                 job,
                 reason: reason.clone(),
             });
         }
-        true
+        paused
     }
 
     /// Resume paused jobs, oldest first, while they fit with a margin (hysteresis); if nothing
-    /// else runs, resume the oldest regardless.
-    fn resume_if_room(&mut self, out: &mut Vec<Action>) {
+    /// else runs, resume the oldest regardless. Returns whether it resumed anything.
+    fn resume_if_room(&mut self, out: &mut Vec<Action>) -> bool {
         if self.stopped {
-            return;
+            return false;
         }
+        let mut resumed = false;
         let budget = self.cfg.budget.budget;
-        let mut proj = self.projection();
+        let mut proj = self.projection_soon();
         for i in 0..self.runs.len() {
             if !self.runs[i].paused {
                 continue;
@@ -572,7 +847,9 @@ impl Sched {
                 .iter()
                 .filter(|r| !r.paused && !r.stopping)
                 .count();
-            let g = self.growth(&self.runs[i]);
+            let g = self
+                .expected_soon(&self.runs[i])
+                .saturating_sub(self.runs[i].current);
             let fits = self.working_set + resume_margin(budget) <= budget
                 && proj + g + resume_margin(budget) <= budget
                 && self.now - self.runs[i].paused_at >= MIN_PAUSE_S;
@@ -580,12 +857,16 @@ impl Sched {
                 break;
             }
             proj += g;
-            self.runs[i].paused = false;
-            self.runs[i].grew_at = self.now;
+            let r = &mut self.runs[i];
+            r.paused = false;
+            r.paused_total += self.now - r.paused_at;
+            r.grew_at = self.now;
+            resumed = true;
             out.push(Action::Resume {
                 job: self.runs[i].job,
             });
         }
+        resumed
     }
 
     /// The admission chain: each filter can stop admission; the first queued job (or a later,
@@ -638,7 +919,7 @@ impl Sched {
                 self.start(0, e, false, out);
                 continue;
             }
-            if self.fits(proj, e) {
+            if self.fits(proj, head, e) {
                 proj += e.bytes;
                 self.start(0, e, false, out);
                 continue;
@@ -701,7 +982,7 @@ impl Sched {
         for pos in 1..self.queue.len().min(BACKFILL_WINDOW + 1) {
             let job = self.queue[pos];
             let ej = self.estimate(job);
-            if ej.source.is_provisional() || ej.bytes >= e.bytes || !self.fits(proj, ej) {
+            if ej.source.is_provisional() || ej.bytes >= e.bytes || !self.fits(proj, job, ej) {
                 continue;
             }
             let harmless = match shadow {
@@ -738,8 +1019,11 @@ impl Sched {
     }
 
     fn speculative(&mut self, proj: u64, e: Estimate) -> Option<u64> {
+        // Only a guess across the sweep's spread is worth trying lower: an estimate from jobs
+        // with the same parameter values is this job's size.
         if self.cfg.on_pressure != OnPressure::Pause
             || e.source.is_own()
+            || e.source == Source::Similar
             || !self.runs.iter().all(|r| self.settled(r))
         {
             return None;
@@ -767,12 +1051,19 @@ impl Sched {
     /// A job fits when the projection plus its estimate stays within the budget and — when the
     /// estimate was learned from other jobs, so this one may be bigger — the projection plus the
     /// high quantile of their peaks stays below the point where a requeue would be needed.
-    fn fits(&mut self, proj: u64, e: Estimate) -> bool {
+    fn fits(&mut self, proj: u64, job: usize, e: Estimate) -> bool {
         let b = self.cfg.budget;
+        if e.source == Source::JobHistory
+            && let Some((p, wall, true)) = self.est.profile(job)
+        {
+            return self.fits_timeline(e, (p, wall));
+        }
         if proj + e.bytes > b.budget {
             return false;
         }
-        if e.source.is_own() {
+        // Own history and jobs sharing its parameter values: the estimate is this job's size,
+        // not a guess across the sweep's spread.
+        if e.source.is_own() || e.source == Source::Similar {
             return true;
         }
         let running_max = self.runs.iter().map(|r| r.peak).max().unwrap_or(0);
@@ -781,7 +1072,8 @@ impl Sched {
 
     fn start(&mut self, pos: usize, estimate: Estimate, oversized: bool, out: &mut Vec<Action>) {
         let job = self.queue.remove(pos).expect("queue position in range");
-        self.runs.push(Run::new(job, estimate, self.now));
+        let plan = self.est.profile(job);
+        self.runs.push(Run::new(job, estimate, self.now, plan));
         out.push(Action::Start {
             job,
             estimate,
@@ -808,7 +1100,7 @@ impl Sched {
         self.make_room_for(job);
         self.now = self.now.max(now);
         let e = self.estimate(job);
-        self.runs.push(Run::new(job, e, now));
+        self.runs.push(Run::new(job, e, now, None));
     }
 
     fn make_room_for(&mut self, job: usize) {
@@ -830,8 +1122,10 @@ impl Sched {
             if !anyway && ws + self.growth(&self.runs[i]) > critical {
                 return None;
             }
-            self.runs[i].paused = false;
-            self.runs[i].grew_at = self.now;
+            let r = &mut self.runs[i];
+            r.paused = false;
+            r.paused_total += self.now - r.paused_at;
+            r.grew_at = self.now;
             return Some(Action::Resume {
                 job: self.runs[i].job,
             });
@@ -855,6 +1149,39 @@ impl Sched {
         }
     }
 
+    /// A job that ran elsewhere (the Slurm backend) ended with this peak: learn it as if it had
+    /// run here.
+    pub fn learn(&mut self, job: usize, peak: u64, wall_s: f64) {
+        self.largest_seen = self.largest_seen.max(peak);
+        self.est.learn(job, peak, None, wall_s);
+    }
+
+    /// Once jobs sharing parameter values say what queued jobs need, run the largest first
+    /// (as a peak-reserving packer would: small jobs fill in around them, and no big job is left
+    /// to run alone at the end), after the jobs nothing firm is known about yet (learned early).
+    /// Redone whenever the per-value model's weights move (amortised), never for a sweep whose
+    /// parameters do not group.
+    fn order_by_estimates(&mut self) {
+        let Some(v) = self.est.similar_version() else {
+            return;
+        };
+        if self.ordered_at == Some(v) || self.queue.len() < 2 {
+            return;
+        }
+        self.ordered_at = Some(v);
+        let mut keyed: Vec<(u64, usize)> = Vec::with_capacity(self.queue.len());
+        for &job in &self.queue {
+            let size = match self.est.own_peak(job) {
+                Some(p) => p,
+                None => self.est.firm_similar(job, FIRM_WEIGHT).unwrap_or(u64::MAX),
+            };
+            keyed.push((size, job));
+        }
+        // Stable: equal sizes keep their order; unknown (MAX) first.
+        keyed.sort_by_key(|k| std::cmp::Reverse(k.0));
+        self.queue = keyed.into_iter().map(|(_, j)| j).collect();
+    }
+
     /// A start the engine could not carry out (e.g. its folder could not be created), or a
     /// guarded process that is no memory user or vanished while queued: forget it.
     pub fn abandon(&mut self, job: usize) {
@@ -876,8 +1203,14 @@ impl Sched {
         let r = self.runs.remove(i);
         let peak = peak.unwrap_or(0).max(r.peak);
         self.largest_seen = self.largest_seen.max(peak);
+        if r.paused_usage > 0 && peak <= r.paused_usage + growth_tolerance(r.paused_usage) {
+            self.false_pauses += 1;
+        }
+        let age = r.age(self.now);
+        self.last_profile = r.recorder.finish(age, peak);
         if !(r.stopping && stopped) {
-            self.est.learn(peak);
+            self.est.learn(job, peak, self.last_profile, age);
+            self.order_by_estimates();
             return Ended::Done;
         }
         let raise = ((peak.max(r.current) as f64) * REQUEUE_RAISE) as u64;

@@ -164,6 +164,7 @@ fn a_learned_estimate_admits_by_the_typical_size_if_the_high_one_stays_below_cri
                     source: Source::Unknown,
                 },
                 0.0,
+                None,
             ));
             s.queue.retain(|&j| j != job);
         }
@@ -183,7 +184,7 @@ fn a_learned_estimate_admits_by_the_typical_size_if_the_high_one_stays_below_cri
 fn learned(n: usize, peaks: &[u64], on_pressure: OnPressure) -> Sched {
     let mut est = Estimator::new(None, vec![], &[]);
     for &p in peaks {
-        est.learn(p * MIB);
+        est.learn(usize::MAX, p * MIB, None, 1.0);
     }
     Sched::new(cfg(None, on_pressure), est, (0..n).collect(), n)
 }
@@ -390,6 +391,8 @@ fn a_job_out_of_retries_ends_requeued_out() {
     s.exited(0, Some(300 * MIB), false);
     observe(&mut s, 2.1, 100 * MIB, &[(1, 40 * MIB)]);
     assert_eq!(started(&s.decide()), vec![2]);
+    // Job 1 has used its retry too: with no job left that has one, the youngest goes.
+    s.requeues[1] = 1;
     observe(&mut s, 3.0, 900 * MIB, &[(1, 500 * MIB), (2, 390 * MIB)]);
     let a = s.decide();
     assert!(matches!(&a[0], Action::Requeue { job: 2, .. }), "{a:?}");
@@ -824,8 +827,14 @@ fn guard_force_progress_resumes_the_oldest_paused_else_starts_the_head() {
         started(&s.adopt(3, 1.2)).is_empty(),
         "held while others are paused"
     );
-    // 740 MiB held: job 1 is expected to reach 451 MiB; resuming it would pass the critical
-    // line (896 MiB), so a short standstill does not; a long one does.
+    // Memory at 900 MiB, past the critical line (896 MiB): a short standstill resumes nothing
+    // (whatever job 1 still needs would go further past it); a long one does.
+    observe(
+        &mut s,
+        1.3,
+        900 * MIB,
+        &[(0, 150 * MIB), (1, 300 * MIB), (2, 290 * MIB)],
+    );
     assert_eq!(s.force_progress(false), None);
     assert_eq!(s.force_progress(true), Some(Action::Resume { job: 1 }));
     observe(
@@ -840,4 +849,473 @@ fn guard_force_progress_resumes_the_oldest_paused_else_starts_the_head() {
         other => panic!("expected the held process to start, got {other:?}"),
     }
     assert_eq!(s.force_progress(false), None);
+}
+
+#[test]
+fn every_job_paused_between_budget_and_critical_is_not_a_stall() {
+    // Issue 8: jobs 1 and 2 were paused while bursting; job 0 and the idle job 3 end. The working
+    // set, 800 MiB (500 of it the paused jobs, 300 not ours), is over budget + slack (784) but
+    // below critical (896): nothing is pausable, nothing to requeue at critical. Before the fix
+    // `pause_if_over` returned true with nothing paused and `resume_if_room` never ran: nothing
+    // was resumed, admitted or requeued, forever.
+    let mut s = sched(None, Some(8 * MIB), vec![], 5);
+    assert_eq!(started(&s.decide()), vec![0, 1, 2, 3, 4]);
+    let j = |a: u64, b: u64| [(0, a), (1, b), (2, b), (3, MIB), (4, MIB)];
+    observe(&mut s, 0.05, 350 * MIB, &j(50 * MIB, 50 * MIB));
+    observe(&mut s, 0.1, 1050 * MIB, &j(250 * MIB, 250 * MIB));
+    let a = s.decide();
+    assert!(
+        a.iter()
+            .filter(|a| matches!(a, Action::Pause { .. }))
+            .count()
+            >= 2,
+        "{a:?}"
+    );
+    assert_eq!(s.exited(3, Some(MIB), false), Ended::Done);
+    assert_eq!(s.exited(4, Some(MIB), false), Ended::Done);
+    observe(
+        &mut s,
+        0.3,
+        880 * MIB,
+        &[(0, 350 * MIB), (1, 250 * MIB), (2, 250 * MIB)],
+    );
+    s.decide();
+    assert_eq!(s.exited(0, Some(350 * MIB), false), Ended::Done);
+    observe(&mut s, 0.5, 800 * MIB, &[(1, 250 * MIB), (2, 250 * MIB)]);
+    let a = s.decide();
+    assert!(
+        a.iter().any(|a| matches!(a, Action::Resume { .. })),
+        "nothing runs: the oldest paused job must resume, got {a:?}"
+    );
+}
+
+#[test]
+fn a_turn_that_resumes_admits_nothing() {
+    // Job 1 is paused while job 0 runs away; job 0 ends. Room for job 1 and for the next job
+    // too (100 + 200 + 300 + margins ≤ 768), but the resume comes first: job 2 waits a turn.
+    let mut s = sched(None, Some(300 * MIB), vec![], 4);
+    assert_eq!(started(&s.decide()), vec![0, 1]);
+    observe(&mut s, 0.05, 300 * MIB, &[(0, 250 * MIB), (1, 40 * MIB)]);
+    observe(&mut s, 0.1, 600 * MIB, &[(0, 500 * MIB), (1, 90 * MIB)]);
+    assert!(matches!(&s.decide()[..], [Action::Pause { job: 1, .. }]));
+    s.exited(0, Some(500 * MIB), false);
+    observe(&mut s, 1.0, 100 * MIB, &[(1, 90 * MIB)]);
+    assert_eq!(s.decide(), vec![Action::Resume { job: 1 }]);
+    observe(&mut s, 1.05, 100 * MIB, &[(1, 90 * MIB)]);
+    assert_eq!(started(&s.decide()), vec![2]);
+}
+
+#[test]
+fn a_pause_past_the_bound_requeues_the_youngest_paused_job() {
+    // Jobs 1 and 2 are paused at 0.1 s while job 0 holds 500 MiB for a long time.
+    let mut s = sched(None, Some(200 * MIB), vec![], 3);
+    assert_eq!(started(&s.decide()), vec![0, 1, 2]);
+    let at = |a, b| [(0, a), (1, b), (2, b)];
+    observe(&mut s, 0.05, 330 * MIB, &at(200 * MIB, 50 * MIB));
+    observe(&mut s, 0.1, 700 * MIB, &at(400 * MIB, 140 * MIB));
+    let a = s.decide();
+    assert_eq!(
+        a.iter()
+            .filter(|a| matches!(a, Action::Pause { .. }))
+            .count(),
+        2,
+        "{a:?}"
+    );
+    // Job 0 holds 500: 500 + 280 is over the budget, so neither may resume. At 3.0 s the pause
+    // has lasted 2.9 s < MAX_PAUSE_S (3 s): keep waiting.
+    observe(&mut s, 3.0, 790 * MIB, &at(500 * MIB, 140 * MIB));
+    assert!(s.decide().is_empty());
+    // At 3.2 s: the youngest paused job (2) is requeued; job 1 keeps its progress.
+    observe(&mut s, 3.2, 790 * MIB, &at(500 * MIB, 140 * MIB));
+    let a = s.decide();
+    assert!(
+        matches!(&a[..], [Action::Requeue { job: 2, usage, .. }] if *usage == 140 * MIB),
+        "{a:?}"
+    );
+    assert_eq!(
+        s.exited(2, Some(140 * MIB), true),
+        Ended::Requeued { requeues: 1 }
+    );
+    // Out of retries (retries = 1): job 1, now the youngest paused, is never requeued; it waits.
+    let mut s2 = s.clone();
+    s2.requeues[1] = 1;
+    observe(&mut s2, 9.0, 650 * MIB, &[(0, 500 * MIB), (1, 140 * MIB)]);
+    assert!(
+        !s2.decide()
+            .iter()
+            .any(|a| matches!(a, Action::Requeue { .. }))
+    );
+}
+
+#[test]
+fn a_long_running_job_is_not_requeued_for_a_pause_shorter_than_its_run() {
+    // Job 1 ran 100 s before it was paused: a 3 s pause does not requeue it (a requeue would
+    // throw away 100 s of work), a pause of 100 s does.
+    let mut s = sched(None, Some(200 * MIB), vec![], 2);
+    s.decide();
+    observe(&mut s, 99.95, 330 * MIB, &[(0, 200 * MIB), (1, 50 * MIB)]);
+    observe(&mut s, 100.0, 700 * MIB, &[(0, 400 * MIB), (1, 140 * MIB)]);
+    assert!(matches!(&s.decide()[..], [Action::Pause { job: 1, .. }]));
+    observe(&mut s, 104.0, 790 * MIB, &[(0, 500 * MIB), (1, 140 * MIB)]);
+    assert!(s.decide().is_empty());
+    observe(&mut s, 200.5, 790 * MIB, &[(0, 500 * MIB), (1, 140 * MIB)]);
+    assert!(matches!(&s.decide()[..], [Action::Requeue { job: 1, .. }]));
+}
+
+/// A tiny deterministic generator for the property tests (no dependency for 10 lines).
+struct Lcg(u64);
+impl Lcg {
+    fn next(&mut self) -> u64 {
+        self.0 = self
+            .0
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        self.0 >> 33
+    }
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+}
+
+/// A simulated job: grows to `mem` over `ramp` s of its own progress, jumps to `jump` at `jump_at`
+/// of its life, ends after `life` s of progress; paused jobs make no progress.
+#[derive(Clone, Copy)]
+struct SimJob {
+    mem: u64,
+    jump: u64,
+    jump_at: f64,
+    ramp: f64,
+    life: f64,
+    progress: f64,
+    paused: bool,
+    stopping: bool,
+}
+
+impl SimJob {
+    fn usage(&self) -> u64 {
+        let f = (self.progress / self.ramp).min(1.0);
+        let base = (self.mem as f64 * f) as u64;
+        if self.jump > 0 && self.progress >= self.jump_at * self.life {
+            base.max(self.jump)
+        } else {
+            base
+        }
+    }
+}
+
+/// Runs a generated sweep to its end through `decide`, checking after every turn that a state
+/// with paused jobs has a way forward (a job still making progress, or a resume or requeue
+/// issued); returns the simulated makespan. Panics on a stall.
+fn simulate(seed: u64, on_pressure: OnPressure) -> f64 {
+    let mut g = Lcg(seed);
+    let n = 3 + g.below(14) as usize;
+    let jobs: Vec<SimJob> = (0..n)
+        .map(|_| {
+            let mem = (20 + g.below(500)) * MIB;
+            let jump = if g.below(4) == 0 {
+                mem + (50 + g.below(400)) * MIB
+            } else {
+                0
+            };
+            SimJob {
+                mem,
+                jump,
+                jump_at: 0.3 + g.below(60) as f64 / 100.0,
+                ramp: 0.01 + g.below(100) as f64 / 200.0,
+                life: 0.5 + g.below(300) as f64 / 100.0,
+                progress: 0.0,
+                paused: false,
+                stopping: false,
+            }
+        })
+        .collect();
+    let given = (g.below(3) == 0).then(|| (8 + g.below(300)) * MIB);
+    let other = g.below(200) * MIB;
+    let mut s = Sched::new(
+        Config {
+            on_pressure,
+            retries: 3,
+            ..cfg(None, on_pressure)
+        },
+        Estimator::new(given, vec![], &[]),
+        (0..n).collect(),
+        n,
+    );
+    let mut live: Vec<(usize, SimJob)> = Vec::new();
+    let mut peaks = vec![0u64; n];
+    let dt = 0.025;
+    let mut now = 0.0;
+    let mut done = 0;
+    while done < n {
+        assert!(
+            now < 2000.0,
+            "seed {seed}: no end after {now} s, {live:?}",
+            live = live.len()
+        );
+        for a in s.decide() {
+            match a {
+                Action::Start { job, .. } => live.push((job, SimJob { ..jobs[job] })),
+                Action::Pause { job, .. } => {
+                    live.iter_mut().find(|l| l.0 == job).unwrap().1.paused = true
+                }
+                Action::Resume { job } => {
+                    live.iter_mut().find(|l| l.0 == job).unwrap().1.paused = false
+                }
+                Action::Requeue { job, .. } => {
+                    live.iter_mut().find(|l| l.0 == job).unwrap().1.stopping = true
+                }
+            }
+        }
+        let moving = live.iter().any(|(_, j)| !j.paused && !j.stopping);
+        let paused = live.iter().any(|(_, j)| j.paused);
+        assert!(
+            !paused || moving || live.iter().any(|(_, j)| j.stopping),
+            "seed {seed} at {now:.3} s: every job paused and nothing resumed or requeued"
+        );
+        now += dt;
+        let mut i = 0;
+        while i < live.len() {
+            let (job, j) = &mut live[i];
+            let job = *job;
+            if j.stopping {
+                let p = peaks[job].max(j.usage());
+                live.remove(i);
+                if s.exited(job, Some(p), true) != Ended::Done {
+                    peaks[job] = 0;
+                }
+                if !s.queue.contains(&job) {
+                    done += 1;
+                }
+                continue;
+            }
+            if !j.paused {
+                j.progress += dt;
+            }
+            peaks[job] = peaks[job].max(j.usage());
+            if j.progress >= j.life {
+                let p = peaks[job];
+                live.remove(i);
+                assert_eq!(s.exited(job, Some(p), false), Ended::Done);
+                done += 1;
+                continue;
+            }
+            i += 1;
+        }
+        let usage: Vec<Usage> = live
+            .iter()
+            .map(|(job, j)| Usage {
+                job: *job,
+                current: j.usage(),
+                peak: peaks[*job].max(j.usage()),
+            })
+            .collect();
+        let ws = other + usage.iter().map(|u| u.current).sum::<u64>();
+        s.observe(&Observation {
+            now,
+            working_set: ws,
+            psi_some_avg10: None,
+            jobs: &usage,
+        });
+    }
+    now
+}
+
+#[test]
+fn every_generated_sweep_with_paused_jobs_has_a_way_forward_and_ends() {
+    for seed in 0..400 {
+        simulate(seed, OnPressure::Pause);
+    }
+    for seed in 400..500 {
+        simulate(seed, OnPressure::Requeue);
+    }
+}
+
+#[test]
+fn at_critical_a_job_with_retries_left_is_requeued_before_one_without() {
+    // Job 2, the youngest, has used its one retry; job 1 has not: job 1 is stopped instead, so
+    // no job ends requeued-out while another could make the room.
+    let mut s = sched(None, Some(200 * MIB), vec![], 3);
+    assert_eq!(started(&s.decide()), vec![0, 1, 2]);
+    s.requeues[2] = 1;
+    observe(
+        &mut s,
+        1.0,
+        900 * MIB,
+        &[(0, 300 * MIB), (1, 300 * MIB), (2, 290 * MIB)],
+    );
+    let a = s.decide();
+    assert!(matches!(&a[0], Action::Requeue { job: 1, .. }), "{a:?}");
+}
+
+#[test]
+fn a_ramp_below_its_learned_estimate_is_not_projected_past_it() {
+    // Issue 8: 250 MiB jobs paused with "memory would reach 837 MiB of a 768 MiB budget" while
+    // the working set never passed 516. Learned 250; three start (750 ≤ 768).
+    let mut s = learned(8, &[250, 250, 250, 250], OnPressure::Pause);
+    assert_eq!(started(&s.decide()), vec![0, 1, 2]);
+    // Each ramps at 400 MiB/s, at 240 of 250: 10 MiB more each is expected, not 240 + 40.
+    let at = |m| [(0, m), (1, m), (2, m)];
+    observe(&mut s, 0.5, 610 * MIB, &at(200 * MIB));
+    observe(&mut s, 0.6, 730 * MIB, &at(240 * MIB));
+    assert_eq!(s.projection_soon(), 760 * MIB);
+    assert!(s.decide().is_empty());
+    // One that goes past its estimate and keeps growing is projected ahead: 300 + 40.
+    observe(
+        &mut s,
+        0.7,
+        850 * MIB,
+        &[(0, 300 * MIB), (1, 250 * MIB), (2, 250 * MIB)],
+    );
+    let a = s.decide();
+    assert!(a.iter().any(|a| matches!(a, Action::Pause { .. })), "{a:?}");
+}
+
+fn flat(run_s: f32) -> Profile {
+    Profile {
+        run_s,
+        t_peak_s: 0.05,
+        seg: [1000; 8],
+    }
+}
+
+#[test]
+fn own_profiles_admit_small_jobs_beside_a_late_spike_until_it_comes() {
+    // Job 0 holds 100 MiB for 70% of its 2 s, then 600 (its own history); jobs 1–4 hold
+    // 300 MiB for 0.5 s. Reserving peaks, 600 + 300 > 768 would run them one by one.
+    let spike = Profile {
+        run_s: 2.0,
+        t_peak_s: 1.4,
+        seg: [167, 167, 167, 167, 167, 1000, 1000, 1000],
+    };
+    let peaks = vec![600 * MIB, 300 * MIB, 300 * MIB, 300 * MIB, 300 * MIB];
+    let est = Estimator::new(None, peaks, &[])
+        .with_walls(vec![2.0, 0.5, 0.5, 0.5, 0.5])
+        .with_profiles(vec![
+            Some(spike),
+            Some(flat(0.5)),
+            Some(flat(0.5)),
+            Some(flat(0.5)),
+            Some(flat(0.5)),
+        ]);
+    let mut s = Sched::new(cfg(None, OnPressure::Pause), est, (0..5).collect(), 5);
+    // Over jobs 1 and 2's lives (0–0.55 s) job 0 holds 100: 100 + 300 + 309 = 709 ≤ 768; a
+    // third 300 MiB job would make 1009.
+    assert_eq!(started(&s.decide()), vec![0, 1, 2]);
+    observe(
+        &mut s,
+        0.3,
+        710 * MIB,
+        &[(0, 100 * MIB), (1, 300 * MIB), (2, 300 * MIB)],
+    );
+    assert!(
+        s.decide().is_empty(),
+        "job 0's growth later is planned for, not paused for"
+    );
+    s.exited(1, Some(300 * MIB), false);
+    s.exited(2, Some(300 * MIB), false);
+    // At 1.0 s job 0 is half-way: within job 3's life (to 1.55 s) its 600 MiB spike comes
+    // (1.4 s): 600 + 309 > 768, so job 3 waits.
+    observe(&mut s, 1.0, 110 * MIB, &[(0, 100 * MIB)]);
+    assert!(started(&s.decide()).is_empty());
+}
+
+#[test]
+fn a_plateau_is_not_the_end_when_the_sweeps_jobs_jump_late() {
+    // Issue 8: jobs sit at 150 MiB and jump to 450 late; --on-pressure requeue, budget 768.
+    // Job 0 ran alone and showed the jump; job 1, admitted at its 450, plateaus at 150 for a
+    // second. Giving its reservation back (150 + 450 ≤ 768) started another that jumped
+    // with it: requeues. Its jump is still expected: 160 + 300 + 450 > 768, so none starts.
+    let mut s = Sched::new(
+        cfg(None, OnPressure::Requeue),
+        Estimator::new(None, vec![], &[]),
+        (0..4).collect(),
+        4,
+    );
+    assert_eq!(started(&s.decide()), vec![0]);
+    let mut t = 0.0;
+    while t < 4.0 {
+        let u = if t < 3.0 { 150 * MIB } else { 450 * MIB };
+        observe(&mut s, t, u + 10 * MIB, &[(0, u)]);
+        t += 0.05;
+    }
+    s.exited(0, Some(450 * MIB), false);
+    assert!(s.last_profile().unwrap().jumps_late());
+    observe(&mut s, 4.0, 10 * MIB, &[]);
+    assert_eq!(started(&s.decide()), vec![1]);
+    for k in 1..=20 {
+        observe(&mut s, 4.0 + k as f64 * 0.05, 160 * MIB, &[(1, 150 * MIB)]);
+    }
+    assert!(started(&s.decide()).is_empty(), "{}", s.projection() / MIB);
+}
+
+#[test]
+fn a_job_behind_its_profile_is_not_expected_to_spike_by_the_clock() {
+    // Job 0's history: 100 MiB until 70% of 2 s, then 600. On a busy machine it ramps slowly:
+    // at 1.46 s (73% by the clock) it only just reached its 100 MiB. It is 0.0 s into its
+    // plateau, not at the spike: nothing is paused for it; by the clock, the spike would be
+    // 500 MiB due within 0.3 s.
+    let spike = Profile {
+        run_s: 2.0,
+        t_peak_s: 1.4,
+        seg: [167, 167, 167, 167, 167, 1000, 1000, 1000],
+    };
+    let est = Estimator::new(None, vec![600 * MIB, 0], &[])
+        .with_walls(vec![2.0, 0.0])
+        .with_profiles(vec![Some(spike), None]);
+    let mut s = Sched::new(cfg(None, OnPressure::Pause), est, vec![0], 2);
+    s.decide();
+    for k in 0..=29 {
+        let t = k as f64 * 0.05;
+        observe(
+            &mut s,
+            t,
+            (t / 1.45 * 100.0) as u64 * MIB + 300 * MIB,
+            &[(0, (t / 1.45 * 100.0) as u64 * MIB)],
+        );
+    }
+    observe(&mut s, 1.46, 400 * MIB, &[(0, 100 * MIB)]);
+    assert!(
+        s.projection_soon() < 450 * MIB,
+        "{}",
+        s.projection_soon() / MIB
+    );
+    // On schedule (flat at 100 since 0.2 s), the spike is due: 100 + 500 more.
+    let mut s2 = Sched::new(
+        cfg(None, OnPressure::Pause),
+        Estimator::new(None, vec![600 * MIB, 0], &[])
+            .with_walls(vec![2.0, 0.0])
+            .with_profiles(vec![Some(spike), None]),
+        vec![0],
+        2,
+    );
+    s2.decide();
+    observe(&mut s2, 0.2, 400 * MIB, &[(0, 100 * MIB)]);
+    observe(&mut s2, 1.46, 400 * MIB, &[(0, 100 * MIB)]);
+    assert_eq!(s2.projection_soon(), 900 * MIB);
+}
+
+#[test]
+fn once_a_parameter_explains_peaks_the_largest_jobs_run_first() {
+    // -p seed=range(0,4) -p model=large,small: jobs 0 (L), 1 (S), 2 (L), 3 (S), ...
+    let feats: Vec<features::Features> = (0..4)
+        .flat_map(|seed| {
+            ["large", "small"].map(|m| {
+                vec![
+                    ("seed".to_string(), seed.to_string()),
+                    ("model".to_string(), m.to_string()),
+                ]
+            })
+        })
+        .collect();
+    let est = Estimator::new(None, vec![], &[]).with_similar(similar::Similar::new(&feats));
+    let mut s = Sched::new(cfg(Some(1), OnPressure::Pause), est, (0..8).collect(), 8);
+    for (t, (job, mb)) in [(0, 500), (1, 50), (2, 510)].into_iter().enumerate() {
+        assert_eq!(started(&s.decide()), vec![job]);
+        observe(&mut s, t as f64, mb * MIB, &[(job, mb * MIB)]);
+        s.exited(job, Some(mb * MIB), false);
+    }
+    // model explains peaks (the two large ones agree; seed does not): the large jobs 4 and 6
+    // (510 each) now go before the small 3, 5, 7.
+    assert!(s.est.firm_similar(4, FIRM_WEIGHT).is_some());
+    assert_eq!(s.take_queue(), vec![4, 6, 3, 5, 7]);
 }

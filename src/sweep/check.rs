@@ -159,6 +159,63 @@ pub fn name(n: &str) -> Result<(), String> {
     Ok(())
 }
 
+/// sbatch options memsweep sets itself, per job or per submission: a `--slurm-arg` giving one
+/// would fight memsweep's own value.
+const SLURM_OWNED: &[&str] = &[
+    "--mem",
+    "--mem-per-cpu",
+    "--mem-per-gpu",
+    "--array",
+    "-a",
+    "--job-name",
+    "-J",
+    "--output",
+    "-o",
+    "--error",
+    "-e",
+    "--open-mode",
+    "--parsable",
+    "--wrap",
+    "--wait",
+    "-W",
+    "--comment",
+];
+
+/// `--slurm-arg`s: only with the Slurm backend, none that memsweep sets itself.
+pub fn slurm_args(backend: crate::cli::Backend, args: &[String]) -> Result<(), String> {
+    let Some(first) = args.first() else {
+        return Ok(());
+    };
+    if backend != crate::cli::Backend::Slurm {
+        return Err(format!(
+            "--slurm-arg {first}: sbatch options need --backend slurm (or backend = \"slurm\" in sweep.toml)"
+        ));
+    }
+    for a in args {
+        if !a.starts_with('-') {
+            return Err(format!(
+                "--slurm-arg {a}: give one sbatch option with its value, e.g. --slurm-arg=--partition=gpu"
+            ));
+        }
+        let name = a.split('=').next().unwrap_or(a);
+        let short = name.len() > 2 && !name.starts_with("--");
+        let name = if short { &name[..2] } else { name };
+        if SLURM_OWNED.contains(&name) {
+            let how = match name {
+                "--mem" | "--mem-per-cpu" | "--mem-per-gpu" => {
+                    "memsweep sets each job's --mem from what it learned; use --mem-per-job to fix it"
+                }
+                "--array" | "-a" => {
+                    "memsweep groups jobs into arrays itself; use -j N for the throttle %N"
+                }
+                _ => "memsweep sets it itself",
+            };
+            return Err(format!("--slurm-arg {a}: {how}"));
+        }
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -197,5 +254,29 @@ mod tests {
         assert!(name(" ").is_err());
         assert!(name("a\nb").is_err());
         assert!(name("lr sweep").is_ok());
+    }
+
+    #[test]
+    fn slurm_args_are_checked() {
+        use crate::cli::Backend::{Local, Slurm};
+        assert!(slurm_args(Local, &[]).is_ok());
+        assert!(slurm_args(Slurm, &["--partition=gpu".into(), "-t".into(), "10".into()]).is_err());
+        assert!(slurm_args(Slurm, &["--partition=gpu".into(), "--time=10".into()]).is_ok());
+        assert!(
+            slurm_args(Local, &["--time=10".into()])
+                .unwrap_err()
+                .contains("--backend slurm")
+        );
+        assert!(
+            slurm_args(Slurm, &["--mem=4G".into()])
+                .unwrap_err()
+                .contains("--mem-per-job")
+        );
+        assert!(
+            slurm_args(Slurm, &["-a1-3".into()])
+                .unwrap_err()
+                .contains("-j N")
+        );
+        assert!(slurm_args(Slurm, &["--job-name=x".into()]).is_err());
     }
 }

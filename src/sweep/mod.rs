@@ -15,12 +15,14 @@ mod quote;
 mod spec;
 mod template;
 
+pub use quote::quote;
+
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use crate::cli::{OnPressure, OutputMode};
+use crate::cli::{Backend, OnPressure, OutputMode};
 use crate::size::SizeSpec;
 
 /// How a job's command runs.
@@ -98,6 +100,9 @@ pub struct Options {
     pub timeout: Option<f64>,
     pub fail_fast: bool,
     pub output: Option<OutputMode>,
+    pub backend: Option<Backend>,
+    /// `--slurm-arg`s / `[slurm] args` (None: not given here).
+    pub slurm_args: Option<Vec<String>>,
 }
 
 /// Every `run` option after merging sweep.toml and flags; sizes stay specs until the limit is known.
@@ -118,6 +123,12 @@ pub struct RunConfig {
     pub grace_s: f64,
     pub sample_interval_s: f64,
     pub dry_run: bool,
+    /// Where the jobs run (sweep directories of older versions are local).
+    #[serde(default)]
+    pub backend: Backend,
+    /// sbatch options added to every submission (`--slurm-arg`, `[slurm] args`).
+    #[serde(default)]
+    pub slurm_args: Vec<String>,
     /// Run even where an option cannot be honoured here (each downgrade printed and journaled).
     #[serde(default)]
     pub best_effort: bool,
@@ -157,6 +168,8 @@ impl Default for RunConfig {
             fail_fast: false,
             output: OutputMode::Files,
             links: Vec::new(),
+            backend: Backend::Local,
+            slurm_args: Vec::new(),
         }
     }
 }
@@ -186,6 +199,8 @@ impl RunConfig {
         set(&mut self.sample_interval_s, &o.sample_interval);
         set_opt(&mut self.timeout_s, &o.timeout);
         set(&mut self.output, &o.output);
+        set(&mut self.backend, &o.backend);
+        set(&mut self.slurm_args, &o.slurm_args);
         self.history &= !o.no_history;
         self.cgroups &= !o.no_cgroups;
         self.json |= o.json;
@@ -227,6 +242,7 @@ impl RunConfig {
         flag("--reserve", check::size(self.reserve, true))?;
         flag("--mem-per-job", check::size(self.mem_per_job, false))?;
         flag("--job-mem-max", check::size(self.job_mem_max, false))?;
+        check::slurm_args(self.backend, &self.slurm_args)?;
         if let (Some(SizeSpec::Bytes(est)), Some(SizeSpec::Bytes(max))) =
             (self.mem_per_job, self.job_mem_max)
             && max < est
@@ -896,6 +912,8 @@ mod tests {
                 grace_s: 10.0,
                 sample_interval_s: 0.2,
                 dry_run: false,
+                backend: Backend::Local,
+                slurm_args: vec![],
                 best_effort: false,
                 timeout_s: None,
                 fail_fast: false,

@@ -12,7 +12,7 @@ use toml::Spanned;
 use super::check;
 use super::jobsfile::Ordered;
 use super::params::{self, Param};
-use crate::cli::{OnPressure, OutputMode};
+use crate::cli::{Backend, OnPressure, OutputMode};
 use crate::size::{self, SizeSpec};
 
 /// The command as the file gives it.
@@ -58,6 +58,17 @@ pub struct Spec {
     pub links: Vec<params::Link>,
     /// In file order.
     pub params: Vec<Param>,
+    pub backend: Option<Backend>,
+    /// `[slurm] args = [...]`.
+    pub slurm_args: Vec<String>,
+}
+
+/// The `[slurm]` table.
+#[derive(Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+struct RawSlurm {
+    /// sbatch options for every job, as `--slurm-arg` takes them.
+    args: Option<Vec<String>>,
 }
 
 #[derive(Deserialize)]
@@ -95,6 +106,8 @@ struct Raw {
     output: Option<OutputMode>,
     link: Option<Spanned<Vec<Vec<String>>>>,
     params: Option<Ordered<Spanned<String>, Spanned<RawParam>>>,
+    backend: Option<Backend>,
+    slurm: Option<Spanned<RawSlurm>>,
 }
 
 enum RawCommand {
@@ -348,6 +361,8 @@ impl Spec {
             timeout: self.timeout,
             fail_fast: self.fail_fast,
             output: self.output,
+            backend: self.backend,
+            slurm_args: (!self.slurm_args.is_empty()).then(|| self.slurm_args.clone()),
         }
     }
 }
@@ -475,6 +490,13 @@ pub fn parse(src: &str, path: &Path) -> Result<Spec, String> {
             spec.limit = Some(check::limit(l).or_else(|e| r.err(span, "limit", e))?);
         }
     }
+    spec.backend = raw.backend;
+    if let Some(t) = raw.slurm {
+        let span = t.span();
+        spec.slurm_args = t.into_inner().args.unwrap_or_default();
+        check::slurm_args(spec.backend.unwrap_or_default(), &spec.slurm_args)
+            .or_else(|e| r.err(span, "slurm.args", e.replace("--slurm-arg ", "")))?;
+    }
     spec.reserve = r.size("reserve", raw.reserve, true)?;
     spec.mem_per_job = r.size("mem-per-job", raw.mem_per_job, true)?;
     spec.job_mem_max = r.size("job-mem-max", raw.job_mem_max, true)?;
@@ -582,6 +604,10 @@ depth = 5
         );
         assert_eq!(s.params[2].values, ["5"]);
         assert_eq!(s.params[1].origin, "exp/sweep.toml:19: params.lr");
+        let s =
+            parse_str("backend = \"slurm\"\n[slurm]\nargs = [\"--partition=debug\"]\n").unwrap();
+        assert_eq!(s.backend, Some(Backend::Slurm));
+        assert_eq!(s.slurm_args, ["--partition=debug"]);
     }
 
     #[test]
@@ -664,6 +690,19 @@ depth = 5
             ),
             ("name = \"\"\n", "name: "),
             ("jobs = \n", "exp/sweep.toml:1:"),
+            (
+                "backend = \"pbs\"\n",
+                "exp/sweep.toml:1: unknown variant `pbs`",
+            ),
+            (
+                "[slurm]\nargs = [\"--time=5\"]\n",
+                "exp/sweep.toml:1: slurm.args: --time=5: sbatch options need --backend slurm",
+            ),
+            (
+                "backend = \"slurm\"\n[slurm]\nargs = [\"--mem=2G\"]\n",
+                "exp/sweep.toml:2: slurm.args: --mem=2G: memsweep sets each job's --mem",
+            ),
+            ("[slurm]\npartition = \"x\"\n", "unknown field `partition`"),
         ] {
             let e = parse_str(src).unwrap_err();
             assert!(e.contains(needle), "{src:?}: {e}");

@@ -278,3 +278,37 @@ fn sweep_toml_sets_the_controls_and_resume_can_change_them() {
         out.stderr
     );
 }
+
+#[test]
+fn the_journal_holds_the_peak_working_set_the_summary_reports() {
+    // Short spikes between the once-a-second journal samples: the journal used to miss them,
+    // so the plot stayed below the peak the summary reported.
+    let d = tempdir();
+    let out = run_in(d.path())
+        .args(["--out", "o", "-j", "1", "-p", "i=1,2,3", "--"])
+        .args([
+            "python3",
+            "-c",
+            "import time; b = b'x' * (150 << 20); time.sleep(0.3); print({i})",
+        ])
+        .run();
+    out.assert_code(0);
+    let summary = read_json(&d.path().join("o/summary.json"));
+    let samples: Vec<u64> = journal(&d.path().join("o"))
+        .iter()
+        .filter(|e| e["event"] == "sample")
+        .map(|e| e["working_set_bytes"].as_u64().unwrap())
+        .collect();
+    assert_eq!(
+        samples.iter().max().copied(),
+        summary["peak_working_set_bytes"].as_u64(),
+        "{summary}"
+    );
+    // Still about one sample a second, plus peaks: not one per 25 ms.
+    let makespan = summary["makespan_s"].as_f64().unwrap();
+    assert!(
+        (samples.len() as f64) <= 2.0 * makespan + 4.0,
+        "{} samples in {makespan} s",
+        samples.len()
+    );
+}

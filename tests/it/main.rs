@@ -12,3 +12,5 @@ mod probe;
 mod reliability;
 mod run;
 mod show;
+mod slurm;
+mod snapshots;

@@ -598,3 +598,53 @@ fn bad_input_is_a_usage_error_naming_the_culprit() {
         "bad input started a sweep"
     );
 }
+
+/// Issue 8: history is keyed by a job's parameters with run-varying parts aligned, so a jobs file
+/// regenerated in another run directory (new paths, another order, another file name) is
+/// estimated from the first run's peaks.
+#[test]
+fn history_survives_a_regenerated_jobs_file_with_per_run_paths() {
+    let dir = tempdir();
+    let jobs = |run: &str, order: &[u64]| -> PathBuf {
+        let d = dir.path().join("runs").join(run);
+        std::fs::create_dir_all(d.join("results")).unwrap();
+        let text: String = order
+            .iter()
+            .map(|mb| {
+                format!(
+                    "python3 -c \"{}\" {} size={mb}\n",
+                    hog(*mb, 0.4),
+                    d.join("results").join(format!("j{mb}.out")).display()
+                )
+            })
+            .collect();
+        let file = d.join(format!("jobs-{run}.txt"));
+        std::fs::write(&file, text).unwrap();
+        file
+    };
+    let first = jobs("r1", &[20, 40, 60]);
+    run_in(dir.path())
+        .args(["-j", "3", "--out"])
+        .arg(dir.path().join("sw1"))
+        .arg("--jobs-file")
+        .arg(&first)
+        .timeout(Duration::from_secs(60))
+        .run()
+        .assert_code(0);
+    let second = jobs("r2", &[60, 20, 40]);
+    let res = run_in(dir.path())
+        .args(["--dry-run", "--jobs-file"])
+        .arg(&second)
+        .run();
+    res.assert_code(0);
+    let sources = res
+        .stdout
+        .lines()
+        .filter(|l| l.contains("job history"))
+        .count();
+    assert_eq!(
+        sources, 3,
+        "every job estimated from its own history:\n{}",
+        res.stdout
+    );
+}

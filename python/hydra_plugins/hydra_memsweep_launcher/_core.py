@@ -33,6 +33,7 @@ import memsweep
 from ._job import execute_job
 from .events import Progress
 from .flags import (
+    FIELD_FLAGS,
     KNOWN_OPTIONS,
     ON_PRESSURE,
     SIZE_FLAGS,
@@ -53,6 +54,7 @@ from .results import (
 )
 
 __all__ = [
+    "FIELD_FLAGS",
     "KNOWN_OPTIONS",
     "ON_PRESSURE",
     "SIZE_FLAGS",
@@ -224,13 +226,23 @@ def launch(
     except (OSError, ValueError, KeyError, TypeError, AttributeError):
         pass  # memsweep died before writing it: fall back on the events it streamed
     if code not in (0, 1) and not summary and not progress.ends:
-        # memsweep refused to start (exit 2: bad option or jobs file): nothing ran.
-        text = "\n".join(stderr[-STDERR_TAIL_LINES:]) or "(no stderr)"
-        fields = ", ".join(f"{k} is {v}" for k, v in SIZE_FLAGS.items())
+        # memsweep refused to start (exit 2: bad option or jobs file): nothing ran. Its own
+        # error names the flag; say which launcher field that is, in one message.
+        errors = [
+            line[len("memsweep: error: ") :]
+            for line in stderr
+            if line.startswith("memsweep: error: ")
+        ]
+        text = "; ".join(errors) or "\n".join(stderr[-STDERR_TAIL_LINES:]) or "(no stderr)"
+        named = [
+            f"hydra.launcher.{field} is {flag}"
+            for field, flag in FIELD_FLAGS.items()
+            if flag in text
+        ]
+        log.debug("memsweep run exited with code %s: %s", code, " ".join(cmd))
         raise LauncherConfigError(
-            f"memsweep run exited with code {code} before running any job:\n{text}\n"
-            f"(command: {' '.join(cmd)}; the flags come from hydra.launcher: n_jobs is -j, "
-            f"{fields})"
+            f"hydra/launcher=memsweep: memsweep refused to run (exit code {code}): {text}"
+            + (f" ({'; '.join(named)})" if named else "")
         )
 
     results: List[JobReturn] = []

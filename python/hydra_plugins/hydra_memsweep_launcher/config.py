@@ -4,8 +4,8 @@ Hydra imports this module at every application start (plugin discovery), so it i
 the config store.
 """
 
-from dataclasses import dataclass
-from typing import Optional
+from dataclasses import dataclass, field
+from typing import List, Optional
 
 from hydra.core.config_store import ConfigStore
 
@@ -30,10 +30,11 @@ class MemsweepLauncherConf:
     limit: Optional[str] = None
     # --job-mem-max: hard cap per job (its own memory cgroup); a job above it is killed alone
     job_mem_max: Optional[str] = None
-    # --on-pressure: pause | requeue | none
-    on_pressure: str = "pause"
-    # --retries: attempts after the first for a job that memsweep stopped under memory pressure
-    retries: int = 3
+    # --on-pressure: pause | requeue | none; null = memsweep's default (pause)
+    on_pressure: Optional[str] = None
+    # --retries: attempts after the first for a job that memsweep stopped under memory pressure;
+    # null = memsweep's default (3)
+    retries: Optional[int] = None
     # false = --no-history: do not learn from or record to the history of earlier sweeps
     history: bool = True
     # false = --no-cgroups: measure jobs by sampling /proc instead of per-job memory cgroups
@@ -44,6 +45,11 @@ class MemsweepLauncherConf:
     fail_fast: bool = False
     # path of the memsweep binary; null = $MEMSWEEP_BIN, then this Python's scripts dir, then PATH
     binary: Optional[str] = None
+    # --backend: local (this machine) | slurm (each job an sbatch array task with a learned --mem;
+    # the sweep dir must be on a filesystem every node sees)
+    backend: str = "local"
+    # --slurm-arg, one per item: sbatch options such as --partition=gpu or --time=60
+    slurm_args: List[str] = field(default_factory=list)
 
 
 ConfigStore.instance().store(

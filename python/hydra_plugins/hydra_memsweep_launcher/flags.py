@@ -28,6 +28,14 @@ SIZE_FLAGS = {
     "job_mem_max": "--job-mem-max",
 }
 ON_PRESSURE = ("pause", "requeue", "none")
+# Every field that becomes a flag, to name the field when memsweep rejects the flag's value.
+FIELD_FLAGS = {
+    "n_jobs": "-j",
+    **SIZE_FLAGS,
+    "on_pressure": "--on-pressure",
+    "retries": "--retries",
+    "timeout": "--timeout",
+}
 KNOWN_OPTIONS = set(SIZE_FLAGS) | {
     "n_jobs",
     "on_pressure",
@@ -37,6 +45,8 @@ KNOWN_OPTIONS = set(SIZE_FLAGS) | {
     "binary",
     "timeout",
     "fail_fast",
+    "backend",
+    "slurm_args",
 }
 STDERR_TAIL_LINES = 20
 
@@ -107,6 +117,18 @@ def run_flags(options: Dict[str, Any]) -> List[str]:
         flags += ["--timeout", str(timeout)]
     if options.get("fail_fast"):
         flags.append("--fail-fast")
+    backend = options.get("backend")
+    if backend is not None and backend != "local":  # memsweep checks the name
+        flags += ["--backend", str(backend)]
+    slurm_args = options.get("slurm_args") or []
+    if isinstance(slurm_args, str):
+        # A string would be taken apart character by character.
+        raise LauncherConfigError(
+            f"hydra.launcher.slurm_args={slurm_args!r}: give a list, e.g. "
+            "\"hydra.launcher.slurm_args=['--partition=debug','--time=10']\""
+        )
+    # `--slurm-arg=VALUE`: one argv word, so a value starting with '-' is never taken for a flag.
+    flags += [f"--slurm-arg={a}" for a in slurm_args]
     return flags
 
 

@@ -97,6 +97,11 @@ pub struct Engine {
     fail_fast_job: Option<usize>,
     /// `--output live`: the running jobs' output files, followed.
     live: Option<Live>,
+    /// The latest sample, until journaled.
+    unjournaled: Option<Event>,
+    /// The sample of the highest working set not journaled yet.
+    unjournaled_peak: Option<Event>,
+    journaled_peak_ws: u64,
 }
 
 fn epoch() -> f64 {
@@ -141,7 +146,9 @@ impl Engine {
         Ok(Engine {
             oom_at_start: status.oom_kills,
             job_oom_kills: 0,
-            peak_ws: status.working_set_bytes,
+            // From the samples only (the first is taken and journaled at the start), so the
+            // peak the summary reports is one the journal, and the plot, hold.
+            peak_ws: 0,
             plan,
             setup,
             probe,
@@ -165,6 +172,9 @@ impl Engine {
             killed_all: false,
             fail_fast_job: None,
             live,
+            unjournaled: None,
+            unjournaled_peak: None,
+            journaled_peak_ws: 0,
         })
     }
 
@@ -221,6 +231,7 @@ impl Engine {
                 }
             }
         }
+        self.journal_samples();
         let _ = self.dir.sync();
         let summary = self.summary();
         let _ = self.dir.write_summary(&summary);
@@ -386,16 +397,46 @@ impl Engine {
         let journal_due = self
             .last_journal_sample
             .is_none_or(|t| t.elapsed() >= JOURNAL_SAMPLE_EVERY);
+        let ev = Event::Sample {
+            t: epoch(),
+            working_set_bytes: ws,
+            available_bytes: self.status.available_bytes,
+            budget_bytes: self.setup.budget.budget,
+            running: usage.iter().map(|u| (u.job, u.current)).collect(),
+            psi_some_avg10: psi,
+        };
+        // The journal keeps a sample a second, plus the sample of each new peak working set
+        // (written at the next journal time), so the plot reaches the peak the summary reports.
+        // Against the held peak too: a lower sample must not replace a higher one not yet written.
+        let held = match &self.unjournaled_peak {
+            Some(Event::Sample {
+                working_set_bytes, ..
+            }) => *working_set_bytes,
+            _ => 0,
+        };
+        if ws > self.journaled_peak_ws.max(held) {
+            self.unjournaled_peak = Some(ev.clone());
+        }
+        self.unjournaled = Some(ev);
         if force_journal || journal_due {
-            self.last_journal_sample = Some(Instant::now());
-            let ev = Event::Sample {
-                t: epoch(),
-                working_set_bytes: ws,
-                available_bytes: self.status.available_bytes,
-                budget_bytes: self.setup.budget.budget,
-                running: usage.iter().map(|u| (u.job, u.current)).collect(),
-                psi_some_avg10: psi,
-            };
+            self.journal_samples();
+        }
+    }
+
+    /// Journal the held samples: the latest peak not yet journaled, then the latest sample. Also
+    /// called before a pause or requeue, so the sample it was decided on is in the journal.
+    fn journal_samples(&mut self) {
+        self.last_journal_sample = Some(Instant::now());
+        let peak = self.unjournaled_peak.take();
+        let last = self.unjournaled.take();
+        let same = matches!((&peak, &last), (Some(a), Some(b)) if a == b);
+        for ev in [peak.filter(|_| !same), last].into_iter().flatten() {
+            if let Event::Sample {
+                working_set_bytes, ..
+            } = &ev
+            {
+                self.journaled_peak_ws = self.journaled_peak_ws.max(*working_set_bytes);
+            }
             if let Err(e) = self.emit(ev) {
                 crate::errln!("memsweep: warning: {e:#}");
             }
@@ -406,6 +447,13 @@ impl Engine {
     /// starts are returned to be spawned once the journal is synced.
     fn decide_and_record(&mut self) -> anyhow::Result<Vec<SpawnSpec>> {
         let actions = self.setup.sched.decide();
+        if actions
+            .iter()
+            .any(|a| matches!(a, Action::Pause { .. } | Action::Requeue { .. }))
+        {
+            // The reason cites what this sample saw: the journal (and the plot) must hold it.
+            self.journal_samples();
+        }
         let mut to_spawn = Vec::new();
         for a in actions {
             match a {
@@ -519,6 +567,7 @@ impl Engine {
             attempt,
             command,
             estimate_bytes: (estimate > 0).then_some(estimate),
+            slurm_id: None,
         })?;
         Ok(spec)
     }
@@ -604,6 +653,8 @@ impl Engine {
                 peak_bytes: p,
                 wall_s,
                 t: epoch(),
+                params: self.setup.features.get(job).cloned(),
+                profile: self.setup.sched.last_profile(),
             });
             if self.history_batch.len() >= HISTORY_BATCH {
                 self.flush_history();
@@ -822,6 +873,7 @@ impl Engine {
         if let Ok(s) = self.probe.status() {
             self.status = s;
         }
+        self.journal_samples();
         self.skip_queued()?;
         // The counts without the rows: a 10 000-job summary is megabytes, built once, below.
         let (succeeded, failed) = self.dir.counts(&self.plan.jobs);

@@ -1,0 +1,362 @@
+//! Estimates for jobs never measured, from finished jobs (this sweep and history) that share
+//! their parameter values: a per-value model. Each parameter is weighted by how well it explains
+//! peaks, measured leave-one-out (predict each finished job by the mean of the others with the
+//! same value; compare with the mean of all others): a seed that does not move memory gets
+//! weight 0, a model size that sets it gets ~1. An unseen job is estimated by the largest peak
+//! seen with its value of the best-weighted parameters it shares. Pure.
+//!
+//! Only grouping parameters are kept: one that takes a single value in this sweep says nothing
+//! about differences, and one unique to every job (an id, an output path) never groups — a rerun
+//! of that very job is own history, not a neighbour. So a sweep of 100 000 `true {i}` jobs
+//! stores nothing here.
+
+use std::collections::HashMap;
+
+use super::features::Features;
+use super::profile::Profile;
+
+/// Weight a grouping parameter has before any evidence for or against it.
+pub const PRIOR_WEIGHT: f64 = 0.5;
+/// Parameters within this share of the best weight also vote (weighted mean of their maxima).
+const VOTE_SHARE: f64 = 0.5;
+/// Leave-one-out predictions needed before a parameter's weight replaces the prior.
+const MIN_EVIDENCE: u32 = 2;
+
+type Feat = (u32, u32);
+
+#[derive(Debug, Clone, Default)]
+struct Group {
+    n: u32,
+    sum: f64,
+    max: u64,
+    /// Profile and wall time of the job that set `max`.
+    profile: Option<Profile>,
+    wall: f32,
+}
+
+#[derive(Debug, Clone)]
+struct Obs {
+    peak: u64,
+    feats: Box<[Feat]>,
+}
+
+/// What the neighbours say about one job.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Neighbours {
+    pub bytes: u64,
+    /// The best weight among the parameters that voted (0..1).
+    pub weight: f64,
+    /// Profile and wall time of the largest neighbour, if recorded.
+    pub profile: Option<Profile>,
+    pub wall: f32,
+}
+
+/// The per-value model.
+#[derive(Debug, Clone, Default)]
+pub struct Similar {
+    names: HashMap<String, u32>,
+    values: HashMap<String, u32>,
+    /// Features of each job of this sweep (grouping parameters only).
+    jobs: Vec<Box<[Feat]>>,
+    prior: Vec<f64>,
+    groups: HashMap<Feat, Group>,
+    obs: Vec<Obs>,
+    weights: Vec<f64>,
+    weights_at: usize,
+}
+
+impl Similar {
+    /// The model for a sweep whose jobs have these features.
+    pub fn new<F: AsRef<[(String, String)]>>(jobs: &[F]) -> Similar {
+        let mut s = Similar::default();
+        // Distinct values per parameter name, to keep grouping parameters only. A parameter with
+        // more than max(16, n/4) values makes groups too small to learn from (an id, a path, a
+        // fine-grained value); counting stops there, so `i=range(0,100000)` costs little.
+        let cap = (jobs.len() / 4).max(16);
+        let mut distinct: HashMap<&str, Option<std::collections::HashSet<&str>>> = HashMap::new();
+        for f in jobs {
+            for (n, v) in f.as_ref() {
+                let e = distinct
+                    .entry(n)
+                    .or_insert_with(|| Some(Default::default()));
+                if let Some(set) = e {
+                    set.insert(v);
+                    if set.len() > cap {
+                        *e = None;
+                    }
+                }
+            }
+        }
+        let grouping: HashMap<&str, bool> = distinct
+            .iter()
+            .map(|(n, vs)| {
+                let g = vs
+                    .as_ref()
+                    .is_some_and(|vs| vs.len() > 1 && vs.len() < jobs.len());
+                (*n, g)
+            })
+            .collect();
+        if !grouping.values().any(|&g| g) {
+            return s;
+        }
+        s.jobs = jobs
+            .iter()
+            .map(|f| {
+                f.as_ref()
+                    .iter()
+                    .filter(|(n, _)| grouping.get(n.as_str()).copied().unwrap_or(false))
+                    .map(|(n, v)| s.intern(n, v))
+                    .collect()
+            })
+            .collect();
+        s
+    }
+
+    fn intern(&mut self, name: &str, value: &str) -> Feat {
+        let n = self.names.len() as u32;
+        let name = *self.names.entry(name.to_string()).or_insert(n);
+        if name as usize >= self.prior.len() {
+            self.prior.resize(name as usize + 1, PRIOR_WEIGHT);
+        }
+        let v = self.values.len() as u32;
+        let value = *self.values.entry(value.to_string()).or_insert(v);
+        (name, value)
+    }
+
+    /// Features of an earlier job (history) in this sweep's terms: only names this sweep groups
+    /// by count; values this sweep never has are kept (they still teach the weights).
+    fn known(&mut self, f: &Features) -> Box<[Feat]> {
+        let mut out = Vec::new();
+        for (n, v) in f {
+            if self.names.contains_key(n.as_str()) {
+                out.push(self.intern(n, v));
+            }
+        }
+        out.into_boxed_slice()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.names.is_empty()
+    }
+
+    /// Changes whenever the weights were recomputed (after [`Self::estimate`]): estimates may
+    /// have moved.
+    pub fn version(&self) -> usize {
+        self.weights_at
+    }
+
+    /// A job of this sweep finished.
+    pub fn learn_job(&mut self, job: usize, peak: u64, profile: Option<Profile>, wall: f32) {
+        if let Some(f) = self.jobs.get(job).cloned() {
+            self.add(f, peak, profile, wall);
+        }
+    }
+
+    /// A job of an earlier sweep, from history.
+    pub fn learn_history(&mut self, f: &Features, peak: u64, profile: Option<Profile>, wall: f32) {
+        if self.is_empty() {
+            return;
+        }
+        let f = self.known(f);
+        self.add(f, peak, profile, wall);
+    }
+
+    fn add(&mut self, f: Box<[Feat]>, peak: u64, profile: Option<Profile>, wall: f32) {
+        if f.is_empty() || peak == 0 {
+            return;
+        }
+        for &k in f.iter() {
+            let g = self.groups.entry(k).or_default();
+            g.n += 1;
+            g.sum += peak as f64;
+            if peak >= g.max {
+                g.max = peak;
+                g.profile = profile;
+                g.wall = wall;
+            }
+        }
+        self.obs.push(Obs { peak, feats: f });
+    }
+
+    /// Recompute the weights when the observations grew by an eighth (amortised: a long sweep
+    /// does not pay O(n) per finished job).
+    fn refresh(&mut self) {
+        let n = self.obs.len();
+        if n == self.weights_at
+            || (self.weights_at >= 16 && n < self.weights_at + self.weights_at / 8)
+        {
+            return;
+        }
+        self.weights_at = n;
+        let names = self.prior.len();
+        let total: f64 = self.obs.iter().map(|o| o.peak as f64).sum();
+        let mut err = vec![0.0f64; names];
+        let mut base = vec![0.0f64; names];
+        let mut count = vec![0u32; names];
+        for o in &self.obs {
+            let p = o.peak as f64;
+            let global = if n > 1 {
+                (total - p) / (n - 1) as f64
+            } else {
+                p
+            };
+            for &(name, v) in o.feats.iter() {
+                let g = &self.groups[&(name, v)];
+                if g.n < 2 {
+                    continue;
+                }
+                let pred = (g.sum - p) / (g.n - 1) as f64;
+                err[name as usize] += (pred - p).abs() / p;
+                base[name as usize] += (global - p).abs() / p;
+                count[name as usize] += 1;
+            }
+        }
+        self.weights = (0..names)
+            .map(|i| {
+                if count[i] < MIN_EVIDENCE {
+                    self.prior[i]
+                } else if base[i] <= 1e-9 {
+                    // Every job the same size: any shared value predicts it.
+                    1.0
+                } else {
+                    (1.0 - err[i] / base[i]).clamp(0.0, 1.0)
+                }
+            })
+            .collect();
+    }
+
+    /// The weight of a parameter now (for tests and the dry run).
+    pub fn weight(&mut self, name: &str) -> Option<f64> {
+        self.refresh();
+        let i = *self.names.get(name)? as usize;
+        Some(self.weights.get(i).copied().unwrap_or(self.prior[i]))
+    }
+
+    /// What finished jobs sharing this job's parameter values say, if any share one that
+    /// explains peaks.
+    pub fn estimate(&mut self, job: usize) -> Option<Neighbours> {
+        if self.obs.is_empty() {
+            return None;
+        }
+        self.refresh();
+        let feats = self.jobs.get(job)?;
+        let mut votes: Vec<(f64, &Group)> = Vec::new();
+        for k in feats.iter() {
+            let w = self.weights.get(k.0 as usize).copied().unwrap_or(0.0);
+            if w <= 0.0 {
+                continue;
+            }
+            if let Some(g) = self.groups.get(k) {
+                votes.push((w, g));
+            }
+        }
+        let best = votes.iter().map(|v| v.0).fold(0.0, f64::max);
+        if best <= 0.0 {
+            return None;
+        }
+        let (mut sw, mut sb) = (0.0, 0.0);
+        let mut top: Option<&Group> = None;
+        for &(w, g) in &votes {
+            if w + 1e-12 < best * VOTE_SHARE {
+                continue;
+            }
+            sw += w;
+            sb += w * g.max as f64;
+            if w >= best - 1e-12 && top.is_none_or(|t| g.max > t.max) {
+                top = Some(g);
+            }
+        }
+        let top = top?;
+        Some(Neighbours {
+            bytes: (sb / sw) as u64,
+            weight: best,
+            profile: top.profile,
+            wall: top.wall,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    const MIB: u64 = 1 << 20;
+
+    fn grid() -> Vec<Features> {
+        // -p seed=range(0,6) -p model=large,small,medium: the first parameter slowest.
+        let mut v = Vec::new();
+        for seed in 0..6 {
+            for model in ["large", "small", "medium"] {
+                v.push(vec![
+                    ("seed".to_string(), seed.to_string()),
+                    ("model".to_string(), model.to_string()),
+                ]);
+            }
+        }
+        v
+    }
+
+    fn size(model: &str) -> u64 {
+        match model {
+            "large" => 600 * MIB,
+            "medium" => 300 * MIB,
+            _ => 100 * MIB,
+        }
+    }
+
+    #[test]
+    fn the_parameter_that_sets_memory_gets_the_weight_and_the_estimate() {
+        let jobs = grid();
+        let mut s = Similar::new(&jobs);
+        assert_eq!(s.estimate(3), None, "nothing finished");
+        // Seed 0 finished (large 600, small 100, medium 300), seed 1's large too (610).
+        for (j, extra) in [(0, 0), (1, 0), (2, 0), (3, 10 * MIB)] {
+            s.learn_job(j, size(&jobs[j][1].1) + extra, None, 1.0);
+        }
+        // Seed explains little (jobs of seed 0 are 100–600), model nearly everything.
+        assert!(s.weight("seed").unwrap() < 0.2, "{:?}", s.weight("seed"));
+        assert!(s.weight("model").unwrap() > 0.9, "{:?}", s.weight("model"));
+        // Seed 1's medium: the largest medium seen, 300; seed 5's large: the largest large, 610.
+        assert_eq!(s.estimate(5).unwrap().bytes, 300 * MIB);
+        assert_eq!(s.estimate(15).unwrap().bytes, 610 * MIB);
+    }
+
+    #[test]
+    fn before_evidence_a_shared_value_votes_with_the_prior_weight() {
+        let jobs = grid();
+        let mut s = Similar::new(&jobs);
+        s.learn_job(0, 600 * MIB, None, 1.0);
+        // Seed 0's small shares seed=0 with the large one, seed 1's large shares model=large:
+        // both are estimated at 600 on the prior (no evidence either way yet).
+        let e = s.estimate(3).unwrap();
+        assert_eq!((e.bytes, e.weight), (600 * MIB, PRIOR_WEIGHT));
+    }
+
+    #[test]
+    fn history_of_the_same_parameters_estimates_a_reordered_sweep() {
+        let mut jobs = grid();
+        jobs.reverse();
+        let mut s = Similar::new(&jobs);
+        for f in grid().iter().take(6) {
+            s.learn_history(f, size(&f[1].1), None, 2.0);
+        }
+        // Job 2 is now seed 5, large: never run, but large jobs were.
+        assert_eq!(jobs[2][1].1, "large");
+        assert_eq!(s.estimate(2).unwrap().bytes, 600 * MIB);
+    }
+
+    #[test]
+    fn ids_and_constants_are_not_parameters() {
+        let jobs: Vec<Features> = (0..5)
+            .map(|i| {
+                vec![
+                    ("#0".to_string(), "workload".to_string()),
+                    ("id".to_string(), format!("j{i}")),
+                ]
+            })
+            .collect();
+        let mut s = Similar::new(&jobs);
+        assert!(s.is_empty());
+        s.learn_job(0, 100 * MIB, None, 1.0);
+        assert_eq!(s.estimate(1), None);
+    }
+}
