@@ -55,9 +55,11 @@ pub enum Command {
     Run(Box<RunArgs>),
     /// Show what happened in a sweep directory (finished, running or crashed): the table and advice, JSON, or an SVG timeline.
     Show(ShowArgs),
-    /// Run a command that starts its own processes (xargs -P, Hydra's joblib launcher, a worker pool) and keep its whole process tree within memory: new processes wait while memory is tight, growing ones are paused youngest first.
+    /// Run a command that launches its own jobs (xargs -P, Hydra's joblib) and keep its process tree within memory.
+    ///
+    /// New processes wait while memory is tight, growing ones are paused youngest first and resumed oldest first; a kill is the last resort. The exit code is the command's.
     Guard(GuardArgs),
-    /// Watch memory in the foreground: a live view, or one JSON line per sample with --log; warn past a threshold.
+    /// Watch memory in the foreground: a live view, or JSON lines with --log; warn past a threshold.
     Monitor(MonitorArgs),
     /// Print a shell completion script.
     ///
