@@ -184,7 +184,9 @@ def slurm_cluster() -> Iterator[str]:
 
     missing = [c for c in ("slurmctld", "slurmd", "sbatch", "munged") if not shutil.which(c)]
     if missing:
-        unavailable(f"Slurm not installed ({', '.join(missing)}; scripts/setup installs it as root)")
+        unavailable(
+            f"Slurm not installed ({', '.join(missing)}; scripts/setup installs it as root)"
+        )
     if os.geteuid() != 0:
         unavailable("not root: slurmd and munged need root")
     base = Path(tempfile.mkdtemp(prefix="memsweep-python-slurm-"))

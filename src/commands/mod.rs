@@ -70,7 +70,7 @@ fn clap_error(e: clap::Error) -> ExitCode {
     }
     let text = e.render().to_string();
     let text = text.strip_prefix("error: ").unwrap_or(&text);
-    eprint!("memsweep: error: {text}");
+    crate::errln!("memsweep: error: {}", text.trim_end());
     Exit::Usage.into()
 }
 
@@ -82,9 +82,9 @@ fn dispatch(cli: Cli) -> anyhow::Result<Exit> {
         Command::Check(ref args) => check::run(&fs(&args.root), args),
         Command::Run(args) => run::run(&fs(&args.root.clone()), *args),
         Command::Show(args) => show::run(&args),
+        Command::SlurmJob(args) => slurm_job::run(&args),
         Command::Monitor(ref args) => monitor::run(&fs(&args.root), args),
         Command::Guard(_) => unreachable!("handled in main: it exits with the command's own code"),
-        Command::SlurmJob(args) => slurm_job::run(&args),
         Command::Completions(args) => {
             let mut cmd = Cli::command();
             let mut out = Vec::new();

@@ -9,15 +9,19 @@
 //!   the jobs' child subreaper, still carries them. Only a process that execs with a scrubbed
 //!   environment sheds the marker; as the subreaper's child it is still ended with the sweep.
 //!
-//! [`Attribution`] is reusable by anything that watches process trees it did not start (give
-//! the root process the two variables, then call [`Attribution::trees`] with each /proc scan).
-//! Environments are read once per process (cached by pid and start time), so a scan costs one
-//! `stat` read per process plus one `environ` read per new process.
+//! [`Attribution`] is reusable by anything that watches process trees it did not start: give
+//! the root process the variables of [`Marker::env`], and on each turn
+//! `attribution.trees(&scan(), &[(id, root_pid)], page_size())` gives each root's processes,
+//! their RSS and their process groups. Environments are read once per process (cached by pid
+//! and start time), so a scan costs one `stat` read per process plus one `environ` read per new
+//! process.
 
 use std::collections::HashMap;
 use std::io::Read;
 
-use super::sample::{self, ProcEntry, Tree};
+use super::sample;
+pub use super::sample::{ProcEntry, Tree, own_children, scan};
+pub use super::sys::page_size;
 
 /// The job number a job's processes inherit (also documented for jobs: `MEMSWEEP_JOB_ID`).
 pub const JOB_ID_VAR: &str = "MEMSWEEP_JOB_ID";

@@ -116,8 +116,14 @@ pub fn remove_tree(dir: &Path) -> io::Result<()> {
         }
     }
     kill_all(dir);
+    remove_dir_retrying(dir)
+}
+
+/// rmdir, retried for up to 0.5 s while it fails with EBUSY: a killed process leaves its
+/// cgroup a moment after it dies, and a removed child cgroup goes offline a moment after its
+/// rmdir (until then its parent cannot be removed).
+fn remove_dir_retrying(dir: &Path) -> io::Result<()> {
     let mut last = Ok(());
-    // A killed process leaves its cgroup a moment after it dies.
     for _ in 0..50 {
         last = std::fs::remove_dir(dir);
         match &last {
@@ -464,6 +470,6 @@ impl JobCgroups {
             }
             self.moved_runner = false;
         }
-        let _ = std::fs::remove_dir(&self.base);
+        let _ = remove_dir_retrying(&self.base);
     }
 }

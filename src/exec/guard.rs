@@ -178,7 +178,7 @@ impl Drop for Guard {
 /// # Safety
 /// Must only be called in a freshly forked child; `st` and `devnull` must be valid.
 unsafe fn guard_main(sock: i32, st: &mut State, devnull: *const libc::c_char) -> ! {
-    // SAFETY (whole body): raw syscalls on fds we own, buffers inside `st`, and NUL-terminated
+    // SAFETY: (whole body) raw syscalls on fds we own, buffers inside `st`, and NUL-terminated
     // paths built in `st.path`; nothing allocates or takes a lock.
     unsafe {
         // Out of the runner's process group so a Ctrl-C or a group-wide signal meant for the
@@ -267,12 +267,29 @@ unsafe fn guard_main(sock: i32, st: &mut State, devnull: *const libc::c_char) ->
                 };
                 libc::nanosleep(&ts, std::ptr::null_mut());
             }
-            // Best effort: the next runner's stale-cgroup sweep removes what remains (v2: the
-            // base holds `runner`, where this guard itself lives).
-            sweep_cgroups(st, true);
-            st.path[..st.base_len].copy_from_slice(&st.base[..st.base_len]);
-            st.path[st.base_len - 1] = 0;
-            libc::rmdir(st.path.as_ptr().cast());
+            // A cgroup just emptied or removed is still going offline for a moment, and its
+            // parent's rmdir fails with EBUSY until it is: retry for up to 3 s. v2's base
+            // holds `runner`, where this guard itself lives: the next runner's stale-cgroup
+            // sweep removes that one.
+            let in_base = build_path(st, b"runner", b"")
+                && libc::access(st.path.as_ptr().cast(), libc::F_OK) == 0;
+            for _round in 0..300 {
+                sweep_cgroups(st, true);
+                st.path[..st.base_len].copy_from_slice(&st.base[..st.base_len]);
+                st.path[st.base_len - 1] = 0;
+                if libc::rmdir(st.path.as_ptr().cast()) == 0
+                    || *libc::__errno_location() != libc::EBUSY
+                    || in_base
+                {
+                    break;
+                }
+                sweep_cgroups(st, false);
+                let ts = libc::timespec {
+                    tv_sec: 0,
+                    tv_nsec: 10_000_000,
+                };
+                libc::nanosleep(&ts, std::ptr::null_mut());
+            }
         }
         libc::_exit(0)
     }

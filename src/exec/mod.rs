@@ -12,6 +12,8 @@
 //! that kills the jobs if the runner dies), `sys` (raw syscall wrappers). Cgroup paths go through
 //! the probe's `Fs` root (so v2 can be tested on fixture trees); processes and /proc are real.
 
+#![allow(unsafe_code)]
+
 pub mod attribution;
 mod cgroup;
 mod events;
@@ -185,7 +187,11 @@ pub struct Executor {
     page: u64,
     /// Proc mode: which processes are which job's (tree + inherited marker).
     attribution: attribution::Attribution,
+    /// Orphans of the jobs are re-parented to us (else to init, out of sight).
+    subreaper: bool,
     events: events::Events,
+    /// Jobs forked this turn and held before exec until [`Self::open_gate`].
+    gate: Option<spawn::Gate>,
 }
 
 /// Jobs younger than this get no threshold or `memory.high` of their own (the container's
@@ -216,13 +222,15 @@ impl Executor {
         if let Err(why) = protect_self() {
             notes.push(why);
         }
-        if let Err(e) = sys::set_child_subreaper() {
+        let subreaper = sys::set_child_subreaper();
+        if let Err(e) = &subreaper {
             notes.push(format!(
                 "could not become the subreaper of the jobs' orphans ({}); grandchildren whose \
                  parent exits are reaped by init",
-                sys::err_text(&e)
+                sys::err_text(e)
             ));
         }
+        let subreaper = subreaper.is_ok();
         let signals = signals::Signals::install()
             .map_err(|e| anyhow::anyhow!("cannot install signal handlers: {e}"))?;
 
@@ -294,7 +302,9 @@ impl Executor {
             last_sample: None,
             page: sys::page_size(),
             attribution: attribution::Attribution::new(marker),
+            subreaper,
             events,
+            gate: None,
         })
     }
 
@@ -324,7 +334,28 @@ impl Executor {
 
     /// Start a job (own process group, oom_score_adj 1000, own cgroup when available).
     /// A spawn failure is returned as an `Exited` with outcome `FailedToSpawn` by the next `wait`.
-    pub fn spawn(&mut self, mut spec: SpawnSpec) -> anyhow::Result<()> {
+    pub fn spawn(&mut self, spec: SpawnSpec) -> anyhow::Result<()> {
+        self.start(spec, false)
+    }
+
+    /// [`Self::spawn`], but the job is held just before exec until [`Self::open_gate`]: its
+    /// fork and set-up (folder, output files, cgroup) overlap whatever the caller does in
+    /// between — the journal's fsync of its start. If the gate is dropped instead (an error,
+    /// the runner's death), the job ends as `FailedToSpawn` without running.
+    pub fn spawn_gated(&mut self, spec: SpawnSpec) -> anyhow::Result<()> {
+        self.start(spec, true)
+    }
+
+    /// Let the jobs held by [`Self::spawn_gated`] exec.
+    pub fn open_gate(&mut self) -> anyhow::Result<()> {
+        if let Some(g) = self.gate.take() {
+            g.open()
+                .map_err(|e| anyhow::anyhow!("cannot release the started jobs: {e}"))?;
+        }
+        Ok(())
+    }
+
+    fn start(&mut self, mut spec: SpawnSpec, gated: bool) -> anyhow::Result<()> {
         if self.jobs.iter().any(|r| r.job == spec.job) {
             bail!("job {} is already running", spec.job);
         }
@@ -341,7 +372,11 @@ impl Executor {
                 return Ok(());
             }
         };
-        match spawn::spawn(&spec, slot.as_ref().map(|s| s.procs.as_c_str())) {
+        if gated && self.gate.is_none() {
+            self.gate = Some(spawn::Gate::new()?);
+        }
+        let gate = if gated { self.gate.as_mut() } else { None };
+        match spawn::spawn(&spec, slot.as_ref().map(|s| s.procs.as_c_str()), gate) {
             Ok(spawn::Started { pid, errors }) => {
                 if let Some(g) = self.guard.as_mut() {
                     g.add_pgid(pid);
@@ -530,7 +565,7 @@ impl Executor {
         if ended.is_empty() {
             return;
         }
-        if self.cgroups.is_none() {
+        if self.cgroups.is_none() && self.may_have_leftovers() {
             // What the jobs left behind (daemons re-parented to us, processes in other
             // sessions) ends with them, as a cgroup would end it.
             let roots: Vec<(usize, i32)> = ended.iter().map(|(j, _)| (j.job, j.pid)).collect();
@@ -543,6 +578,22 @@ impl Executor {
         }
         for (job, r) in ended {
             self.finish(job, r);
+        }
+    }
+
+    /// Whether an ended job may have left processes: as the subreaper, anything a job left
+    /// hangs below a child of ours that is neither a running job nor the guard, so one small
+    /// read spares the /proc walk after most exits. Without the subreaper, always walk.
+    fn may_have_leftovers(&self) -> bool {
+        if !self.subreaper {
+            return true;
+        }
+        let guard = self.guard.as_ref().map_or(0, |g| g.pid());
+        match sample::own_children() {
+            Some(kids) => kids
+                .iter()
+                .any(|&k| k != guard && !self.jobs.iter().any(|j| j.pid == k)),
+            None => true,
         }
     }
 

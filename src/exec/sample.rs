@@ -83,6 +83,23 @@ pub fn scan() -> Vec<ProcEntry> {
     out
 }
 
+/// The direct children of this process (every thread's `/proc/self/task/*/children`): the
+/// jobs, the guard, and the orphans adopted as subreaper. None where the kernel lacks the file.
+pub fn own_children() -> Option<Vec<i32>> {
+    let mut out = Vec::new();
+    let mut any = false;
+    for t in std::fs::read_dir("/proc/self/task").ok()?.flatten() {
+        if let Ok(text) = std::fs::read_to_string(t.path().join("children")) {
+            any = true;
+            out.extend(
+                text.split_whitespace()
+                    .filter_map(|p| p.parse::<i32>().ok()),
+            );
+        }
+    }
+    any.then_some(out)
+}
+
 /// A job's tree at one instant.
 #[derive(Debug, Default, Clone)]
 pub struct Tree {

@@ -30,6 +30,7 @@ const STAGE_FDS: i32 = 3;
 const STAGE_STDOUT: i32 = 4;
 const STAGE_STDERR: i32 = 5;
 const STAGE_JOBDIR: i32 = 6;
+const STAGE_GATE: i32 = 7;
 
 /// A forked job: its pid (= process group id) and the read end of its error pipe.
 pub struct Started {
@@ -124,9 +125,66 @@ fn base_env() -> &'static [(OsString, CString)] {
     })
 }
 
-/// Fork the job. Errors found before the fork (missing program, unopenable output file) are
-/// returned here; errors in the child come back through [`child_error`].
-pub fn spawn(spec: &SpawnSpec, cgroup_procs: Option<&CStr>) -> io::Result<Started> {
+/// A pipe that holds forked jobs just before exec until the runner opens it (see
+/// [`super::Executor::spawn_gated`]): each child reads one byte, then execs; end of file (the
+/// runner dropped the gate, or died) means the job must not run.
+pub struct Gate {
+    read: OwnedFd,
+    write: OwnedFd,
+    held: usize,
+}
+
+impl Gate {
+    pub fn new() -> io::Result<Gate> {
+        let mut fds = [0i32; 2];
+        // SAFETY: `fds` is a valid out-array of two ints.
+        if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
+            return Err(io::Error::last_os_error());
+        }
+        // SAFETY: pipe2 just returned these two fresh descriptors; we own them.
+        let (read, write) = unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
+        Ok(Gate {
+            read,
+            write,
+            held: 0,
+        })
+    }
+
+    /// Let every held child exec: one byte each (a pipe holds 64 KiB, far more than one turn
+    /// starts). Dropping the gate afterwards is safe: each child has its byte.
+    pub fn open(self) -> io::Result<()> {
+        let bytes = vec![b'g'; self.held];
+        let mut done = 0;
+        while done < bytes.len() {
+            // SAFETY: the slice is valid for its length; the fd is ours.
+            let n = unsafe {
+                libc::write(
+                    self.write.as_raw_fd(),
+                    bytes[done..].as_ptr().cast(),
+                    bytes.len() - done,
+                )
+            };
+            if n < 0 {
+                let e = io::Error::last_os_error();
+                if e.kind() == io::ErrorKind::Interrupted {
+                    continue;
+                }
+                return Err(e);
+            }
+            done += n as usize;
+        }
+        Ok(())
+    }
+}
+
+/// Fork the job (held at `gate` before exec, when given). Errors found before the fork
+/// (missing program, unopenable output file) are returned here; errors in the child come back
+/// through [`child_error`].
+pub fn spawn(
+    spec: &SpawnSpec,
+    cgroup_procs: Option<&CStr>,
+    gate: Option<&mut Gate>,
+) -> io::Result<Started> {
     let argv: Vec<String> = match &spec.command {
         JobCommand::Argv(argv) => argv.clone(),
         JobCommand::Shell(line) => vec!["sh".into(), "-c".into(), line.clone()],
@@ -209,6 +267,9 @@ pub fn spawn(spec: &SpawnSpec, cgroup_procs: Option<&CStr>) -> io::Result<Starte
         stderr: err_path.as_deref(),
         errors: wr.as_raw_fd(),
         cgroup_procs,
+        gate: gate
+            .as_ref()
+            .map(|g| (g.read.as_raw_fd(), g.write.as_raw_fd())),
     };
     // SAFETY: the child branch only makes async-signal-safe calls on memory prepared above and
     // ends in exec or _exit.
@@ -226,6 +287,9 @@ pub fn spawn(spec: &SpawnSpec, cgroup_procs: Option<&CStr>) -> io::Result<Starte
     drop(wr);
     // SAFETY: `rd` is a valid descriptor we own; O_NONBLOCK so reading an empty pipe never blocks.
     unsafe { libc::fcntl(rd.as_raw_fd(), libc::F_SETFL, libc::O_NONBLOCK) };
+    if let Some(g) = gate {
+        g.held += 1;
+    }
     Ok(Started { pid, errors: rd })
 }
 
@@ -241,6 +305,8 @@ struct ChildArgs<'a> {
     stderr: Option<&'a CStr>,
     errors: i32,
     cgroup_procs: Option<&'a CStr>,
+    /// The gate's read and write ends: wait for a byte on the first before exec.
+    gate: Option<(i32, i32)>,
 }
 
 /// The child between fork and exec. Only async-signal-safe calls.
@@ -248,7 +314,7 @@ struct ChildArgs<'a> {
 /// # Safety
 /// Must be called only in a freshly forked child with valid `a`.
 unsafe fn child_exec(a: &ChildArgs) -> ! {
-    // SAFETY (whole body): raw syscalls on descriptors and NUL-terminated strings prepared
+    // SAFETY: (whole body) raw syscalls on descriptors and NUL-terminated strings prepared
     // before the fork; nothing allocates or locks.
     unsafe {
         let fail = |stage: i32| -> ! {
@@ -260,6 +326,10 @@ unsafe fn child_exec(a: &ChildArgs) -> ! {
             libc::_exit(127)
         };
         libc::setpgid(0, 0);
+        // Only the runner may hold the gate's write end, so its death reads as end of file.
+        if let Some((_, w)) = a.gate {
+            libc::close(w);
+        }
         // Signals were blocked across the fork: drop the runner's handlers (a SIGTERM meant for
         // this job must not run them and pose as the runner's interrupt) before unblocking.
         super::sys::child_reset_signals(&[]);
@@ -325,6 +395,22 @@ unsafe fn child_exec(a: &ChildArgs) -> ! {
                 fail(STAGE_FDS);
             }
         }
+        if let Some((r, _)) = a.gate {
+            // Everything above overlapped the runner's fsync of this job's start; the job runs
+            // once that start is durable, never before.
+            let mut b = 0u8;
+            loop {
+                let n = libc::read(r, (&mut b as *mut u8).cast(), 1);
+                if n == 1 {
+                    break;
+                }
+                if n < 0 && *libc::__errno_location() == libc::EINTR {
+                    continue;
+                }
+                *libc::__errno_location() = libc::ECANCELED;
+                fail(STAGE_GATE);
+            }
+        }
         libc::execve(a.exe.as_ptr(), a.argv, a.envp);
         fail(STAGE_EXEC)
     }
@@ -351,6 +437,7 @@ pub fn child_error(errors: &OwnedFd, command: &JobCommand) -> Option<String> {
         STAGE_STDOUT => format!("cannot open the job's stdout file: {e}"),
         STAGE_JOBDIR => format!("cannot create the job's folder and command file: {e}"),
         STAGE_STDERR => format!("cannot open the job's stderr file: {e}"),
+        STAGE_GATE => "the runner stopped before the job's start was recorded".to_string(),
         _ => format!("cannot run {what:?}: {e}"),
     })
 }

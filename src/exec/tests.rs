@@ -933,6 +933,45 @@ fn v2_setup_on_a_fixture_tree() {
     assert_eq!(read(busy.join("cgroup.procs")), me.to_string());
 }
 
+#[test]
+fn a_gated_job_runs_only_once_the_gate_opens() {
+    let _l = lock();
+    let mut ex = Executor::new(cfg(true, None), &no_layout(), &Fs::new(None)).unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let mark = tmp.path().join("ran");
+    let touch = format!("touch {}", mark.display());
+    ex.spawn_gated(spec(tmp.path(), 0, sh(&touch))).unwrap();
+    ex.spawn_gated(spec(tmp.path(), 1, sh("true"))).unwrap();
+    // Held before exec: forked, folder and files made, the command not run.
+    let _ = ex.wait(Duration::from_millis(300));
+    assert!(!mark.exists(), "a held job ran");
+    assert!(
+        tmp.path().join("0.out").exists(),
+        "set-up happens before the gate"
+    );
+    ex.open_gate().unwrap();
+    let done = drain(&mut ex, Duration::from_secs(10));
+    assert!(mark.exists());
+    assert_eq!(done[&0].outcome, Outcome::Succeeded);
+    assert_eq!(done[&1].outcome, Outcome::Succeeded);
+
+    // A gate that never opens (the runner gave up, or died): the job never runs.
+    ex.spawn_gated(spec(
+        tmp.path(),
+        2,
+        sh(&format!("touch {}.2", mark.display())),
+    ))
+    .unwrap();
+    ex.gate = None;
+    let done = drain(&mut ex, Duration::from_secs(10));
+    assert!(
+        matches!(&done[&2].outcome, Outcome::FailedToSpawn { error } if error.contains("stopped before")),
+        "{:?}",
+        done[&2]
+    );
+    assert!(!tmp.path().join("ran.2").exists());
+}
+
 // ---------------------------------------------------------------------------------------------
 // Kernel memory events
 

@@ -39,8 +39,6 @@ enum Phase {
 struct JobFold {
     phase: Option<Phase>,
     attempts: u32,
-    // Boxed: one per job of the sweep, kept for the whole run.
-    command: Option<Box<str>>,
     exit_code: Option<i32>,
     signal: Option<i32>,
     wall_s: Option<f64>,
@@ -86,13 +84,9 @@ impl SummaryFold {
         } = self;
         replay.step(event, |step| match step {
             Step::Start { job, .. } => {
-                let Event::JobStart { command, .. } = event else {
-                    return;
-                };
                 let j = fold_jobs.entry(job).or_default();
                 j.phase = Some(Phase::Started);
                 j.attempts += 1;
-                j.command = Some(command.as_str().into());
                 j.exit_code = None;
                 j.signal = None;
                 j.wall_s = None;
@@ -198,14 +192,34 @@ impl SummaryFold {
 
     /// [`Self::summary`], consuming the fold: the rows take its strings instead of copying them,
     /// which keeps the end of a big sweep (fold, rows and report at once) smaller.
-    pub fn into_summary(mut self, jobs: &[Job], ctx: &SummaryContext) -> Summary {
+    pub fn into_summary(self, jobs: &[Job], ctx: &SummaryContext) -> Summary {
+        self.into_summary_with(jobs, ctx, |_| true)
+    }
+
+    /// [`Self::into_summary`] where only rows whose status passes `full` carry their command,
+    /// parameters and peak source: for the end-of-sweep report of a big sweep, whose table
+    /// lists only the jobs that did not succeed while the advice reads every job's numbers.
+    /// (`summary.json` is written from the fold, whole.)
+    pub fn into_summary_with(
+        mut self,
+        jobs: &[Job],
+        ctx: &SummaryContext,
+        full: impl Fn(JobStatus) -> bool,
+    ) -> Summary {
         let mut s = self.header(jobs, ctx);
         s.jobs = jobs
             .iter()
             .map(|job| {
                 let f = self.jobs.remove(&job.id);
                 let status = self.status(f.as_ref());
-                make_row(job, status, f.unwrap_or_default())
+                let mut row = make_row(job, status, f.unwrap_or_default());
+                if !full(status) {
+                    // Dropped one row at a time: never all held at once.
+                    row.command = String::new();
+                    row.params = Vec::new();
+                    row.peak_source = None;
+                }
+                row
             })
             .collect();
         s
@@ -352,7 +366,9 @@ pub fn summarize(jobs: &[Job], events: &[Event], ctx: &SummaryContext) -> Summar
 fn make_row(job: &Job, status: JobStatus, f: JobFold) -> JobSummary {
     JobSummary {
         id: job.id,
-        command: f.command.map_or_else(|| job.key.clone(), String::from),
+        // The engine journals the plan's display command; rendered again here rather than
+        // kept per job for the whole run.
+        command: job.command.display(),
         params: job.params.clone(),
         status,
         exit_code: f.exit_code,
@@ -402,6 +418,34 @@ mod tests {
         );
         let back: Summary = serde_json::from_str(&serde_json::to_string(&want).unwrap()).unwrap();
         assert_eq!((back.succeeded, back.failed, back.skipped), (1, 1, 2));
+    }
+
+    #[test]
+    fn the_report_summary_keeps_the_numbers_of_every_row_and_the_text_of_the_chosen_ones() {
+        let jobs = jobs(3);
+        let mut fold = SummaryFold::default();
+        for e in [
+            sweep_start(100.0, false),
+            start(100.0, 0, 1),
+            start(100.0, 1, 1),
+            end(102.0, 0, 1, JobStatus::Succeeded, 300 << 20),
+            end(103.0, 1, 1, JobStatus::Failed, 200 << 20),
+        ] {
+            fold.add(&e);
+        }
+        let c = ctx("out");
+        let whole = fold.clone().into_summary(&jobs, &c);
+        let s = fold.into_summary_with(&jobs, &c, |st| st != JobStatus::Succeeded);
+        // The succeeded row: numbers only.
+        assert_eq!(s.jobs[0].command, "");
+        assert!(s.jobs[0].params.is_empty());
+        assert_eq!(s.jobs[0].peak_bytes, Some(300 << 20));
+        assert_eq!(s.jobs[0].wall_s, whole.jobs[0].wall_s);
+        assert_eq!(s.jobs[0].cpu_s, Some(0.5));
+        // The others whole.
+        assert_eq!(s.jobs[1], whole.jobs[1]);
+        assert_eq!(s.jobs[2], whole.jobs[2]);
+        assert_eq!((s.succeeded, s.failed), (1, 1));
     }
 
     #[test]

@@ -504,20 +504,47 @@ impl SweepDir {
     }
 
     /// [`Self::summary`] for the last time: the fold is consumed (see
-    /// [`SummaryFold::into_summary`]), so later summaries only count later events.
-    pub fn take_summary(&mut self, jobs: &[crate::sweep::Job], ctx: &SummaryContext) -> Summary {
-        std::mem::take(&mut self.fold).into_summary(jobs, ctx)
+    /// [`SummaryFold::into_summary_with`], whose `full` picks the rows that keep their command
+    /// and parameters), so later summaries only count later events.
+    pub fn take_summary(
+        &mut self,
+        jobs: &[crate::sweep::Job],
+        ctx: &SummaryContext,
+        full: impl Fn(JobStatus) -> bool,
+    ) -> Summary {
+        std::mem::take(&mut self.fold).into_summary_with(jobs, ctx, full)
     }
 
-    /// Write `summary.json` from the fold of what was recorded, as [`Self::summary`] +
-    /// [`Self::write_summary`] would, without holding every row at once.
+    /// Write the live `summary.json` from the fold of what was recorded, as [`Self::summary`] +
+    /// [`Self::write_summary`] would, without holding every row at once, and without fsync: the
+    /// journal, fsync'd every turn, is what survives a power loss (see [`Durable::No`]).
     pub fn write_summary_streamed(
         &self,
         jobs: &[crate::sweep::Job],
         ctx: &SummaryContext,
         peak_working_set: u64,
     ) -> anyhow::Result<()> {
-        atomic_write_with(&self.root.join(SUMMARY_FILE), |w| {
+        self.write_summary_from_fold(jobs, ctx, peak_working_set, Durable::No)
+    }
+
+    /// The final `summary.json`: [`Self::write_summary_streamed`], fsync'd.
+    pub fn write_final_summary(
+        &self,
+        jobs: &[crate::sweep::Job],
+        ctx: &SummaryContext,
+        peak_working_set: u64,
+    ) -> anyhow::Result<()> {
+        self.write_summary_from_fold(jobs, ctx, peak_working_set, Durable::Yes)
+    }
+
+    fn write_summary_from_fold(
+        &self,
+        jobs: &[crate::sweep::Job],
+        ctx: &SummaryContext,
+        peak_working_set: u64,
+        durable: Durable,
+    ) -> anyhow::Result<()> {
+        atomic_write_with(&self.root.join(SUMMARY_FILE), durable, |w| {
             self.fold
                 .write_pretty(&mut *w, jobs, ctx, peak_working_set)
                 .map_err(io::Error::other)
@@ -618,15 +645,28 @@ pub fn parse_journal(bytes: &[u8], path: &Path) -> anyhow::Result<(Vec<Event>, u
 /// the summary of a 10 000-job sweep are megabytes, and holding them as one string would double
 /// the runner's footprint.
 pub fn atomic_write_json<T: Serialize>(path: &Path, value: &T) -> anyhow::Result<()> {
-    atomic_write_with(path, |w| {
+    atomic_write_with(path, Durable::Yes, |w| {
         serde_json::to_writer_pretty(&mut *w, value).map_err(io::Error::other)
     })
 }
 
+/// Whether an atomic write must also survive a power loss.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Durable {
+    /// fsync the file and the directory (the plan, the final summary).
+    Yes,
+    /// Rename only: readers and a killed runner still see the old or the new content, never a
+    /// mix; only a power loss may lose it. For the live summary, which the fsync'd journal
+    /// rebuilds (`show`, `--resume`), and which a big sweep rewrites while jobs wait.
+    No,
+}
+
 /// Write a file so readers see the old or the new content, never a mix, even across a crash:
-/// `write` fills a temp file in the same directory, then fsync, rename, fsync the directory.
+/// `write` fills a temp file in the same directory, then (if durable) fsync, rename, fsync the
+/// directory.
 fn atomic_write_with(
     path: &Path,
+    durable: Durable,
     write: impl FnOnce(&mut io::BufWriter<File>) -> io::Result<()>,
 ) -> anyhow::Result<()> {
     let dir = path.parent().unwrap_or(Path::new("."));
@@ -639,6 +679,9 @@ fn atomic_write_with(
         let mut w = io::BufWriter::with_capacity(64 << 10, File::create(&tmp)?);
         write(&mut w)?;
         let f = w.into_inner().map_err(io::IntoInnerError::into_error)?;
+        if durable == Durable::No {
+            return fs::rename(&tmp, path);
+        }
         f.sync_all()?;
         fs::rename(&tmp, path)?;
         // The rename is only durable once the directory entry is.

@@ -543,7 +543,7 @@ impl Sched {
             Some((p, wall, true)) if r.estimate.source == Source::JobHistory => {
                 let est = self.est.own_peak(r.job).unwrap_or(r.estimate.bytes);
                 let f = self.progress(r, &p, wall, est);
-                let soon = (p.max_between(f - PROFILE_SLACK, f + PROFILE_SOON_S / wall)
+                let soon = (p.level_between(f - PROFILE_SLACK, f + PROFILE_SOON_S / wall)
                     * est as f64) as u64;
                 let soon = soon.max(self.raised[r.job]);
                 // Its own history covers its growth; only a job beyond it is projected ahead.
@@ -574,7 +574,7 @@ impl Sched {
                     return 0;
                 }
                 let level =
-                    (p.max_between(f - PROFILE_SLACK, f + PROFILE_SLACK) * est as f64) as u64;
+                    (p.level_between(f - PROFILE_SLACK, f + PROFILE_SLACK) * est as f64) as u64;
                 level.max(r.current).max(self.raised[r.job])
             }
             _ => self.expected(r),
@@ -593,7 +593,7 @@ impl Sched {
             let f = k as f64 / TIMELINE_POINTS as f64 * (1.0 + PROFILE_SLACK);
             let t = self.now + f * wall;
             let mine =
-                (p.max_between(f - PROFILE_SLACK, f + PROFILE_SLACK) * e.bytes as f64) as u64;
+                (p.level_between(f - PROFILE_SLACK, f + PROFILE_SLACK) * e.bytes as f64) as u64;
             let held: u64 = self.runs.iter().map(|r| self.held_at(r, t)).sum();
             if other + held + mine > budget {
                 return false;
@@ -860,8 +860,8 @@ impl Sched {
             let r = &mut self.runs[i];
             r.paused = false;
             r.paused_total += self.now - r.paused_at;
-            r.grew_at = self.now;
             resumed = true;
+            r.grew_at = self.now;
             out.push(Action::Resume {
                 job: self.runs[i].job,
             });
@@ -1081,6 +1081,39 @@ impl Sched {
         });
     }
 
+    /// A job that ran elsewhere (the Slurm backend) ended with this peak: learn it as if it had
+    /// run here.
+    pub fn learn(&mut self, job: usize, peak: u64, wall_s: f64) {
+        self.largest_seen = self.largest_seen.max(peak);
+        self.est.learn(job, peak, None, wall_s);
+    }
+
+    /// Once jobs sharing parameter values say what queued jobs need, run the largest first
+    /// (as a peak-reserving packer would: small jobs fill in around them, and no big job is left
+    /// to run alone at the end), after the jobs nothing firm is known about yet (learned early).
+    /// Redone whenever the per-value model's weights move (amortised), never for a sweep whose
+    /// parameters do not group.
+    fn order_by_estimates(&mut self) {
+        let Some(v) = self.est.similar_version() else {
+            return;
+        };
+        if self.ordered_at == Some(v) || self.queue.len() < 2 {
+            return;
+        }
+        self.ordered_at = Some(v);
+        let mut keyed: Vec<(u64, usize)> = Vec::with_capacity(self.queue.len());
+        for &job in &self.queue {
+            let size = match self.est.own_peak(job) {
+                Some(p) => p,
+                None => self.est.firm_similar(job, FIRM_WEIGHT).unwrap_or(u64::MAX),
+            };
+            keyed.push((size, job));
+        }
+        // Stable: equal sizes keep their order; unknown (MAX) first.
+        keyed.sort_by_key(|k| std::cmp::Reverse(k.0));
+        self.queue = keyed.into_iter().map(|(_, j)| j).collect();
+    }
+
     /// `memsweep guard`: a process it did not start appeared. It joins the back of the queue
     /// and goes through the admission chain at once, as a job would; the returned starts say
     /// which queued processes may run now (itself among them, or not: then the guard holds it
@@ -1147,39 +1180,6 @@ impl Sched {
         if let Some(r) = self.runs.iter_mut().find(|r| r.job == job) {
             r.stopping = false;
         }
-    }
-
-    /// A job that ran elsewhere (the Slurm backend) ended with this peak: learn it as if it had
-    /// run here.
-    pub fn learn(&mut self, job: usize, peak: u64, wall_s: f64) {
-        self.largest_seen = self.largest_seen.max(peak);
-        self.est.learn(job, peak, None, wall_s);
-    }
-
-    /// Once jobs sharing parameter values say what queued jobs need, run the largest first
-    /// (as a peak-reserving packer would: small jobs fill in around them, and no big job is left
-    /// to run alone at the end), after the jobs nothing firm is known about yet (learned early).
-    /// Redone whenever the per-value model's weights move (amortised), never for a sweep whose
-    /// parameters do not group.
-    fn order_by_estimates(&mut self) {
-        let Some(v) = self.est.similar_version() else {
-            return;
-        };
-        if self.ordered_at == Some(v) || self.queue.len() < 2 {
-            return;
-        }
-        self.ordered_at = Some(v);
-        let mut keyed: Vec<(u64, usize)> = Vec::with_capacity(self.queue.len());
-        for &job in &self.queue {
-            let size = match self.est.own_peak(job) {
-                Some(p) => p,
-                None => self.est.firm_similar(job, FIRM_WEIGHT).unwrap_or(u64::MAX),
-            };
-            keyed.push((size, job));
-        }
-        // Stable: equal sizes keep their order; unknown (MAX) first.
-        keyed.sort_by_key(|k| std::cmp::Reverse(k.0));
-        self.queue = keyed.into_iter().map(|(_, j)| j).collect();
     }
 
     /// A start the engine could not carry out (e.g. its folder could not be created), or a

@@ -31,6 +31,26 @@ impl Profile {
         self.seg[a..=b].iter().copied().max().unwrap_or(1000) as f64 / 1000.0
     }
 
+    /// The most the job holds before a late jump (its whole peak, 1.0, if it never jumps late).
+    /// Planning counts at least this at any point of its life: a recorded ramp may have been
+    /// slow (a busy machine) and come fast next time, but a late jump is what the profile is
+    /// for.
+    pub fn before_jump(&self) -> f64 {
+        let mut before = 0u16;
+        for (i, &s) in self.seg.iter().enumerate() {
+            if i >= 2 && s >= before + 333 {
+                return f64::from(before) / 1000.0;
+            }
+            before = before.max(s);
+        }
+        1.0
+    }
+
+    /// What planning counts the job holds within life fractions `[from, to]`.
+    pub fn level_between(&self, from: f64, to: f64) -> f64 {
+        self.max_between(from, to).max(self.before_jump())
+    }
+
     /// Whether the job grows late: some later eighth holds clearly more (by a third of the peak)
     /// than everything before it — a plateau that is not the end of growth.
     pub fn jumps_late(&self) -> bool {

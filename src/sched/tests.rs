@@ -738,119 +738,6 @@ fn a_job_within_its_learned_estimate_does_not_hold_back_a_speculative_start() {
     assert!(started(&s.decide()).is_empty());
 }
 
-/// `memsweep guard`: processes learned at 251, 701, 101, 451 and 101 MiB (typical: p75 = 451).
-fn guard_sched() -> Sched {
-    let mut s = Sched::new(
-        cfg(None, OnPressure::Pause),
-        Estimator::new(None, vec![], &[]),
-        vec![],
-        0,
-    );
-    for p in [251u64, 701, 101, 451, 101] {
-        s.track(100, 0.0);
-        s.exited(100, Some(p * MIB), false);
-    }
-    s
-}
-
-#[test]
-fn guard_a_new_process_runs_only_if_admitted_and_waits_otherwise() {
-    let mut s = guard_sched();
-    observe(&mut s, 1.0, 251 * MIB, &[]);
-    // 251 + 451 fits the 768 MiB budget; a second 451 does not: it is held, as are later ones.
-    assert_eq!(started(&s.adopt(0, 1.0)), vec![0]);
-    for j in 1..8 {
-        assert_eq!(
-            started(&s.adopt(j, 1.0)),
-            Vec::<usize>::new(),
-            "process {j}"
-        );
-    }
-    assert_eq!(s.queued(), 7);
-    // The first ends; its memory is gone: the oldest held process starts, in birth order.
-    s.exited(0, Some(451 * MIB), false);
-    observe(&mut s, 2.0, 100 * MIB, &[]);
-    assert_eq!(started(&s.decide()), vec![1]);
-    // A held process that vanished leaves the queue.
-    s.abandon(2);
-    assert_eq!(s.queued(), 5);
-}
-
-#[test]
-fn guard_the_very_first_process_is_never_held() {
-    let mut s = Sched::new(
-        cfg(None, OnPressure::Pause),
-        Estimator::new(None, vec![], &[]),
-        vec![],
-        0,
-    );
-    // Memory already past the budget (a launcher holding it): the first still runs.
-    observe(&mut s, 1.0, 900 * MIB, &[]);
-    assert_eq!(started(&s.adopt(5, 1.0)), vec![5]);
-    // Nothing known yet: the next waits for the first to plateau (slow start).
-    assert!(started(&s.adopt(6, 1.0)).is_empty());
-}
-
-#[test]
-fn guard_force_progress_resumes_the_oldest_paused_else_starts_the_head() {
-    let mut s = guard_sched();
-    observe(&mut s, 1.0, 100 * MIB, &[]);
-    s.track(0, 1.0);
-    s.track(1, 1.0);
-    s.track(2, 1.0);
-    observe(
-        &mut s,
-        1.1,
-        200 * MIB,
-        &[(0, 50 * MIB), (1, 50 * MIB), (2, 50 * MIB)],
-    );
-    observe(
-        &mut s,
-        1.2,
-        740 * MIB,
-        &[(0, 150 * MIB), (1, 300 * MIB), (2, 290 * MIB)],
-    );
-    let paused: Vec<usize> = s
-        .decide()
-        .iter()
-        .filter_map(|a| match a {
-            Action::Pause { job, .. } => Some(*job),
-            _ => None,
-        })
-        .collect();
-    assert_eq!(
-        paused,
-        vec![2, 1],
-        "youngest first, the oldest keeps running"
-    );
-    assert!(
-        started(&s.adopt(3, 1.2)).is_empty(),
-        "held while others are paused"
-    );
-    // Memory at 900 MiB, past the critical line (896 MiB): a short standstill resumes nothing
-    // (whatever job 1 still needs would go further past it); a long one does.
-    observe(
-        &mut s,
-        1.3,
-        900 * MIB,
-        &[(0, 150 * MIB), (1, 300 * MIB), (2, 290 * MIB)],
-    );
-    assert_eq!(s.force_progress(false), None);
-    assert_eq!(s.force_progress(true), Some(Action::Resume { job: 1 }));
-    observe(
-        &mut s,
-        2.0,
-        300 * MIB,
-        &[(0, 150 * MIB), (1, 300 * MIB), (2, 290 * MIB)],
-    );
-    assert_eq!(s.force_progress(false), Some(Action::Resume { job: 2 }));
-    match s.force_progress(false) {
-        Some(Action::Start { job: 3, .. }) => {}
-        other => panic!("expected the held process to start, got {other:?}"),
-    }
-    assert_eq!(s.force_progress(false), None);
-}
-
 #[test]
 fn every_job_paused_between_budget_and_critical_is_not_a_stall() {
     // Issue 8: jobs 1 and 2 were paused while bursting; job 0 and the idle job 3 end. The working
@@ -1318,4 +1205,137 @@ fn once_a_parameter_explains_peaks_the_largest_jobs_run_first() {
     // (510 each) now go before the small 3, 5, 7.
     assert!(s.est.firm_similar(4, FIRM_WEIGHT).is_some());
     assert_eq!(s.take_queue(), vec![4, 6, 3, 5, 7]);
+}
+
+/// `memsweep guard`: processes learned at 251, 701, 101, 451 and 101 MiB (typical: p75 = 451).
+fn guard_sched() -> Sched {
+    let mut s = Sched::new(
+        cfg(None, OnPressure::Pause),
+        Estimator::new(None, vec![], &[]),
+        vec![],
+        0,
+    );
+    for p in [251u64, 701, 101, 451, 101] {
+        s.track(100, 0.0);
+        s.exited(100, Some(p * MIB), false);
+    }
+    s
+}
+
+#[test]
+fn guard_a_new_process_runs_only_if_admitted_and_waits_otherwise() {
+    let mut s = guard_sched();
+    observe(&mut s, 1.0, 251 * MIB, &[]);
+    // 251 + 451 fits the 768 MiB budget; a second 451 does not: it is held, as are later ones.
+    assert_eq!(started(&s.adopt(0, 1.0)), vec![0]);
+    for j in 1..8 {
+        assert_eq!(
+            started(&s.adopt(j, 1.0)),
+            Vec::<usize>::new(),
+            "process {j}"
+        );
+    }
+    assert_eq!(s.queued(), 7);
+    // The first ends; its memory is gone: the oldest held process starts, in birth order.
+    s.exited(0, Some(451 * MIB), false);
+    observe(&mut s, 2.0, 100 * MIB, &[]);
+    assert_eq!(started(&s.decide()), vec![1]);
+    // A held process that vanished leaves the queue.
+    s.abandon(2);
+    assert_eq!(s.queued(), 5);
+}
+
+#[test]
+fn guard_the_very_first_process_is_never_held() {
+    let mut s = Sched::new(
+        cfg(None, OnPressure::Pause),
+        Estimator::new(None, vec![], &[]),
+        vec![],
+        0,
+    );
+    // Memory already past the budget (a launcher holding it): the first still runs.
+    observe(&mut s, 1.0, 900 * MIB, &[]);
+    assert_eq!(started(&s.adopt(5, 1.0)), vec![5]);
+    // Nothing known yet: the next waits for the first to plateau (slow start).
+    assert!(started(&s.adopt(6, 1.0)).is_empty());
+}
+
+#[test]
+fn guard_force_progress_resumes_the_oldest_paused_else_starts_the_head() {
+    let mut s = guard_sched();
+    observe(&mut s, 1.0, 100 * MIB, &[]);
+    s.track(0, 1.0);
+    s.track(1, 1.0);
+    s.track(2, 1.0);
+    observe(
+        &mut s,
+        1.1,
+        200 * MIB,
+        &[(0, 50 * MIB), (1, 50 * MIB), (2, 50 * MIB)],
+    );
+    observe(
+        &mut s,
+        1.2,
+        760 * MIB,
+        &[(0, 150 * MIB), (1, 300 * MIB), (2, 290 * MIB)],
+    );
+    let paused: Vec<usize> = s
+        .decide()
+        .iter()
+        .filter_map(|a| match a {
+            Action::Pause { job, .. } => Some(*job),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        paused,
+        vec![2, 1],
+        "youngest first, the oldest keeps running"
+    );
+    assert!(
+        started(&s.adopt(3, 1.2)).is_empty(),
+        "held while others are paused"
+    );
+    // 760 MiB held: job 1 (at 300) is expected to reach 451 MiB; resuming it would pass the
+    // critical line (760 + 151 > 896 MiB), so a short standstill does not; a long one does.
+    assert_eq!(s.force_progress(false), None);
+    assert_eq!(s.force_progress(true), Some(Action::Resume { job: 1 }));
+    observe(
+        &mut s,
+        2.0,
+        300 * MIB,
+        &[(0, 150 * MIB), (1, 300 * MIB), (2, 290 * MIB)],
+    );
+    assert_eq!(s.force_progress(false), Some(Action::Resume { job: 2 }));
+    match s.force_progress(false) {
+        Some(Action::Start { job: 3, .. }) => {}
+        other => panic!("expected the held process to start, got {other:?}"),
+    }
+    assert_eq!(s.force_progress(false), None);
+}
+
+#[test]
+fn a_slow_recorded_ramp_is_planned_at_its_peak_only_a_late_jump_waits() {
+    // History recorded a 700 MiB job ramping over 60% of its life (a busy machine); next time
+    // it may ramp in 0.3 s. Planning counts its peak from the start (700 + 465 + 258 > 768 would
+    // have been admitted on the slow ramp); only a late jump is planned for when it comes.
+    let slow = Profile {
+        run_s: 6.0,
+        t_peak_s: 4.0,
+        seg: [78, 179, 365, 608, 799, 1000, 1000, 1000],
+    };
+    assert_eq!(slow.before_jump(), 1.0);
+    assert_eq!(slow.level_between(0.0, 0.1), 1.0);
+    let spike = Profile {
+        run_s: 2.0,
+        t_peak_s: 1.4,
+        seg: [167, 167, 167, 167, 167, 1000, 1000, 1000],
+    };
+    assert!((spike.level_between(0.0, 0.5) - 0.167).abs() < 1e-9);
+    let est = Estimator::new(None, vec![500 * MIB, 300 * MIB], &[])
+        .with_walls(vec![6.0, 1.0])
+        .with_profiles(vec![Some(slow), Some(flat(1.0))]);
+    let mut s = Sched::new(cfg(None, OnPressure::Pause), est, vec![0, 1], 2);
+    // 500 + 309 > 768: job 1 waits although job 0's record says 39 MiB in its first eighth.
+    assert_eq!(started(&s.decide()), vec![0]);
 }

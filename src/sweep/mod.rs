@@ -281,6 +281,12 @@ pub fn plan(args: &Request) -> anyhow::Result<SweepPlan> {
     plan_with(args, Path::new(""), &mut std::io::stdin().lock())
 }
 
+/// Read sweep.toml text as `-f` would (errors name `path` and the line), without planning or
+/// running anything: the entry of the `sweep_toml` fuzz target (fuzz/).
+pub fn check_sweep_toml(src: &str, path: &Path) -> Result<(), String> {
+    spec::parse(src, path).map(|_| ())
+}
+
 /// [`plan`] with the directory that `-p NAME=@file`, `--jobs-file` and `-f` are relative to, and
 /// the reader behind `--jobs-file -`.
 pub fn plan_with(args: &Request, cwd: &Path, stdin: &mut dyn Read) -> anyhow::Result<SweepPlan> {

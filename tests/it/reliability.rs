@@ -373,3 +373,27 @@ fn a_flag_that_cannot_be_honoured_is_an_error_unless_best_effort() {
         "{start}"
     );
 }
+
+#[test]
+fn a_sweep_whose_stdout_fails_finishes_then_exits_2() {
+    let dir = tempdir();
+    let out = dir.path().join("sw");
+    let full = std::fs::OpenOptions::new()
+        .write(true)
+        .open("/dev/full")
+        .unwrap();
+    let res = run_in(dir.path())
+        .args(["--no-history", "--out"])
+        .arg(&out)
+        .args(["-p", "i=1,2,3", "--", "true", "{i}"])
+        .command()
+        .stdout(full)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&res.stderr);
+    assert_eq!(res.status.code(), Some(2), "{err}");
+    assert!(err.contains("cannot write to stdout"), "{err}");
+    let ev = journal(&out);
+    assert_eq!(count(&ev, "job_end"), 3, "every result kept");
+    assert_eq!(count(&ev, "sweep_end"), 1);
+}

@@ -218,7 +218,7 @@ def launch(
         )
         if data.get("oom_kills"):
             log.warning(
-                "the container's OOM killer fired %s time(s) during this sweep (memsweep's "
+                "the kernel's OOM killer fired %s time(s) during this sweep (memsweep's "
                 "summary: %s)",
                 data["oom_kills"],
                 run_dir / "summary.json",

@@ -29,6 +29,10 @@ const RESAMPLE_AFTER_EXIT: Duration = Duration::from_millis(20);
 /// Summaries of sweeps up to this many jobs are rewritten after every job end; bigger ones at
 /// most once a second (the journal, fsync'd every turn, already holds every end).
 const SUMMARY_EVERY_END_MAX_JOBS: usize = 200;
+/// The live summary of a big sweep is rewritten at most once a second per this many jobs.
+const SUMMARY_JOBS_PER_SECOND: f64 = 5000.0;
+/// Rewriting the live summary may take at most 1/this of the time between rewrites.
+const SUMMARY_SHARE_INV: u32 = 20;
 /// A sample may take at most 1/this of the time between samples.
 const MAX_SAMPLE_SHARE_INV: u32 = 20;
 /// History records are appended in batches of this many (bounded memory with huge sweeps).
@@ -86,6 +90,8 @@ pub struct Engine {
     sample_cost: Duration,
     last_journal_sample: Option<Instant>,
     last_summary: Option<Instant>,
+    /// How long the last live summary took to write.
+    summary_cost: Duration,
     history_batch: Vec<Record>,
     warned_oversized: bool,
     warned_probe: bool,
@@ -164,6 +170,7 @@ impl Engine {
             sample_cost: Duration::ZERO,
             last_journal_sample: None,
             last_summary: None,
+            summary_cost: Duration::ZERO,
             history_batch: Vec::new(),
             warned_oversized: false,
             warned_probe: false,
@@ -280,9 +287,10 @@ impl Engine {
             } else {
                 Vec::new()
             };
-            // One fsync per turn covers the ends taken in last turn and the starts decided now:
-            // every end is on disk before the next job starts, every start before its job runs.
-            self.dir.sync()?;
+            // The jobs are forked first and held before exec, so their set-up overlaps the
+            // fsync. One fsync per turn covers the ends taken in last turn and the starts
+            // decided now: every end is on disk before the next job starts, every start before
+            // its job runs (the gate opens after the fsync).
             for spec in to_spawn {
                 let job = spec.job;
                 if let Some(live) = self.live.as_mut() {
@@ -293,9 +301,11 @@ impl Engine {
                     r.active_since = Some(Instant::now());
                 }
                 self.exec
-                    .spawn(spec)
+                    .spawn_gated(spec)
                     .map_err(|e| e.context(format!("starting job {job}")))?;
             }
+            self.dir.sync()?;
+            self.exec.open_gate()?;
             if exited {
                 self.maybe_write_summary(false)?;
             }
@@ -853,16 +863,24 @@ impl Engine {
     }
 
     fn maybe_write_summary(&mut self, force: bool) -> anyhow::Result<()> {
+        // A big sweep's summary is megabytes: rewritten at most once a second per
+        // SUMMARY_JOBS_PER_SECOND jobs (a 100 000-job summary is ~40 MB, and its writeback
+        // stalls the journal's fsyncs behind it), and never more often than keeps its own cost
+        // under 1/SUMMARY_SHARE_INV of the time.
+        let n = self.plan.jobs.len();
+        let wait = (self.summary_cost * SUMMARY_SHARE_INV)
+            .max(Duration::from_secs(1))
+            .max(Duration::from_secs_f64(n as f64 / SUMMARY_JOBS_PER_SECOND));
         let due = force
-            || self.plan.jobs.len() <= SUMMARY_EVERY_END_MAX_JOBS
-            || self
-                .last_summary
-                .is_none_or(|t| t.elapsed() >= Duration::from_secs(1));
+            || n <= SUMMARY_EVERY_END_MAX_JOBS
+            || self.last_summary.is_none_or(|t| t.elapsed() >= wait);
         if due {
             // Streamed: the live summary of a big sweep never holds every row at once.
+            let began = Instant::now();
             let ctx = self.summary_context();
             self.dir
                 .write_summary_streamed(&self.plan.jobs, &ctx, self.peak_ws)?;
+            self.summary_cost = began.elapsed();
             self.last_summary = Some(Instant::now());
         }
         Ok(())
@@ -894,11 +912,17 @@ impl Engine {
             fail_fast_job: self.fail_fast_job,
         })?;
         self.dir.sync()?;
-        // The last summary: it takes the fold's strings rather than copying them.
+        // The last summary.json, streamed from the fold; then the report's summary, which
+        // takes the fold's strings rather than copying them, and past the rows the table lists
+        // keeps only numbers (a 100 000-job summary is tens of MB).
         let ctx = self.summary_context();
-        let mut summary = self.dir.take_summary(&self.plan.jobs, &ctx);
+        self.dir
+            .write_final_summary(&self.plan.jobs, &ctx, self.peak_ws)?;
+        let all_rows = self.plan.jobs.len() <= report::FULL_TABLE_MAX_JOBS;
+        let mut summary = self.dir.take_summary(&self.plan.jobs, &ctx, |s| {
+            all_rows || s != JobStatus::Succeeded
+        });
         summary.peak_working_set_bytes = summary.peak_working_set_bytes.max(self.peak_ws);
-        self.dir.write_summary(&summary)?;
         self.flush_history();
         self.progress.finish();
         let budget = self.setup.budget.budget;

@@ -680,7 +680,7 @@ impl SlurmRun {
             crate::errln!("memsweep: warning: history not saved: {e:#}");
         }
         let ctx = self.context();
-        let summary = self.dir.take_summary(&self.plan.jobs, &ctx);
+        let summary = self.dir.take_summary(&self.plan.jobs, &ctx, |_| true);
         self.dir.write_summary(&summary)?;
         self.progress.finish();
         let budget = self.limits.cap;
