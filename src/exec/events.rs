@@ -49,15 +49,26 @@ pub struct Threshold {
 }
 
 impl Threshold {
+    /// Arm a threshold. The eventfd is ours at once (the engine polls it from now on); the
+    /// registration itself is written by a background thread, because the kernel waits for an
+    /// RCU grace period inside that write: 67–108 ms per sample turn measured here with a few
+    /// jobs, long enough for a ramping job to grow hundreds of MiB while the runner was blind
+    /// (an OOM kill in 2 of 3 smoke runs). Registered a little later, a threshold still fires.
     pub fn arm(dir: &Path, at: u64) -> io::Result<Threshold> {
         let fd = sys::eventfd()?;
-        // The kernel takes its own reference to the usage file; ours closes after the write.
+        // The kernel takes its own references to the usage file and the eventfd; the worker's
+        // copies close after the write, and ours keeps the eventfd (and so the registration)
+        // alive until this threshold is dropped.
         let usage = File::open(dir.join("memory.usage_in_bytes"))?;
-        let line = format!("{} {} {at}", fd.as_raw_fd(), usage.as_raw_fd());
-        std::fs::OpenOptions::new()
+        let control = std::fs::OpenOptions::new()
             .write(true)
-            .open(dir.join("cgroup.event_control"))?
-            .write_all(line.as_bytes())?;
+            .open(dir.join("cgroup.event_control"))?;
+        register(Registration {
+            eventfd: fd.try_clone()?,
+            usage,
+            control,
+            at,
+        });
         Ok(Threshold {
             fd,
             at,
@@ -74,6 +85,49 @@ impl Threshold {
         sys::drain(&self.fd);
         self.fired = true;
     }
+}
+
+/// A threshold registration for the worker thread.
+struct Registration {
+    eventfd: OwnedFd,
+    usage: File,
+    control: File,
+    at: u64,
+}
+
+/// Hand a registration to the worker thread (started on first use). If no thread can be
+/// started, register here and pay the wait.
+fn register(r: Registration) {
+    use std::sync::mpsc::{Sender, channel};
+    use std::sync::{Mutex, OnceLock};
+    static WORKER: OnceLock<Option<Mutex<Sender<Registration>>>> = OnceLock::new();
+    let worker = WORKER.get_or_init(|| {
+        let (tx, rx) = channel::<Registration>();
+        std::thread::Builder::new()
+            .name("memsweep-thresholds".into())
+            .spawn(move || {
+                for r in rx {
+                    write_registration(r);
+                }
+            })
+            .ok()
+            .map(|_| Mutex::new(tx))
+    });
+    match worker {
+        Some(tx) => {
+            let tx = tx.lock().unwrap_or_else(|e| e.into_inner());
+            if let Err(std::sync::mpsc::SendError(r)) = tx.send(r) {
+                write_registration(r);
+            }
+        }
+        None => write_registration(r),
+    }
+}
+
+/// Best effort: a threshold the kernel refused never fires, and the samples remain.
+fn write_registration(mut r: Registration) {
+    let line = format!("{} {} {}", r.eventfd.as_raw_fd(), r.usage.as_raw_fd(), r.at);
+    let _ = r.control.write_all(line.as_bytes());
 }
 
 /// A PSI trigger: poll() reports POLLPRI when the stall passes the trigger's threshold in its
