@@ -18,11 +18,12 @@
 use std::collections::HashMap;
 use std::time::{Duration, Instant, SystemTime};
 
-use crate::cli::{GuardArgs, OnPressure};
+use crate::cli::GuardArgs;
 use crate::exec::tree::{self, Ended, TreeCgroup};
 use crate::exit::usage;
 use crate::journal::{Event, JobStatus, SummaryContext, SweepDir};
 use crate::probe::{CgroupVersion, Fs, Probe};
+use crate::sched::OnPressure;
 use crate::sched::{self, Action, Budget, Estimator, Observation, Sched, Usage};
 use crate::size::human;
 use crate::sweep::{Job, JobCommand, RunConfig, SweepPlan};

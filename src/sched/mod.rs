@@ -39,6 +39,7 @@
 pub mod budget;
 pub mod estimate;
 pub mod features;
+mod on_pressure;
 pub mod profile;
 pub mod similar;
 
@@ -46,9 +47,9 @@ use std::collections::VecDeque;
 
 pub use budget::{Budget, default_reserve, parallel_cap};
 pub use estimate::{Estimate, Estimator, MIN_ESTIMATE, Source};
+pub use on_pressure::OnPressure;
 pub use profile::Profile;
 
-use crate::cli::OnPressure;
 use crate::size::human;
 
 const MIB: u64 = 1 << 20;

@@ -22,7 +22,8 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use crate::cli::{Backend, OnPressure, OutputMode};
+use crate::cli::{Backend, OutputMode};
+use crate::sched::OnPressure;
 use crate::size::SizeSpec;
 
 /// How a job's command runs.
