@@ -683,12 +683,14 @@ impl Guard {
                     Event::JobPause {
                         t: self.at(now),
                         job,
-                        reason,
+                        reason: reason.to_string(),
                     },
                 )?;
             }
             Action::Resume { job } | Action::Start { job, .. } => self.resume(job, now)?,
-            Action::Requeue { job, reason, .. } => self.kill_youngest(job, &reason, now)?,
+            Action::Requeue { job, reason, .. } => {
+                self.kill_youngest(job, &reason.to_string(), now)?
+            }
         }
         Ok(())
     }

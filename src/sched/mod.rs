@@ -41,6 +41,7 @@ pub mod estimate;
 pub mod features;
 mod on_pressure;
 pub mod profile;
+mod reason;
 pub mod similar;
 
 use std::collections::VecDeque;
@@ -49,8 +50,7 @@ pub use budget::{Budget, default_reserve, parallel_cap};
 pub use estimate::{Estimate, Estimator, MIN_ESTIMATE, Source};
 pub use on_pressure::OnPressure;
 pub use profile::Profile;
-
-use crate::size::human;
+pub use reason::Reason;
 
 const MIB: u64 = 1 << 20;
 
@@ -155,13 +155,13 @@ pub enum Action {
         oversized: bool,
     },
     /// SIGSTOP the job's process group.
-    Pause { job: usize, reason: String },
+    Pause { job: usize, reason: Reason },
     /// SIGCONT it.
     Resume { job: usize },
     /// Stop it now (SIGKILL) and run it again later with a larger estimate.
     Requeue {
         job: usize,
-        reason: String,
+        reason: Reason,
         usage: u64,
     },
 }
@@ -676,11 +676,10 @@ impl Sched {
         {
             return;
         }
-        let reason = format!(
-            "paused {:.1} s without room to resume; requeued to free {}",
+        let reason = Reason::PausedTooLong {
             waited,
-            human(v.current)
-        );
+            usage: v.current,
+        };
         let (job, usage) = (v.job, v.current);
         self.runs[i].stopping = true;
         out.push(Action::Requeue { job, reason, usage });
@@ -710,11 +709,10 @@ impl Sched {
             && ws > b.budget
             && self.projection_soon() > b.budget + pause_slack(b.budget)
         {
-            format!(
-                "working set {} is over the budget {} and growing",
-                human(ws),
-                human(b.budget)
-            )
+            Reason::GrowingOverBudget {
+                working_set: ws,
+                budget: b.budget,
+            }
         } else {
             return;
         };
@@ -740,34 +738,29 @@ impl Sched {
     /// Why memory is half-way into the reserve, if it is: the container's working set with no
     /// `--limit`; with one, the jobs' sum against it or the container's working set against the
     /// container's own line.
-    fn critical_reason(&self, freeing: u64) -> Option<String> {
+    fn critical_reason(&self, freeing: u64) -> Option<Reason> {
         let b = self.cfg.budget;
         match self.cfg.container {
             None => {
                 let ws = self.container_ws.saturating_sub(freeing);
-                (ws >= b.critical()).then(|| {
-                    format!(
-                        "working set {} is half-way into the reserve (limit {})",
-                        human(ws),
-                        human(b.limit)
-                    )
+                (ws >= b.critical()).then_some(Reason::Critical {
+                    working_set: ws,
+                    limit: b.limit,
                 })
             }
             Some(c) => {
                 let jobs = self.jobs_total.saturating_sub(freeing);
                 let ws = self.container_ws.saturating_sub(freeing);
                 if jobs >= b.critical() {
-                    Some(format!(
-                        "jobs hold {}, half-way into the reserve of --limit {}",
-                        human(jobs),
-                        human(b.limit)
-                    ))
+                    Some(Reason::JobsCritical {
+                        jobs,
+                        limit: b.limit,
+                    })
                 } else if ws >= c.critical() {
-                    Some(format!(
-                        "working set {} is half-way into the reserve (container limit {})",
-                        human(ws),
-                        human(c.limit)
-                    ))
+                    Some(Reason::ContainerCritical {
+                        working_set: ws,
+                        container_limit: c.limit,
+                    })
                 } else {
                     None
                 }
@@ -785,11 +778,10 @@ impl Sched {
             return false;
         }
         let mut paused = false;
-        let reason = format!(
-            "memory would reach {} of a {} budget",
-            human(proj),
-            human(budget)
-        );
+        let reason = Reason::OverBudget {
+            projection: proj,
+            budget,
+        };
         for i in (0..self.runs.len()).rev() {
             if proj <= budget {
                 break;
@@ -822,10 +814,7 @@ impl Sched {
             r.paused_usage = r.current;
             self.pauses += 1;
             paused = true;
-            out.push(Action::Pause {
-                job,
-                reason: reason.clone(),
-            });
+            out.push(Action::Pause { job, reason });
         }
         paused
     }
