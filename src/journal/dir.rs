@@ -231,7 +231,7 @@ impl SweepDir {
     }
 
     /// The summary of every event recorded in this directory so far (earlier runs included),
-    /// for these jobs; see [`summarize`].
+    /// for these jobs; see [`summarize`](super::summarize).
     pub fn summary(&self, jobs: &[crate::sweep::Job], ctx: &SummaryContext) -> Summary {
         self.fold.summary(jobs, ctx)
     }

@@ -10,9 +10,9 @@
 //! job starts or ends. A runner killed mid-write leaves at most a torn last line, which resume
 //! drops (and truncates away, so the lines appended next start on a clean line).
 //!
-//! Modules: [`event`] (the schema), [`dir`] (the directory, its lock and journal writer),
-//! [`parse`] (reading the journal back), [`atomic`] (atomic writes), [`fold`] (the summary),
-//! [`replay`] (attempts from events).
+//! Modules: `event` (the schema), `dir` (the directory, its lock and journal writer),
+//! `parse` (reading the journal back), `atomic` (atomic writes), `fold` (the summary),
+//! `replay` (attempts from events).
 
 mod atomic;
 mod dir;
