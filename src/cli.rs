@@ -7,6 +7,7 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum, ValueHint};
 
+use crate::sched::OnPressure;
 use crate::size::{self, SizeSpec};
 
 /// Run experiment sweeps as fast as memory allows, without ever running the container out of memory.
@@ -136,18 +137,6 @@ pub struct CheckArgs {
     /// Print the verdict and the memory status as one JSON object.
     #[arg(long)]
     pub json: bool,
-}
-
-/// What to do when memory runs short while jobs are running.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, serde::Deserialize, serde::Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum OnPressure {
-    /// Pause the youngest jobs (SIGSTOP) and resume them when memory frees; requeue if that is not enough.
-    Pause,
-    /// Stop the youngest job and run it again later, with a larger estimate.
-    Requeue,
-    /// Only stop admitting new jobs.
-    None,
 }
 
 /// Where a job's output goes.

@@ -18,11 +18,12 @@
 use std::collections::HashMap;
 use std::time::{Duration, Instant, SystemTime};
 
-use crate::cli::{GuardArgs, OnPressure};
+use crate::cli::GuardArgs;
 use crate::exec::tree::{self, Ended, TreeCgroup};
 use crate::exit::usage;
 use crate::journal::{Event, JobStatus, SummaryContext, SweepDir};
 use crate::probe::{CgroupVersion, Fs, Probe};
+use crate::sched::OnPressure;
 use crate::sched::{self, Action, Budget, Estimator, Observation, Sched, Usage};
 use crate::size::human;
 use crate::sweep::{Job, JobCommand, RunConfig, SweepPlan};
@@ -682,12 +683,14 @@ impl Guard {
                     Event::JobPause {
                         t: self.at(now),
                         job,
-                        reason,
+                        reason: reason.to_string(),
                     },
                 )?;
             }
             Action::Resume { job } | Action::Start { job, .. } => self.resume(job, now)?,
-            Action::Requeue { job, reason, .. } => self.kill_youngest(job, &reason, now)?,
+            Action::Requeue { job, reason, .. } => {
+                self.kill_youngest(job, &reason.to_string(), now)?
+            }
         }
         Ok(())
     }

@@ -13,8 +13,10 @@
 
 use std::fs::File;
 use std::io::{self, Write};
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::path::{Path, PathBuf};
+
+use rustix::event::PollFlags;
 
 use super::sys;
 
@@ -76,8 +78,8 @@ impl Threshold {
         })
     }
 
-    pub fn fd(&self) -> i32 {
-        self.fd.as_raw_fd()
+    pub fn fd(&self) -> BorrowedFd<'_> {
+        self.fd.as_fd()
     }
 
     /// Take in a wake-up: clear the eventfd and mark it fired.
@@ -192,26 +194,26 @@ impl Events {
     }
 
     /// The fds to poll and what for, container-wide ones (job thresholds are the executor's).
-    pub fn fds(&self, out: &mut Vec<(i32, i16)>) {
+    pub fn fds<'a>(&'a self, out: &mut Vec<(BorrowedFd<'a>, PollFlags)>) {
         if let Some(t) = &self.container {
-            out.push((t.fd(), libc::POLLIN));
+            out.push((t.fd(), PollFlags::IN));
         }
         if let Some(fd) = &self.inotify {
-            out.push((fd.as_raw_fd(), libc::POLLIN));
+            out.push((fd.as_fd(), PollFlags::IN));
         }
         if let Some(f) = &self.psi {
-            out.push((f.as_raw_fd(), libc::POLLPRI));
+            out.push((f.as_fd(), PollFlags::PRI));
         }
     }
 
     /// Take in what poll found ready among [`Self::fds`] (in the same order); true if any fired.
-    pub fn take(&mut self, revents: &[i16]) -> bool {
+    pub fn take(&mut self, revents: &[PollFlags]) -> bool {
         let mut i = 0;
         let mut any = false;
         let mut next = || {
-            let r = revents.get(i).copied().unwrap_or(0);
+            let r = revents.get(i).copied().unwrap_or(PollFlags::empty());
             i += 1;
-            r != 0
+            !r.is_empty()
         };
         if let Some(t) = &mut self.container
             && next()

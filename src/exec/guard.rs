@@ -15,7 +15,7 @@
 
 use std::ffi::CString;
 use std::io;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::path::Path;
 
 const OP_ADD_PGID: i32 = 1;
@@ -86,22 +86,8 @@ impl Guard {
         }
         let devnull = CString::new("/dev/null").expect("no NUL in literal");
 
-        let mut fds = [0i32; 2];
-        // SAFETY: `fds` is a valid out-array of two ints; CLOEXEC keeps both ends out of jobs.
-        let rc = unsafe {
-            libc::socketpair(
-                libc::AF_UNIX,
-                libc::SOCK_STREAM | libc::SOCK_CLOEXEC,
-                0,
-                fds.as_mut_ptr(),
-            )
-        };
-        if rc != 0 {
-            return Err(io::Error::last_os_error());
-        }
-        // SAFETY: socketpair just returned these two fresh descriptors; we own them.
-        let (ours, theirs) =
-            unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
+        // CLOEXEC keeps both ends out of jobs.
+        let (ours, theirs) = super::sys::socketpair()?;
 
         // SAFETY: the child branch below only makes async-signal-safe calls on memory allocated
         // before the fork and ends in _exit.
@@ -128,17 +114,9 @@ impl Guard {
         let mut msg = [0u8; 8];
         msg[..4].copy_from_slice(&op.to_ne_bytes());
         msg[4..].copy_from_slice(&value.to_ne_bytes());
-        // SAFETY: `msg` is a valid 8-byte buffer; MSG_NOSIGNAL turns a dead guard into EPIPE
-        // instead of a SIGPIPE. 8 bytes on a stream socket are written whole or not at all here.
-        let rc = unsafe {
-            libc::send(
-                sock.as_raw_fd(),
-                msg.as_ptr().cast(),
-                msg.len(),
-                libc::MSG_NOSIGNAL,
-            )
-        };
-        if rc != msg.len() as isize {
+        // MSG_NOSIGNAL turns a dead guard into EPIPE instead of a SIGPIPE. 8 bytes on a stream
+        // socket are written whole or not at all here.
+        if super::sys::send_nosignal(sock.as_fd(), &msg).ok() != Some(msg.len()) {
             self.dead = true;
         }
     }
@@ -179,7 +157,12 @@ impl Drop for Guard {
 /// Must only be called in a freshly forked child; `st` and `devnull` must be valid.
 unsafe fn guard_main(sock: i32, st: &mut State, devnull: *const libc::c_char) -> ! {
     // SAFETY: (whole body) raw syscalls on fds we own, buffers inside `st`, and NUL-terminated
-    // paths built in `st.path`; nothing allocates or takes a lock.
+    // paths built in `st.path`; nothing allocates or takes a lock. Async-signal safety, audited
+    // (the guard is a fork of a multi-threaded runner that never execs, so this holds for its
+    // whole life, including the helpers below): setpgid, sigaction, sigprocmask, fcntl, open,
+    // dup2, close, read, kill, nanosleep, access, rmdir, getpid and _exit are on
+    // signal-safety(7)'s list; close_range and getdents64 go through syscall(2), a lock-free
+    // register shuffle in glibc and musl; errno is a thread-local read.
     unsafe {
         // Out of the runner's process group so a Ctrl-C or a group-wide signal meant for the
         // runner does not take the guard down before it has done its job.

@@ -31,6 +31,7 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use anyhow::bail;
+use rustix::event::PollFlags;
 
 use serde::Serialize;
 
@@ -467,25 +468,27 @@ impl Executor {
     /// One poll() on the signal pipes and every memory event source; queue what arrived.
     fn poll(&mut self, timeout: Duration) {
         let sig = self.signals.fds();
-        let mut fds: Vec<(i32, i16)> = sig.iter().map(|&fd| (fd, libc::POLLIN)).collect();
+        let n_sig = sig.len();
+        let mut fds: Vec<_> = sig.into_iter().map(|fd| (fd, PollFlags::IN)).collect();
         self.events.fds(&mut fds);
         let container_end = fds.len();
         for j in &self.jobs {
             if let Some(t) = &j.threshold {
-                fds.push((t.fd(), libc::POLLIN));
+                fds.push((t.fd(), PollFlags::IN));
             }
         }
         let revents = sys::poll(&fds, timeout);
+        drop(fds);
         let mut ready = [false; 4];
-        for (r, &ev) in ready.iter_mut().zip(&revents) {
-            *r = ev != 0;
+        for (r, ev) in ready.iter_mut().zip(&revents) {
+            *r = !ev.is_empty();
         }
         let woken = self.signals.take(ready);
-        let mut memory = self.events.take(&revents[sig.len()..container_end]);
+        let mut memory = self.events.take(&revents[n_sig..container_end]);
         let mut k = container_end;
         for j in &mut self.jobs {
             if let Some(t) = &mut j.threshold {
-                if revents[k] != 0 {
+                if !revents[k].is_empty() {
                     t.take();
                     memory = true;
                 }

@@ -4,7 +4,7 @@
 //! passed" without races.
 
 use std::io::{self, Read};
-use std::os::fd::AsRawFd;
+use std::os::fd::{AsFd, BorrowedFd};
 use std::os::unix::net::UnixStream;
 
 use signal_hook::SigId;
@@ -52,12 +52,12 @@ impl Signals {
     }
 
     /// The fds to poll for readability (SIGCHLD, SIGINT, SIGTERM, SIGHUP), for [`Self::take`].
-    pub fn fds(&self) -> [i32; 4] {
+    pub fn fds(&self) -> [BorrowedFd<'_>; 4] {
         [
-            self.chld.as_raw_fd(),
-            self.int.as_raw_fd(),
-            self.term.as_raw_fd(),
-            self.hup.as_raw_fd(),
+            self.chld.as_fd(),
+            self.int.as_fd(),
+            self.term.as_fd(),
+            self.hup.as_fd(),
         ]
     }
 

@@ -12,13 +12,13 @@
 use std::ffi::{CStr, CString, OsStr, OsString};
 use std::fs::File;
 use std::io;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, OnceLock};
 
-use super::SpawnSpec;
+use super::{SpawnSpec, sys};
 use crate::sweep::JobCommand;
 
 const OOM_ADJ_PATH: &CStr = c"/proc/self/oom_score_adj";
@@ -136,13 +136,7 @@ pub struct Gate {
 
 impl Gate {
     pub fn new() -> io::Result<Gate> {
-        let mut fds = [0i32; 2];
-        // SAFETY: `fds` is a valid out-array of two ints.
-        if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
-            return Err(io::Error::last_os_error());
-        }
-        // SAFETY: pipe2 just returned these two fresh descriptors; we own them.
-        let (read, write) = unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
+        let (read, write) = sys::pipe()?;
         Ok(Gate {
             read,
             write,
@@ -156,22 +150,11 @@ impl Gate {
         let bytes = vec![b'g'; self.held];
         let mut done = 0;
         while done < bytes.len() {
-            // SAFETY: the slice is valid for its length; the fd is ours.
-            let n = unsafe {
-                libc::write(
-                    self.write.as_raw_fd(),
-                    bytes[done..].as_ptr().cast(),
-                    bytes.len() - done,
-                )
-            };
-            if n < 0 {
-                let e = io::Error::last_os_error();
-                if e.kind() == io::ErrorKind::Interrupted {
-                    continue;
-                }
-                return Err(e);
+            match sys::write(self.write.as_fd(), &bytes[done..]) {
+                Ok(n) => done += n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(e),
             }
-            done += n as usize;
         }
         Ok(())
     }
@@ -247,13 +230,7 @@ pub fn spawn(
         .then(|| cstring(spec.stderr.as_os_str().as_bytes(), "the stderr path"))
         .transpose()?;
 
-    let mut fds = [0i32; 2];
-    // SAFETY: `fds` is a valid out-array of two ints.
-    if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
-        return Err(io::Error::last_os_error());
-    }
-    // SAFETY: pipe2 just returned these two fresh descriptors; we own them.
-    let (rd, wr) = unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
+    let (rd, wr) = sys::pipe()?;
 
     let child = ChildArgs {
         exe: &exe,
@@ -273,7 +250,7 @@ pub fn spawn(
     };
     // SAFETY: the child branch only makes async-signal-safe calls on memory prepared above and
     // ends in exec or _exit.
-    let pid = unsafe { super::sys::fork_signals_blocked() }?;
+    let pid = unsafe { sys::fork_signals_blocked() }?;
     if pid == 0 {
         // SAFETY: freshly forked child; every pointer in `child` stays valid (the parent's
         // memory, copied at fork) until exec or _exit.
@@ -282,11 +259,10 @@ pub fn spawn(
     // Also set the group from the parent, so a signal sent right after spawn cannot find the
     // group missing (the classic shell race). EACCES means the child already exec'd — having
     // set it itself.
-    // SAFETY: setpgid takes plain integers.
-    unsafe { libc::setpgid(pid, pid) };
+    let _ = sys::setpgid(pid, pid);
     drop(wr);
-    // SAFETY: `rd` is a valid descriptor we own; O_NONBLOCK so reading an empty pipe never blocks.
-    unsafe { libc::fcntl(rd.as_raw_fd(), libc::F_SETFL, libc::O_NONBLOCK) };
+    // O_NONBLOCK so reading an empty pipe never blocks.
+    let _ = sys::set_nonblocking(rd.as_fd());
     if let Some(g) = gate {
         g.held += 1;
     }
@@ -315,7 +291,11 @@ struct ChildArgs<'a> {
 /// Must be called only in a freshly forked child with valid `a`.
 unsafe fn child_exec(a: &ChildArgs) -> ! {
     // SAFETY: (whole body) raw syscalls on descriptors and NUL-terminated strings prepared
-    // before the fork; nothing allocates or locks.
+    // before the fork; nothing allocates or locks. Async-signal safety, audited: every call here
+    // (setpgid, close, sigaction, sigprocmask, open, write, mkdir, fcntl, dup2, read, execve,
+    // _exit) is on signal-safety(7)'s list; errno is read through __errno_location (a
+    // thread-local, no lock); the closures and the fd array live on this stack. Raw libc is
+    // kept here on purpose, so the whole child path reads as one audited list of syscalls.
     unsafe {
         let fail = |stage: i32| -> ! {
             let errno = *libc::__errno_location();
@@ -419,14 +399,14 @@ unsafe fn child_exec(a: &ChildArgs) -> ! {
 /// Why the child never became the job, if it said so through its error pipe.
 pub fn child_error(errors: &OwnedFd, command: &JobCommand) -> Option<String> {
     let mut msg = [0u8; 8];
-    // SAFETY: `msg` is a valid 8-byte buffer; the fd is ours and non-blocking.
-    let n = unsafe { libc::read(errors.as_raw_fd(), msg.as_mut_ptr().cast(), msg.len()) };
+    // The fd is non-blocking: an empty pipe (the child exec'd) is an error here, i.e. None.
+    let n = sys::read(errors.as_fd(), &mut msg).ok()?;
     if n != 8 {
         return None;
     }
     let stage = i32::from_ne_bytes([msg[0], msg[1], msg[2], msg[3]]);
     let errno = i32::from_ne_bytes([msg[4], msg[5], msg[6], msg[7]]);
-    let e = super::sys::err_text(&io::Error::from_raw_os_error(errno));
+    let e = sys::err_text(&io::Error::from_raw_os_error(errno));
     let what = match command {
         JobCommand::Argv(argv) => argv.first().map(String::as_str).unwrap_or(""),
         JobCommand::Shell(_) => "sh",

@@ -1,30 +1,95 @@
-//! Thin safe wrappers over the few raw syscalls the executor needs (kill, wait4, prctl, poll),
-//! so the `unsafe` surface stays in one place with its justification next to it.
+//! The executor's parent-side syscalls. Most go through rustix (kill, poll, pipe2, socketpair,
+//! fcntl, prctl, eventfd, inotify), which is safe and already in the tree; raw libc remains only
+//! for what rustix does not cover (wait4 with its rusage, signal masks around fork, and the
+//! post-fork child helpers at the end), each `unsafe` block with its justification next to it.
 
 use std::io;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::time::Duration;
 
-/// Send `sig` to a process (`pid > 0`) or a process group (`pid < 0`).
+use rustix::event::{PollFd, PollFlags};
+use rustix::process::{Pid, Signal};
+
+/// Send `sig` to a process (`pid > 0`) or a process group (`pid < 0`); `sig == 0` only checks
+/// that it exists. `pid == 0` (our own group) is refused with ESRCH: no caller means it.
 pub fn kill(pid: i32, sig: i32) -> io::Result<()> {
-    // SAFETY: kill(2) takes plain integers and touches no memory of ours.
-    let rc = unsafe { libc::kill(pid, sig) };
-    if rc == 0 {
-        Ok(())
+    let esrch = || io::Error::from_raw_os_error(libc::ESRCH);
+    let target = Pid::from_raw(pid.checked_abs().ok_or_else(esrch)?).ok_or_else(esrch)?;
+    let group = pid < 0;
+    let sent = if sig == 0 {
+        if group {
+            rustix::process::test_kill_process_group(target)
+        } else {
+            rustix::process::test_kill_process(target)
+        }
     } else {
-        Err(io::Error::last_os_error())
-    }
+        let sig = Signal::from_named_raw(sig)
+            .ok_or_else(|| io::Error::from_raw_os_error(libc::EINVAL))?;
+        if group {
+            rustix::process::kill_process_group(target, sig)
+        } else {
+            rustix::process::kill_process(target, sig)
+        }
+    };
+    Ok(sent?)
 }
 
 /// The process group memsweep itself is in.
 pub fn own_pgid() -> i32 {
-    // SAFETY: getpgrp has no arguments and cannot fail.
-    unsafe { libc::getpgrp() }
+    rustix::process::getpgrp().as_raw_pid()
 }
 
 /// Whether a process with this pid exists (zombies count as existing).
 pub fn pid_exists(pid: i32) -> bool {
     pid > 0 && !matches!(kill(pid, 0), Err(e) if e.raw_os_error() == Some(libc::ESRCH))
+}
+
+/// Put `pid` into process group `pgid` (setpgid(2)).
+pub fn setpgid(pid: i32, pgid: i32) -> io::Result<()> {
+    Ok(rustix::process::setpgid(
+        Pid::from_raw(pid),
+        Pid::from_raw(pgid),
+    )?)
+}
+
+/// A close-on-exec pipe: (read end, write end).
+pub fn pipe() -> io::Result<(OwnedFd, OwnedFd)> {
+    Ok(rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC)?)
+}
+
+/// A close-on-exec pair of connected Unix stream sockets.
+pub fn socketpair() -> io::Result<(OwnedFd, OwnedFd)> {
+    use rustix::net::{AddressFamily, SocketFlags, SocketType};
+    Ok(rustix::net::socketpair(
+        AddressFamily::UNIX,
+        SocketType::STREAM,
+        SocketFlags::CLOEXEC,
+        None,
+    )?)
+}
+
+/// send(2) with MSG_NOSIGNAL (a closed peer is EPIPE, never SIGPIPE); returns the bytes sent.
+pub fn send_nosignal(fd: BorrowedFd<'_>, buf: &[u8]) -> io::Result<usize> {
+    Ok(rustix::net::send(
+        fd,
+        buf,
+        rustix::net::SendFlags::NOSIGNAL,
+    )?)
+}
+
+/// Make `fd` non-blocking (fcntl F_SETFL O_NONBLOCK; the fds here carry no other status flags).
+pub fn set_nonblocking(fd: BorrowedFd<'_>) -> io::Result<()> {
+    Ok(rustix::fs::fcntl_setfl(fd, rustix::fs::OFlags::NONBLOCK)?)
+}
+
+/// read(2) once; EINTR and other errors are returned as they are.
+pub fn read(fd: BorrowedFd<'_>, buf: &mut [u8]) -> io::Result<usize> {
+    Ok(rustix::io::read(fd, buf)?)
+}
+
+/// write(2) once; EINTR and other errors are returned as they are.
+pub fn write(fd: BorrowedFd<'_>, buf: &[u8]) -> io::Result<usize> {
+    Ok(rustix::io::write(fd, buf)?)
 }
 
 /// A reaped child: its pid, raw wait status, and from its rusage the max RSS (bytes) and the
@@ -96,69 +161,55 @@ pub fn decode(status: i32) -> Ended {
 /// Make this process the reaper of its orphaned descendants (so a job's grandchildren whose
 /// parent died are still ours to reap and account, instead of init's).
 pub fn set_child_subreaper() -> io::Result<()> {
-    // SAFETY: PR_SET_CHILD_SUBREAPER takes an integer flag; no pointers involved.
-    let rc = unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1 as libc::c_ulong, 0, 0, 0) };
-    if rc == 0 {
-        Ok(())
-    } else {
-        Err(io::Error::last_os_error())
-    }
+    // rustix passes the Pid's value as prctl's flag argument: any non-zero value sets it.
+    Ok(rustix::process::set_child_subreaper(Pid::from_raw(1))?)
 }
 
-/// poll(2) on `fds`, each with the events it waits for (POLLIN, POLLPRI); returns each fd's
-/// revents. EINTR counts as "nothing".
-pub fn poll(fds: &[(i32, i16)], timeout: Duration) -> Vec<i16> {
-    let mut pfds: Vec<libc::pollfd> = fds
+/// poll(2) on `fds`, each with the events it waits for (IN, PRI); returns each fd's revents.
+/// EINTR counts as "nothing".
+pub fn poll(fds: &[(BorrowedFd<'_>, PollFlags)], timeout: Duration) -> Vec<PollFlags> {
+    let mut pfds: Vec<PollFd<'_>> = fds
         .iter()
-        .map(|&(fd, events)| libc::pollfd {
-            fd,
-            events,
-            revents: 0,
-        })
+        .map(|&(fd, events)| PollFd::from_borrowed_fd(fd, events))
         .collect();
-    // Round up so a 0.4 ms timeout does not become a busy 0 ms poll.
-    let ms = timeout.as_micros().div_ceil(1000).min(i32::MAX as u128) as i32;
-    // SAFETY: `pfds` is a valid array of `pfds.len()` pollfd structs, alive for the call.
-    let rc = unsafe { libc::poll(pfds.as_mut_ptr(), pfds.len() as libc::nfds_t, ms) };
-    if rc <= 0 {
-        return vec![0; fds.len()];
+    // Round up to whole milliseconds, as poll(2) counts them, so a 0.4 ms timeout does not
+    // become a busy 0 ms poll.
+    let ms = timeout.as_micros().div_ceil(1000).min(i32::MAX as u128) as i64;
+    let ts = rustix::event::Timespec {
+        tv_sec: ms / 1000,
+        tv_nsec: (ms % 1000) * 1_000_000,
+    };
+    match rustix::event::poll(&mut pfds, Some(&ts)) {
+        Ok(n) if n > 0 => pfds.iter().map(PollFd::revents).collect(),
+        _ => vec![PollFlags::empty(); fds.len()],
     }
-    pfds.iter().map(|p| p.revents).collect()
 }
 
 /// A non-blocking, close-on-exec eventfd (for cgroup v1 memory thresholds).
 pub fn eventfd() -> io::Result<OwnedFd> {
-    // SAFETY: eventfd takes plain integers; on success it returns a new fd we own.
-    let fd = unsafe { libc::eventfd(0, libc::EFD_CLOEXEC | libc::EFD_NONBLOCK) };
-    if fd < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    // SAFETY: `fd` is a freshly created descriptor owned by nobody else.
-    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+    use rustix::event::EventfdFlags;
+    Ok(rustix::event::eventfd(
+        0,
+        EventfdFlags::CLOEXEC | EventfdFlags::NONBLOCK,
+    )?)
 }
 
 /// A non-blocking, close-on-exec inotify instance.
 pub fn inotify() -> io::Result<OwnedFd> {
-    // SAFETY: inotify_init1 takes flags; on success it returns a new fd we own.
-    let fd = unsafe { libc::inotify_init1(libc::IN_NONBLOCK | libc::IN_CLOEXEC) };
-    if fd < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    // SAFETY: `fd` is a freshly created descriptor owned by nobody else.
-    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+    use rustix::fs::inotify::CreateFlags;
+    Ok(rustix::fs::inotify::init(
+        CreateFlags::NONBLOCK | CreateFlags::CLOEXEC,
+    )?)
 }
 
 /// Watch `path` for modification; returns the watch descriptor.
 pub fn inotify_watch(fd: &OwnedFd, path: &std::path::Path) -> io::Result<i32> {
-    use std::os::unix::ffi::OsStrExt;
-    let c = std::ffi::CString::new(path.as_os_str().as_bytes())
-        .map_err(|_| io::Error::other("path contains a NUL byte"))?;
-    // SAFETY: `c` is a valid NUL-terminated path alive for the call; `fd` is an inotify fd.
-    let wd = unsafe { libc::inotify_add_watch(fd.as_raw_fd(), c.as_ptr(), libc::IN_MODIFY) };
-    if wd < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    Ok(wd)
+    use rustix::fs::inotify::WatchFlags;
+    Ok(rustix::fs::inotify::add_watch(
+        fd,
+        path,
+        WatchFlags::MODIFY,
+    )?)
 }
 
 /// Read a non-blocking fd until it would block (eventfd counters, inotify records); returns
@@ -167,19 +218,16 @@ pub fn drain(fd: &OwnedFd) -> bool {
     let mut buf = [0u8; 1024];
     let mut any = false;
     loop {
-        // SAFETY: `buf` is valid and writable for its length during the call.
-        let n = unsafe { libc::read(fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len()) };
-        if n <= 0 {
-            return any;
+        match read(fd.as_fd(), &mut buf) {
+            Ok(n) if n > 0 => {}
+            _ => return any,
         }
         any = true;
     }
 }
 
 pub fn page_size() -> u64 {
-    // SAFETY: sysconf only reads a configuration value.
-    let n = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
-    if n > 0 { n as u64 } else { 4096 }
+    rustix::param::page_size() as u64
 }
 
 /// The text of an io::Error without the "(os error N)" suffix users don't need.
@@ -239,7 +287,8 @@ pub unsafe fn fork_signals_blocked() -> std::io::Result<libc::pid_t> {
 /// # Safety
 /// Only for a freshly forked child; uses sigaction/sigprocmask only.
 pub unsafe fn child_reset_signals(ignore: &[i32]) {
-    // SAFETY: sigaction and sigprocmask with valid structs; no allocation.
+    // SAFETY: sigaction and sigprocmask with valid structs; no allocation. Async-signal-safe:
+    // both are on signal-safety(7)'s list, and SIGRTMAX() only reads a value libc set at start.
     unsafe {
         for sig in 1..libc::SIGRTMAX() {
             if sig == libc::SIGKILL || sig == libc::SIGSTOP {

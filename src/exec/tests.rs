@@ -1415,3 +1415,28 @@ fn the_guard_covers_every_job_cgroup_and_removes_the_base() {
         "after SIGKILL: {survivors} job processes alive, base {base:?} with {jobs_left} job cgroups left"
     );
 }
+
+/// `sys::kill` on rustix: existence checks for a process and a group, and the two inputs it
+/// refuses instead of passing on — pid 0 (which would signal memsweep's own group) and a
+/// signal number that is not a named signal.
+#[test]
+fn kill_checks_and_refuses() {
+    let me = std::process::id() as i32;
+    assert!(sys::kill(me, 0).is_ok());
+    assert!(sys::kill(-sys::own_pgid(), 0).is_ok());
+    assert!(sys::pid_exists(me));
+    let zero = sys::kill(0, 0).unwrap_err();
+    assert_eq!(zero.raw_os_error(), Some(libc::ESRCH));
+    let unnamed = sys::kill(me, libc::SIGRTMAX()).unwrap_err();
+    assert_eq!(unnamed.raw_os_error(), Some(libc::EINVAL));
+    // A reaped child's pid is gone (pids are not reused this fast).
+    let _guard = lock();
+    let mut child = std::process::Command::new("true").spawn().unwrap();
+    let pid = child.id() as i32;
+    child.wait().unwrap();
+    assert!(!sys::pid_exists(pid));
+    assert_eq!(
+        sys::kill(-pid, libc::SIGKILL).unwrap_err().raw_os_error(),
+        Some(libc::ESRCH)
+    );
+}

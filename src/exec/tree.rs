@@ -14,6 +14,8 @@ use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use rustix::event::PollFlags;
+
 use super::{cgroup, sys};
 
 /// One process as the guard sees it at one scan.
@@ -303,16 +305,16 @@ impl Waiter {
     /// Block until a child exits, a signal arrives or `timeout` passes; the SIGINT/SIGTERM
     /// numbers that arrived.
     pub fn wait(&mut self, timeout: std::time::Duration) -> Vec<i32> {
-        let fds: Vec<(i32, i16)> = self
+        let fds: Vec<_> = self
             .signals
             .fds()
-            .iter()
-            .map(|&fd| (fd, libc::POLLIN))
+            .into_iter()
+            .map(|fd| (fd, PollFlags::IN))
             .collect();
         let revents = sys::poll(&fds, timeout);
         let mut ready = [false; 4];
-        for (r, &ev) in ready.iter_mut().zip(&revents) {
-            *r = ev != 0;
+        for (r, ev) in ready.iter_mut().zip(&revents) {
+            *r = !ev.is_empty();
         }
         self.signals.take(ready).interrupts
     }

@@ -7,5 +7,6 @@ pub mod mem;
 pub mod monitor;
 pub mod plot;
 pub mod progress;
+pub mod reason;
 pub mod report;
 pub mod stdio;

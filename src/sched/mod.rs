@@ -35,21 +35,28 @@
 //! "Working set" above is [`level`]: the container's, or with an explicit `--limit` the larger
 //! of the jobs' own sum (what `--limit` bounds) and the container's working set against its own
 //! budget ([`Config::container`]); each has its own critical line.
+//!
+//! Where the rules live: this file holds the state, the projection and the turn order
+//! ([`Sched::decide`]); `pressure.rs` the requeue, pause and resume rules; `admit.rs` the
+//! admission chain.
 
+mod admit;
 pub mod budget;
 pub mod estimate;
 pub mod features;
+mod on_pressure;
+mod pressure;
 pub mod profile;
+mod reason;
 pub mod similar;
 
 use std::collections::VecDeque;
 
 pub use budget::{Budget, default_reserve, parallel_cap};
 pub use estimate::{Estimate, Estimator, MIN_ESTIMATE, Source};
+pub use on_pressure::OnPressure;
 pub use profile::Profile;
-
-use crate::cli::OnPressure;
-use crate::size::human;
+pub use reason::Reason;
 
 const MIB: u64 = 1 << 20;
 
@@ -154,13 +161,13 @@ pub enum Action {
         oversized: bool,
     },
     /// SIGSTOP the job's process group.
-    Pause { job: usize, reason: String },
+    Pause { job: usize, reason: Reason },
     /// SIGCONT it.
     Resume { job: usize },
     /// Stop it now (SIGKILL) and run it again later with a larger estimate.
     Requeue {
         job: usize,
-        reason: String,
+        reason: Reason,
         usage: u64,
     },
 }
@@ -581,27 +588,6 @@ impl Sched {
         }
     }
 
-    /// Profile-based admission: the job, on its own recorded profile and wall time, fits if at
-    /// every point of its expected life the memory not ours, plus what each running job holds
-    /// then, plus what it holds then, stays within the budget. Peaks that come after it ends, or
-    /// while it is small, no longer keep it out.
-    fn fits_timeline(&self, e: Estimate, plan: (Profile, f64)) -> bool {
-        let budget = self.cfg.budget.budget;
-        let (p, wall) = plan;
-        let other = self.working_set.saturating_sub(self.jobs_total);
-        for k in 0..=TIMELINE_POINTS {
-            let f = k as f64 / TIMELINE_POINTS as f64 * (1.0 + PROFILE_SLACK);
-            let t = self.now + f * wall;
-            let mine =
-                (p.level_between(f - PROFILE_SLACK, f + PROFILE_SLACK) * e.bytes as f64) as u64;
-            let held: u64 = self.runs.iter().map(|r| self.held_at(r, t)).sum();
-            if other + held + mine > budget {
-                return false;
-            }
-        }
-        true
-    }
-
     fn growth(&self, r: &Run) -> u64 {
         self.expected(r).saturating_sub(r.current)
     }
@@ -647,438 +633,6 @@ impl Sched {
         }
         self.admit(&mut out);
         out
-    }
-
-    /// A pause that does not end frees memory instead of holding it: once the oldest paused job
-    /// has waited [`MAX_PAUSE_S`] (and at least as long as the youngest paused job had run, so
-    /// a requeue never throws away more work than the wait cost), the youngest paused job is
-    /// requeued — if it has a retry left; memsweep never fails a job to make room.
-    fn requeue_long_paused(&mut self, out: &mut Vec<Action>) {
-        if self.stopped || self.cfg.on_pressure != OnPressure::Pause {
-            return;
-        }
-        if self.runs.iter().any(|r| r.stopping) {
-            return;
-        }
-        let Some(oldest) = self.runs.iter().find(|r| r.paused) else {
-            return;
-        };
-        let waited = self.now - oldest.paused_at;
-        let Some(i) = self.runs.iter().rposition(|r| r.paused) else {
-            return;
-        };
-        let v = &self.runs[i];
-        let live = self.runs.iter().filter(|r| !r.stopping).count();
-        if live < 2
-            || waited < MAX_PAUSE_S.max(v.paused_at - v.started)
-            || self.requeues[v.job] >= self.cfg.retries
-        {
-            return;
-        }
-        let reason = format!(
-            "paused {:.1} s without room to resume; requeued to free {}",
-            waited,
-            human(v.current)
-        );
-        let (job, usage) = (v.job, v.current);
-        self.runs[i].stopping = true;
-        out.push(Action::Requeue { job, reason, usage });
-    }
-
-    /// Half-way into the reserve (or, with `--on-pressure requeue`, over the budget and still
-    /// growing): stop the youngest job and requeue it — never the last one running.
-    fn requeue_if_critical(&mut self, out: &mut Vec<Action>) {
-        if self.cfg.on_pressure == OnPressure::None {
-            return;
-        }
-        let b = self.cfg.budget;
-        let freeing: u64 = self
-            .runs
-            .iter()
-            .filter(|r| r.stopping)
-            .map(|r| r.current)
-            .sum();
-        let ws = self.working_set.saturating_sub(freeing);
-        let live = self.runs.iter().filter(|r| !r.stopping).count();
-        if live < 2 {
-            return;
-        }
-        let reason = if let Some(why) = self.critical_reason(freeing) {
-            why
-        } else if self.cfg.on_pressure == OnPressure::Requeue
-            && ws > b.budget
-            && self.projection_soon() > b.budget + pause_slack(b.budget)
-        {
-            format!(
-                "working set {} is over the budget {} and growing",
-                human(ws),
-                human(b.budget)
-            )
-        } else {
-            return;
-        };
-        // The youngest job with a retry left, else the youngest: a job memsweep stops must not
-        // end requeued-out while another could have made the room.
-        let retries = self.cfg.retries;
-        let requeues = &self.requeues;
-        let pick = self
-            .runs
-            .iter()
-            .rposition(|r| !r.stopping && requeues[r.job] < retries)
-            .or_else(|| self.runs.iter().rposition(|r| !r.stopping));
-        if let Some(r) = pick.map(|i| &mut self.runs[i]) {
-            r.stopping = true;
-            out.push(Action::Requeue {
-                job: r.job,
-                reason,
-                usage: r.current,
-            });
-        }
-    }
-
-    /// Why memory is half-way into the reserve, if it is: the container's working set with no
-    /// `--limit`; with one, the jobs' sum against it or the container's working set against the
-    /// container's own line.
-    fn critical_reason(&self, freeing: u64) -> Option<String> {
-        let b = self.cfg.budget;
-        match self.cfg.container {
-            None => {
-                let ws = self.container_ws.saturating_sub(freeing);
-                (ws >= b.critical()).then(|| {
-                    format!(
-                        "working set {} is half-way into the reserve (limit {})",
-                        human(ws),
-                        human(b.limit)
-                    )
-                })
-            }
-            Some(c) => {
-                let jobs = self.jobs_total.saturating_sub(freeing);
-                let ws = self.container_ws.saturating_sub(freeing);
-                if jobs >= b.critical() {
-                    Some(format!(
-                        "jobs hold {}, half-way into the reserve of --limit {}",
-                        human(jobs),
-                        human(b.limit)
-                    ))
-                } else if ws >= c.critical() {
-                    Some(format!(
-                        "working set {} is half-way into the reserve (container limit {})",
-                        human(ws),
-                        human(c.limit)
-                    ))
-                } else {
-                    None
-                }
-            }
-        }
-    }
-
-    /// The projection exceeds the budget: pause the youngest jobs growing now until it fits,
-    /// always leaving one running. Returns whether it paused anything (then nothing is resumed
-    /// or admitted this turn).
-    fn pause_if_over(&mut self, out: &mut Vec<Action>) -> bool {
-        let budget = self.cfg.budget.budget;
-        let mut proj = self.projection_soon();
-        if proj <= budget + pause_slack(budget) || self.cfg.on_pressure != OnPressure::Pause {
-            return false;
-        }
-        let mut paused = false;
-        let reason = format!(
-            "memory would reach {} of a {} budget",
-            human(proj),
-            human(budget)
-        );
-        for i in (0..self.runs.len()).rev() {
-            if proj <= budget {
-                break;
-            }
-            let active = self
-                .runs
-                .iter()
-                .filter(|r| !r.paused && !r.stopping)
-                .count();
-            let r = &self.runs[i];
-            if active < 2 || r.paused || r.stopping {
-                continue;
-            }
-            // Only a job growing right now: pausing one that merely has room reserved for it
-            // frees nothing real and costs its progress.
-            let g = self.expected_soon(r).saturating_sub(r.current);
-            if g == 0 || r.rate <= 0.0 {
-                continue;
-            }
-            proj -= g;
-            let job = r.job;
-            self.runs[i].paused = true;
-            self.runs[i].paused_at = self.now;
-            // Paused again without having grown since the last pause: that one was false.
-            let r = &mut self.runs[i];
-            if r.paused_usage > 0 && r.current <= r.paused_usage + growth_tolerance(r.paused_usage)
-            {
-                self.false_pauses += 1;
-            }
-            r.paused_usage = r.current;
-            self.pauses += 1;
-            paused = true;
-            out.push(Action::Pause {
-                job,
-                reason: reason.clone(),
-            });
-        }
-        paused
-    }
-
-    /// Resume paused jobs, oldest first, while they fit with a margin (hysteresis); if nothing
-    /// else runs, resume the oldest regardless. Returns whether it resumed anything.
-    fn resume_if_room(&mut self, out: &mut Vec<Action>) -> bool {
-        if self.stopped {
-            return false;
-        }
-        let mut resumed = false;
-        let budget = self.cfg.budget.budget;
-        let mut proj = self.projection_soon();
-        for i in 0..self.runs.len() {
-            if !self.runs[i].paused {
-                continue;
-            }
-            let active = self
-                .runs
-                .iter()
-                .filter(|r| !r.paused && !r.stopping)
-                .count();
-            let g = self
-                .expected_soon(&self.runs[i])
-                .saturating_sub(self.runs[i].current);
-            let fits = self.working_set + resume_margin(budget) <= budget
-                && proj + g + resume_margin(budget) <= budget
-                && self.now - self.runs[i].paused_at >= MIN_PAUSE_S;
-            if !(fits || active == 0) {
-                break;
-            }
-            proj += g;
-            let r = &mut self.runs[i];
-            r.paused = false;
-            r.paused_total += self.now - r.paused_at;
-            resumed = true;
-            r.grew_at = self.now;
-            out.push(Action::Resume {
-                job: self.runs[i].job,
-            });
-        }
-        resumed
-    }
-
-    /// The admission chain: each filter can stop admission; the first queued job (or a later,
-    /// smaller one: backfill) that fits starts.
-    fn admit(&mut self, out: &mut Vec<Action>) {
-        if self.stopped || self.runs.iter().any(|r| r.paused || r.stopping) {
-            return;
-        }
-
-        let budget = self.cfg.budget.budget;
-        let mut proj = self.projection();
-        while !self.queue.is_empty() {
-            if self.cfg.cap.is_some_and(|c| self.runs.len() >= c) {
-                return;
-            }
-            if self.runs.is_empty() {
-                // At least one job always runs: an oversized job runs alone, no deadlock.
-                let job = self.queue[0];
-                let e = self.estimate(job);
-                proj += e.bytes;
-                self.start(0, e, e.bytes > budget, out);
-                continue;
-            }
-            if self.psi.is_some_and(|p| p >= PSI_HOLD) {
-                return;
-            }
-            if self
-                .over_estimate_at
-                .is_some_and(|t| self.now - t < OVER_ESTIMATE_HOLD_S)
-            {
-                return;
-            }
-            let head = self.queue[0];
-            let e = self.estimate(head);
-            if e.source == Source::TemplateHistory && !self.template_confirmed() {
-                return;
-            }
-            if e.source.is_provisional() {
-                // Nothing firm known: ramp up like a slow start — each job that has plateaued
-                // vouches for one more, so 1 running becomes 2, then 4 — while jobs not yet flat
-                // are fewer than flat ones and the headroom stays comfortably above the largest
-                // usage seen for each start.
-                let need = (self.largest_seen.max(e.bytes) as f64 * RAMP_HEADROOM) as u64;
-                let flat = self.runs.iter().filter(|r| self.plateaued(r)).count();
-                let growing = self.runs.len() - flat;
-                if growing >= flat || budget.saturating_sub(proj) < need {
-                    return;
-                }
-                proj += e.bytes;
-                self.start(0, e, false, out);
-                continue;
-            }
-            if self.fits(proj, head, e) {
-                proj += e.bytes;
-                self.start(0, e, false, out);
-                continue;
-            }
-            // Backfill: a later, smaller job that fits now and does not delay the head.
-            if let Some((pos, ej)) = self.backfill(proj, head, e) {
-                proj += ej.bytes;
-                self.start(pos, ej, false, out);
-                continue;
-            }
-            // Speculative start: sizes learned from other jobs vary, and this one may well be
-            // small. With pause as the safety net, start it assuming the low quantile — one at a
-            // time, only while everything else has plateaued; if it grows beyond the room left,
-            // it is paused (keeping its progress) until memory frees.
-            if let Some(low) = self.speculative(proj, e) {
-                let e = Estimate {
-                    bytes: low,
-                    source: e.source,
-                };
-                self.start(0, e, false, out);
-                if let Some(r) = self.runs.last_mut() {
-                    r.speculative = true;
-                }
-            }
-            return;
-        }
-    }
-
-    /// Template history is a prior from other sweeps: admit on it only as far as this sweep's
-    /// jobs confirm it. Jobs started on it that have not plateaued yet are unconfirmed; another
-    /// may start only while they are no more than the confirmed ones (a plateau within the
-    /// template's peaks), so starts double per confirmation: 1, then 2 more, then 4...
-    fn template_confirmed(&self) -> bool {
-        let (mut confirmed, mut unconfirmed) = (0usize, 0usize);
-        for r in &self.runs {
-            if r.estimate.source != Source::TemplateHistory {
-                continue;
-            }
-            if self.plateaued(r) {
-                confirmed += 1;
-            } else {
-                unconfirmed += 1;
-            }
-        }
-        unconfirmed <= confirmed
-    }
-
-    /// EASY backfill: find when the head will fit (the shadow time: running jobs end, by their
-    /// own recorded run times) and start a later, smaller job only if it ends before then or
-    /// fits beside the head at that time. Without run times, let the head be passed at most
-    /// [`MAX_BYPASS`] times.
-    fn backfill(&mut self, proj: u64, head: usize, e: Estimate) -> Option<(usize, Estimate)> {
-        if self.bypass.0 != head {
-            self.bypass = (head, 0);
-        }
-        let shadow = self.shadow(proj, e.bytes);
-        if shadow.is_none() && self.bypass.1 >= MAX_BYPASS {
-            return None;
-        }
-        for pos in 1..self.queue.len().min(BACKFILL_WINDOW + 1) {
-            let job = self.queue[pos];
-            let ej = self.estimate(job);
-            if ej.source.is_provisional() || ej.bytes >= e.bytes || !self.fits(proj, job, ej) {
-                continue;
-            }
-            let harmless = match shadow {
-                Some((t, extra)) => {
-                    ej.bytes <= extra || self.est.own_wall(job).is_some_and(|w| self.now + w <= t)
-                }
-                None => true,
-            };
-            if harmless {
-                self.bypass.1 += 1;
-                return Some((pos, ej));
-            }
-        }
-        None
-    }
-
-    /// When `need` bytes will be free, and how many more then, if every running job has a
-    /// recorded run time: (shadow time, extra bytes).
-    fn shadow(&self, proj: u64, need: u64) -> Option<(f64, u64)> {
-        let mut ends: Vec<(f64, u64)> = Vec::with_capacity(self.runs.len());
-        for r in &self.runs {
-            let wall = self.est.own_wall(r.job)?;
-            ends.push((r.started + wall, self.expected(r)));
-        }
-        ends.sort_by(|a, b| a.0.total_cmp(&b.0));
-        let mut free = self.cfg.budget.budget.saturating_sub(proj);
-        for (end, bytes) in ends {
-            free += bytes;
-            if free >= need {
-                return Some((end.max(self.now), free - need));
-            }
-        }
-        None
-    }
-
-    fn speculative(&mut self, proj: u64, e: Estimate) -> Option<u64> {
-        // Only a guess across the sweep's spread is worth trying lower: an estimate from jobs
-        // with the same parameter values is this job's size.
-        if self.cfg.on_pressure != OnPressure::Pause
-            || e.source.is_own()
-            || e.source == Source::Similar
-            || !self.runs.iter().all(|r| self.settled(r))
-        {
-            return None;
-        }
-        let low = self.est.low()?.max(self.raised[self.queue[0]]);
-        (proj + low <= self.cfg.budget.budget).then_some(low)
-    }
-
-    /// Whether a running job leaves the projection firm enough for a speculative start: it has
-    /// plateaued, or it was admitted on an estimate (not speculatively), has been sampled since,
-    /// and is still clearly below the estimate (a job at it may be heading past it), so its
-    /// remaining growth is already reserved. Waiting for such a job to plateau (0.5 s
-    /// after its start) left 400–600 MiB idle half a second at a time.
-    fn settled(&self, r: &Run) -> bool {
-        self.plateaued(r)
-            || (!r.speculative
-                && r.sampled_at > r.started
-                && !r.estimate.source.is_provisional()
-                && {
-                    let est = r.estimate.bytes.max(self.raised[r.job]);
-                    r.peak + growth_tolerance(est) <= est
-                })
-    }
-
-    /// A job fits when the projection plus its estimate stays within the budget and — when the
-    /// estimate was learned from other jobs, so this one may be bigger — the projection plus the
-    /// high quantile of their peaks stays below the point where a requeue would be needed.
-    fn fits(&mut self, proj: u64, job: usize, e: Estimate) -> bool {
-        let b = self.cfg.budget;
-        if e.source == Source::JobHistory
-            && let Some((p, wall, true)) = self.est.profile(job)
-        {
-            return self.fits_timeline(e, (p, wall));
-        }
-        if proj + e.bytes > b.budget {
-            return false;
-        }
-        // Own history and jobs sharing its parameter values: the estimate is this job's size,
-        // not a guess across the sweep's spread.
-        if e.source.is_own() || e.source == Source::Similar {
-            return true;
-        }
-        let running_max = self.runs.iter().map(|r| r.peak).max().unwrap_or(0);
-        proj + self.est.high(running_max).max(e.bytes) <= b.critical()
-    }
-
-    fn start(&mut self, pos: usize, estimate: Estimate, oversized: bool, out: &mut Vec<Action>) {
-        let job = self.queue.remove(pos).expect("queue position in range");
-        let plan = self.est.profile(job);
-        self.runs.push(Run::new(job, estimate, self.now, plan));
-        out.push(Action::Start {
-            job,
-            estimate,
-            oversized,
-        });
     }
 
     /// A job that ran elsewhere (the Slurm backend) ended with this peak: learn it as if it had

@@ -636,7 +636,7 @@ fn an_explicit_limit_bounds_the_jobs_and_the_container_limit_the_working_set() {
     observe(&mut s, 1.0, 3970 * MIB, &[(0, 300 * MIB), (1, 300 * MIB)]);
     let a = s.decide();
     assert!(
-        matches!(&a[0], Action::Requeue { job: 1, reason, .. } if reason.contains("container")),
+        matches!(&a[0], Action::Requeue { job: 1, reason, .. } if matches!(reason, Reason::ContainerCritical { .. })),
         "{a:?}"
     );
     // Without --limit the same 1.5 GiB working set counts whole against the budget.

@@ -12,7 +12,8 @@ use toml::Spanned;
 use super::check;
 use super::jobsfile::Ordered;
 use super::params::{self, Param};
-use crate::cli::{Backend, OnPressure, OutputMode};
+use crate::cli::{Backend, OutputMode};
+use crate::sched::OnPressure;
 use crate::size::{self, SizeSpec};
 
 /// The command as the file gives it.

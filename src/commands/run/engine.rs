@@ -507,7 +507,7 @@ impl Engine {
                     self.emit(Event::JobPause {
                         t: epoch(),
                         job,
-                        reason,
+                        reason: reason.to_string(),
                     })?;
                 }
                 Action::Resume { job } => {
@@ -530,7 +530,7 @@ impl Engine {
                         t: epoch(),
                         job,
                         attempt,
-                        reason,
+                        reason: reason.to_string(),
                         usage_bytes: usage,
                     })?;
                 }
