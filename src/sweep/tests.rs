@@ -3,7 +3,6 @@
 use super::*;
 use crate::cli::RunArgs;
 use crate::exit::UsageError;
-use std::time::Instant;
 
 fn s(v: &[&str]) -> Vec<String> {
     v.iter().map(|x| x.to_string()).collect()
@@ -536,24 +535,17 @@ fn file_shell_commands_and_file_errors() {
 }
 
 #[test]
-fn ten_thousand_jobs_plan_fast() {
+fn ten_thousand_jobs_plan_with_their_own_keys() {
+    // How fast is a benchmark's business (bench/: footprint), not a timed assertion.
     let a = args(
         &["a=range(0,100)", "b=range(0,100)"],
         &["python", "train.py", "--a={a}", "--b", "{b}"],
     );
-    let t = Instant::now();
     let p = plan_in(&a, Path::new(".")).unwrap();
-    let took = t.elapsed();
     assert_eq!(p.jobs.len(), 10_000);
     assert_eq!(p.jobs[9_999].key, "python train.py --a=99 --b 99");
     let keys: std::collections::HashSet<&str> = p.jobs.iter().map(|j| j.key.as_str()).collect();
     assert_eq!(keys.len(), 10_000, "every job has its own history key");
-    // Unoptimized build on a shared 2-core machine: generous, still catches quadratic work.
-    assert!(
-        took.as_secs_f64() < 2.0,
-        "planning 10 000 jobs took {took:?}"
-    );
-    eprintln!("planned 10 000 jobs in {took:?}");
 }
 
 #[test]
