@@ -10,29 +10,8 @@ use std::path::Path;
 use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::harness::{TestCgroup, ms, poll, tempdir};
+use crate::harness::{TestCgroup, ms, pids_with, poll, tempdir};
 use crate::skip;
-
-/// Pids of processes whose command line contains `marker`.
-pub fn pids_with(marker: &str) -> Vec<u32> {
-    let mut out = vec![];
-    let me = std::process::id();
-    for e in std::fs::read_dir("/proc").unwrap().flatten() {
-        let Ok(pid) = e.file_name().to_string_lossy().parse::<u32>() else {
-            continue;
-        };
-        if pid == me {
-            continue;
-        }
-        let Ok(cmd) = std::fs::read(e.path().join("cmdline")) else {
-            continue;
-        };
-        if String::from_utf8_lossy(&cmd).contains(marker) {
-            out.push(pid);
-        }
-    }
-    out
-}
 
 /// xorshift64*: reproducible from the printed seed, no dependency.
 struct Rng(u64);

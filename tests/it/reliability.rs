@@ -6,7 +6,7 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use crate::harness::{Ms, TestCgroup, ms, poll, tempdir};
+use crate::harness::{Ms, TestCgroup, ms, poll, signal, tempdir};
 use crate::skip;
 
 fn run_in(dir: &Path) -> Ms {
@@ -157,15 +157,6 @@ fn read_only_commands_exit_quietly_on_a_broken_pipe_and_2_on_other_write_errors(
     }
 }
 
-fn signal(pid: u32, sig: &str) {
-    let ok = Command::new("kill")
-        .args([format!("-{sig}"), pid.to_string()])
-        .status()
-        .unwrap()
-        .success();
-    assert!(ok, "kill -{sig} {pid}");
-}
-
 #[test]
 fn sighup_is_handled_like_sigterm() {
     let dir = tempdir();
@@ -210,7 +201,7 @@ fn sighup_is_handled_like_sigterm() {
         2,
         "both running jobs end in the journal"
     );
-    let left = crate::chaos::pids_with(&marker);
+    let left = crate::harness::pids_with(&marker);
     assert!(left.is_empty(), "jobs survived SIGHUP: {left:?}");
 }
 

@@ -6,7 +6,7 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use crate::cgroup;
-use crate::harness::{Ms, ms, poll, tempdir};
+use crate::harness::{Ms, ms, pids_with, poll, signal, tempdir};
 
 const MIB: u64 = 1 << 20;
 
@@ -43,36 +43,6 @@ fn statuses(summary: &serde_json::Value) -> Vec<String> {
         .iter()
         .map(|j| j["status"].as_str().unwrap().to_string())
         .collect()
-}
-
-/// Pids of processes whose command line contains `marker`.
-fn pids_with(marker: &str) -> Vec<u32> {
-    let mut out = vec![];
-    let me = std::process::id();
-    for e in std::fs::read_dir("/proc").unwrap().flatten() {
-        let Ok(pid) = e.file_name().to_string_lossy().parse::<u32>() else {
-            continue;
-        };
-        if pid == me {
-            continue;
-        }
-        let Ok(cmd) = std::fs::read(e.path().join("cmdline")) else {
-            continue;
-        };
-        if String::from_utf8_lossy(&cmd).contains(marker) {
-            out.push(pid);
-        }
-    }
-    out
-}
-
-fn signal(pid: u32, sig: &str) {
-    let ok = Command::new("kill")
-        .args([format!("-{sig}"), pid.to_string()])
-        .status()
-        .unwrap()
-        .success();
-    assert!(ok, "kill -{sig} {pid}");
 }
 
 #[test]
