@@ -133,37 +133,50 @@ pub struct Prior {
 
 impl Prior {
     fn new(n: usize, succeeded: &[usize], events: &[crate::journal::Event]) -> Prior {
-        use crate::journal::{Event, JobStatus};
+        use crate::journal::replay::{End, Step};
+        use crate::journal::{Event, JobStatus, Replay};
         let mut p = Prior {
             attempts: vec![0; n],
             succeeded: vec![false; n],
             open: vec![None; n],
             last_mem: vec![None; n],
         };
+        // Attempts through the one reading of starts and ends (`journal::replay`). A Slurm
+        // attempt stays open across a runner's restart (it outlives the runner) until its end.
+        let mut replay = Replay::default();
         for e in events {
-            match e {
-                Event::JobStart {
-                    job,
-                    attempt,
-                    estimate_bytes,
-                    slurm_id,
-                    ..
-                } if *job < n => {
-                    p.attempts[*job] += 1;
-                    p.open[*job] = slurm_id
+            replay.step(e, |step| match step {
+                Step::Start { job, attempt } if job < n => {
+                    let Event::JobStart {
+                        estimate_bytes,
+                        slurm_id,
+                        ..
+                    } = e
+                    else {
+                        return;
+                    };
+                    p.attempts[job] += 1;
+                    p.open[job] = slurm_id
                         .clone()
-                        .map(|id| (*attempt, id, estimate_bytes.unwrap_or(0)));
-                    p.last_mem[*job] = estimate_bytes.map(|m| (m, false));
+                        .map(|id| (attempt, id, estimate_bytes.unwrap_or(0)));
+                    p.last_mem[job] = estimate_bytes.map(|m| (m, false));
                 }
-                Event::JobEnd { job, status, .. } if *job < n => {
-                    p.open[*job] = None;
-                    if let Some((_, oom)) = &mut p.last_mem[*job] {
-                        *oom = *status == JobStatus::Oom;
+                Step::End { job, end, .. } if job < n => match end {
+                    End::Ended(ev) => {
+                        p.open[job] = None;
+                        if let (Event::JobEnd { status, .. }, Some((_, oom))) =
+                            (ev, &mut p.last_mem[job])
+                        {
+                            *oom = *status == JobStatus::Oom;
+                        }
                     }
-                }
-                Event::JobRequeue { job, .. } if *job < n => p.open[*job] = None,
+                    End::Requeued { .. } | End::Restarted => p.open[job] = None,
+                    // Open at a run's end: a local attempt died with its runner (never open
+                    // here); a Slurm one may still be queued or running.
+                    End::Interrupted => {}
+                },
                 _ => {}
-            }
+            });
         }
         for &j in succeeded {
             if j < n {
