@@ -16,7 +16,7 @@
 //! `memsweep show` reads it. A process whose exit status went to its own parent ends `exited`.
 
 use std::collections::HashMap;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
 use crate::cli::GuardArgs;
 use crate::exec::tree::{self, Ended, TreeCgroup};
@@ -90,11 +90,7 @@ struct Tracked {
     pauses: u32,
 }
 
-fn epoch() -> f64 {
-    SystemTime::now()
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .map_or(0.0, |d| d.as_secs_f64())
-}
+use crate::journal::epoch_now as epoch;
 
 pub fn run(fs: &Fs, args: &GuardArgs) -> anyhow::Result<u8> {
     let interval = args.sample_interval.unwrap_or(0.1);

@@ -11,7 +11,7 @@ use std::path::PathBuf;
 use std::process::{Child, Command};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
 use crate::cli::MonitorArgs;
 use crate::exec::tree;
@@ -121,9 +121,7 @@ pub fn run(fs: &Fs, args: &MonitorArgs) -> anyhow::Result<Exit> {
         }
         hooks.retain_mut(|c| matches!(c.try_wait(), Ok(None)));
         let sample = Sample {
-            t: SystemTime::now()
-                .duration_since(SystemTime::UNIX_EPOCH)
-                .map_or(0.0, |d| d.as_secs_f64()),
+            t: crate::journal::epoch_now(),
             working_set_bytes: st.working_set_bytes,
             usage_bytes: st.usage_bytes,
             limit_bytes: st.limit_bytes,

@@ -242,6 +242,28 @@ pub struct Setup {
 }
 
 impl Setup {
+    /// The history record of `job`, which succeeded with `peak` (None without history): the
+    /// same for a local and a Slurm run, so each teaches the other.
+    pub fn history_record(
+        &self,
+        plan: &SweepPlan,
+        job: usize,
+        peak: u64,
+        wall_s: f64,
+        profile: Option<Profile>,
+    ) -> Option<Record> {
+        self.history.as_ref()?;
+        Some(Record {
+            template: plan.template.clone(),
+            key: plan.jobs[job].key.clone(),
+            peak_bytes: peak,
+            wall_s,
+            t: crate::journal::epoch_now(),
+            params: self.features.get(job).cloned(),
+            profile,
+        })
+    }
+
     fn new(plan: &SweepPlan, status: &MemStatus, resume: Option<&Prior>) -> anyhow::Result<Setup> {
         let c = &plan.config;
         let limit = c.limit.unwrap_or(status.limit_bytes);

@@ -244,3 +244,10 @@ pub struct Summary {
     pub cpus: Option<f64>,
     pub jobs: Vec<JobSummary>,
 }
+
+/// Now, as the events' `t`: seconds since the Unix epoch (0 if the clock is before it).
+pub fn epoch_now() -> f64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::SystemTime::UNIX_EPOCH)
+        .map_or(0.0, |d| d.as_secs_f64())
+}

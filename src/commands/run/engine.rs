@@ -4,7 +4,7 @@
 //! Decisions stay in `sched`, effects in `exec`; this file only wires them.
 
 use std::io::Write as _;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
 use crate::cli::OutputMode;
 use crate::exec::{Accounting, ExecEvent, Executor, JobExit, Outcome, SpawnSpec};
@@ -110,11 +110,7 @@ pub struct Engine {
     journaled_peak_ws: u64,
 }
 
-fn epoch() -> f64 {
-    SystemTime::now()
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .map_or(0.0, |d| d.as_secs_f64())
-}
+use crate::journal::epoch_now as epoch;
 
 /// Every kernel OOM kill of the sweep, from the container's counter (its increase) and the sum
 /// of the job cgroups' counters. v1 counts a kill only in the victim's own cgroup, so the two
@@ -654,18 +650,16 @@ impl Engine {
             self.fail_fast(job);
         }
         if status == JobStatus::Succeeded
-            && let (Some(p), true) = (peak, self.setup.history.is_some())
-        {
-            let j = &self.plan.jobs[job];
-            self.history_batch.push(Record {
-                template: self.plan.template.clone(),
-                key: j.key.clone(),
-                peak_bytes: p,
+            && let Some(p) = peak
+            && let Some(record) = self.setup.history_record(
+                &self.plan,
+                job,
+                p,
                 wall_s,
-                t: epoch(),
-                params: self.setup.features.get(job).cloned(),
-                profile: self.setup.sched.last_profile(),
-            });
+                self.setup.sched.last_profile(),
+            )
+        {
+            self.history_batch.push(record);
             if self.history_batch.len() >= HISTORY_BATCH {
                 self.flush_history();
             }

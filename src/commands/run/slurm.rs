@@ -14,7 +14,7 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
 use anyhow::Context;
 
@@ -41,11 +41,7 @@ const RESULT_GRACE: Duration = Duration::from_secs(10);
 /// After Ctrl-C, how long to wait for the controller to show the cancelled jobs gone.
 const CANCEL_WAIT: Duration = Duration::from_secs(60);
 
-fn epoch() -> f64 {
-    SystemTime::now()
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .map_or(0.0, |d| d.as_secs_f64())
-}
+use crate::journal::epoch_now as epoch;
 
 /// A submitted attempt this run watches.
 struct Active {
@@ -564,19 +560,12 @@ impl SlurmRun {
             },
             cpu_s: None,
         })?;
+        // The wrapper records the peak, not a profile over time.
         if status == JobStatus::Succeeded
-            && let (Some(p), true) = (peak, self.setup.history.is_some())
+            && let Some(p) = peak
+            && let Some(record) = self.setup.history_record(&self.plan, job, p, wall_s, None)
         {
-            self.history_batch.push(Record {
-                template: self.plan.template.clone(),
-                key: self.plan.jobs[job].key.clone(),
-                peak_bytes: p,
-                wall_s,
-                t: epoch(),
-                params: self.setup.features.get(job).cloned(),
-                // The wrapper records the peak, not a profile over time.
-                profile: None,
-            });
+            self.history_batch.push(record);
         }
         self.write_summary()?;
         Ok(())
