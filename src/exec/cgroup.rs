@@ -14,6 +14,7 @@ use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
 use super::sys;
+use crate::probe::read_small_string;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Version {
@@ -60,11 +61,11 @@ pub struct JobCgroups {
 }
 
 fn read_u64(p: &Path) -> Option<u64> {
-    std::fs::read_to_string(p).ok()?.trim().parse().ok()
+    read_small_string(p).ok()?.trim().parse().ok()
 }
 
 fn keyed(p: &Path, key: &str) -> Option<u64> {
-    std::fs::read_to_string(p)
+    read_small_string(p)
         .ok()?
         .lines()
         .find_map(|l| l.strip_prefix(key)?.strip_prefix(' ')?.trim().parse().ok())
@@ -78,7 +79,7 @@ fn write(p: &Path, v: &str) -> io::Result<()> {
 /// runner (kill(0) is our own process group), e.g. in a fixture tree or the v2 runner leaf.
 fn pids_in(dir: &Path) -> Vec<i32> {
     let me = std::process::id() as i32;
-    std::fs::read_to_string(dir.join("cgroup.procs"))
+    read_small_string(dir.join("cgroup.procs"))
         .map(|t| {
             t.lines()
                 .filter_map(|l| l.trim().parse().ok())

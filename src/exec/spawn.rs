@@ -125,6 +125,16 @@ fn base_env() -> &'static [(OsString, CString)] {
     })
 }
 
+/// /dev/null, opened once (close-on-exec; each child dups it onto its stdin).
+fn dev_null() -> io::Result<&'static File> {
+    static NULL: OnceLock<File> = OnceLock::new();
+    if let Some(f) = NULL.get() {
+        return Ok(f);
+    }
+    let f = File::open("/dev/null")?;
+    Ok(NULL.get_or_init(|| f))
+}
+
 /// A pipe that holds forked jobs just before exec until the runner opens it (see
 /// [`super::Executor::spawn_gated`]): each child reads one byte, then execs; end of file (the
 /// runner dropped the gate, or died) means the job must not run.
@@ -213,7 +223,7 @@ pub fn spawn(
     // The output files are created by the child, not here: creating an inode costs the runner
     // 25 µs on a quiet ext4 and over 0.5 ms on one with many recent deletions, and the child
     // does it in parallel with the runner's loop. A failure comes back through the error pipe.
-    let stdin = File::open("/dev/null")?;
+    let stdin = dev_null()?;
     let job_dir = match &spec.job_dir {
         Some((dir, text)) => Some((
             cstring(dir.as_os_str().as_bytes(), "the job folder path")?,

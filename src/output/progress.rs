@@ -109,8 +109,10 @@ impl<W: Write> Progress<W> {
                 self.out.flush()
             }
             Mode::Plain => match event_line(event, self.style) {
-                Some(line) => {
-                    writeln!(self.out, "{line}")?;
+                Some(mut line) => {
+                    // One write per line (stderr is unbuffered: `writeln!` would make two).
+                    line.push('\n');
+                    self.out.write_all(line.as_bytes())?;
                     self.out.flush()
                 }
                 None => Ok(()),

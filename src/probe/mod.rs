@@ -51,18 +51,47 @@ impl Fs {
     }
 
     pub fn read_to_string(&self, abs: impl AsRef<Path>) -> io::Result<String> {
-        std::fs::read_to_string(self.path(abs))
+        read_small_string(self.path(abs))
     }
 
     /// Like [`Self::read_to_string`], but invalid UTF-8 becomes U+FFFD instead of an error, so
     /// a file of garbage reads as garbage (and is reported as such) rather than as a missing file.
     pub fn read_lossy(&self, abs: impl AsRef<Path>) -> io::Result<String> {
-        let bytes = std::fs::read(self.path(abs))?;
+        let bytes = read_small(self.path(abs))?;
         Ok(match String::from_utf8(bytes) {
             Ok(s) => s,
             Err(e) => String::from_utf8_lossy(e.as_bytes()).into_owned(),
         })
     }
+}
+
+/// The whole of a small kernel file (/proc, cgroupfs, sysfs) in one `read` of up to 4 KiB (then
+/// more as needed) plus the `read` that finds its end: `std::fs::read` asks `statx` for a size
+/// these files do not report and then probes from 32 bytes up, ~10 syscalls for a 300-byte
+/// `memory.stat`. The runner reads a few such files per job and a dozen per sample.
+pub fn read_small(path: impl AsRef<Path>) -> io::Result<Vec<u8>> {
+    use std::io::Read as _;
+    let mut f = std::fs::File::open(path)?;
+    let mut buf = vec![0u8; 4096];
+    let mut n = 0;
+    loop {
+        if n == buf.len() {
+            buf.resize(buf.len() * 2, 0);
+        }
+        match f.read(&mut buf[n..]) {
+            Ok(0) => break,
+            Ok(k) => n += k,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        }
+    }
+    buf.truncate(n);
+    Ok(buf)
+}
+
+/// [`read_small`] as text (invalid UTF-8 is an error, as `std::fs::read_to_string`'s).
+pub fn read_small_string(path: impl AsRef<Path>) -> io::Result<String> {
+    String::from_utf8(read_small(path)?).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))
 }
 
 /// Which hierarchy the memory controller was found on.
@@ -144,9 +173,15 @@ pub struct Probe {
     /// The memory cgroup and its levels (leaf first, up to the mount point).
     mem: Option<(layout::Resolved, Vec<PathBuf>)>,
     cpus: cpus::CpuLayout,
+    /// The last CPU figure and when it was read: CPU quotas and sets change rarely, and their
+    /// five files were a third of a sample's reads.
+    cpus_read: std::cell::Cell<Option<(std::time::Instant, Option<f64>)>>,
     /// Warnings found while resolving, repeated in every status.
     notes: Vec<String>,
 }
+
+/// [`Probe::status`] rereads the CPU files at most this often.
+const CPUS_REREAD: std::time::Duration = std::time::Duration::from_secs(1);
 
 impl Probe {
     /// Resolve the layout. Errors (exit 2) when the root has no usable /proc/meminfo. A missing
@@ -269,6 +304,7 @@ impl Probe {
             layout,
             mem,
             cpus,
+            cpus_read: std::cell::Cell::new(None),
             notes,
         })
     }
@@ -299,7 +335,14 @@ impl Probe {
             Some((r, levels)) => memory::read(&self.fs, r, levels, &host, &mut warnings)?,
             None => host_status(&self.fs, &host),
         };
-        status.cpus = self.cpus.read(&self.fs);
+        status.cpus = match self.cpus_read.get() {
+            Some((at, cpus)) if at.elapsed() < CPUS_REREAD => cpus,
+            _ => {
+                let cpus = self.cpus.read(&self.fs);
+                self.cpus_read.set(Some((std::time::Instant::now(), cpus)));
+                cpus
+            }
+        };
         status.warnings = warnings;
         Ok(status)
     }
