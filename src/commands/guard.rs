@@ -509,12 +509,8 @@ impl Guard {
             peak_source: "proc".into(),
             cpu_s: None,
         })?;
-        self.jobs.push(Job {
-            id,
-            key: t.command.clone(),
-            command: JobCommand::Shell(t.command),
-            params: Vec::new(),
-        });
+        self.jobs
+            .push(Job::new(id, JobCommand::Shell(t.command), Vec::new(), None));
         Ok(())
     }
 

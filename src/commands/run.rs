@@ -255,7 +255,7 @@ impl Setup {
         self.history.as_ref()?;
         Some(Record {
             template: plan.template.clone(),
-            key: plan.jobs[job].key.clone(),
+            key: plan.jobs[job].key().into_owned(),
             peak_bytes: peak,
             wall_s,
             t: crate::journal::epoch_now(),

@@ -248,12 +248,12 @@ fn add_unplanned_jobs(plan: &mut SweepPlan, events: &[Event]) {
             && !known.contains(job)
             && added.insert(*job)
         {
-            plan.jobs.push(crate::sweep::Job {
-                id: *job,
-                command: crate::sweep::JobCommand::Shell(command.clone()),
-                params: Vec::new(),
-                key: command.clone(),
-            });
+            plan.jobs.push(crate::sweep::Job::new(
+                *job,
+                crate::sweep::JobCommand::Shell(command.clone()),
+                Vec::new(),
+                None,
+            ));
         }
     }
     if !added.is_empty() {

@@ -5,15 +5,17 @@ use crate::sweep::{Job, JobCommand, RunConfig, SweepPlan};
 
 pub fn jobs(n: usize) -> Vec<Job> {
     (0..n)
-        .map(|id| Job {
-            id,
-            command: JobCommand::Argv(vec![
-                "python3".into(),
-                "train.py".into(),
-                format!("lr={id}"),
-            ]),
-            params: vec![("lr".into(), id.to_string())],
-            key: format!("python3 train.py lr={id}"),
+        .map(|id| {
+            Job::new(
+                id,
+                JobCommand::Argv(vec![
+                    "python3".into(),
+                    "train.py".into(),
+                    format!("lr={id}"),
+                ]),
+                vec![("lr".into(), id.to_string())],
+                None,
+            )
         })
         .collect()
 }

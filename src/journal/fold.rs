@@ -43,15 +43,100 @@ struct JobFold {
     signal: Option<i32>,
     wall_s: Option<f64>,
     peak_bytes: Option<u64>,
-    peak_source: Option<Box<str>>,
+    /// Index into [`Jobs::sources`] plus one (0: none): every job of a sweep has one of two
+    /// or three sources, and a string per job was 32 bytes of heap each.
+    peak_source: u8,
     pauses: u32,
     cpu_s: Option<f64>,
+}
+
+/// Ids up to this are kept in the dense table ([`Jobs`]); a journal that claims more jobs, or
+/// names a job beyond its count, has the rest in a map.
+const DENSE_MAX: usize = 1 << 24;
+
+/// What the journal says of each job, by id: a vector for the ids the sweep announced (dense,
+/// ~80 bytes a job, touched only as jobs start), a map for any other id (`memsweep guard`
+/// learns its processes as it goes; a damaged journal may name any id). A hash map of every
+/// job was 2-3× larger and set much of a 100 000-job sweep's footprint.
+#[derive(Debug, Clone, Default)]
+struct Jobs {
+    dense: Vec<Option<JobFold>>,
+    /// How many ids the dense table may hold (the largest `jobs` of a `sweep_start`).
+    dense_cap: usize,
+    sparse: HashMap<usize, JobFold>,
+    /// The distinct peak sources seen ("cgroup-v1", "proc", ...).
+    sources: Vec<Box<str>>,
+}
+
+impl Jobs {
+    fn announce(&mut self, jobs: usize) {
+        self.dense_cap = self.dense_cap.max(jobs.min(DENSE_MAX));
+    }
+
+    // An id may sit in the map while the table covers it (it came before a `sweep_start` that
+    // announced more jobs): lookups fall back to the map, and `entry` moves it over.
+    fn get(&self, id: usize) -> Option<&JobFold> {
+        match self.dense.get(id).and_then(Option::as_ref) {
+            Some(f) => Some(f),
+            None => self.sparse.get(&id),
+        }
+    }
+
+    fn get_mut(&mut self, id: usize) -> Option<&mut JobFold> {
+        match self.dense.get_mut(id).and_then(Option::as_mut) {
+            Some(f) => Some(f),
+            None => self.sparse.get_mut(&id),
+        }
+    }
+
+    fn entry(&mut self, id: usize) -> &mut JobFold {
+        if id < self.dense_cap {
+            if id >= self.dense.len() {
+                if self.dense.capacity() == 0 {
+                    // Once, exactly: doubling would hold two tables at the moment of growth.
+                    self.dense.reserve_exact(self.dense_cap);
+                }
+                self.dense.resize(id + 1, None);
+            }
+            if let Some(moved) = self.sparse.remove(&id) {
+                self.dense[id] = Some(moved);
+            }
+            self.dense[id].get_or_insert_with(JobFold::default)
+        } else {
+            self.sparse.entry(id).or_default()
+        }
+    }
+
+    fn take(&mut self, id: usize) -> Option<JobFold> {
+        match self.dense.get_mut(id).and_then(Option::take) {
+            Some(f) => Some(f),
+            None => self.sparse.remove(&id),
+        }
+    }
+
+    fn source_index(&mut self, source: &str) -> u8 {
+        if source.is_empty() {
+            return 0;
+        }
+        if let Some(i) = self.sources.iter().position(|s| &**s == source) {
+            return i as u8 + 1;
+        }
+        if self.sources.len() >= u8::MAX as usize {
+            return 0; // 255 distinct sources: only a damaged journal has them
+        }
+        self.sources.push(source.into());
+        self.sources.len() as u8
+    }
+
+    fn source(&self, f: &JobFold) -> Option<&str> {
+        (f.peak_source > 0).then(|| &*self.sources[f.peak_source as usize - 1])
+    }
 }
 
 /// An incremental fold over journal events; [`SummaryFold::summary`] can be taken at any point.
 #[derive(Debug, Clone, Default)]
 pub struct SummaryFold {
-    jobs: HashMap<usize, JobFold>,
+    jobs: Jobs,
     peak_working_set: u64,
     requeues: u64,
     pauses: u64,
@@ -82,9 +167,13 @@ impl SummaryFold {
             requeues,
             ..
         } = self;
+        if let Event::SweepStart { jobs, .. } = event {
+            // Before the steps: a new run's start may end the last run's open attempts.
+            fold_jobs.announce(*jobs);
+        }
         replay.step(event, |step| match step {
             Step::Start { job, .. } => {
-                let j = fold_jobs.entry(job).or_default();
+                let j = fold_jobs.entry(job);
                 j.phase = Some(Phase::Started);
                 j.attempts += 1;
                 j.exit_code = None;
@@ -110,13 +199,14 @@ impl SummaryFold {
                 else {
                     return;
                 };
-                let j = fold_jobs.entry(job).or_default();
+                let source = fold_jobs.source_index(peak_source);
+                let j = fold_jobs.entry(job);
                 j.phase = Some(Phase::Ended(*status));
                 j.exit_code = *exit_code;
                 j.signal = *signal;
                 j.wall_s = Some(*wall_s);
                 j.peak_bytes = *peak_bytes;
-                j.peak_source = (!peak_source.is_empty()).then(|| peak_source.as_str().into());
+                j.peak_source = source;
                 j.cpu_s = *cpu_s;
             }
             Step::End {
@@ -125,7 +215,7 @@ impl SummaryFold {
                 ..
             } => {
                 *requeues += 1;
-                let j = fold_jobs.entry(job).or_default();
+                let j = fold_jobs.entry(job);
                 j.phase = Some(Phase::Requeued);
                 // What it reached before being stopped: a lower bound on its peak.
                 j.peak_bytes = Some(j.peak_bytes.unwrap_or(0).max(usage_bytes));
@@ -136,7 +226,7 @@ impl SummaryFold {
                 ..
             } => {
                 // Its run ended, or its runner died, while it ran.
-                if let Some(j) = fold_jobs.get_mut(&job) {
+                if let Some(j) = fold_jobs.get_mut(job) {
                     j.phase = Some(Phase::Ended(JobStatus::Interrupted));
                 }
             }
@@ -147,12 +237,7 @@ impl SummaryFold {
             | Step::Event(_) => {}
         });
         match event {
-            Event::SweepStart { t, jobs, .. } => {
-                // Room for every job at once: growing the map rehashes into a second table,
-                // a transient that set the runner's peak footprint in a 10 000-job sweep.
-                // Bounded, since a damaged journal may claim any count.
-                let want = (*jobs).min(1 << 20).saturating_sub(self.jobs.len());
-                self.jobs.reserve(want);
+            Event::SweepStart { t, .. } => {
                 self.close_run();
                 self.open_run = Some((*t, *t));
                 self.ended = false;
@@ -160,7 +245,7 @@ impl SummaryFold {
             }
             Event::JobPause { job, .. } => {
                 self.pauses += 1;
-                self.jobs.entry(*job).or_default().pauses += 1;
+                self.jobs.entry(*job).pauses += 1;
             }
             Event::Sample {
                 working_set_bytes, ..
@@ -210,9 +295,13 @@ impl SummaryFold {
         s.jobs = jobs
             .iter()
             .map(|job| {
-                let f = self.jobs.remove(&job.id);
+                let f = self.jobs.take(job.id);
                 let status = self.status(f.as_ref());
-                let mut row = make_row(job, status, f.unwrap_or_default());
+                let source = f
+                    .as_ref()
+                    .and_then(|f| self.jobs.source(f))
+                    .map(String::from);
+                let mut row = make_row(job, status, f.unwrap_or_default(), source);
                 if !full(status) {
                     // Dropped one row at a time: never all held at once.
                     row.command = String::new();
@@ -252,7 +341,7 @@ impl SummaryFold {
     pub fn counts(&self, jobs: &[Job]) -> (usize, usize) {
         let (mut succeeded, mut failed) = (0, 0);
         for job in jobs {
-            match self.status(self.jobs.get(&job.id)) {
+            match self.status(self.jobs.get(job.id)) {
                 // A guarded process whose exit status the guard cannot see ended without failing.
                 JobStatus::Succeeded | JobStatus::Exited => succeeded += 1,
                 s if s.is_failure() => failed += 1,
@@ -274,16 +363,17 @@ impl SummaryFold {
     }
 
     fn row(&self, job: &Job) -> JobSummary {
-        let f = self.jobs.get(&job.id);
+        let f = self.jobs.get(job.id);
         let status = self.status(f);
-        make_row(job, status, f.cloned().unwrap_or_default())
+        let source = f.and_then(|f| self.jobs.source(f)).map(String::from);
+        make_row(job, status, f.cloned().unwrap_or_default(), source)
     }
 
     /// Everything but the rows, with the counts over `jobs`.
     fn header(&self, jobs: &[Job], ctx: &SummaryContext) -> Summary {
         let (mut succeeded, mut failed, mut skipped) = (0, 0, 0);
         for job in jobs {
-            match self.status(self.jobs.get(&job.id)) {
+            match self.status(self.jobs.get(job.id)) {
                 // A guarded process whose exit status the guard cannot see ended without failing.
                 JobStatus::Succeeded | JobStatus::Exited => succeeded += 1,
                 s if s.is_failure() => failed += 1,
@@ -363,7 +453,7 @@ pub fn summarize(jobs: &[Job], events: &[Event], ctx: &SummaryContext) -> Summar
 }
 
 /// One `summary.json` row from a job and what the journal says of it.
-fn make_row(job: &Job, status: JobStatus, f: JobFold) -> JobSummary {
+fn make_row(job: &Job, status: JobStatus, f: JobFold, peak_source: Option<String>) -> JobSummary {
     JobSummary {
         id: job.id,
         // The engine journals the plan's display command; rendered again here rather than
@@ -376,7 +466,7 @@ fn make_row(job: &Job, status: JobStatus, f: JobFold) -> JobSummary {
         attempts: f.attempts,
         wall_s: f.wall_s,
         peak_bytes: f.peak_bytes,
-        peak_source: f.peak_source.map(String::from),
+        peak_source,
         pauses: f.pauses,
         cpu_s: f.cpu_s,
     }

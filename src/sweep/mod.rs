@@ -48,14 +48,71 @@ impl JobCommand {
 
 /// One job of the sweep.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(from = "JobRecord", into = "JobRecord")]
 pub struct Job {
     /// 0-based, in sweep order; also the job's folder name (`DIR/0/`), as in Hydra.
     pub id: usize,
     pub command: JobCommand,
     /// The parameter values of this job, in `-p` order.
     pub params: Vec<(String, String)>,
-    /// History key for this exact job (the rendered command), so a rerun predicts its own peak.
-    pub key: String,
+    /// The history key when it is not the rendered command (a jobs file's JSON `key`); see
+    /// [`Job::key`]. Not kept when it is: that copy was a sixth of a big plan.
+    pub own_key: Option<Box<str>>,
+}
+
+impl Job {
+    /// A job whose history key is `key` (None: its rendered command).
+    pub fn new(
+        id: usize,
+        command: JobCommand,
+        params: Vec<(String, String)>,
+        key: Option<String>,
+    ) -> Job {
+        let own_key = key
+            .filter(|k| *k != command.display())
+            .map(String::into_boxed_str);
+        Job {
+            id,
+            command,
+            params,
+            own_key,
+        }
+    }
+
+    /// History key for this exact job (the rendered command, unless the jobs file gave one), so a
+    /// rerun predicts its own peak.
+    pub fn key(&self) -> std::borrow::Cow<'_, str> {
+        match &self.own_key {
+            Some(k) => std::borrow::Cow::Borrowed(k),
+            None => std::borrow::Cow::Owned(self.command.display()),
+        }
+    }
+}
+
+/// A job as `sweep.json` holds it: the key always written out.
+#[derive(Serialize, Deserialize)]
+struct JobRecord {
+    id: usize,
+    command: JobCommand,
+    params: Vec<(String, String)>,
+    key: String,
+}
+
+impl From<JobRecord> for Job {
+    fn from(r: JobRecord) -> Job {
+        Job::new(r.id, r.command, r.params, Some(r.key))
+    }
+}
+
+impl From<Job> for JobRecord {
+    fn from(j: Job) -> JobRecord {
+        JobRecord {
+            key: j.key().into_owned(),
+            id: j.id,
+            command: j.command,
+            params: j.params,
+        }
+    }
 }
 
 /// What the user asked to run: where the jobs come from and the options given with it, from
@@ -538,12 +595,7 @@ fn jobs_from_template(
             .zip(&combo)
             .map(|(p, &i)| (p.name.clone(), p.values[i].clone()))
             .collect();
-        jobs.push(Job {
-            id,
-            key: command.display(),
-            command,
-            params,
-        });
+        jobs.push(Job::new(id, command, params, None));
     }
     Ok(jobs)
 }
@@ -590,12 +642,7 @@ fn jobs_from_file(path: &Path, stdin: &mut dyn Read) -> Result<(Vec<Job>, String
     let jobs = entries
         .into_iter()
         .enumerate()
-        .map(|(id, e)| Job {
-            id,
-            key: e.key.unwrap_or_else(|| e.command.display()),
-            command: e.command,
-            params: e.params,
-        })
+        .map(|(id, e)| Job::new(id, e.command, e.params, e.key))
         .collect();
     Ok((jobs, written))
 }

@@ -85,7 +85,7 @@ fn cartesian_product_in_flag_order_first_slowest() {
         p.jobs[4].params,
         [("lr".into(), "0.01".into()), ("seed".into(), "1".into())]
     );
-    assert_eq!(p.jobs[4].key, "python train.py --lr 0.01 --seed=1");
+    assert_eq!(p.jobs[4].key(), "python train.py --lr 0.01 --seed=1");
     assert_eq!(p.template, "python train.py --lr {lr} --seed={seed}");
 }
 
@@ -93,7 +93,7 @@ fn cartesian_product_in_flag_order_first_slowest() {
 fn parameters_order_the_product_even_if_placeholders_appear_in_another_order() {
     let a = args(&["b=1,2", "a=x,y"], &["echo", "{a}", "{b}"]);
     let p = plan_in(&a, Path::new(".")).unwrap();
-    let keys: Vec<&str> = p.jobs.iter().map(|j| j.key.as_str()).collect();
+    let keys: Vec<String> = p.jobs.iter().map(|j| j.key().into_owned()).collect();
     assert_eq!(keys, ["echo x 1", "echo y 1", "echo x 2", "echo y 2"]);
     assert_eq!(p.jobs[1].params[0], ("b".into(), "1".into()));
 }
@@ -113,7 +113,7 @@ fn hostile_value_stays_one_literal_argument() {
     );
     // The displayed key pastes back into a shell as the same three words.
     assert_eq!(
-        quote::tests::sh_words(&p.jobs[0].key),
+        quote::tests::sh_words(&p.jobs[0].key()),
         s(&["echo", &format!("--name={evil}"), evil])
     );
 }
@@ -353,9 +353,9 @@ fn jobs_file_from_path_and_stdin() {
     let p = plan_in(&a, dir.path()).unwrap();
     assert_eq!(p.jobs.len(), 2);
     assert_eq!(p.jobs[0].command, JobCommand::Shell("echo a".into()));
-    assert_eq!(p.jobs[0].key, "echo a");
+    assert_eq!(p.jobs[0].key(), "echo a");
     assert_eq!(p.jobs[1].id, 1);
-    assert_eq!(p.jobs[1].key, "k-b");
+    assert_eq!(p.jobs[1].key(), "k-b");
     assert_eq!(p.jobs[1].params, [("x".into(), "1".into())]);
     let canon = std::fs::canonicalize(dir.path().join("jobs.txt")).unwrap();
     assert_eq!(p.template, format!("jobs-file:{}", canon.display()));
@@ -373,7 +373,7 @@ fn jobs_file_from_path_and_stdin() {
         &mut &br#"{"cmd": ["echo", "b c"]}"#[..],
     )
     .unwrap();
-    assert_eq!(p.jobs[0].key, "echo 'b c'");
+    assert_eq!(p.jobs[0].key(), "echo 'b c'");
 
     let e = plan_with(&(&a).into(), dir.path(), &mut &b"# nothing\n\n"[..]).unwrap_err();
     assert!(e.to_string().contains("<stdin>: no jobs"), "{e}");
@@ -396,7 +396,7 @@ fn values_files_on_the_command_line_are_relative_to_the_cwd() {
     std::fs::write(dir.path().join("models.txt"), "resnet\n\nvit b\n").unwrap();
     let a = args(&["m=@models.txt"], &["train", "--model", "{m}"]);
     let p = plan_in(&a, dir.path()).unwrap();
-    let keys: Vec<&str> = p.jobs.iter().map(|j| j.key.as_str()).collect();
+    let keys: Vec<String> = p.jobs.iter().map(|j| j.key().into_owned()).collect();
     assert_eq!(keys, ["train --model resnet", "train --model 'vit b'"]);
     let e = usage_err(&args(&["m=@nope.txt"], &["t", "{m}"]), dir.path());
     assert!(
@@ -425,11 +425,11 @@ fn the_documented_example_plans() {
     assert_eq!(p.jobs.len(), 12);
     assert_eq!(p.template, "lr-sweep");
     assert_eq!(
-        p.jobs[0].key,
+        p.jobs[0].key(),
         "python3 examples/fake_train.py --lr 0.1 --seed=0 --data data/small.csv --mem-mib 100"
     );
     assert_eq!(
-        p.jobs[11].key,
+        p.jobs[11].key(),
         "python3 examples/fake_train.py --lr 0.01 --seed=2 --data data/large.csv --mem-mib 300"
     );
     let c = &p.config;
@@ -457,8 +457,8 @@ fn flags_override_the_file() {
     let names: Vec<&str> = p.jobs[0].params.iter().map(|(n, _)| n.as_str()).collect();
     assert_eq!(names, ["lr", "seed", "data", "mem", "extra"]);
     assert_eq!(p.jobs.len(), 2 * 2 * 2);
-    assert_eq!(p.jobs[0].key, "run 0.1 7 data/small.csv 100 a");
-    assert_eq!(p.jobs[1].key, "run 0.1 7 data/small.csv 100 b");
+    assert_eq!(p.jobs[0].key(), "run 0.1 7 data/small.csv 100 a");
+    assert_eq!(p.jobs[1].key(), "run 0.1 7 data/small.csv 100 b");
     assert_eq!(p.config.jobs, Some(2));
     assert_eq!(p.config.mem_per_job, Some(SizeSpec::Bytes(1 << 30)));
     assert_eq!(
@@ -543,8 +543,9 @@ fn ten_thousand_jobs_plan_with_their_own_keys() {
     );
     let p = plan_in(&a, Path::new(".")).unwrap();
     assert_eq!(p.jobs.len(), 10_000);
-    assert_eq!(p.jobs[9_999].key, "python train.py --a=99 --b 99");
-    let keys: std::collections::HashSet<&str> = p.jobs.iter().map(|j| j.key.as_str()).collect();
+    assert_eq!(p.jobs[9_999].key(), "python train.py --a=99 --b 99");
+    let keys: std::collections::HashSet<String> =
+        p.jobs.iter().map(|j| j.key().into_owned()).collect();
     assert_eq!(keys.len(), 10_000, "every job has its own history key");
 }
 
