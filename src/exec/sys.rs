@@ -280,6 +280,179 @@ pub unsafe fn fork_signals_blocked() -> std::io::Result<libc::pid_t> {
     Ok(pid)
 }
 
+/// Start `f(arg)` in a child that shares this process's memory (`CLONE_VM`, like vfork, but
+/// the parent goes on at once) on `stack_top`, with every signal blocked across the clone as in
+/// [`fork_signals_blocked`]. Returns the child's pid. The child gets its own copy of the file
+/// table and signal dispositions; it ends when `f` execs or exits.
+///
+/// # Safety
+/// `f` must follow `CLONE_VM` discipline (see `spawn::child_main`): raw syscalls only, no errno,
+/// no allocation, on memory (`arg`, the stack) that outlives its use by the child, ending in exec
+/// or `_exit`. `stack_top` must be the top of a writable mapping the child alone uses.
+pub unsafe fn clone_vm_signals_blocked<T>(
+    f: extern "C" fn(*mut libc::c_void) -> libc::c_int,
+    stack_top: *mut libc::c_void,
+    arg: &T,
+) -> std::io::Result<libc::pid_t> {
+    let mask = block_all_signals();
+    // SAFETY: the caller vouches for `f`, `stack_top` and `arg`; glibc's clone wrapper runs
+    // `f(arg)` on the new stack in the child and returns only in the parent.
+    let pid = unsafe {
+        libc::clone(
+            f,
+            stack_top,
+            libc::CLONE_VM | libc::SIGCHLD,
+            arg as *const T as *mut libc::c_void,
+        )
+    };
+    let err = std::io::Error::last_os_error();
+    restore_signals(&mask);
+    if pid < 0 {
+        return Err(err);
+    }
+    Ok(pid)
+}
+
+/// A raw system call of up to four arguments; returns the kernel's result (`-errno` on error)
+/// and never touches errno (see [`clone_vm_signals_blocked`]).
+///
+/// # Safety
+/// As the system call `nr` with these arguments.
+#[cfg(target_arch = "x86_64")]
+unsafe fn raw_syscall4(nr: libc::c_long, a: usize, b: usize, c: usize, d: usize) -> isize {
+    let ret: isize;
+    // SAFETY: the x86_64 Linux syscall convention: number in rax, arguments in rdi, rsi, rdx,
+    // r10; the kernel clobbers rcx and r11.
+    unsafe {
+        std::arch::asm!(
+            "syscall",
+            inlateout("rax") nr as isize => ret,
+            in("rdi") a,
+            in("rsi") b,
+            in("rdx") c,
+            in("r10") d,
+            lateout("rcx") _,
+            lateout("r11") _,
+            options(nostack),
+        );
+    }
+    ret
+}
+
+/// See the x86_64 version.
+///
+/// # Safety
+/// As the system call `nr` with these arguments.
+#[cfg(target_arch = "aarch64")]
+unsafe fn raw_syscall4(nr: libc::c_long, a: usize, b: usize, c: usize, d: usize) -> isize {
+    let ret: isize;
+    // SAFETY: the aarch64 Linux syscall convention: number in x8, arguments in x0-x3, result
+    // in x0.
+    unsafe {
+        std::arch::asm!(
+            "svc 0",
+            in("x8") nr,
+            inlateout("x0") a as isize => ret,
+            in("x1") b,
+            in("x2") c,
+            in("x3") d,
+            options(nostack),
+        );
+    }
+    ret
+}
+
+/// Elsewhere: libc's `syscall`, which sets errno on failure (none of the calls made through it
+/// here fail on valid arguments).
+///
+/// # Safety
+/// As the system call `nr` with these arguments.
+#[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
+unsafe fn raw_syscall4(nr: libc::c_long, a: usize, b: usize, c: usize, d: usize) -> isize {
+    // SAFETY: as the caller's system call.
+    let r = unsafe { libc::syscall(nr, a, b, c, d) };
+    if r < 0 {
+        // SAFETY: errno is this thread's.
+        -(unsafe { *libc::__errno_location() }) as isize
+    } else {
+        r as isize
+    }
+}
+
+/// execve(2) without errno: returns the error number when it fails.
+///
+/// # Safety
+/// `argv` and `envp` must be NULL-terminated arrays of C strings.
+pub unsafe fn raw_execve(
+    path: &std::ffi::CStr,
+    argv: *const *const libc::c_char,
+    envp: *const *const libc::c_char,
+) -> i32 {
+    // SAFETY: valid C string and arrays, per the caller.
+    let r = unsafe {
+        raw_syscall4(
+            libc::SYS_execve,
+            path.as_ptr() as usize,
+            argv as usize,
+            envp as usize,
+            0,
+        )
+    };
+    (-r) as i32
+}
+
+/// [`child_reset_signals`] with raw `rt_sigaction`/`rt_sigprocmask` (no errno, no libc state),
+/// for the `CLONE_VM` child: every caught signal (and SIGPIPE, which Rust ignores) back to its
+/// default action, then everything unblocked.
+///
+/// # Safety
+/// Only in a child started by [`clone_vm_signals_blocked`], signals still blocked.
+pub unsafe fn child_reset_signals_raw() {
+    // The kernel's struct sigaction on x86_64 and aarch64 (and the generic layout): handler,
+    // flags, restorer, mask. Zero everywhere but the handler means "no flags, empty mask".
+    const SIZE: usize = 8; // the kernel's sigset_t: 64 signals
+    for sig in 1..=64usize {
+        if sig == libc::SIGKILL as usize || sig == libc::SIGSTOP as usize {
+            continue;
+        }
+        let mut old = [0usize; 4];
+        // SAFETY: rt_sigaction with a null new action only writes `old`, which is as large as
+        // the kernel's struct.
+        let r = unsafe {
+            raw_syscall4(
+                libc::SYS_rt_sigaction,
+                sig,
+                0,
+                old.as_mut_ptr() as usize,
+                SIZE,
+            )
+        };
+        if r != 0 {
+            continue;
+        }
+        let handler = old[0];
+        let caught = handler != libc::SIG_DFL && handler != libc::SIG_IGN;
+        if caught || sig == libc::SIGPIPE as usize {
+            let new = [libc::SIG_DFL, 0, 0, 0];
+            // SAFETY: a valid kernel struct sigaction setting the default action.
+            unsafe {
+                raw_syscall4(libc::SYS_rt_sigaction, sig, new.as_ptr() as usize, 0, SIZE);
+            }
+        }
+    }
+    let none = 0u64;
+    // SAFETY: an empty 8-byte mask, SIG_SETMASK.
+    unsafe {
+        raw_syscall4(
+            libc::SYS_rt_sigprocmask,
+            libc::SIG_SETMASK as usize,
+            &none as *const u64 as usize,
+            0,
+            SIZE,
+        );
+    }
+}
+
 /// In a forked child with all signals blocked: set `ignore` to SIG_IGN, put every other caught
 /// signal (and SIGPIPE, which Rust ignores) back to its default action, then unblock
 /// everything. Async-signal-safe.
