@@ -511,6 +511,68 @@ mod tests {
     }
 
     #[test]
+    fn jobs_outside_the_announced_count_are_summarized_like_the_others() {
+        // The dense table covers the ids `sweep_start` announced (3 here); a job the journal
+        // names beyond them (a damaged journal, `guard`'s processes) or before any `sweep_start`
+        // is kept aside, and moves into the table when a later run announces more jobs.
+        let jobs = jobs(6);
+        let proc_end = |t, job, status| Event::JobEnd {
+            t,
+            job,
+            attempt: 1,
+            status,
+            exit_code: Some(1),
+            signal: None,
+            wall_s: 1.0,
+            peak_bytes: Some(100 << 20),
+            peak_source: "proc".into(),
+            cpu_s: None,
+        };
+        let mut fold = SummaryFold::default();
+        let first = [
+            start(99.0, 4, 1),
+            sweep_start(100.0, false),
+            start(100.0, 0, 1),
+            end(101.0, 0, 1, JobStatus::Succeeded, 300 << 20),
+            start(101.0, 5, 1),
+            proc_end(102.0, 5, JobStatus::Failed),
+        ];
+        for e in &first {
+            fold.add(e);
+        }
+        let s = fold.summary(&jobs, &ctx("out"));
+        let st: Vec<JobStatus> = s.jobs.iter().map(|j| j.status).collect();
+        use JobStatus::*;
+        assert_eq!(
+            st,
+            [Succeeded, Pending, Pending, Pending, Interrupted, Failed]
+        );
+        assert_eq!(s.jobs[0].peak_source.as_deref(), Some("cgroup-v1"));
+        assert_eq!(s.jobs[5].peak_source.as_deref(), Some("proc"));
+        assert_eq!(s.jobs[5].peak_bytes, Some(100 << 20));
+        assert_eq!(s.jobs[4].attempts, 1);
+
+        // A resumed run announces all six: job 5's record moves into the table, whole.
+        let mut more = sweep_start(200.0, true);
+        if let Event::SweepStart { jobs, .. } = &mut more {
+            *jobs = 6;
+        }
+        fold.add(&more);
+        fold.add(&Event::JobPause {
+            t: 200.5,
+            job: 5,
+            reason: String::new(),
+        });
+        let s2 = fold.summary(&jobs, &ctx("out"));
+        assert_eq!(s2.jobs[5].status, Failed);
+        assert_eq!(s2.jobs[5].pauses, 1);
+        assert_eq!(s2.jobs[5].peak_source.as_deref(), Some("proc"));
+        assert_eq!((s2.succeeded, s2.failed), (1, 1));
+        let taken = fold.into_summary(&jobs, &ctx("out"));
+        assert_eq!(taken, s2);
+    }
+
+    #[test]
     fn the_report_summary_keeps_the_numbers_of_every_row_and_the_text_of_the_chosen_ones() {
         let jobs = jobs(3);
         let mut fold = SummaryFold::default();
