@@ -48,6 +48,8 @@ mod on_pressure;
 mod pressure;
 pub mod profile;
 mod reason;
+#[cfg(test)]
+mod sim;
 pub mod similar;
 
 use std::collections::VecDeque;
@@ -553,8 +555,15 @@ impl Sched {
                 let soon = (p.level_between(f - PROFILE_SLACK, f + PROFILE_SOON_S / wall)
                     * est as f64) as u64;
                 let soon = soon.max(self.raised[r.job]);
-                // Its own history covers its growth; only a job beyond it is projected ahead.
-                soon.max(self.momentum(r, soon))
+                // Its own history covers its growth: the last steps of a ramp heading for its
+                // recorded peak are no surprise (projecting them paused jobs at the top of
+                // their ramps for their neighbours' whole lives). Only a job past its record is
+                // projected ahead.
+                if r.current > est + growth_tolerance(est) {
+                    soon.max(self.momentum(r, soon))
+                } else {
+                    soon
+                }
             }
             _ => self.expected(r),
         }

@@ -1339,3 +1339,35 @@ fn a_slow_recorded_ramp_is_planned_at_its_peak_only_a_late_jump_waits() {
     // 500 + 309 > 768: job 1 waits although job 0's record says 39 MiB in its first eighth.
     assert_eq!(started(&s.decide()), vec![0]);
 }
+
+#[test]
+fn jobs_reaching_their_own_recorded_peak_at_full_speed_are_not_paused() {
+    // Three jobs whose history says 450 + 200 + 100 MiB (750 of 768), ramping 1 GiB/s: at the
+    // top of their ramps the growth rate projected ahead (+100 MiB each) made 1000 > 768 + slack
+    // and paused two of them for their neighbour's whole life. Their own peaks are no surprise.
+    let peaks = vec![450 * MIB, 200 * MIB, 100 * MIB];
+    let est = Estimator::new(None, peaks, &[])
+        .with_walls(vec![2.0, 2.0, 2.0])
+        .with_profiles(vec![Some(flat(2.0)); 3]);
+    let mut s = Sched::new(cfg(None, OnPressure::Pause), est, (0..3).collect(), 3);
+    assert_eq!(started(&s.decide()), vec![0, 1, 2]);
+    observe(&mut s, 0.1, 0, &[(0, 0), (1, 0), (2, 0)]);
+    observe(
+        &mut s,
+        0.3,
+        742 * MIB,
+        &[(0, 445 * MIB), (1, 198 * MIB), (2, 99 * MIB)],
+    );
+    assert!(s.decide().is_empty(), "no pause at the top of own ramps");
+    // Past its record it is projected ahead like any other job: it grows 1 GiB/s beyond 450.
+    observe(
+        &mut s,
+        0.4,
+        860 * MIB,
+        &[(0, 560 * MIB), (1, 200 * MIB), (2, 100 * MIB)],
+    );
+    assert!(
+        s.decide().iter().any(|a| matches!(a, Action::Pause { .. })),
+        "growth past its own peak is paused"
+    );
+}
