@@ -22,9 +22,10 @@
 //! `proj + high quantile ≤ critical`), else an EASY backfill of a smaller job that does not delay
 //! the head, else (pause mode) one speculative start at the low quantile once everything has
 //! plateaued. With no estimate at all it ramps up as a slow start (each plateaued job vouches for
-//! one more start); on template history alone, jobs not yet plateaued may be at most one more
-//! than those that plateaued within it, and a job beyond the template's peaks drops it. An empty
-//! runner always starts the head, however big (no deadlock).
+//! one more start); on a guess (template history, or parameter values shared with finished
+//! jobs before any parameter is shown to explain peaks), jobs not yet plateaued may be at most
+//! as many as those that plateaued within their estimates, and a job beyond the template's peaks
+//! drops it. An empty runner always starts the head, however big (no deadlock).
 //!
 //! Estimates transfer by parameters ([`features`], [`similar`]); history keeps each job's memory
 //! over time ([`profile`]). A job on its own profile is admitted when the memory held over its
@@ -204,6 +205,10 @@ struct Run {
     stopping: bool,
     /// Started speculatively at the low quantile: until it plateaus, no other speculation.
     speculative: bool,
+    /// Admitted on a guess from other jobs not yet backed by evidence (template history, or
+    /// parameter values shared with a few finished jobs): until it plateaus within its
+    /// estimate, it vouches for nothing (see `guesses_confirmed`).
+    guess: bool,
     /// Seconds spent paused before the current pause (the job's own clock stops meanwhile).
     paused_total: f64,
     /// Its expected memory over time: a profile, the wall time it spans, and whether it is the
@@ -231,6 +236,7 @@ impl Run {
             paused_at: 0.0,
             stopping: false,
             speculative: false,
+            guess: false,
             paused_total: 0.0,
             plan,
             recorder: profile::Recorder::default(),
@@ -488,16 +494,18 @@ impl Sched {
         base.max(self.momentum(r, base))
     }
 
-    /// Where the growth rate takes a job within [`MOMENTUM_S`] — counted once the job has
-    /// reached what it is expected to reach, or gone past its estimate, and still grows (or
-    /// nothing firm is expected): a
-    /// ramp below its estimate is already reserved, and projecting the last steps of a ramp past
-    /// the estimate made false pauses.
+    /// Where the growth rate takes a job within [`MOMENTUM_S`] — counted when nothing firm is
+    /// expected, when the job has gone past its estimate, or when its plateau gave its
+    /// reservation back and it grows again (a late jump). A ramp heading for its estimate is
+    /// already reserved: projecting its last steps past the estimate (neighbours' peaks are
+    /// often its own to the MiB) paused jobs at the top of their ramps for nothing.
     fn momentum(&self, r: &Run, base: u64) -> u64 {
         let ahead = r.current + (r.rate * MOMENTUM_S) as u64;
+        let est = r.estimate.bytes.max(self.raised[r.job]);
+        let given_back = base + growth_tolerance(est) < est;
         if r.estimate.source.is_provisional()
-            || r.current + growth_tolerance(base) >= base
-            || r.peak > r.estimate.bytes
+            || r.peak > r.estimate.bytes + growth_tolerance(r.estimate.bytes)
+            || (given_back && r.current + growth_tolerance(base) >= base)
         {
             ahead
         } else {
@@ -531,17 +539,23 @@ impl Sched {
     /// How far through its profile a job is: its age over its recorded run time, but no further
     /// than its usage shows — where the profile first reaches the level the job holds, plus the
     /// time since the job last grew. On a busy machine jobs run slower than they did, and a
-    /// spike predicted by the clock alone came early and paused jobs for nothing.
+    /// spike predicted by the clock alone came early and paused jobs for nothing. And at least
+    /// as far as its usage shows: a job holding clearly more than its profile holds before a
+    /// late jump has begun that jump, whatever the clock says (a jump that came early was taken
+    /// for the start of the job's life, and four jobs were admitted into it).
     fn progress(&self, r: &Run, p: &Profile, wall: f64, est: u64) -> f64 {
         let by_clock = r.age(self.now) / wall;
         let held = r.current as f64 / est.max(1) as f64 * 1000.0;
-        let reached = p
-            .seg
-            .iter()
-            .position(|&s| f64::from(s) + 50.0 >= held)
-            .map_or(1.0, |k| k as f64 / profile::SEGMENTS as f64);
+        let first = |tol: f64| {
+            p.seg
+                .iter()
+                .position(|&s| f64::from(s) + tol >= held)
+                .map(|k| k as f64 / profile::SEGMENTS as f64)
+        };
+        let reached = first(50.0).unwrap_or(1.0);
+        let begun = first(30.0).unwrap_or(0.0);
         let since = (self.now - r.grew_at.max(r.started)).max(0.0) / wall;
-        by_clock.min(reached + since)
+        by_clock.min(reached + since).max(begun)
     }
 
     /// What a job is expected to reach soon: for a job on its own recorded profile, the most
