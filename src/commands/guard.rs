@@ -655,6 +655,7 @@ impl Guard {
                     t: self.at(now),
                     job: id,
                     reason: "memory is tight: held at its start until there is room".into(),
+                    usage_bytes: None,
                 },
             )?;
         }
@@ -663,7 +664,7 @@ impl Guard {
 
     fn apply(&mut self, a: Action, now: f64) -> anyhow::Result<()> {
         match a {
-            Action::Pause { job, reason } => {
+            Action::Pause { job, reason, usage } => {
                 let Some(&key) = self.by_id.get(&job) else {
                     return Ok(());
                 };
@@ -680,6 +681,7 @@ impl Guard {
                         t: self.at(now),
                         job,
                         reason: reason.to_string(),
+                        usage_bytes: Some(usage),
                     },
                 )?;
             }

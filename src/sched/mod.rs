@@ -109,6 +109,12 @@ pub fn growth_tolerance(level: u64) -> u64 {
     (level / 50).max(2 * MIB)
 }
 
+/// Whether a pause at `at_pause` bytes was false: the job never grew past it (by more than
+/// [`growth_tolerance`]) until `later` — the projection saw growth that did not come.
+pub fn pause_was_false(at_pause: u64, later: u64) -> bool {
+    at_pause > 0 && later <= at_pause + growth_tolerance(at_pause)
+}
+
 /// Hysteresis: pause only when the projection exceeds the budget by this much...
 pub fn pause_slack(budget: u64) -> u64 {
     (budget / 50).max(16 * MIB)
@@ -163,8 +169,13 @@ pub enum Action {
         estimate: Estimate,
         oversized: bool,
     },
-    /// SIGSTOP the job's process group.
-    Pause { job: usize, reason: Reason },
+    /// SIGSTOP the job's process group. `usage`: what it holds now (a pause is false if the job
+    /// never grows past it).
+    Pause {
+        job: usize,
+        reason: Reason,
+        usage: u64,
+    },
     /// SIGCONT it.
     Resume { job: usize },
     /// Stop it now (SIGKILL) and run it again later with a larger estimate.
@@ -780,7 +791,7 @@ impl Sched {
         let r = self.runs.remove(i);
         let peak = peak.unwrap_or(0).max(r.peak);
         self.largest_seen = self.largest_seen.max(peak);
-        if r.paused_usage > 0 && peak <= r.paused_usage + growth_tolerance(r.paused_usage) {
+        if pause_was_false(r.paused_usage, peak) {
             self.false_pauses += 1;
         }
         let age = r.age(self.now);

@@ -183,8 +183,30 @@ struct Live {
     started: f64,
 }
 
-/// Runs a sweep to its end. `slow`: how much slower than planned jobs run (a busy machine).
+/// Runs a sweep to its end. `slow`: how much slower than planned jobs run (a busy machine);
+/// `jitter`: a seed for each job's own speed, ±10% around it (0: none).
 pub fn run(specs: &[Spec], history: Option<&Learned>, slow: f64, cfg: Config) -> Outcome {
+    run_jittered(specs, history, slow, 0, cfg)
+}
+
+/// How much slower than planned job `job` runs in a run with this jitter seed.
+fn speed(slow: f64, jitter: u64, job: usize) -> f64 {
+    if jitter == 0 {
+        return slow;
+    }
+    let mut h = (jitter.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ job as u64)
+        .wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    h ^= h >> 31;
+    slow * (0.9 + 0.2 * (h % 1000) as f64 / 1000.0)
+}
+
+pub fn run_jittered(
+    specs: &[Spec],
+    history: Option<&Learned>,
+    slow: f64,
+    jitter: u64,
+    cfg: Config,
+) -> Outcome {
     let n = specs.len();
     let (est, queue) = setup(specs, history);
     let budget = cfg.budget;
@@ -306,14 +328,18 @@ pub fn run(specs: &[Spec], history: Option<&Learned>, slow: f64, cfg: Config) ->
             if l.paused {
                 out.paused_s += TICK;
             } else {
-                l.progress += TICK / slow;
+                l.progress += TICK / speed(slow, jitter, l.job);
             }
             l.peak = l.peak.max(spec.usage(l.progress));
             if l.progress >= spec.life() {
                 let (job, peak) = (l.job, l.peak);
                 out.job_s += now - l.started;
                 assert_eq!(s.exited(job, Some(peak), false), Ended::Done);
-                out.learned[job] = Some((peak, spec.life() * slow, s.last_profile()));
+                out.learned[job] = Some((
+                    peak,
+                    spec.life() * speed(slow, jitter, job),
+                    s.last_profile(),
+                ));
                 live.remove(i);
                 any_exit = true;
                 continue;
@@ -544,7 +570,8 @@ mod tests {
         let first = run(&specs, None, 1.0, bench_config());
         if std::env::var_os("SIM_HIST").is_some() {
             println!("---- with history");
-            let o = run(&specs, Some(&first.learned), slow, bench_config());
+            let jitter: u64 = std::env::var("SIM_JITTER").map_or(0, |s| s.parse().unwrap());
+            let o = run_jittered(&specs, Some(&first.learned), slow, jitter, bench_config());
             println!("makespan {:.2}", o.makespan);
         } else {
             println!("makespan {:.2}", first.makespan);
@@ -562,19 +589,31 @@ mod tests {
         for (name, text) in WORKLOADS {
             let specs = workload(text);
             let r = reference(&specs, cfg.budget.budget);
-            let a = run(&specs, None, 1.0, cfg.clone());
-            let b = run(&specs, Some(&a.learned), 1.0, cfg.clone());
-            let c = run(&specs, Some(&a.learned), 1.3, cfg.clone());
+            // Each job's speed varies ±10% from run to run: medians over five runs.
+            let runs = |hist: Option<&Learned>, slow: f64| -> Vec<Outcome> {
+                let mut v: Vec<Outcome> = (1..=5)
+                    .map(|seed| run_jittered(&specs, hist, slow, seed, cfg.clone()))
+                    .collect();
+                v.sort_by(|a, b| a.makespan.total_cmp(&b.makespan));
+                v
+            };
+            let first = run_jittered(&specs, None, 1.0, 99, cfg.clone());
+            let a = runs(None, 1.0).swap_remove(2);
+            let bs = runs(Some(&first.learned), 1.0);
+            let c = runs(Some(&first.learned), 1.3).swap_remove(2);
+            let b = &bs[2];
             let pct = |o: &Outcome| 100.0 * o.paused_s / o.job_s;
             println!(
-                "{name:<14} {r:6.2} | {:6.2} {:5} {:5.1}% | {:6.2} {:5} {:5.1}% | {:5.2} max={}/{}/{} rq={}/{}/{}",
+                "{name:<14} {r:6.2} | {:6.2} {:5} {:5.1}% | {:6.2} {:5} {:5.1}% | {:5.2} hist {:.2}–{:.2} max={}/{}/{} rq={}/{}/{}",
                 a.makespan / r,
                 a.pauses,
                 pct(&a),
                 b.makespan / r,
                 b.pauses,
-                pct(&b),
+                pct(b),
                 c.makespan / (r * 1.3),
+                bs[0].makespan / r,
+                bs[4].makespan / r,
                 a.max_ws / MIB,
                 b.max_ws / MIB,
                 c.max_ws / MIB,

@@ -491,7 +491,7 @@ impl Engine {
                         }
                     }
                 }
-                Action::Pause { job, reason } => {
+                Action::Pause { job, reason, usage } => {
                     if let Err(e) = self.exec.pause(job) {
                         crate::errln!("memsweep: warning: cannot pause job {job}: {e:#}");
                         continue;
@@ -504,6 +504,7 @@ impl Engine {
                         t: epoch(),
                         job,
                         reason: reason.to_string(),
+                        usage_bytes: Some(usage),
                     })?;
                 }
                 Action::Resume { job } => {
