@@ -59,6 +59,7 @@ fn start_events(t_epoch: f64, t: &mut Tracked) -> Vec<Event> {
         attempt: 1,
         command: t.command.clone(),
         estimate_bytes: None,
+        estimate_source: None,
         slurm_id: None,
     }];
     out.append(&mut t.pending);

@@ -92,6 +92,10 @@ pub enum Event {
         attempt: u32,
         command: String,
         estimate_bytes: Option<u64>,
+        /// Where the estimate came from (`job-history`, `similar`, `sweep`, ...): why the job
+        /// was admitted when it was. Absent before 0.2.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        estimate_source: Option<String>,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         slurm_id: Option<String>,
     },
