@@ -42,7 +42,7 @@ impl Sched {
             let head = self.queue[0];
             let e = self.estimate(head);
             let guess = self.is_guess(head, e);
-            if guess && !self.guesses_confirmed() {
+            if guess && !self.guesses_confirmed(e.source) {
                 return;
             }
             if e.source.is_provisional() {
@@ -104,8 +104,10 @@ impl Sched {
     /// Jobs started on a guess are admitted only as far as this sweep's jobs confirm it. Those
     /// that have not plateaued yet are unconfirmed; another may start only while they are no
     /// more than the confirmed ones (a plateau within the estimate), so starts double per
-    /// confirmation: 1, then 2 more, then 4...
-    fn guesses_confirmed(&self) -> bool {
+    /// confirmation: 1, then 2 more, then 4... A guess from this sweep's own finished jobs
+    /// starts two at first (one job alone left half the sweep's first seconds idle); one from
+    /// the template, a prior from other sweeps, starts one.
+    fn guesses_confirmed(&self, source: Source) -> bool {
         let (mut confirmed, mut unconfirmed) = (0usize, 0usize);
         for r in self.runs.iter().filter(|r| r.guess) {
             if self.plateaued(r) && r.peak <= r.estimate.bytes.max(self.raised[r.job]) {
@@ -114,7 +116,7 @@ impl Sched {
                 unconfirmed += 1;
             }
         }
-        unconfirmed <= confirmed
+        unconfirmed <= confirmed.max(usize::from(source == Source::Similar))
     }
 
     /// EASY backfill: find when the head will fit (the shadow time: running jobs end, by their
@@ -135,7 +137,7 @@ impl Sched {
             if ej.source.is_provisional() || ej.bytes >= e.bytes || !self.fits(proj, job, ej) {
                 continue;
             }
-            if self.is_guess(job, ej) && !self.guesses_confirmed() {
+            if self.is_guess(job, ej) && !self.guesses_confirmed(ej.source) {
                 continue;
             }
             let harmless = match shadow {

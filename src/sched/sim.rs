@@ -567,7 +567,7 @@ mod tests {
                 reference(&specs, bench_config().budget.budget)
             );
         }
-        let first = run(&specs, None, 1.0, bench_config());
+        let first = run_jittered(&specs, None, 1.0, 99, bench_config());
         if std::env::var_os("SIM_HIST").is_some() {
             println!("---- with history");
             let jitter: u64 = std::env::var("SIM_JITTER").map_or(0, |s| s.parse().unwrap());
