@@ -195,6 +195,7 @@ impl Sched {
     fn settled(&self, r: &Run) -> bool {
         self.plateaued(r)
             || (!r.speculative
+                && !r.guess
                 && r.sampled_at > r.started
                 && !r.estimate.source.is_provisional()
                 && {

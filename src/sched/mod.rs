@@ -88,6 +88,12 @@ const TIMELINE_POINTS: usize = 32;
 /// A parameter's weight (how well it explains peaks, 0–1) from which the queue is ordered by
 /// the estimates it gives.
 pub const FIRM_WEIGHT: f64 = 0.8;
+/// The window a growth rate is measured over. Programs grow in steps (a tensor, a batch, a
+/// 50 ms step of the benchmark's workload): the rate between two 25 ms samples right after a
+/// step is twice the ramp's, and projecting it paused jobs for growth that never came.
+pub const RATE_WINDOW_S: f64 = 0.1;
+/// Samples kept per running job for its rate (at 25 ms, a window's worth).
+const RATE_SAMPLES: usize = 4;
 /// How far ahead a running job's current growth rate is projected.
 pub const MOMENTUM_S: f64 = 0.1;
 /// A requeued job comes back with at least this much more than the peak it reached.
@@ -204,8 +210,13 @@ struct Run {
     current: u64,
     peak: u64,
     started: f64,
-    /// Growth rate at the last sample (bytes/s) and that sample's time (−1: none yet).
+    /// Growth rate (bytes/s) over the last [`RATE_WINDOW_S`] and the last sample's time (−1:
+    /// none yet).
     rate: f64,
+    /// The last samples (time, usage), newest at `recent_at`: the rate is measured from the
+    /// newest one at least [`RATE_WINDOW_S`] old.
+    recent: [(f64, u64); RATE_SAMPLES],
+    recent_at: usize,
     sampled_at: f64,
     /// The peak at the last significant growth, and when that was.
     level: u64,
@@ -240,6 +251,8 @@ impl Run {
             peak: 0,
             started: now,
             rate: 0.0,
+            recent: [(now, 0); RATE_SAMPLES],
+            recent_at: 0,
             sampled_at: -1.0,
             level: 0,
             grew_at: now,
@@ -431,12 +444,26 @@ impl Sched {
             let Some(r) = self.runs.iter_mut().find(|r| r.job == u.job) else {
                 continue;
             };
-            let dt = obs.now - r.sampled_at;
-            r.rate = if r.sampled_at >= 0.0 && dt > 0.0 {
-                u.current.saturating_sub(r.current) as f64 / dt
+            if r.sampled_at < 0.0 {
+                r.rate = 0.0;
+                r.recent = [(obs.now, u.current); RATE_SAMPLES];
             } else {
-                0.0
-            };
+                // The newest sample old enough, else the oldest kept.
+                let mut from = r.recent[(r.recent_at + 1) % RATE_SAMPLES];
+                for k in 0..RATE_SAMPLES {
+                    let s = r.recent[(r.recent_at + RATE_SAMPLES - k) % RATE_SAMPLES];
+                    if obs.now - s.0 >= RATE_WINDOW_S {
+                        from = s;
+                        break;
+                    }
+                }
+                let dt = obs.now - from.0;
+                if dt > 0.0 {
+                    r.rate = u.current.saturating_sub(from.1) as f64 / dt;
+                }
+                r.recent_at = (r.recent_at + 1) % RATE_SAMPLES;
+                r.recent[r.recent_at] = (obs.now, u.current);
+            }
             r.sampled_at = obs.now;
             r.current = u.current;
             if !r.paused {

@@ -17,6 +17,8 @@ const START_S: f64 = 0.01;
 /// Memory in the container besides the jobs (memsweep itself).
 const OTHER: u64 = 8 * MIB;
 const TICK: f64 = 0.005;
+/// The benchmark machine's cores.
+const CORES: f64 = 2.0;
 
 /// One job as bench/workload.c runs it: grow to `mem` over `ramp`, hold, and jump to `jump` at
 /// `jump_at` of the hold.
@@ -44,6 +46,25 @@ impl Spec {
         self.mem.max(self.jump) + BASE
     }
 
+    /// The share of a core it needs after `p` seconds of its own progress: faulting pages in
+    /// while it grows (the whole ramp, if the ramp is no longer than the faulting takes), else
+    /// nothing (it sleeps).
+    fn cpu(&self, p: f64) -> f64 {
+        let p = p - START_S;
+        let mib = |b: u64| b as f64 / MIB as f64;
+        let fault = mib(self.mem) * FAULT_S_PER_MIB;
+        let ramp = self.ramp.max(fault);
+        if (0.0..ramp).contains(&p) {
+            return fault / ramp;
+        }
+        let at = ramp + self.jump_at * self.hold;
+        let jump_fault = mib(self.jump.saturating_sub(self.mem)) * FAULT_S_PER_MIB;
+        if self.jump > self.mem && (at..at + jump_fault).contains(&p) {
+            return 1.0;
+        }
+        0.0
+    }
+
     /// Usage after `p` seconds of its own progress.
     fn usage(&self, p: f64) -> u64 {
         if p < START_S {
@@ -53,7 +74,19 @@ impl Spec {
         let ramp = self
             .ramp
             .max(self.mem as f64 / MIB as f64 * FAULT_S_PER_MIB);
-        let grown = (self.mem as f64 * (p / ramp).min(1.0)) as u64;
+        // bench/workload.c grows in 20 steps a second: each step's pages are touched as fast as
+        // they fault in, then it sleeps to the next step (a sample right after a step sees a
+        // growth rate twice the ramp's).
+        let steps = (self.ramp * 20.0).round().max(1.0);
+        let step_dt = ramp / steps;
+        let chunk = self.mem as f64 / steps;
+        let k = (p / step_dt).floor();
+        let in_step = ((p - k * step_dt) / (chunk / MIB as f64 * FAULT_S_PER_MIB)).min(1.0);
+        let grown = if p >= ramp {
+            self.mem
+        } else {
+            (chunk * (k + in_step)) as u64
+        };
         let at = ramp + self.jump_at * self.hold;
         let jumped = if self.jump > self.mem && p >= at {
             let fast = (self.jump - self.mem) as f64 / MIB as f64 * FAULT_S_PER_MIB;
@@ -309,6 +342,13 @@ pub fn run_jittered(
         now += TICK;
         exited = exited && now - last_sample < 0.02;
         let mut any_exit = false;
+        // Jobs faulting pages in share the cores: past CORES of demand, each grows slower.
+        let demand: f64 = live
+            .iter()
+            .filter(|l| !l.paused && !l.stopping)
+            .map(|l| specs[l.job].cpu(l.progress))
+            .sum();
+        let contention = if demand > CORES { CORES / demand } else { 1.0 };
         let mut i = 0;
         while i < live.len() {
             let l = &mut live[i];
@@ -328,7 +368,12 @@ pub fn run_jittered(
             if l.paused {
                 out.paused_s += TICK;
             } else {
-                l.progress += TICK / speed(slow, jitter, l.job);
+                let share = if spec.cpu(l.progress) > 0.0 {
+                    contention
+                } else {
+                    1.0
+                };
+                l.progress += TICK * share / speed(slow, jitter, l.job);
             }
             l.peak = l.peak.max(spec.usage(l.progress));
             if l.progress >= spec.life() {
