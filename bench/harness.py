@@ -526,7 +526,8 @@ def one_run(runner: str, workload: str, jobs: list[Job], rep: int, limit: int, c
             s = json.loads(summary.read_text())
             sw = s.get("sweep") or s  # sweep totals: under "sweep", or at the top level
             r["memsweep"] = {k: sw.get(k) for k in ("makespan_s", "peak_working_set_bytes", "oom_kills",
-                                                    "requeues", "pauses", "budget_bytes", "accounting")}
+                                                    "requeues", "pauses", "false_pauses", "budget_bytes",
+                                                    "accounting")}
             r["memsweep_jobs"] = [
                 {k: j.get(k) for k in ("command", "status", "attempts", "peak_bytes", "peak_source", "wall_s")}
                 for j in s.get("jobs", [])
@@ -539,7 +540,8 @@ def one_run(runner: str, workload: str, jobs: list[Job], rep: int, limit: int, c
     (run_dir / "result.json").write_text(json.dumps(r, indent=1))
     extra = ""
     if r.get("memsweep"):
-        extra = f" requeues={r['memsweep'].get('requeues')} pauses={r['memsweep'].get('pauses')}"
+        extra = (f" requeues={r['memsweep'].get('requeues')} pauses={r['memsweep'].get('pauses')}"
+                 f" false={r['memsweep'].get('false_pauses')}")
     log(f"{workload:>20} | {runner:<24} rep{rep}: {r['makespan_s']:6.1f}s done {r['done']}/{len(jobs)} "
         f"oom={r['oom_kills']} peak={r['peak_bytes'] / MIB:.0f}MiB rc={r['rc']}"
         f"{' TIMEOUT' if r['timed_out'] else ''}{' DIED' if r['runner_died'] else ''}{extra}")
@@ -779,7 +781,7 @@ def write_report(data: dict, path: Path) -> None:
           + f"). Clairvoyant peak-reserving first-fit: **{w['clair']:.1f} s** ({w['clair'] / lb['value']:.2f}× the bound). "
           f"The same reference inside memsweep's {w['budget_mib']:.0f} MiB budget, largest first: "
           f"{w['clair_budget_lpt']:.1f} s ({w['clair_budget_lpt'] / lb['value']:.2f}× the bound).\n")
-        A("| runner | makespan s | × bound | × clairvoyant | × in-budget ref | jobs done | OOM kills | peak MiB | mean MiB | runner died | memsweep requeues / pauses / paused job-s (% of job-s) | reps |")
+        A("| runner | makespan s | × bound | × clairvoyant | × in-budget ref | jobs done | OOM kills | peak MiB | mean MiB | runner died | memsweep requeues / pauses (false ones) / paused job-s (% of job-s) | reps |")
         A("|---|---:|---:|---:|---:|---:|---:|---:|---:|---|---|---:|")
         for runner in data["runners"]:
             rs = [r for r in data["runs"] if r["workload"] == wl and r["runner"] == runner]
@@ -794,7 +796,8 @@ def write_report(data: dict, path: Path) -> None:
             if "memsweep" in runner or runner.startswith("guard"):
                 sums = [r.get("memsweep") or {} for r in rs]
                 rq = f"{med([s.get('requeues') for s in sums]) if any(s.get('requeues') is not None for s in sums) else '–'} / " \
-                     f"{med([s.get('pauses') for s in sums]) if any(s.get('pauses') is not None for s in sums) else '–'}"
+                     f"{med([s.get('pauses') for s in sums]) if any(s.get('pauses') is not None for s in sums) else '–'}" \
+                     f"{' (' + format(med([s.get('false_pauses') for s in sums]), 'g') + ' false)' if any(s.get('false_pauses') for s in sums) else ''}"
                 ps = [s.get("paused_job_s") for s in sums if s.get("job_s")]
                 pct = [s["paused_job_s"] / s["job_s"] * 100 for s in sums if s.get("job_s")]
                 if ps:

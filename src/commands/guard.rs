@@ -59,6 +59,7 @@ fn start_events(t_epoch: f64, t: &mut Tracked) -> Vec<Event> {
         attempt: 1,
         command: t.command.clone(),
         estimate_bytes: None,
+        estimate_source: None,
         slurm_id: None,
     }];
     out.append(&mut t.pending);
@@ -651,6 +652,7 @@ impl Guard {
                     t: self.at(now),
                     job: id,
                     reason: "memory is tight: held at its start until there is room".into(),
+                    usage_bytes: None,
                 },
             )?;
         }
@@ -659,7 +661,7 @@ impl Guard {
 
     fn apply(&mut self, a: Action, now: f64) -> anyhow::Result<()> {
         match a {
-            Action::Pause { job, reason } => {
+            Action::Pause { job, reason, usage } => {
                 let Some(&key) = self.by_id.get(&job) else {
                     return Ok(());
                 };
@@ -676,6 +678,7 @@ impl Guard {
                         t: self.at(now),
                         job,
                         reason: reason.to_string(),
+                        usage_bytes: Some(usage),
                     },
                 )?;
             }

@@ -92,11 +92,23 @@ pub enum Event {
         attempt: u32,
         command: String,
         estimate_bytes: Option<u64>,
+        /// Where the estimate came from (`job-history`, `similar`, `sweep`, ...): why the job
+        /// was admitted when it was. Absent before 0.2.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        estimate_source: Option<String>,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         slurm_id: Option<String>,
     },
-    /// memsweep stopped the job's process group (SIGSTOP) under memory pressure.
-    JobPause { t: f64, job: usize, reason: String },
+    /// memsweep stopped the job's process group (SIGSTOP) under memory pressure. `usage_bytes`:
+    /// what it held then (absent in journals before 0.2, and for a guarded process held at its
+    /// start).
+    JobPause {
+        t: f64,
+        job: usize,
+        reason: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        usage_bytes: Option<u64>,
+    },
     /// A paused job continues (SIGCONT).
     JobResume { t: f64, job: usize },
     /// memsweep stopped this attempt (`attempt`: the one stopped) to run the job again later;
@@ -230,6 +242,10 @@ pub struct Summary {
     pub oom_kills: u64,
     pub requeues: u64,
     pub pauses: u64,
+    /// Pauses of jobs that never grew past what they held when paused: the projection foresaw
+    /// growth that did not come (absent before 0.2: read as 0).
+    #[serde(default)]
+    pub false_pauses: u64,
     pub succeeded: usize,
     /// Jobs whose status [`JobStatus::is_failure`].
     pub failed: usize,

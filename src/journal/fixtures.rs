@@ -67,6 +67,7 @@ pub fn start(t: f64, job: usize, attempt: u32) -> Event {
         attempt,
         command: format!("python3 train.py lr={job}"),
         estimate_bytes: None,
+        estimate_source: None,
         slurm_id: None,
     }
 }

@@ -13,6 +13,7 @@ use serde::Serialize;
 
 use super::replay::{End, Step};
 use super::{Event, JobStatus, JobSummary, Replay, Summary};
+use crate::sched;
 use crate::sweep::Job;
 
 /// What the journal does not know: supplied by the engine.
@@ -48,6 +49,8 @@ struct JobFold {
     peak_source: u8,
     pauses: u32,
     cpu_s: Option<f64>,
+    /// Usage at this attempt's latest pause, until it is judged (by the next pause or the end).
+    paused_at: Option<u64>,
 }
 
 /// Ids up to this are kept in the dense table ([`Jobs`]); a journal that claims more jobs, or
@@ -154,6 +157,8 @@ pub struct SummaryFold {
     peak_working_set: u64,
     requeues: u64,
     pauses: u64,
+    /// Pauses of jobs that never grew past what they held when paused.
+    false_pauses: u64,
     /// Seconds of runner time in closed runs (a resumed sweep has several).
     closed_runs_s: f64,
     /// (start, latest t) of the run in progress.
@@ -179,6 +184,7 @@ impl SummaryFold {
             replay,
             jobs: fold_jobs,
             requeues,
+            false_pauses,
             ..
         } = self;
         if let Event::SweepStart { jobs, .. } = event {
@@ -189,6 +195,7 @@ impl SummaryFold {
             Step::Start { job, .. } => {
                 let j = fold_jobs.entry(job);
                 j.phase = Some(Phase::Started);
+                j.paused_at = None;
                 j.attempts += 1;
                 j.exit_code = None;
                 j.signal = None;
@@ -215,6 +222,9 @@ impl SummaryFold {
                 };
                 let source = fold_jobs.source_index(peak_source);
                 let j = fold_jobs.entry(job);
+                if let (Some(at), Some(peak)) = (j.paused_at.take(), *peak_bytes) {
+                    *false_pauses += u64::from(sched::pause_was_false(at, peak));
+                }
                 j.phase = Some(Phase::Ended(*status));
                 j.exit_code = *exit_code;
                 j.signal = *signal;
@@ -257,9 +267,18 @@ impl SummaryFold {
                 self.ended = false;
                 self.fail_fast_job = None;
             }
-            Event::JobPause { job, .. } => {
+            Event::JobPause {
+                job, usage_bytes, ..
+            } => {
                 self.pauses += 1;
-                self.jobs.entry(*job).pauses += 1;
+                let j = self.jobs.entry(*job);
+                j.pauses += 1;
+                // The previous pause of this attempt was false if the job is paused again
+                // without having grown past it.
+                if let (Some(at), Some(now)) = (j.paused_at, *usage_bytes) {
+                    self.false_pauses += u64::from(sched::pause_was_false(at, now));
+                }
+                j.paused_at = *usage_bytes;
             }
             Event::Sample {
                 working_set_bytes, ..
@@ -408,6 +427,7 @@ impl SummaryFold {
             oom_kills: ctx.oom_kills,
             requeues: self.requeues,
             pauses: self.pauses,
+            false_pauses: self.false_pauses,
             succeeded,
             failed,
             skipped,
@@ -436,7 +456,7 @@ impl Serialize for View<'_> {
             }
         }
         let h = self.h;
-        let mut st = ser.serialize_struct("Summary", 16)?;
+        let mut st = ser.serialize_struct("Summary", 17)?;
         st.serialize_field("schema_version", &h.schema_version)?;
         st.serialize_field("out", &h.out)?;
         st.serialize_field("makespan_s", &h.makespan_s)?;
@@ -447,6 +467,7 @@ impl Serialize for View<'_> {
         st.serialize_field("oom_kills", &h.oom_kills)?;
         st.serialize_field("requeues", &h.requeues)?;
         st.serialize_field("pauses", &h.pauses)?;
+        st.serialize_field("false_pauses", &h.false_pauses)?;
         st.serialize_field("succeeded", &h.succeeded)?;
         st.serialize_field("failed", &h.failed)?;
         st.serialize_field("skipped", &h.skipped)?;
@@ -578,6 +599,7 @@ mod tests {
             t: 200.5,
             job: 5,
             reason: String::new(),
+            usage_bytes: None,
         });
         let s2 = fold.summary(&jobs, &ctx("out"));
         assert_eq!(s2.jobs[5].status, Failed);
@@ -617,6 +639,35 @@ mod tests {
     }
 
     #[test]
+    fn a_pause_of_a_job_that_never_grew_past_it_is_counted_false() {
+        let jobs = jobs(2);
+        let pause = |t: f64, job: usize, mib: u64| Event::JobPause {
+            t,
+            job,
+            reason: "memory would reach 1.3 GiB of a 1.25 GiB budget".into(),
+            usage_bytes: Some(mib << 20),
+        };
+        let events = vec![
+            sweep_start(100.0, false),
+            start(100.0, 0, 1),
+            start(100.0, 1, 1),
+            // Job 0: paused at 300, paused again at 301 (no growth: false), then grew to 700
+            // (the second pause was real).
+            pause(100.5, 0, 300),
+            Event::JobResume { t: 101.0, job: 0 },
+            pause(101.1, 0, 301),
+            Event::JobResume { t: 101.5, job: 0 },
+            // Job 1: paused at 450, ended at 451 (false). An old journal's pause says nothing.
+            pause(100.5, 1, 450),
+            Event::JobResume { t: 101.0, job: 1 },
+            end(102.0, 0, 1, JobStatus::Succeeded, 700 << 20),
+            end(102.0, 1, 1, JobStatus::Succeeded, 451 << 20),
+        ];
+        let s = summarize(&jobs, &events, &ctx("out"));
+        assert_eq!((s.pauses, s.false_pauses), (3, 2));
+    }
+
+    #[test]
     fn requeues_pauses_attempts_and_peaks_fold_into_the_summary() {
         let jobs = jobs(3);
         let mut events = vec![
@@ -628,6 +679,7 @@ mod tests {
                 t: 101.0,
                 job: 1,
                 reason: "working set near the budget".into(),
+                usage_bytes: None,
             },
             Event::JobRequeue {
                 t: 101.5,

@@ -227,6 +227,7 @@ fn every_event_type_round_trips_through_json() {
             t: 1.0,
             job: 0,
             reason: "pressure".into(),
+            usage_bytes: None,
         },
         Event::JobResume { t: 1.0, job: 0 },
         Event::JobRequeue {

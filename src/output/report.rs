@@ -212,8 +212,15 @@ fn totals(s: &Summary) -> String {
             plural(s.requeues as usize),
         );
     }
+    // A false pause: the job never grew past what it held when paused (the projection was
+    // wrong, and the job waited for nothing).
+    let false_pauses = if s.false_pauses > 0 {
+        format!(" ({} false)", s.false_pauses)
+    } else {
+        String::new()
+    };
     format!(
-        "{} job{}: {} · makespan {} · {} OOM kill{} · {} requeue{} · {} pause{}\n\
+        "{} job{}: {} · makespan {} · {} OOM kill{} · {} requeue{} · {} pause{}{false_pauses}\n\
          memory: the container's working set (all its processes) peaked at {}; jobs were \
          admitted within a budget of {}\n",
         s.jobs.len(),
@@ -509,6 +516,7 @@ mod tests {
             oom_kills: 0,
             requeues: 2,
             pauses: 1,
+            false_pauses: 0,
             succeeded: jobs
                 .iter()
                 .filter(|j| j.status == JobStatus::Succeeded)
@@ -531,6 +539,18 @@ mod tests {
                 })
                 .collect(),
         )
+    }
+
+    #[test]
+    fn the_totals_say_how_many_pauses_were_false() {
+        let mut s = twenty();
+        assert!(totals(&s).contains("· 1 pause\n"), "{}", totals(&s));
+        (s.pauses, s.false_pauses) = (3, 2);
+        assert!(
+            totals(&s).contains("· 3 pauses (2 false)\n"),
+            "{}",
+            totals(&s)
+        );
     }
 
     #[test]

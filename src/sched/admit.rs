@@ -3,8 +3,9 @@
 //! timeline fit of a job on its own profile.
 
 use super::{
-    Action, BACKFILL_WINDOW, Estimate, MAX_BYPASS, OVER_ESTIMATE_HOLD_S, OnPressure, PROFILE_SLACK,
-    PSI_HOLD, Profile, RAMP_HEADROOM, Run, Sched, Source, TIMELINE_POINTS, growth_tolerance,
+    Action, BACKFILL_WINDOW, Estimate, FIRM_WEIGHT, MAX_BYPASS, OVER_ESTIMATE_HOLD_S, OnPressure,
+    PROFILE_SLACK, PSI_HOLD, Profile, RAMP_HEADROOM, Run, Sched, Source, TIMELINE_POINTS,
+    growth_tolerance,
 };
 
 impl Sched {
@@ -40,7 +41,8 @@ impl Sched {
             }
             let head = self.queue[0];
             let e = self.estimate(head);
-            if e.source == Source::TemplateHistory && !self.template_confirmed() {
+            let guess = self.is_guess(head, e);
+            if guess && !self.guesses_confirmed(e.source) {
                 return;
             }
             if e.source.is_provisional() {
@@ -87,23 +89,34 @@ impl Sched {
         }
     }
 
-    /// Template history is a prior from other sweeps: admit on it only as far as this sweep's
-    /// jobs confirm it. Jobs started on it that have not plateaued yet are unconfirmed; another
-    /// may start only while they are no more than the confirmed ones (a plateau within the
-    /// template's peaks), so starts double per confirmation: 1, then 2 more, then 4...
-    fn template_confirmed(&self) -> bool {
+    /// Whether an estimate is a guess from other jobs that this sweep has not confirmed yet:
+    /// template history (a prior from other sweeps), or parameter values shared with finished
+    /// jobs before the parameters are known to explain peaks (a hold time shared by chance
+    /// with one small job started 19 jobs at once on its 60 MiB).
+    fn is_guess(&mut self, job: usize, e: Estimate) -> bool {
+        match e.source {
+            Source::TemplateHistory => true,
+            Source::Similar => self.est.firm_similar(job, FIRM_WEIGHT).is_none(),
+            _ => false,
+        }
+    }
+
+    /// Jobs started on a guess are admitted only as far as this sweep's jobs confirm it. Those
+    /// that have not plateaued yet are unconfirmed; another may start only while they are no
+    /// more than the confirmed ones (a plateau within the estimate), so starts double per
+    /// confirmation: 1, then 2 more, then 4... A guess from this sweep's own finished jobs
+    /// starts two at first (one job alone left half the sweep's first seconds idle); one from
+    /// the template, a prior from other sweeps, starts one.
+    fn guesses_confirmed(&self, source: Source) -> bool {
         let (mut confirmed, mut unconfirmed) = (0usize, 0usize);
-        for r in &self.runs {
-            if r.estimate.source != Source::TemplateHistory {
-                continue;
-            }
-            if self.plateaued(r) {
+        for r in self.runs.iter().filter(|r| r.guess) {
+            if self.plateaued(r) && r.peak <= r.estimate.bytes.max(self.raised[r.job]) {
                 confirmed += 1;
             } else {
                 unconfirmed += 1;
             }
         }
-        unconfirmed <= confirmed
+        unconfirmed <= confirmed.max(usize::from(source == Source::Similar))
     }
 
     /// EASY backfill: find when the head will fit (the shadow time: running jobs end, by their
@@ -122,6 +135,9 @@ impl Sched {
             let job = self.queue[pos];
             let ej = self.estimate(job);
             if ej.source.is_provisional() || ej.bytes >= e.bytes || !self.fits(proj, job, ej) {
+                continue;
+            }
+            if self.is_guess(job, ej) && !self.guesses_confirmed(ej.source) {
                 continue;
             }
             let harmless = match shadow {
@@ -179,6 +195,7 @@ impl Sched {
     fn settled(&self, r: &Run) -> bool {
         self.plateaued(r)
             || (!r.speculative
+                && !r.guess
                 && r.sampled_at > r.started
                 && !r.estimate.source.is_provisional()
                 && {
@@ -218,7 +235,10 @@ impl Sched {
     ) {
         let job = self.queue.remove(pos).expect("queue position in range");
         let plan = self.est.profile(job);
-        self.runs.push(Run::new(job, estimate, self.now, plan));
+        let guess = self.is_guess(job, estimate);
+        let mut run = Run::new(job, estimate, self.now, plan);
+        run.guess = guess;
+        self.runs.push(run);
         out.push(Action::Start {
             job,
             estimate,

@@ -52,6 +52,19 @@ impl Source {
         }
     }
 
+    /// The name journaled with a job's start (as serialized).
+    pub fn key(self) -> &'static str {
+        match self {
+            Source::Given => "given",
+            Source::JobHistory => "job-history",
+            Source::Similar => "similar",
+            Source::Sweep => "sweep",
+            Source::TemplateHistory => "template-history",
+            Source::Running => "running",
+            Source::Unknown => "unknown",
+        }
+    }
+
     /// A firm estimate is trusted for the whole life of a job; a soft one (learned from other
     /// jobs) gives way to the job's own plateau.
     pub fn is_own(self) -> bool {

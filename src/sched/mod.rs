@@ -22,9 +22,10 @@
 //! `proj + high quantile ≤ critical`), else an EASY backfill of a smaller job that does not delay
 //! the head, else (pause mode) one speculative start at the low quantile once everything has
 //! plateaued. With no estimate at all it ramps up as a slow start (each plateaued job vouches for
-//! one more start); on template history alone, jobs not yet plateaued may be at most one more
-//! than those that plateaued within it, and a job beyond the template's peaks drops it. An empty
-//! runner always starts the head, however big (no deadlock).
+//! one more start); on a guess (template history, or parameter values shared with finished
+//! jobs before any parameter is shown to explain peaks), jobs not yet plateaued may be at most
+//! as many as those that plateaued within their estimates, and a job beyond the template's peaks
+//! drops it. An empty runner always starts the head, however big (no deadlock).
 //!
 //! Estimates transfer by parameters ([`features`], [`similar`]); history keeps each job's memory
 //! over time ([`profile`]). A job on its own profile is admitted when the memory held over its
@@ -48,6 +49,8 @@ mod on_pressure;
 mod pressure;
 pub mod profile;
 mod reason;
+#[cfg(test)]
+mod sim;
 pub mod similar;
 
 use std::collections::VecDeque;
@@ -85,6 +88,12 @@ const TIMELINE_POINTS: usize = 32;
 /// A parameter's weight (how well it explains peaks, 0–1) from which the queue is ordered by
 /// the estimates it gives.
 pub const FIRM_WEIGHT: f64 = 0.8;
+/// The window a growth rate is measured over. Programs grow in steps (a tensor, a batch, a
+/// 50 ms step of the benchmark's workload): the rate between two 25 ms samples right after a
+/// step is twice the ramp's, and projecting it paused jobs for growth that never came.
+pub const RATE_WINDOW_S: f64 = 0.1;
+/// Samples kept per running job for its rate (at 25 ms, a window's worth).
+const RATE_SAMPLES: usize = 4;
 /// How far ahead a running job's current growth rate is projected.
 pub const MOMENTUM_S: f64 = 0.1;
 /// A requeued job comes back with at least this much more than the peak it reached.
@@ -104,6 +113,12 @@ pub const FAST_SAMPLE_FRACTION: f64 = 0.5;
 /// Growth smaller than this is noise, not growth: max(2% of the level, 2 MiB).
 pub fn growth_tolerance(level: u64) -> u64 {
     (level / 50).max(2 * MIB)
+}
+
+/// Whether a pause at `at_pause` bytes was false: the job never grew past it (by more than
+/// [`growth_tolerance`]) until `later` — the projection saw growth that did not come.
+pub fn pause_was_false(at_pause: u64, later: u64) -> bool {
+    at_pause > 0 && later <= at_pause + growth_tolerance(at_pause)
 }
 
 /// Hysteresis: pause only when the projection exceeds the budget by this much...
@@ -160,8 +175,13 @@ pub enum Action {
         estimate: Estimate,
         oversized: bool,
     },
-    /// SIGSTOP the job's process group.
-    Pause { job: usize, reason: Reason },
+    /// SIGSTOP the job's process group. `usage`: what it holds now (a pause is false if the job
+    /// never grows past it).
+    Pause {
+        job: usize,
+        reason: Reason,
+        usage: u64,
+    },
     /// SIGCONT it.
     Resume { job: usize },
     /// Stop it now (SIGKILL) and run it again later with a larger estimate.
@@ -190,8 +210,13 @@ struct Run {
     current: u64,
     peak: u64,
     started: f64,
-    /// Growth rate at the last sample (bytes/s) and that sample's time (−1: none yet).
+    /// Growth rate (bytes/s) over the last [`RATE_WINDOW_S`] and the last sample's time (−1:
+    /// none yet).
     rate: f64,
+    /// The last samples (time, usage), newest at `recent_at`: the rate is measured from the
+    /// newest one at least [`RATE_WINDOW_S`] old.
+    recent: [(f64, u64); RATE_SAMPLES],
+    recent_at: usize,
     sampled_at: f64,
     /// The peak at the last significant growth, and when that was.
     level: u64,
@@ -202,6 +227,10 @@ struct Run {
     stopping: bool,
     /// Started speculatively at the low quantile: until it plateaus, no other speculation.
     speculative: bool,
+    /// Admitted on a guess from other jobs not yet backed by evidence (template history, or
+    /// parameter values shared with a few finished jobs): until it plateaus within its
+    /// estimate, it vouches for nothing (see `guesses_confirmed`).
+    guess: bool,
     /// Seconds spent paused before the current pause (the job's own clock stops meanwhile).
     paused_total: f64,
     /// Its expected memory over time: a profile, the wall time it spans, and whether it is the
@@ -222,6 +251,8 @@ impl Run {
             peak: 0,
             started: now,
             rate: 0.0,
+            recent: [(now, 0); RATE_SAMPLES],
+            recent_at: 0,
             sampled_at: -1.0,
             level: 0,
             grew_at: now,
@@ -229,6 +260,7 @@ impl Run {
             paused_at: 0.0,
             stopping: false,
             speculative: false,
+            guess: false,
             paused_total: 0.0,
             plan,
             recorder: profile::Recorder::default(),
@@ -412,12 +444,26 @@ impl Sched {
             let Some(r) = self.runs.iter_mut().find(|r| r.job == u.job) else {
                 continue;
             };
-            let dt = obs.now - r.sampled_at;
-            r.rate = if r.sampled_at >= 0.0 && dt > 0.0 {
-                u.current.saturating_sub(r.current) as f64 / dt
+            if r.sampled_at < 0.0 {
+                r.rate = 0.0;
+                r.recent = [(obs.now, u.current); RATE_SAMPLES];
             } else {
-                0.0
-            };
+                // The newest sample old enough, else the oldest kept.
+                let mut from = r.recent[(r.recent_at + 1) % RATE_SAMPLES];
+                for k in 0..RATE_SAMPLES {
+                    let s = r.recent[(r.recent_at + RATE_SAMPLES - k) % RATE_SAMPLES];
+                    if obs.now - s.0 >= RATE_WINDOW_S {
+                        from = s;
+                        break;
+                    }
+                }
+                let dt = obs.now - from.0;
+                if dt > 0.0 {
+                    r.rate = u.current.saturating_sub(from.1) as f64 / dt;
+                }
+                r.recent_at = (r.recent_at + 1) % RATE_SAMPLES;
+                r.recent[r.recent_at] = (obs.now, u.current);
+            }
             r.sampled_at = obs.now;
             r.current = u.current;
             if !r.paused {
@@ -486,16 +532,18 @@ impl Sched {
         base.max(self.momentum(r, base))
     }
 
-    /// Where the growth rate takes a job within [`MOMENTUM_S`] — counted once the job has
-    /// reached what it is expected to reach, or gone past its estimate, and still grows (or
-    /// nothing firm is expected): a
-    /// ramp below its estimate is already reserved, and projecting the last steps of a ramp past
-    /// the estimate made false pauses.
+    /// Where the growth rate takes a job within [`MOMENTUM_S`] — counted when nothing firm is
+    /// expected, when the job has gone past its estimate, or when its plateau gave its
+    /// reservation back and it grows again (a late jump). A ramp heading for its estimate is
+    /// already reserved: projecting its last steps past the estimate (neighbours' peaks are
+    /// often its own to the MiB) paused jobs at the top of their ramps for nothing.
     fn momentum(&self, r: &Run, base: u64) -> u64 {
         let ahead = r.current + (r.rate * MOMENTUM_S) as u64;
+        let est = r.estimate.bytes.max(self.raised[r.job]);
+        let given_back = base + growth_tolerance(est) < est;
         if r.estimate.source.is_provisional()
-            || r.current + growth_tolerance(base) >= base
-            || r.peak > r.estimate.bytes
+            || r.peak > r.estimate.bytes + growth_tolerance(r.estimate.bytes)
+            || (given_back && r.current + growth_tolerance(base) >= base)
         {
             ahead
         } else {
@@ -529,17 +577,23 @@ impl Sched {
     /// How far through its profile a job is: its age over its recorded run time, but no further
     /// than its usage shows — where the profile first reaches the level the job holds, plus the
     /// time since the job last grew. On a busy machine jobs run slower than they did, and a
-    /// spike predicted by the clock alone came early and paused jobs for nothing.
+    /// spike predicted by the clock alone came early and paused jobs for nothing. And at least
+    /// as far as its usage shows: a job holding clearly more than its profile holds before a
+    /// late jump has begun that jump, whatever the clock says (a jump that came early was taken
+    /// for the start of the job's life, and four jobs were admitted into it).
     fn progress(&self, r: &Run, p: &Profile, wall: f64, est: u64) -> f64 {
         let by_clock = r.age(self.now) / wall;
         let held = r.current as f64 / est.max(1) as f64 * 1000.0;
-        let reached = p
-            .seg
-            .iter()
-            .position(|&s| f64::from(s) + 50.0 >= held)
-            .map_or(1.0, |k| k as f64 / profile::SEGMENTS as f64);
+        let first = |tol: f64| {
+            p.seg
+                .iter()
+                .position(|&s| f64::from(s) + tol >= held)
+                .map(|k| k as f64 / profile::SEGMENTS as f64)
+        };
+        let reached = first(50.0).unwrap_or(1.0);
+        let begun = first(30.0).unwrap_or(0.0);
         let since = (self.now - r.grew_at.max(r.started)).max(0.0) / wall;
-        by_clock.min(reached + since)
+        by_clock.min(reached + since).max(begun)
     }
 
     /// What a job is expected to reach soon: for a job on its own recorded profile, the most
@@ -553,8 +607,15 @@ impl Sched {
                 let soon = (p.level_between(f - PROFILE_SLACK, f + PROFILE_SOON_S / wall)
                     * est as f64) as u64;
                 let soon = soon.max(self.raised[r.job]);
-                // Its own history covers its growth; only a job beyond it is projected ahead.
-                soon.max(self.momentum(r, soon))
+                // Its own history covers its growth: the last steps of a ramp heading for its
+                // recorded peak are no surprise (projecting them paused jobs at the top of
+                // their ramps for their neighbours' whole lives). Only a job past its record is
+                // projected ahead.
+                if r.current > est + growth_tolerance(est) {
+                    soon.max(self.momentum(r, soon))
+                } else {
+                    soon
+                }
             }
             _ => self.expected(r),
         }
@@ -757,7 +818,7 @@ impl Sched {
         let r = self.runs.remove(i);
         let peak = peak.unwrap_or(0).max(r.peak);
         self.largest_seen = self.largest_seen.max(peak);
-        if r.paused_usage > 0 && peak <= r.paused_usage + growth_tolerance(r.paused_usage) {
+        if pause_was_false(r.paused_usage, peak) {
             self.false_pauses += 1;
         }
         let age = r.age(self.now);

@@ -4,8 +4,7 @@
 //! lasts past [`MAX_PAUSE_S`].
 
 use super::{
-    Action, MAX_PAUSE_S, MIN_PAUSE_S, OnPressure, Reason, Sched, growth_tolerance, pause_slack,
-    resume_margin,
+    Action, MAX_PAUSE_S, MIN_PAUSE_S, OnPressure, Reason, Sched, pause_slack, resume_margin,
 };
 
 impl Sched {
@@ -161,19 +160,18 @@ impl Sched {
                 continue;
             }
             proj -= g;
-            let job = r.job;
+            let (job, usage) = (r.job, r.current);
             self.runs[i].paused = true;
             self.runs[i].paused_at = self.now;
             // Paused again without having grown since the last pause: that one was false.
             let r = &mut self.runs[i];
-            if r.paused_usage > 0 && r.current <= r.paused_usage + growth_tolerance(r.paused_usage)
-            {
+            if super::pause_was_false(r.paused_usage, r.current) {
                 self.false_pauses += 1;
             }
             r.paused_usage = r.current;
             self.pauses += 1;
             paused = true;
-            out.push(Action::Pause { job, reason });
+            out.push(Action::Pause { job, reason, usage });
         }
         paused
     }

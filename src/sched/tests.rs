@@ -1339,3 +1339,120 @@ fn a_slow_recorded_ramp_is_planned_at_its_peak_only_a_late_jump_waits() {
     // 500 + 309 > 768: job 1 waits although job 0's record says 39 MiB in its first eighth.
     assert_eq!(started(&s.decide()), vec![0]);
 }
+
+#[test]
+fn jobs_reaching_their_own_recorded_peak_at_full_speed_are_not_paused() {
+    // Three jobs whose history says 450 + 200 + 100 MiB (750 of 768), ramping 1 GiB/s: at the
+    // top of their ramps the growth rate projected ahead (+100 MiB each) made 1000 > 768 + slack
+    // and paused two of them for their neighbour's whole life. Their own peaks are no surprise.
+    let peaks = vec![450 * MIB, 200 * MIB, 100 * MIB];
+    let est = Estimator::new(None, peaks, &[])
+        .with_walls(vec![2.0, 2.0, 2.0])
+        .with_profiles(vec![Some(flat(2.0)); 3]);
+    let mut s = Sched::new(cfg(None, OnPressure::Pause), est, (0..3).collect(), 3);
+    assert_eq!(started(&s.decide()), vec![0, 1, 2]);
+    observe(&mut s, 0.1, 0, &[(0, 0), (1, 0), (2, 0)]);
+    observe(
+        &mut s,
+        0.3,
+        742 * MIB,
+        &[(0, 445 * MIB), (1, 198 * MIB), (2, 99 * MIB)],
+    );
+    assert!(s.decide().is_empty(), "no pause at the top of own ramps");
+    // Past its record it is projected ahead like any other job: it grows 1 GiB/s beyond 450.
+    observe(
+        &mut s,
+        0.4,
+        860 * MIB,
+        &[(0, 560 * MIB), (1, 200 * MIB), (2, 100 * MIB)],
+    );
+    assert!(
+        s.decide().iter().any(|a| matches!(a, Action::Pause { .. })),
+        "growth past its own peak is paused"
+    );
+}
+
+#[test]
+fn a_ramp_reaching_exactly_its_neighbours_peak_is_not_projected_past_it() {
+    // Learned 250 MiB (the max of jobs like it): three ramp at 2 GiB/s and stop at 250 — where
+    // their neighbours stopped. Projecting the last step's rate (+200 each) paused them.
+    let mut s = learned(8, &[250, 250, 250, 250], OnPressure::Pause);
+    assert_eq!(started(&s.decide()), vec![0, 1, 2]);
+    let at = |m| [(0, m), (1, m), (2, m)];
+    observe(&mut s, 0.5, 610 * MIB, &at(200 * MIB));
+    observe(&mut s, 0.525, 760 * MIB, &at(250 * MIB));
+    assert_eq!(s.projection_soon(), 760 * MIB);
+    assert!(s.decide().is_empty());
+}
+
+#[test]
+fn a_job_holding_more_than_its_profile_before_a_late_jump_has_begun_it() {
+    // Job 0's history: 100 MiB until 70% of 2 s, then 600. Its jump comes early (at 0.6 s of
+    // its own time, 30% by the clock): at 160 MiB it has begun the jump, and the rest of it
+    // (440 MiB) is due now — not 1.4 s from now, when it was planned.
+    let spike = Profile {
+        run_s: 2.0,
+        t_peak_s: 1.4,
+        seg: [167, 167, 167, 167, 167, 1000, 1000, 1000],
+    };
+    let est = Estimator::new(None, vec![600 * MIB, 0], &[])
+        .with_walls(vec![2.0, 0.0])
+        .with_profiles(vec![Some(spike), None]);
+    let mut s = Sched::new(cfg(None, OnPressure::Pause), est, vec![0], 2);
+    s.decide();
+    observe(&mut s, 0.2, 400 * MIB, &[(0, 100 * MIB)]);
+    observe(&mut s, 0.6, 460 * MIB, &[(0, 160 * MIB)]);
+    assert!(
+        s.projection_soon() >= 860 * MIB,
+        "{}",
+        s.projection_soon() / MIB
+    );
+}
+
+#[test]
+fn a_guess_from_a_value_shared_by_chance_starts_jobs_only_as_fast_as_plateaus_confirm_it() {
+    // A jobs file whose first job (60 MiB) shares its `--data` with the jobs queued: before any
+    // parameter is shown to explain peaks, that is a guess, and 19 jobs started on it at once
+    // (they were 60–450 MiB). Starts double per job that plateaus within its estimate.
+    let lines: Vec<String> = (0..12)
+        .map(|i| format!("train --size s{} --data d{} --seed {i}", i % 3, i % 2))
+        .collect();
+    let feats = super::features::from_lines(&lines);
+    let mut similar = super::similar::Similar::new(&feats);
+    similar.learn_history(&feats[0], 60 * MIB, None, 1.0);
+    let est = Estimator::new(None, vec![], &[]).with_similar(similar);
+    let queue = vec![2, 4, 8, 10, 11];
+    let mut s = Sched::new(cfg(None, OnPressure::Pause), est, queue, 12);
+    assert_eq!(s.estimate(2).source, Source::Similar);
+    // Two start on the guess; they confirm nothing until they plateau.
+    assert_eq!(started(&s.decide()), vec![2, 4]);
+    observe(&mut s, 0.1, 60 * MIB, &[(2, 30 * MIB), (4, 30 * MIB)]);
+    assert!(started(&s.decide()).is_empty(), "two unconfirmed guesses");
+    // Job 2 plateaus at 60 (within its estimate), job 4 still grows: one more may start.
+    observe(&mut s, 0.4, 110 * MIB, &[(2, 60 * MIB), (4, 50 * MIB)]);
+    observe(&mut s, 0.8, 120 * MIB, &[(2, 60 * MIB), (4, 60 * MIB)]);
+    assert_eq!(started(&s.decide()), vec![8]);
+    let now = [(2, 60 * MIB), (4, 60 * MIB), (8, 10 * MIB)];
+    observe(&mut s, 0.85, 130 * MIB, &now);
+    assert!(started(&s.decide()).is_empty());
+}
+
+#[test]
+fn growth_in_steps_is_projected_at_its_average_rate_not_a_steps_rate() {
+    // Nothing known; job 0 grows 100 MiB every 50 ms (a 2 GiB/s ramp in steps), sampled every
+    // 25 ms. Right after a step the last 25 ms show 4 GiB/s: projected 0.1 s ahead that is
+    // +400 MiB; over the last 0.1 s it is +200, what the job really does.
+    let mut s = sched(None, None, vec![], 2);
+    assert_eq!(started(&s.decide()), vec![0]);
+    for (t, mib) in [
+        (0.025, 0),
+        (0.05, 100),
+        (0.075, 100),
+        (0.1, 200),
+        (0.125, 200),
+        (0.15, 300),
+    ] {
+        observe(&mut s, t, mib * MIB, &[(0, mib * MIB)]);
+    }
+    assert_eq!(s.projection(), 500 * MIB);
+}

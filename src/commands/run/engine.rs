@@ -15,6 +15,7 @@ use crate::output::live::Live;
 use crate::output::progress::{Progress, State};
 use crate::output::report::{self, Style};
 use crate::probe::{MemStatus, Probe};
+use crate::sched::Estimate;
 use crate::sched::{Action, Ended, Observation, Usage};
 use crate::size::human;
 use crate::sweep::SweepPlan;
@@ -477,7 +478,7 @@ impl Engine {
                             human(self.setup.budget.budget)
                         );
                     }
-                    match self.prepare_start(job, estimate.bytes) {
+                    match self.prepare_start(job, estimate) {
                         Ok(spec) => to_spawn.push(spec),
                         Err(e) => {
                             // The sweep directory is unusable: stop cleanly. Nothing of this
@@ -491,7 +492,7 @@ impl Engine {
                         }
                     }
                 }
-                Action::Pause { job, reason } => {
+                Action::Pause { job, reason, usage } => {
                     if let Err(e) = self.exec.pause(job) {
                         crate::errln!("memsweep: warning: cannot pause job {job}: {e:#}");
                         continue;
@@ -504,6 +505,7 @@ impl Engine {
                         t: epoch(),
                         job,
                         reason: reason.to_string(),
+                        usage_bytes: Some(usage),
                     })?;
                 }
                 Action::Resume { job } => {
@@ -542,7 +544,7 @@ impl Engine {
             .map_or(0, |r| r.attempt)
     }
 
-    fn prepare_start(&mut self, job: usize, estimate: u64) -> anyhow::Result<SpawnSpec> {
+    fn prepare_start(&mut self, job: usize, estimate: Estimate) -> anyhow::Result<SpawnSpec> {
         let j = &self.plan.jobs[job];
         // Created by the job's child process (SpawnSpec::job_dir), off the runner's loop.
         let jdir = self.dir.job_path(job);
@@ -572,7 +574,8 @@ impl Engine {
             job,
             attempt,
             command,
-            estimate_bytes: (estimate > 0).then_some(estimate),
+            estimate_bytes: (estimate.bytes > 0).then_some(estimate.bytes),
+            estimate_source: Some(estimate.source.key().to_string()),
             slurm_id: None,
         })?;
         Ok(spec)

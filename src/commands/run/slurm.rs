@@ -404,6 +404,7 @@ impl SlurmRun {
             attempt,
             command,
             estimate_bytes: (mem > 0).then_some(mem),
+            estimate_source: None,
             slurm_id: Some(id.to_string()),
         })
     }

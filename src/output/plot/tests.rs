@@ -37,6 +37,7 @@ fn attempts_pauses_and_requeues_become_bars_in_runner_time() {
             t: 101.0,
             job: 1,
             reason: "p".into(),
+            usage_bytes: None,
         },
         Event::JobResume { t: 102.0, job: 1 },
         Event::JobRequeue {
