@@ -162,9 +162,6 @@ struct Running {
     pgids: Vec<i32>,
     /// Read end of the child's exec-error pipe, and the command (for its message).
     errors: std::os::fd::OwnedFd,
-    /// What the child reads until it execs (it shares our memory until then): freed with this
-    /// entry, once the job is reaped.
-    _memory: spawn::ChildMemory,
     command: JobCommand,
     /// v1: the job cgroup's usage threshold; v2: the `memory.high` written, and whether its
     /// `memory.events` is watched.
@@ -381,11 +378,7 @@ impl Executor {
         }
         let gate = if gated { self.gate.as_mut() } else { None };
         match spawn::spawn(&spec, slot.as_ref().map(|s| s.procs.as_c_str()), gate) {
-            Ok(spawn::Started {
-                pid,
-                errors,
-                memory,
-            }) => {
+            Ok(spawn::Started { pid, errors }) => {
                 if let Some(g) = self.guard.as_mut() {
                     g.add_pgid(pid);
                 }
@@ -401,7 +394,6 @@ impl Executor {
                     current: 0,
                     pgids: vec![pid],
                     errors,
-                    _memory: memory,
                     command: spec.command,
                     threshold: None,
                     high: None,

@@ -2,18 +2,17 @@
 //! files (never a pipe nobody reads), oom_score_adj 1000 and its memory cgroup joined in the
 //! child before exec — so the job is accounted and killable-first from its very first allocation.
 //!
-//! A hand-written clone/exec rather than `std::process::Command`: std's spawn blocks until the
-//! child has exec'd, which would serialize each child's set-up (folder, files, cgroup migration)
-//! into the runner's loop, and it cannot hold a job at the gate. Here the runner returns right
-//! after `clone(CLONE_VM)` (the child borrows the runner's memory until exec instead of copying
-//! its page tables, see [`child_main`]); the program is resolved on PATH beforehand (a missing
-//! program is reported at once), and a failure in the child (joining the cgroup, exec) travels
-//! back through a close-on-exec pipe that is read when the child is reaped.
+//! A hand-written fork/exec rather than `std::process::Command`: std's spawn blocks until the
+//! child has exec'd, which would serialize each child's cgroup migration (the slowest step, about
+//! half a millisecond) into the runner's loop. Here the runner returns right after fork; the
+//! program is resolved on PATH before forking (a missing program is reported at once), and a
+//! failure in the child (joining the cgroup, exec) travels back through a close-on-exec pipe
+//! that is read when the child is reaped.
 
 use std::ffi::{CStr, CString, OsStr, OsString};
 use std::fs::File;
 use std::io;
-use std::os::fd::{AsFd, AsRawFd, FromRawFd, IntoRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
@@ -33,12 +32,10 @@ const STAGE_STDERR: i32 = 5;
 const STAGE_JOBDIR: i32 = 6;
 const STAGE_GATE: i32 = 7;
 
-/// A started job: its pid (= process group id), the read end of its error pipe, and the memory
-/// its child reads until exec (keep it until the child is reaped).
+/// A forked job: its pid (= process group id) and the read end of its error pipe.
 pub struct Started {
     pub pid: i32,
     pub errors: OwnedFd,
-    pub memory: ChildMemory,
 }
 
 fn cstring(s: &[u8], what: &str) -> io::Result<CString> {
@@ -138,7 +135,7 @@ fn dev_null() -> io::Result<&'static File> {
     Ok(NULL.get_or_init(|| f))
 }
 
-/// A pipe that holds started jobs just before exec until the runner opens it (see
+/// A pipe that holds forked jobs just before exec until the runner opens it (see
 /// [`super::Executor::spawn_gated`]): each child reads one byte, then execs; end of file (the
 /// runner dropped the gate, or died) means the job must not run.
 pub struct Gate {
@@ -173,7 +170,7 @@ impl Gate {
     }
 }
 
-/// Start the job (held at `gate` before exec, when given). Errors found before the clone
+/// Fork the job (held at `gate` before exec, when given). Errors found before the fork
 /// (missing program, unopenable output file) are returned here; errors in the child come back
 /// through [`child_error`].
 pub fn spawn(
@@ -189,7 +186,8 @@ pub fn spawn(
         return Err(io::Error::new(io::ErrorKind::InvalidInput, "empty command"));
     };
     // The job's environment: ours, with the spec's variables set over it. Ours is turned into
-    // C strings once: it does not change during a sweep.
+    // C strings once: rebuilt per job, its dozens of small allocations were freed right after
+    // the fork, each free faulting in a copy-on-write page of the runner.
     let base = base_env();
     let overridden = |k: &OsStr| spec.env.iter().any(|(sk, _)| OsStr::new(sk) == k);
     let path_var = match spec.env.iter().find(|(k, _)| k == "PATH") {
@@ -233,36 +231,41 @@ pub fn spawn(
                 dir.join("command").as_os_str().as_bytes(),
                 "the job folder path",
             )?,
-            text.as_bytes().to_vec(),
+            text.as_bytes(),
         )),
         None => None,
     };
-    let stdout = cstring(spec.stdout.as_os_str().as_bytes(), "the stdout path")?;
-    let stderr = (spec.stderr != spec.stdout)
+    let out_path = cstring(spec.stdout.as_os_str().as_bytes(), "the stdout path")?;
+    let err_path = (spec.stderr != spec.stdout)
         .then(|| cstring(spec.stderr.as_os_str().as_bytes(), "the stderr path"))
         .transpose()?;
 
     let (rd, wr) = sys::pipe()?;
-    let args = Box::new(ChildArgs {
-        exe,
-        argv: p_argv,
-        envp: p_env,
-        _strings: (c_argv, c_env),
-        job_dir,
+
+    let child = ChildArgs {
+        exe: &exe,
+        argv: p_argv.as_ptr(),
+        envp: p_env.as_ptr(),
+        job_dir: job_dir
+            .as_ref()
+            .map(|(d, c, t)| (d.as_c_str(), c.as_c_str(), *t)),
         stdin: stdin.as_raw_fd(),
-        stdout,
-        stderr,
+        stdout: &out_path,
+        stderr: err_path.as_deref(),
         errors: wr.as_raw_fd(),
-        cgroup_procs: cgroup_procs.map(CStr::to_owned),
+        cgroup_procs,
         gate: gate
             .as_ref()
             .map(|g| (g.read.as_raw_fd(), g.write.as_raw_fd())),
-    });
-    let stack = Stack::new()?;
-    // SAFETY: `child_main` makes only raw syscalls on `args` and its own stack, which stay
-    // allocated until the child is reaped (both move into `Started::memory`), and ends in exec
-    // or _exit. See `child_main` for why it shares our memory.
-    let pid = unsafe { sys::clone_vm_signals_blocked(child_main, stack.top(), &*args) }?;
+    };
+    // SAFETY: the child branch only makes async-signal-safe calls on memory prepared above and
+    // ends in exec or _exit.
+    let pid = unsafe { sys::fork_signals_blocked() }?;
+    if pid == 0 {
+        // SAFETY: freshly forked child; every pointer in `child` stays valid (the parent's
+        // memory, copied at fork) until exec or _exit.
+        unsafe { child_exec(&child) }
+    }
     // Also set the group from the parent, so a signal sent right after spawn cannot find the
     // group missing (the classic shell race). EACCES means the child already exec'd — having
     // set it itself.
@@ -273,232 +276,133 @@ pub fn spawn(
     if let Some(g) = gate {
         g.held += 1;
     }
-    Ok(Started {
-        pid,
-        errors: rd,
-        memory: ChildMemory {
-            _args: args,
-            _stack: stack,
-        },
-    })
+    Ok(Started { pid, errors: rd })
 }
 
-/// What a child started by [`spawn`] reads before exec: kept by the caller until the child is
-/// reaped (it shares the runner's memory until it execs; see [`child_main`]).
-pub struct ChildMemory {
-    _args: Box<ChildArgs>,
-    _stack: Stack,
-}
-
-/// The child's own stack: a private anonymous mapping with a guard page below it.
-struct Stack {
-    base: *mut libc::c_void,
-    len: usize,
-}
-
-/// Stack for the child between clone and exec; it needs a few KiB (no allocation, no
-/// formatting), the rest is margin. Only the pages it touches count.
-const STACK_LEN: usize = 64 << 10;
-
-impl Stack {
-    fn new() -> io::Result<Stack> {
-        let page = sys::page_size() as usize;
-        let len = STACK_LEN + page;
-        // SAFETY: a fresh anonymous mapping; nothing else refers to it. The lowest page is made
-        // inaccessible so an overflow faults instead of writing below the stack.
-        unsafe {
-            let base = libc::mmap(
-                std::ptr::null_mut(),
-                len,
-                libc::PROT_READ | libc::PROT_WRITE,
-                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_STACK,
-                -1,
-                0,
-            );
-            if base == libc::MAP_FAILED {
-                return Err(io::Error::last_os_error());
-            }
-            let stack = Stack { base, len };
-            if libc::mprotect(base, page, libc::PROT_NONE) != 0 {
-                return Err(io::Error::last_os_error());
-            }
-            Ok(stack)
-        }
-    }
-
-    /// The highest address, 16-byte aligned (stacks grow down).
-    fn top(&self) -> *mut libc::c_void {
-        // SAFETY: one past the end of the mapping, which is page-aligned.
-        unsafe { self.base.cast::<u8>().add(self.len).cast() }
-    }
-}
-
-impl Drop for Stack {
-    fn drop(&mut self) {
-        // SAFETY: the mapping made in `new`; the child that used it has been reaped.
-        unsafe {
-            libc::munmap(self.base, self.len);
-        }
-    }
-}
-
-/// Everything the child needs, prepared before the clone and owned here so that it outlives the
-/// child's use of it.
-pub struct ChildArgs {
-    exe: CString,
-    /// NULL-terminated pointer arrays into `_strings` (argv) and into `base_env()` plus
-    /// `_strings` (envp).
-    argv: Vec<*const libc::c_char>,
-    envp: Vec<*const libc::c_char>,
-    _strings: (Vec<CString>, Vec<CString>),
+struct ChildArgs<'a> {
+    exe: &'a CStr,
+    argv: *const *const libc::c_char,
+    envp: *const *const libc::c_char,
     /// The job folder, its `command` file and that file's text.
-    job_dir: Option<(CString, CString, Vec<u8>)>,
-    stdin: RawFd,
-    stdout: CString,
+    job_dir: Option<(&'a CStr, &'a CStr, &'a [u8])>,
+    stdin: i32,
+    stdout: &'a CStr,
     /// None: stderr goes to the stdout file.
-    stderr: Option<CString>,
-    errors: RawFd,
-    cgroup_procs: Option<CString>,
+    stderr: Option<&'a CStr>,
+    errors: i32,
+    cgroup_procs: Option<&'a CStr>,
     /// The gate's read and write ends: wait for a byte on the first before exec.
-    gate: Option<(RawFd, RawFd)>,
+    gate: Option<(i32, i32)>,
 }
 
-/// The child between clone and exec.
+/// The child between fork and exec. Only async-signal-safe calls.
 ///
-/// It is started with `CLONE_VM`: it runs in the runner's memory, on its own stack, until exec
-/// gives it its own. `fork` copied the runner's page tables for each job (and the runner then
-/// paid a copy-on-write fault for each page it touched while the job waited at the gate, and the
-/// job's exec tore the copy down): with 100 000 jobs queued, a third of all the CPU time. The
-/// price is discipline: the child may only read `ChildArgs` and write its own stack, and must not
-/// touch errno (a thread-local it shares with the runner's main thread), so every call here is
-/// a raw syscall (rustix's, which report errors by value, or [`sys::raw_execve`]); nothing
-/// allocates, locks or unwinds. Signals are blocked from before the clone until the handlers
-/// are reset; the signal dispositions and the file table are the child's own copies (no
-/// `CLONE_SIGHAND`, no `CLONE_FILES`).
-extern "C" fn child_main(arg: *mut libc::c_void) -> libc::c_int {
-    // SAFETY: `arg` is the `ChildArgs` that `spawn` boxed and keeps alive until this child is
-    // reaped; this function never returns (exec or _exit).
-    unsafe { child_exec(&*(arg as *const ChildArgs)) }
-}
-
 /// # Safety
-/// Only in a child started by [`sys::clone_vm_signals_blocked`] with valid `a`.
+/// Must be called only in a freshly forked child with valid `a`.
 unsafe fn child_exec(a: &ChildArgs) -> ! {
-    use rustix::fd::BorrowedFd;
-    use rustix::fs::{Mode, OFlags};
     // SAFETY: (whole body) raw syscalls on descriptors and NUL-terminated strings prepared
-    // before the clone; nothing allocates, locks or touches errno. Async-signal safety and
-    // CLONE_VM discipline, audited: rustix's linux_raw calls (setpgid, open, write, close,
-    // mkdir, fcntl, dup2, read) are bare syscalls; `sys::child_reset_signals_raw` and
-    // `sys::raw_execve` too; _exit is exit_group. The closures and buffers live on this stack.
+    // before the fork; nothing allocates or locks. Async-signal safety, audited: every call here
+    // (setpgid, close, sigaction, sigprocmask, open, write, mkdir, fcntl, dup2, read, execve,
+    // _exit) is on signal-safety(7)'s list; errno is read through __errno_location (a
+    // thread-local, no lock); the closures and the fd array live on this stack. Raw libc is
+    // kept here on purpose, so the whole child path reads as one audited list of syscalls.
     unsafe {
-        let fd = |raw: RawFd| BorrowedFd::borrow_raw(raw);
-        let fail = |stage: i32, errno: i32| -> ! {
+        let fail = |stage: i32| -> ! {
+            let errno = *libc::__errno_location();
             let mut msg = [0u8; 8];
             msg[..4].copy_from_slice(&stage.to_ne_bytes());
             msg[4..].copy_from_slice(&errno.to_ne_bytes());
-            let _ = rustix::io::write(fd(a.errors), &msg);
+            libc::write(a.errors, msg.as_ptr().cast(), msg.len());
             libc::_exit(127)
         };
-        let close = |raw: RawFd| rustix::io::close(raw);
-        let _ = rustix::process::setpgid(None, None);
+        libc::setpgid(0, 0);
         // Only the runner may hold the gate's write end, so its death reads as end of file.
         if let Some((_, w)) = a.gate {
-            close(w);
+            libc::close(w);
         }
-        // Signals were blocked across the clone: drop the runner's handlers (a SIGTERM meant
-        // for this job must not run them and pose as the runner's interrupt) before unblocking.
-        sys::child_reset_signals_raw();
+        // Signals were blocked across the fork: drop the runner's handlers (a SIGTERM meant for
+        // this job must not run them and pose as the runner's interrupt) before unblocking.
+        super::sys::child_reset_signals(&[]);
         // The job is the kernel's first choice if it must kill (raising needs no privilege).
         // Done here, not from the parent after spawn, so the job never allocates at the
         // runner's protected score. Ignored where /proc is read-only.
-        if let Ok(f) = rustix::fs::open(
-            OOM_ADJ_PATH,
-            OFlags::WRONLY | OFlags::CLOEXEC,
-            Mode::empty(),
-        ) {
-            let _ = rustix::io::write(&f, b"1000");
-            close(f.into_raw_fd());
+        let fd = libc::open(OOM_ADJ_PATH.as_ptr(), libc::O_WRONLY | libc::O_CLOEXEC);
+        if fd >= 0 {
+            libc::write(fd, b"1000".as_ptr().cast(), 4);
+            libc::close(fd);
         }
         // Before joining the cgroup: the inodes created here stay cached after the job, and
         // charged to a pooled job cgroup they would pile up until every reset had to reclaim.
-        let append = |path: &CStr, stage: i32| -> RawFd {
-            match rustix::fs::open(
-                path,
-                OFlags::WRONLY | OFlags::CREATE | OFlags::APPEND | OFlags::CLOEXEC,
-                Mode::from_raw_mode(0o666),
-            ) {
-                Ok(f) => f.into_raw_fd(),
-                Err(e) => fail(stage, e.raw_os_error()),
+        let append = |path: &CStr, stage: i32| -> i32 {
+            let fd = libc::open(
+                path.as_ptr(),
+                libc::O_WRONLY | libc::O_CREAT | libc::O_APPEND | libc::O_CLOEXEC,
+                0o666,
+            );
+            if fd < 0 {
+                fail(stage);
             }
+            fd
         };
-        if let Some((dir, cmd, text)) = &a.job_dir {
-            match rustix::fs::mkdir(dir.as_c_str(), Mode::from_raw_mode(0o777)) {
-                Ok(()) | Err(rustix::io::Errno::EXIST) => {}
-                Err(e) => fail(STAGE_JOBDIR, e.raw_os_error()),
+        if let Some((dir, cmd, text)) = a.job_dir {
+            if libc::mkdir(dir.as_ptr(), 0o777) != 0 && *libc::__errno_location() != libc::EEXIST {
+                fail(STAGE_JOBDIR);
             }
-            let f = match rustix::fs::open(
-                cmd.as_c_str(),
-                OFlags::WRONLY | OFlags::CREATE | OFlags::TRUNC | OFlags::CLOEXEC,
-                Mode::from_raw_mode(0o666),
-            ) {
-                Ok(f) => f,
-                Err(e) => fail(STAGE_JOBDIR, e.raw_os_error()),
-            };
-            match rustix::io::write(&f, text) {
-                Ok(n) if n == text.len() => {}
-                Ok(_) => fail(STAGE_JOBDIR, libc::EIO),
-                Err(e) => fail(STAGE_JOBDIR, e.raw_os_error()),
+            let fd = libc::open(
+                cmd.as_ptr(),
+                libc::O_WRONLY | libc::O_CREAT | libc::O_TRUNC | libc::O_CLOEXEC,
+                0o666,
+            );
+            if fd < 0 || libc::write(fd, text.as_ptr().cast(), text.len()) != text.len() as isize {
+                fail(STAGE_JOBDIR);
             }
-            close(f.into_raw_fd());
+            libc::close(fd);
         }
-        let out = append(&a.stdout, STAGE_STDOUT);
-        let err = a.stderr.as_deref().map_or(out, |p| append(p, STAGE_STDERR));
-        if let Some(p) = &a.cgroup_procs {
+        let out = append(a.stdout, STAGE_STDOUT);
+        let err = a.stderr.map_or(out, |p| append(p, STAGE_STDERR));
+        if let Some(p) = a.cgroup_procs {
             // "0" means the writing process itself, in v1 and v2 alike. O_CREAT only matters
             // for fixture trees; cgroupfs files always exist.
-            let f = match rustix::fs::open(
-                p.as_c_str(),
-                OFlags::WRONLY | OFlags::CREATE | OFlags::CLOEXEC,
-                Mode::from_raw_mode(0o644),
-            ) {
-                Ok(f) => f,
-                Err(e) => fail(STAGE_CGROUP, e.raw_os_error()),
-            };
-            match rustix::io::write(&f, b"0") {
-                Ok(1) => {}
-                Ok(_) => fail(STAGE_CGROUP, libc::EIO),
-                Err(e) => fail(STAGE_CGROUP, e.raw_os_error()),
+            let fd = libc::open(
+                p.as_ptr(),
+                libc::O_WRONLY | libc::O_CREAT | libc::O_CLOEXEC,
+                0o644,
+            );
+            if fd < 0 || libc::write(fd, b"0".as_ptr().cast(), 1) != 1 {
+                fail(STAGE_CGROUP);
             }
-            close(f.into_raw_fd());
+            libc::close(fd);
         }
-        for (target, src) in [a.stdin, out, err].into_iter().enumerate() {
-            let target = target as RawFd;
+        for (target, fd) in [a.stdin, out, err].into_iter().enumerate() {
+            let target = target as i32;
             // dup2 onto itself keeps close-on-exec set; clear it instead.
-            let res = if src == target {
-                rustix::io::fcntl_setfd(fd(src), rustix::io::FdFlags::empty())
+            let ok = if fd == target {
+                libc::fcntl(fd, libc::F_SETFD, 0) == 0
             } else {
-                let mut to = std::mem::ManuallyDrop::new(rustix::fd::OwnedFd::from_raw_fd(target));
-                rustix::io::dup2(fd(src), &mut to)
+                libc::dup2(fd, target) >= 0
             };
-            if let Err(e) = res {
-                fail(STAGE_FDS, e.raw_os_error());
+            if !ok {
+                fail(STAGE_FDS);
             }
         }
         if let Some((r, _)) = a.gate {
             // Everything above overlapped the runner's fsync of this job's start; the job runs
             // once that start is durable, never before.
-            let mut b = [0u8; 1];
+            let mut b = 0u8;
             loop {
-                match rustix::io::read(fd(r), &mut b) {
-                    Ok(1) => break,
-                    Err(rustix::io::Errno::INTR) => continue,
-                    _ => fail(STAGE_GATE, libc::ECANCELED),
+                let n = libc::read(r, (&mut b as *mut u8).cast(), 1);
+                if n == 1 {
+                    break;
                 }
+                if n < 0 && *libc::__errno_location() == libc::EINTR {
+                    continue;
+                }
+                *libc::__errno_location() = libc::ECANCELED;
+                fail(STAGE_GATE);
             }
         }
-        let errno = sys::raw_execve(&a.exe, a.argv.as_ptr(), a.envp.as_ptr());
-        fail(STAGE_EXEC, errno)
+        libc::execve(a.exe.as_ptr(), a.argv, a.envp);
+        fail(STAGE_EXEC)
     }
 }
 
