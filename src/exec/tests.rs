@@ -972,6 +972,73 @@ fn a_gated_job_runs_only_once_the_gate_opens() {
     assert!(!tmp.path().join("ran.2").exists());
 }
 
+#[test]
+fn jobs_start_with_no_signal_blocked_nor_sigpipe_ignored() {
+    // Signals are blocked across the fork and the runner ignores SIGPIPE (Rust does): the job
+    // must see every signal unblocked and SIGPIPE at its default. (What memsweep's own parent
+    // ignored stays ignored, as with any launcher.)
+    let _l = lock();
+    let mut ex = Executor::new(cfg(true, None), &no_layout(), &Fs::new(None)).unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    for job in 0..4 {
+        ex.spawn_gated(spec(
+            tmp.path(),
+            job,
+            argv(&["grep", "-E", "^Sig(Blk|Ign)", "/proc/self/status"]),
+        ))
+        .unwrap();
+    }
+    ex.open_gate().unwrap();
+    let done = drain(&mut ex, Duration::from_secs(20));
+    for job in 0..4 {
+        assert_eq!(done[&job].outcome, Outcome::Succeeded, "job {job}");
+        let out = read(tmp.path().join(format!("{job}.out")));
+        let mask = |name: &str| {
+            let line = out.lines().find_map(|l| l.strip_prefix(name)).unwrap();
+            u64::from_str_radix(line.trim(), 16).unwrap()
+        };
+        assert_eq!(mask("SigBlk:"), 0, "job {job}: {out}");
+        let sigpipe = 1u64 << (libc::SIGPIPE - 1);
+        assert_eq!(mask("SigIgn:") & sigpipe, 0, "job {job}: {out}");
+    }
+}
+
+#[test]
+fn a_job_raising_its_oom_score_leaves_the_runners_alone() {
+    // Each job sets its own oom_score_adj to 1000 before exec. The kernel copies such a write
+    // to every process that shares the writer's memory: a job started with clone(CLONE_VM)
+    // (tried for speed, to avoid copying page tables) made the runner the OOM killer's first
+    // choice. Jobs held at the gate (set up, not yet exec'd) and jobs that ran must both leave
+    // the runner's score as it was.
+    let _l = lock();
+    let mut ex = Executor::new(cfg(true, None), &no_layout(), &Fs::new(None)).unwrap();
+    let own = || read("/proc/self/oom_score_adj");
+    let before = own();
+    let tmp = tempfile::tempdir().unwrap();
+    for job in 0..4 {
+        ex.spawn_gated(spec(tmp.path(), job, sh("cat /proc/self/oom_score_adj")))
+            .unwrap();
+    }
+    assert!(
+        poll_until(Duration::from_secs(5), || (0..4)
+            .all(|j| tmp.path().join(format!("{j}.out")).exists())),
+        "the held jobs set themselves up"
+    );
+    std::thread::sleep(Duration::from_millis(50));
+    assert_eq!(
+        own(),
+        before,
+        "a held job changed the runner's oom_score_adj"
+    );
+    ex.open_gate().unwrap();
+    let done = drain(&mut ex, Duration::from_secs(20));
+    for job in 0..4 {
+        assert_eq!(done[&job].outcome, Outcome::Succeeded, "job {job}");
+        assert_eq!(read(tmp.path().join(format!("{job}.out"))), "1000\n");
+    }
+    assert_eq!(own(), before, "a job changed the runner's oom_score_adj");
+}
+
 // ---------------------------------------------------------------------------------------------
 // Kernel memory events
 
