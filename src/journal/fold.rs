@@ -42,15 +42,56 @@ struct JobFold {
     attempts: u32,
     exit_code: Option<i32>,
     signal: Option<i32>,
-    wall_s: Option<f64>,
-    peak_bytes: Option<u64>,
+    wall_s: OptF64,
+    peak_bytes: OptU64,
     /// Index into [`Jobs::sources`] plus one (0: none): every job of a sweep has one of two
     /// or three sources, and a string per job was 32 bytes of heap each.
     peak_source: u8,
     pauses: u32,
-    cpu_s: Option<f64>,
+    cpu_s: OptF64,
     /// Usage at this attempt's latest pause, until it is judged (by the next pause or the end).
-    paused_at: Option<u64>,
+    paused_at: OptU64,
+}
+
+/// An `Option<f64>` in 8 bytes (NaN: none, which JSON cannot hold): the fold keeps a few per job.
+#[derive(Debug, Clone, Copy)]
+struct OptF64(f64);
+
+impl Default for OptF64 {
+    fn default() -> Self {
+        OptF64(f64::NAN)
+    }
+}
+
+impl OptF64 {
+    fn get(self) -> Option<f64> {
+        (!self.0.is_nan()).then_some(self.0)
+    }
+    fn of(v: Option<f64>) -> Self {
+        OptF64(v.unwrap_or(f64::NAN))
+    }
+}
+
+/// An `Option<u64>` in 8 bytes (`u64::MAX`: none, more bytes than any machine has).
+#[derive(Debug, Clone, Copy)]
+struct OptU64(u64);
+
+impl Default for OptU64 {
+    fn default() -> Self {
+        OptU64(u64::MAX)
+    }
+}
+
+impl OptU64 {
+    fn get(self) -> Option<u64> {
+        (self.0 != u64::MAX).then_some(self.0)
+    }
+    fn of(v: Option<u64>) -> Self {
+        OptU64(v.unwrap_or(u64::MAX))
+    }
+    fn take(&mut self) -> Option<u64> {
+        std::mem::take(self).get()
+    }
 }
 
 /// Ids up to this are kept in the dense table ([`Jobs`]); a journal that claims more jobs, or
@@ -195,12 +236,12 @@ impl SummaryFold {
             Step::Start { job, .. } => {
                 let j = fold_jobs.entry(job);
                 j.phase = Some(Phase::Started);
-                j.paused_at = None;
+                j.paused_at = OptU64::default();
                 j.attempts += 1;
                 j.exit_code = None;
                 j.signal = None;
-                j.wall_s = None;
-                j.cpu_s = None;
+                j.wall_s = OptF64::default();
+                j.cpu_s = OptF64::default();
             }
             Step::End {
                 job,
@@ -228,10 +269,10 @@ impl SummaryFold {
                 j.phase = Some(Phase::Ended(*status));
                 j.exit_code = *exit_code;
                 j.signal = *signal;
-                j.wall_s = Some(*wall_s);
-                j.peak_bytes = *peak_bytes;
+                j.wall_s = OptF64::of(Some(*wall_s));
+                j.peak_bytes = OptU64::of(*peak_bytes);
                 j.peak_source = source;
-                j.cpu_s = *cpu_s;
+                j.cpu_s = OptF64::of(*cpu_s);
             }
             Step::End {
                 job,
@@ -242,7 +283,7 @@ impl SummaryFold {
                 let j = fold_jobs.entry(job);
                 j.phase = Some(Phase::Requeued);
                 // What it reached before being stopped: a lower bound on its peak.
-                j.peak_bytes = Some(j.peak_bytes.unwrap_or(0).max(usage_bytes));
+                j.peak_bytes = OptU64::of(Some(j.peak_bytes.get().unwrap_or(0).max(usage_bytes)));
             }
             Step::End {
                 job,
@@ -275,10 +316,10 @@ impl SummaryFold {
                 j.pauses += 1;
                 // The previous pause of this attempt was false if the job is paused again
                 // without having grown past it.
-                if let (Some(at), Some(now)) = (j.paused_at, *usage_bytes) {
+                if let (Some(at), Some(now)) = (j.paused_at.get(), *usage_bytes) {
                     self.false_pauses += u64::from(sched::pause_was_false(at, now));
                 }
-                j.paused_at = *usage_bytes;
+                j.paused_at = OptU64::of(*usage_bytes);
             }
             Event::Sample {
                 working_set_bytes, ..
@@ -501,11 +542,11 @@ fn make_row(job: &Job, status: JobStatus, f: JobFold, peak_source: Option<String
         exit_code: f.exit_code,
         signal: f.signal,
         attempts: f.attempts,
-        wall_s: f.wall_s,
-        peak_bytes: f.peak_bytes,
+        wall_s: f.wall_s.get(),
+        peak_bytes: f.peak_bytes.get(),
         peak_source,
         pauses: f.pauses,
-        cpu_s: f.cpu_s,
+        cpu_s: f.cpu_s.get(),
     }
 }
 
