@@ -311,6 +311,9 @@ pub struct Sched {
     false_pauses: u32,
     /// The per-value model's version the queue was last ordered by.
     ordered_at: Option<usize>,
+    /// When the projection was first seen over the budget (a small excess pauses only if the
+    /// next sample confirms it).
+    over_since: Option<f64>,
 }
 
 /// The level compared with `budget`. Without a container constraint: the working set. With one
@@ -365,6 +368,7 @@ impl Sched {
             pauses: 0,
             false_pauses: 0,
             ordered_at: None,
+            over_since: None,
         }
     }
 
