@@ -142,7 +142,7 @@ impl Sched {
             }
             let harmless = match shadow {
                 Some((t, extra)) => {
-                    ej.bytes <= extra || self.est.own_wall(job).is_some_and(|w| self.now + w <= t)
+                    ej.bytes <= extra || self.expected_wall(job).is_some_and(|w| self.now + w <= t)
                 }
                 None => true,
             };
@@ -154,13 +154,14 @@ impl Sched {
         None
     }
 
-    /// When `need` bytes will be free, and how many more then, if every running job has a
-    /// recorded run time: (shadow time, extra bytes).
+    /// When `need` bytes will be free, and how many more then, if every running job has an
+    /// expected run time (its own recorded one, else that of the jobs sharing its parameter
+    /// values): (shadow time, extra bytes).
     fn shadow(&self, proj: u64, need: u64) -> Option<(f64, u64)> {
         let mut ends: Vec<(f64, u64)> = Vec::with_capacity(self.runs.len());
         for r in &self.runs {
-            let wall = self.est.own_wall(r.job)?;
-            ends.push((r.started + wall, self.expected(r)));
+            let wall = self.est.own_wall(r.job).or_else(|| r.plan.map(|p| p.1))?;
+            ends.push((r.started + r.paused_total + wall, self.expected(r)));
         }
         ends.sort_by(|a, b| a.0.total_cmp(&b.0));
         let mut free = self.cfg.budget.budget.saturating_sub(proj);
@@ -171,6 +172,14 @@ impl Sched {
             }
         }
         None
+    }
+
+    /// A queued job's expected run time: its own recorded one, else that of the jobs sharing
+    /// its parameter values.
+    fn expected_wall(&mut self, job: usize) -> Option<f64> {
+        self.est
+            .own_wall(job)
+            .or_else(|| self.est.profile(job).map(|p| p.1))
     }
 
     fn speculative(&mut self, proj: u64, e: Estimate) -> Option<u64> {

@@ -820,6 +820,18 @@ impl Sched {
             return Ended::Done;
         };
         let r = self.runs.remove(i);
+        // Its memory is freed before its exit status is reported (the kernel tears the address
+        // space down first): the level no longer holds it, though the next sample has not come.
+        // Counting it until then kept the queue head out for a turn while a smaller job took
+        // its place (two 600 MiB jobs that fit together never ran together).
+        self.container_ws = self.container_ws.saturating_sub(r.current);
+        self.jobs_total = self.jobs_total.saturating_sub(r.current);
+        self.working_set = level(
+            self.cfg.budget,
+            self.cfg.container,
+            self.container_ws,
+            self.jobs_total,
+        );
         let peak = peak.unwrap_or(0).max(r.peak);
         self.largest_seen = self.largest_seen.max(peak);
         if pause_was_false(r.paused_usage, peak) {

@@ -300,6 +300,9 @@ pub fn run_jittered(
             if trace && acts.iter().any(|a| matches!(a, Action::Pause { .. })) {
                 println!("        (job, cur, soon, rate, est) {before:?}");
             }
+            if trace && !acts.is_empty() {
+                println!("        queue {:?}", s.queue);
+            }
             for a in acts {
                 if trace {
                     let held: Vec<String> = live

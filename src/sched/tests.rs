@@ -1489,3 +1489,17 @@ fn a_small_excess_pauses_only_when_the_next_sample_confirms_it() {
     let a = s.decide();
     assert!(matches!(&a[..], [Action::Pause { job: 1, .. }]), "{a:?}");
 }
+
+#[test]
+fn a_job_that_exits_frees_its_memory_for_the_same_turn() {
+    // Own history: 400, 200, 300, 180 MiB. Jobs 0 and 1 run (600 of 768). When job 1 exits its
+    // memory is already freed; the head (300) starts at once rather than a turn later, when a
+    // smaller job could have taken its place.
+    let est = Estimator::new(None, vec![400 * MIB, 200 * MIB, 300 * MIB, 180 * MIB], &[]);
+    let mut s = Sched::new(cfg(None, OnPressure::Pause), est, (0..4).collect(), 4);
+    assert_eq!(started(&s.decide()), vec![0, 1]);
+    observe(&mut s, 0.5, 600 * MIB, &[(0, 400 * MIB), (1, 200 * MIB)]);
+    assert!(started(&s.decide()).is_empty());
+    s.exited(1, Some(200 * MIB), false);
+    assert_eq!(started(&s.decide()), vec![2]);
+}
