@@ -1151,15 +1151,7 @@ fn a_job_behind_its_profile_is_not_expected_to_spike_by_the_clock() {
     // at 1.46 s (73% by the clock) it only just reached its 100 MiB. It is 0.0 s into its
     // plateau, not at the spike: nothing is paused for it; by the clock, the spike would be
     // 500 MiB due within 0.3 s.
-    let spike = Profile {
-        run_s: 2.0,
-        t_peak_s: 1.4,
-        seg: [167, 167, 167, 167, 167, 1000, 1000, 1000],
-    };
-    let est = Estimator::new(None, vec![600 * MIB, 0], &[])
-        .with_walls(vec![2.0, 0.0])
-        .with_profiles(vec![Some(spike), None]);
-    let mut s = Sched::new(cfg(None, OnPressure::Pause), est, vec![0], 2);
+    let (spike, mut s) = late_spiker();
     s.decide();
     for k in 0..=29 {
         let t = k as f64 * 0.05;
@@ -1401,15 +1393,7 @@ fn a_job_holding_more_than_its_profile_before_a_late_jump_has_begun_it() {
     // its own time, 30% by the clock): growing, at 260 MiB (a third of the way up) it has begun
     // the jump, and the rest of it (340 MiB) is due now — not 1.4 s from now, when it was
     // planned. Flat a little above its recorded 100 MiB, it has not.
-    let spike = Profile {
-        run_s: 2.0,
-        t_peak_s: 1.4,
-        seg: [167, 167, 167, 167, 167, 1000, 1000, 1000],
-    };
-    let est = Estimator::new(None, vec![600 * MIB, 0], &[])
-        .with_walls(vec![2.0, 0.0])
-        .with_profiles(vec![Some(spike), None]);
-    let mut s = Sched::new(cfg(None, OnPressure::Pause), est, vec![0], 2);
+    let (_, mut s) = late_spiker();
     s.decide();
     observe(&mut s, 0.2, 420 * MIB, &[(0, 120 * MIB)]);
     observe(&mut s, 0.5, 420 * MIB, &[(0, 120 * MIB)]);
@@ -1501,15 +1485,7 @@ fn a_small_excess_pauses_only_when_the_next_sample_confirms_it() {
 fn a_job_flat_a_little_above_its_recorded_level_is_not_mid_jump() {
     // Job 0's history: 100 MiB until 70% of 2 s, then 600. This run it holds 120 MiB (a bigger
     // buffer) from its start, flat: 10% through its life, its jump is still 1.2 s away.
-    let spike = Profile {
-        run_s: 2.0,
-        t_peak_s: 1.4,
-        seg: [167, 167, 167, 167, 167, 1000, 1000, 1000],
-    };
-    let est = Estimator::new(None, vec![600 * MIB, 0], &[])
-        .with_walls(vec![2.0, 0.0])
-        .with_profiles(vec![Some(spike), None]);
-    let mut s = Sched::new(cfg(None, OnPressure::Pause), est, vec![0], 2);
+    let (spike, mut s) = late_spiker();
     s.decide();
     observe(&mut s, 0.05, 140 * MIB, &[(0, 120 * MIB)]);
     observe(&mut s, 0.2, 140 * MIB, &[(0, 120 * MIB)]);
@@ -1571,4 +1547,20 @@ fn a_job_known_better_passes_a_guess_that_waits() {
         &[(2, 30 * MIB), (4, 30 * MIB), (11, 30 * MIB)],
     );
     assert!(started(&s.decide()).is_empty(), "job 8 waits");
+}
+
+/// Job 0's own history: 100 MiB until 70% of its 2 s, then 600 (job 1 has none).
+fn late_spiker() -> (Profile, Sched) {
+    let spike = Profile {
+        run_s: 2.0,
+        t_peak_s: 1.4,
+        seg: [167, 167, 167, 167, 167, 1000, 1000, 1000],
+    };
+    let est = Estimator::new(None, vec![600 * MIB, 0], &[])
+        .with_walls(vec![2.0, 0.0])
+        .with_profiles(vec![Some(spike), None]);
+    (
+        spike,
+        Sched::new(cfg(None, OnPressure::Pause), est, vec![0], 2),
+    )
 }
