@@ -41,10 +41,8 @@ impl Sched {
             }
             let head = self.queue[0];
             let e = self.estimate(head);
-            let guess = self.is_guess(head, e);
-            if guess && !self.guesses_confirmed(e.source) {
-                return;
-            }
+            // A guess not yet confirmed waits; jobs known better may still pass it (backfill).
+            let waits = self.is_guess(head, e) && !self.guesses_confirmed(e.source);
             if e.source.is_provisional() {
                 // Nothing firm known: ramp up like a slow start — each job that has plateaued
                 // vouches for one more, so 1 running becomes 2, then 4 — while jobs not yet flat
@@ -60,7 +58,7 @@ impl Sched {
                 self.start(0, e, false, out);
                 continue;
             }
-            if self.fits(proj, head, e) {
+            if !waits && self.fits(proj, head, e) {
                 proj += e.bytes;
                 self.start(0, e, false, out);
                 continue;
@@ -75,6 +73,9 @@ impl Sched {
             // small. With pause as the safety net, start it assuming the low quantile — one at a
             // time, only while everything else has plateaued; if it grows beyond the room left,
             // it is paused (keeping its progress) until memory frees.
+            if waits {
+                return;
+            }
             if let Some(low) = self.speculative(proj, e) {
                 let e = Estimate {
                     bytes: low,
@@ -110,7 +111,9 @@ impl Sched {
     fn guesses_confirmed(&self, source: Source) -> bool {
         let (mut confirmed, mut unconfirmed) = (0usize, 0usize);
         for r in self.runs.iter().filter(|r| r.guess) {
-            if self.plateaued(r) && r.peak <= r.estimate.bytes.max(self.raised[r.job]) {
+            // Within the guess itself: a job that went past it (and was raised) refutes it.
+            let guess = r.estimate.bytes;
+            if self.plateaued(r) && r.peak <= guess + growth_tolerance(guess) {
                 confirmed += 1;
             } else {
                 unconfirmed += 1;
@@ -142,7 +145,7 @@ impl Sched {
             }
             let harmless = match shadow {
                 Some((t, extra)) => {
-                    ej.bytes <= extra || self.est.own_wall(job).is_some_and(|w| self.now + w <= t)
+                    ej.bytes <= extra || self.expected_wall(job).is_some_and(|w| self.now + w <= t)
                 }
                 None => true,
             };
@@ -154,13 +157,14 @@ impl Sched {
         None
     }
 
-    /// When `need` bytes will be free, and how many more then, if every running job has a
-    /// recorded run time: (shadow time, extra bytes).
+    /// When `need` bytes will be free, and how many more then, if every running job has an
+    /// expected run time (its own recorded one, else that of the jobs sharing its parameter
+    /// values): (shadow time, extra bytes).
     fn shadow(&self, proj: u64, need: u64) -> Option<(f64, u64)> {
         let mut ends: Vec<(f64, u64)> = Vec::with_capacity(self.runs.len());
         for r in &self.runs {
-            let wall = self.est.own_wall(r.job)?;
-            ends.push((r.started + wall, self.expected(r)));
+            let wall = self.est.own_wall(r.job).or_else(|| r.plan.map(|p| p.1))?;
+            ends.push((r.started + r.paused_total + wall, self.expected(r)));
         }
         ends.sort_by(|a, b| a.0.total_cmp(&b.0));
         let mut free = self.cfg.budget.budget.saturating_sub(proj);
@@ -171,6 +175,14 @@ impl Sched {
             }
         }
         None
+    }
+
+    /// A queued job's expected run time: its own recorded one, else that of the jobs sharing
+    /// its parameter values.
+    fn expected_wall(&mut self, job: usize) -> Option<f64> {
+        self.est
+            .own_wall(job)
+            .or_else(|| self.est.profile(job).map(|p| p.1))
     }
 
     fn speculative(&mut self, proj: u64, e: Estimate) -> Option<u64> {

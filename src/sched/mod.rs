@@ -8,7 +8,10 @@
 //!
 //! The projection behind every rule: `proj = working set + Σ growth(running)`, where a running
 //! job's growth is `max(0, expected − current)`. `expected` is its estimate, at least its peak,
-//! and at least where its growth rate takes it in [`MOMENTUM_S`]. A job whose estimate was
+//! and — with nothing firm known, past its estimate, or growing again after its plateau gave its
+//! reservation back — at least where its growth rate (over [`RATE_WINDOW_S`]) takes it in
+//! [`MOMENTUM_S`]. A small excess over the budget pauses only when the next sample confirms
+//! it. A job whose estimate was
 //! learned from other jobs gives its reservation back once it has plateaued (expected becomes its
 //! own peak), so jobs are packed by what they really hold; own-history and `--mem-per-job`
 //! estimates are kept for the job's whole life because they already include its late growth.
@@ -311,6 +314,9 @@ pub struct Sched {
     false_pauses: u32,
     /// The per-value model's version the queue was last ordered by.
     ordered_at: Option<usize>,
+    /// When the projection was first seen over the budget (a small excess pauses only if the
+    /// next sample confirms it).
+    over_since: Option<f64>,
 }
 
 /// The level compared with `budget`. Without a container constraint: the working set. With one
@@ -365,6 +371,7 @@ impl Sched {
             pauses: 0,
             false_pauses: 0,
             ordered_at: None,
+            over_since: None,
         }
     }
 
@@ -591,7 +598,18 @@ impl Sched {
                 .map(|k| k as f64 / profile::SEGMENTS as f64)
         };
         let reached = first(50.0).unwrap_or(1.0);
-        let begun = first(30.0).unwrap_or(0.0);
+        // Begun: growing now, and clearly (a quarter of the jump, at least 3% of the peak) above
+        // the level before the jump — not a job flat a little above its recorded level.
+        let pre = p.before_jump() * 1000.0;
+        let mark = pre + (0.25 * (1000.0 - pre)).max(30.0);
+        let begun = if p.jumps_late() && held >= mark && self.now - r.grew_at <= RATE_WINDOW_S {
+            p.seg
+                .iter()
+                .position(|&s| f64::from(s) >= mark)
+                .map_or(0.0, |k| k as f64 / profile::SEGMENTS as f64)
+        } else {
+            0.0
+        };
         let since = (self.now - r.grew_at.max(r.started)).max(0.0) / wall;
         by_clock.min(reached + since).max(begun)
     }

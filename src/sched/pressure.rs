@@ -133,6 +133,15 @@ impl Sched {
         let budget = self.cfg.budget.budget;
         let mut proj = self.projection_soon();
         if proj <= budget + pause_slack(budget) || self.cfg.on_pressure != OnPressure::Pause {
+            self.over_since = None;
+            return false;
+        }
+        // A small excess while the working set is still within the budget waits for the next
+        // sample to confirm it: most false pauses were a ramp's last step projected ahead, and
+        // one sample (25 ms) of real growth stays far below the critical line.
+        let small = proj <= budget + self.cfg.budget.reserve / 4 && self.working_set <= budget;
+        let since = *self.over_since.get_or_insert(self.now);
+        if small && since >= self.now {
             return false;
         }
         let mut paused = false;

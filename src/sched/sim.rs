@@ -300,6 +300,9 @@ pub fn run_jittered(
             if trace && acts.iter().any(|a| matches!(a, Action::Pause { .. })) {
                 println!("        (job, cur, soon, rate, est) {before:?}");
             }
+            if trace && !acts.is_empty() {
+                println!("        queue {:?}", s.queue);
+            }
             for a in acts {
                 if trace {
                     let held: Vec<String> = live
@@ -540,13 +543,19 @@ mod tests {
     ];
 
     /// Prints the table (`cargo test --lib sim::tests::table -- --ignored --nocapture`).
+    /// × the reference with history (the first run's), the median of five runs whose jobs'
+    /// speeds vary ±10%.
     fn ratio_with_history(name: &str, slow: f64) -> (f64, Outcome) {
         let (_, text) = WORKLOADS.iter().find(|w| w.0 == name).unwrap();
         let specs = workload(text);
-        let first = run(&specs, None, 1.0, bench_config());
-        let second = run(&specs, Some(&first.learned), slow, bench_config());
+        let first = run_jittered(&specs, None, 1.0, 99, bench_config());
+        let mut runs: Vec<Outcome> = (1..=5)
+            .map(|seed| run_jittered(&specs, Some(&first.learned), slow, seed, bench_config()))
+            .collect();
+        runs.sort_by(|a, b| a.makespan.total_cmp(&b.makespan));
         let r = reference(&specs, bench_config().budget.budget) * slow;
-        (second.makespan / r, second)
+        let median = runs.swap_remove(2);
+        (median.makespan / r, median)
     }
 
     #[test]
@@ -554,15 +563,15 @@ mod tests {
         // The first run's peaks and profiles, replayed: jobs reaching their recorded peaks at
         // full speed are no surprise (they paused for their neighbours' lives: 1.14× and
         // 1.21× with 8–18% of job time paused before).
-        for (name, at_most) in [("heterogeneous", 1.01), ("untuned", 1.0), ("grid", 0.95)] {
+        for (name, at_most) in [("heterogeneous", 1.05), ("untuned", 1.02), ("grid", 0.97)] {
             let (ratio, o) = ratio_with_history(name, 1.0);
             assert!(ratio <= at_most, "{name}: {ratio:.3}× the reference");
-            assert_eq!((o.pauses, o.oom), (0, false), "{name}");
+            assert!(o.paused_s <= 0.01 * o.job_s && !o.oom, "{name}: {o:?}");
         }
         // Profiles beat peak reservation where jobs spike late, also 30% slower than recorded.
         for slow in [1.0, 1.3] {
             let (ratio, o) = ratio_with_history("spiky", slow);
-            assert!(ratio <= 0.92, "spiky at {slow}: {ratio:.3}×");
+            assert!(ratio <= 0.88, "spiky at {slow}: {ratio:.3}×");
             assert!(!o.oom && o.requeued_out == 0);
         }
     }
