@@ -219,9 +219,19 @@ fn totals(s: &Summary) -> String {
     } else {
         String::new()
     };
+    // Past the limit it can only be an explicit `--limit` below the container's: say so, or
+    // "peaked at 1.52 GiB ... within a budget of 768 MiB" reads like a broken promise.
+    let over = if s.peak_working_set_bytes > s.limit_bytes {
+        format!(
+            ", more than the {} --limit, which bounds memsweep's jobs together",
+            size::human(s.limit_bytes)
+        )
+    } else {
+        String::new()
+    };
     format!(
         "{} job{}: {} · makespan {} · {} OOM kill{} · {} requeue{} · {} pause{}{false_pauses}\n\
-         memory: the container's working set (all its processes) peaked at {}; jobs were \
+         memory: the container's working set (all its processes) peaked at {}{over}; jobs were \
          admitted within a budget of {}\n",
         s.jobs.len(),
         plural(s.jobs.len()),
@@ -539,6 +549,23 @@ mod tests {
                 })
                 .collect(),
         )
+    }
+
+    #[test]
+    fn a_working_set_past_an_explicit_limit_is_explained() {
+        let mut s = twenty();
+        (s.limit_bytes, s.budget_bytes) = (1024 * MIB, 768 * MIB);
+        s.peak_working_set_bytes = 1557 * MIB;
+        assert!(
+            totals(&s).contains(
+                "peaked at 1.52 GiB, more than the 1.00 GiB --limit, which bounds memsweep's \
+                 jobs together; jobs were admitted within a budget of 768 MiB"
+            ),
+            "{}",
+            totals(&s)
+        );
+        s.peak_working_set_bytes = 700 * MIB;
+        assert!(!totals(&s).contains("--limit"), "{}", totals(&s));
     }
 
     #[test]
