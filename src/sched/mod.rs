@@ -9,7 +9,7 @@
 //! The projection behind every rule: `proj = working set + Σ growth(running)`, where a running
 //! job's growth is `max(0, expected − current)`. `expected` is its estimate, at least its peak,
 //! and — with nothing firm known, past its estimate, or growing again after its plateau gave its
-//! reservation back — at least where its growth rate (over [`RATE_WINDOW_S`]) takes it in
+//! reservation back — at least where its growth rate takes it in
 //! [`MOMENTUM_S`]. A small excess over the budget pauses only when the next sample confirms
 //! it. A job whose estimate was
 //! learned from other jobs gives its reservation back once it has plateaued (expected becomes its
@@ -91,12 +91,8 @@ const TIMELINE_POINTS: usize = 32;
 /// A parameter's weight (how well it explains peaks, 0–1) from which the queue is ordered by
 /// the estimates it gives.
 pub const FIRM_WEIGHT: f64 = 0.8;
-/// The window a growth rate is measured over. Programs grow in steps (a tensor, a batch, a
-/// 50 ms step of the benchmark's workload): the rate between two 25 ms samples right after a
-/// step is twice the ramp's, and projecting it paused jobs for growth that never came.
-pub const RATE_WINDOW_S: f64 = 0.1;
-/// Samples kept per running job for its rate (at 25 ms, a window's worth).
-const RATE_SAMPLES: usize = 4;
+/// A job that grew within this long is growing now (a late jump under way).
+const GROWING_NOW_S: f64 = 0.1;
 /// How far ahead a running job's current growth rate is projected.
 pub const MOMENTUM_S: f64 = 0.1;
 /// A requeued job comes back with at least this much more than the peak it reached.
@@ -213,13 +209,8 @@ struct Run {
     current: u64,
     peak: u64,
     started: f64,
-    /// Growth rate (bytes/s) over the last [`RATE_WINDOW_S`] and the last sample's time (−1:
-    /// none yet).
+    /// Growth rate at the last sample (bytes/s) and that sample's time (−1: none yet).
     rate: f64,
-    /// The last samples (time, usage), newest at `recent_at`: the rate is measured from the
-    /// newest one at least [`RATE_WINDOW_S`] old.
-    recent: [(f64, u64); RATE_SAMPLES],
-    recent_at: usize,
     sampled_at: f64,
     /// The peak at the last significant growth, and when that was.
     level: u64,
@@ -254,8 +245,6 @@ impl Run {
             peak: 0,
             started: now,
             rate: 0.0,
-            recent: [(now, 0); RATE_SAMPLES],
-            recent_at: 0,
             sampled_at: -1.0,
             level: 0,
             grew_at: now,
@@ -451,26 +440,12 @@ impl Sched {
             let Some(r) = self.runs.iter_mut().find(|r| r.job == u.job) else {
                 continue;
             };
-            if r.sampled_at < 0.0 {
-                r.rate = 0.0;
-                r.recent = [(obs.now, u.current); RATE_SAMPLES];
+            let dt = obs.now - r.sampled_at;
+            r.rate = if r.sampled_at >= 0.0 && dt > 0.0 {
+                u.current.saturating_sub(r.current) as f64 / dt
             } else {
-                // The newest sample old enough, else the oldest kept.
-                let mut from = r.recent[(r.recent_at + 1) % RATE_SAMPLES];
-                for k in 0..RATE_SAMPLES {
-                    let s = r.recent[(r.recent_at + RATE_SAMPLES - k) % RATE_SAMPLES];
-                    if obs.now - s.0 >= RATE_WINDOW_S {
-                        from = s;
-                        break;
-                    }
-                }
-                let dt = obs.now - from.0;
-                if dt > 0.0 {
-                    r.rate = u.current.saturating_sub(from.1) as f64 / dt;
-                }
-                r.recent_at = (r.recent_at + 1) % RATE_SAMPLES;
-                r.recent[r.recent_at] = (obs.now, u.current);
-            }
+                0.0
+            };
             r.sampled_at = obs.now;
             r.current = u.current;
             if !r.paused {
@@ -602,7 +577,7 @@ impl Sched {
         // the level before the jump — not a job flat a little above its recorded level.
         let pre = p.before_jump() * 1000.0;
         let mark = pre + (0.25 * (1000.0 - pre)).max(30.0);
-        let begun = if p.jumps_late() && held >= mark && self.now - r.grew_at <= RATE_WINDOW_S {
+        let begun = if p.jumps_late() && held >= mark && self.now - r.grew_at <= GROWING_NOW_S {
             p.seg
                 .iter()
                 .position(|&s| f64::from(s) >= mark)

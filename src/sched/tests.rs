@@ -1439,26 +1439,6 @@ fn a_guess_from_a_value_shared_by_chance_starts_jobs_only_as_fast_as_plateaus_co
 }
 
 #[test]
-fn growth_in_steps_is_projected_at_its_average_rate_not_a_steps_rate() {
-    // Nothing known; job 0 grows 100 MiB every 50 ms (a 2 GiB/s ramp in steps), sampled every
-    // 25 ms. Right after a step the last 25 ms show 4 GiB/s: projected 0.1 s ahead that is
-    // +400 MiB; over the last 0.1 s it is +200, what the job really does.
-    let mut s = sched(None, None, vec![], 2);
-    assert_eq!(started(&s.decide()), vec![0]);
-    for (t, mib) in [
-        (0.025, 0),
-        (0.05, 100),
-        (0.075, 100),
-        (0.1, 200),
-        (0.125, 200),
-        (0.15, 300),
-    ] {
-        observe(&mut s, t, mib * MIB, &[(0, mib * MIB)]);
-    }
-    assert_eq!(s.projection(), 500 * MIB);
-}
-
-#[test]
 fn a_small_excess_pauses_only_when_the_next_sample_confirms_it() {
     // --mem-per-job 300: two run, beside 100 MiB of other memory. Job 1 grows past its
     // estimate to 360 (raised to 396): the projection is 28 MiB over the budget (less than a
