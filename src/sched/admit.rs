@@ -98,6 +98,9 @@ impl Sched {
         match e.source {
             Source::TemplateHistory => true,
             Source::Similar => self.est.firm_similar(job, FIRM_WEIGHT).is_none(),
+            // The max of one to three finished jobs is a guess too (one 100 MiB job had four
+            // of 250–450 MiB started at once beside a running 250).
+            Source::Sweep => self.est.finished_count() < 4,
             _ => false,
         }
     }
@@ -119,7 +122,7 @@ impl Sched {
                 unconfirmed += 1;
             }
         }
-        unconfirmed <= confirmed.max(usize::from(source == Source::Similar))
+        unconfirmed <= confirmed.max(usize::from(source != Source::TemplateHistory))
     }
 
     /// EASY backfill: find when the head will fit (the shadow time: running jobs end, by their

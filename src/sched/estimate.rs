@@ -275,6 +275,11 @@ impl Estimator {
             .map(|s| s.low.max(MIN_ESTIMATE))
     }
 
+    /// Jobs of this sweep that finished (with a peak).
+    pub fn finished_count(&self) -> usize {
+        self.finished.len()
+    }
+
     pub fn has_own(&self, job: usize) -> bool {
         self.own.get(job).is_some_and(|&p| p > 0)
     }

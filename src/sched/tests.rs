@@ -135,9 +135,10 @@ fn once_a_job_finished_its_peak_is_the_estimate() {
     observe(&mut s, 0.1, 210 * MIB, &[(0, 200 * MIB)]);
     s.exited(0, Some(200 * MIB), false);
     observe(&mut s, 0.2, 10 * MIB, &[]);
-    // 10 + 3 × 200 = 610 ≤ 768; a fourth would make 810.
+    // 10 + 3 × 200 = 610 ≤ 768 would fit three, but the max of one finished job is a guess:
+    // two start, more as they confirm it.
     let a = s.decide();
-    assert_eq!(started(&a), vec![1, 2, 3]);
+    assert_eq!(started(&a), vec![1, 2]);
     match &a[0] {
         Action::Start { estimate, .. } => assert_eq!(
             *estimate,
