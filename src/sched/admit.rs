@@ -100,7 +100,7 @@ impl Sched {
             Source::Similar => self.est.firm_similar(job, FIRM_WEIGHT).is_none(),
             // The max of one to three finished jobs is a guess too (one 100 MiB job had four
             // of 250–450 MiB started at once beside a running 250).
-            Source::Sweep => self.est.finished_count() < 4,
+            Source::Sweep => self.est.sweep_is_max_of_few(),
             _ => false,
         }
     }

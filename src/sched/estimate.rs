@@ -118,8 +118,11 @@ pub struct Spread {
 /// with the max would serialise a sweep behind its largest job; the job that turns out bigger
 /// is caught by pressure handling, and [`Spread::high`] bounds how far it can go.
 pub fn typical_quantile(values: &mut [u64]) -> Option<u64> {
-    quantile(values, 4, 0.75)
+    quantile(values, TYPICAL_MIN_N, 0.75)
 }
+
+/// Peaks known before the typical size is a quantile rather than the max.
+const TYPICAL_MIN_N: usize = 4;
 
 /// A high quantile of peaks: the max while few are known, then p95 (nearest rank) so that one
 /// outlier in twenty does not serialise the rest — pressure handling covers the outliers.
@@ -275,9 +278,10 @@ impl Estimator {
             .map(|s| s.low.max(MIN_ESTIMATE))
     }
 
-    /// Jobs of this sweep that finished (with a peak).
-    pub fn finished_count(&self) -> usize {
-        self.finished.len()
+    /// Whether this sweep's typical size is still the max of the few jobs finished (fewer than
+    /// [`TYPICAL_MIN_N`]): a guess, not yet a quantile.
+    pub fn sweep_is_max_of_few(&self) -> bool {
+        self.finished.len() < TYPICAL_MIN_N
     }
 
     pub fn has_own(&self, job: usize) -> bool {

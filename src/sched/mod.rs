@@ -260,6 +260,11 @@ impl Run {
         }
     }
 
+    /// Running on: neither paused nor being stopped for a requeue.
+    fn moving(&self) -> bool {
+        !self.paused && !self.stopping
+    }
+
     /// Seconds the job has run on its own clock (paused time excluded).
     fn age(&self, now: f64) -> f64 {
         let paused_now = if self.paused {
@@ -653,7 +658,7 @@ impl Sched {
             + self
                 .runs
                 .iter()
-                .filter(|r| !r.paused && !r.stopping)
+                .filter(|r| r.moving())
                 .map(|r| self.expected_soon(r).saturating_sub(r.current))
                 .sum::<u64>()
     }
@@ -664,7 +669,7 @@ impl Sched {
             + self
                 .runs
                 .iter()
-                .filter(|r| !r.paused && !r.stopping)
+                .filter(|r| r.moving())
                 .map(|r| self.growth(r))
                 .sum::<u64>()
     }

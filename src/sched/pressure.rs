@@ -153,11 +153,7 @@ impl Sched {
             if proj <= budget {
                 break;
             }
-            let active = self
-                .runs
-                .iter()
-                .filter(|r| !r.paused && !r.stopping)
-                .count();
+            let active = self.runs.iter().filter(|r| r.moving()).count();
             let r = &self.runs[i];
             if active < 2 || r.paused || r.stopping {
                 continue;
@@ -198,11 +194,7 @@ impl Sched {
             if !self.runs[i].paused {
                 continue;
             }
-            let active = self
-                .runs
-                .iter()
-                .filter(|r| !r.paused && !r.stopping)
-                .count();
+            let active = self.runs.iter().filter(|r| r.moving()).count();
             let g = self
                 .expected_soon(&self.runs[i])
                 .saturating_sub(self.runs[i].current);
