@@ -469,7 +469,7 @@ fn record_features(records: &[Record]) -> Vec<Features> {
 }
 
 /// Each job's own history, matched by its parameters: the largest of its recent peaks, the
-/// latest wall time and profile (an empty vector when nothing matches).
+/// latest run time (pauses excluded) and profile (an empty vector when nothing matches).
 fn own_history(
     idents: &[String],
     records: &[Record],
@@ -483,7 +483,16 @@ fn own_history(
     for (r, f) in records.iter().zip(feats) {
         let e = by_ident.entry(features::ident(f)).or_insert((0, 0.0, None));
         e.0 = e.0.max(r.peak_bytes);
-        e.1 = r.wall_s;
+        // The time it ran, not counting pauses (its profile's span): a job paused for seconds
+        // in the run that recorded it is not that much longer, and planning with its wall
+        // time left it for the end of the next run.
+        e.1 = r.profile.map_or(r.wall_s, |p| {
+            if p.run_s > 0.0 {
+                f64::from(p.run_s)
+            } else {
+                r.wall_s
+            }
+        });
         e.2 = r.profile.or(e.2);
     }
     let own: Vec<_> = idents
@@ -597,4 +606,40 @@ fn print_plan(plan: &SweepPlan, setup: &Setup, status: &MemStatus) {
     };
     let _ = writeln!(o, "  expected parallelism: {parallel}");
     let _ = std::io::Write::write_all(&mut crate::output::stdio::stdout(), o.as_bytes());
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(wall_s: f64, run_s: Option<f32>) -> Record {
+        Record {
+            template: "t".into(),
+            key: "job 1".into(),
+            peak_bytes: 100 << 20,
+            wall_s,
+            t: 0.0,
+            params: Some(vec![("x".into(), "1".into())]),
+            profile: run_s.map(|run_s| Profile {
+                run_s,
+                t_peak_s: 0.1,
+                seg: [1000; crate::sched::profile::SEGMENTS],
+            }),
+        }
+    }
+
+    #[test]
+    fn a_jobs_own_run_time_leaves_out_the_time_it_spent_paused() {
+        // Recorded by a run that paused it for 2.4 s of its 4 s: it runs 1.6 s.
+        let records = [record(4.0, Some(1.6))];
+        let feats = record_features(&records);
+        let idents = vec![features::ident(&feats[0])];
+        let own = own_history(&idents, &records, &feats);
+        let (_, wall, _) = own[0].unwrap();
+        assert!((wall - 1.6).abs() < 1e-6, "{wall}");
+        // A record without a profile (Slurm, older files) has only its wall time.
+        let records = [record(4.0, None)];
+        let own = own_history(&idents, &records, &feats);
+        assert_eq!(own[0].unwrap().1, 4.0);
+    }
 }

@@ -2,6 +2,7 @@
 //! fits, an EASY backfill, a speculative start, the slow start with no estimate), and the
 //! timeline fit of a job on its own profile.
 
+use super::lookahead::Choice;
 use super::{
     Action, BACKFILL_WINDOW, Estimate, FIRM_WEIGHT, MAX_BYPASS, OVER_ESTIMATE_HOLD_S, OnPressure,
     PROFILE_SLACK, PSI_HOLD, Profile, RAMP_HEADROOM, Run, Sched, Source, TIMELINE_POINTS,
@@ -38,6 +39,17 @@ impl Sched {
                 .is_some_and(|t| self.now - t < OVER_ESTIMATE_HOLD_S)
             {
                 return;
+            }
+            // Every size and run time known: the rollout picks the job (or waits).
+            match self.lookahead(proj) {
+                Some(Choice::Start(pos)) => {
+                    let e = self.estimate(self.queue[pos]);
+                    proj += e.bytes;
+                    self.start(pos, e, false, out);
+                    continue;
+                }
+                Some(Choice::Wait) => return,
+                None => {}
             }
             let head = self.queue[0];
             let e = self.estimate(head);
@@ -94,7 +106,7 @@ impl Sched {
     /// template history (a prior from other sweeps), or parameter values shared with finished
     /// jobs before the parameters are known to explain peaks (a hold time shared by chance
     /// with one small job started 19 jobs at once on its 60 MiB).
-    fn is_guess(&mut self, job: usize, e: Estimate) -> bool {
+    pub(super) fn is_guess(&mut self, job: usize, e: Estimate) -> bool {
         match e.source {
             Source::TemplateHistory => true,
             Source::Similar => self.est.firm_similar(job, FIRM_WEIGHT).is_none(),
@@ -182,7 +194,7 @@ impl Sched {
 
     /// A queued job's expected run time: its own recorded one, else that of the jobs sharing
     /// its parameter values.
-    fn expected_wall(&mut self, job: usize) -> Option<f64> {
+    pub(super) fn expected_wall(&mut self, job: usize) -> Option<f64> {
         self.est
             .own_wall(job)
             .or_else(|| self.est.profile(job).map(|p| p.1))
@@ -222,7 +234,7 @@ impl Sched {
     /// A job fits when the projection plus its estimate stays within the budget and — when the
     /// estimate was learned from other jobs, so this one may be bigger — the projection plus the
     /// high quantile of their peaks stays below the point where a requeue would be needed.
-    fn fits(&mut self, proj: u64, job: usize, e: Estimate) -> bool {
+    pub(super) fn fits(&mut self, proj: u64, job: usize, e: Estimate) -> bool {
         let b = self.cfg.budget;
         if e.source == Source::JobHistory
             && let Some((p, wall, true)) = self.est.profile(job)

@@ -13,10 +13,23 @@ const MIB: u64 = 1 << 20;
 /// would admit without bound.
 pub const MIN_ESTIMATE: u64 = 8 * MIB;
 
-/// Margin on a job's own recorded peak at admission: runs of the same command vary a little
-/// (under 1% on the benchmark's jobs); a run that goes past it is raised and paused like any
-/// other. 5% kept a third 450 MiB job out of a 1382 MiB budget.
+/// Margin on a job's own recorded peak at admission, until this sweep shows how closely its
+/// jobs repeat their records: runs of the same command vary a little (under 1% on the
+/// benchmark's jobs); a run that goes past it is raised and paused like any other. 5% kept a
+/// third 450 MiB job out of a 1382 MiB budget.
 pub const OWN_HISTORY_MARGIN: f64 = 1.03;
+
+/// Once [`CALIBRATED_AFTER`] jobs of this sweep have finished against their own record, the
+/// margin is what they showed: their largest overshoot of the record plus this much. At 3% a
+/// 700, a 450 and a 100 MiB job (1290 MiB with margins) did not fit a 1280 MiB budget that
+/// their recorded 1254 MiB fit, and the peak-reserving reference packed them.
+pub const CALIBRATED_EXTRA: f64 = 0.01;
+/// Finished jobs with a record needed before the margin follows them instead of
+/// [`OWN_HISTORY_MARGIN`].
+pub const CALIBRATED_AFTER: u32 = 3;
+/// The margin never grows past this: a job past its record by more is raised and paused as
+/// one that outgrew its estimate.
+pub const MAX_OWN_MARGIN: f64 = 1.25;
 
 /// Where an estimate came from, best first.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -102,6 +115,10 @@ pub struct Estimator {
     finished: Vec<u64>,
     finished_spread: Option<Spread>,
     dirty: bool,
+    /// Finished jobs of this sweep that had a recorded peak, and the largest factor by which
+    /// one went past it (1.0: none did).
+    repeats: u32,
+    worst_repeat: f64,
 }
 
 /// What peaks of other jobs say about a job not yet measured: a typical size to admit it with,
@@ -167,11 +184,31 @@ impl Estimator {
             finished: Vec::new(),
             finished_spread: None,
             dirty: false,
+            repeats: 0,
+            worst_repeat: 1.0,
         }
+    }
+
+    /// The factor on a job's own recorded peak at admission: [`OWN_HISTORY_MARGIN`] until
+    /// [`CALIBRATED_AFTER`] jobs of this sweep have finished against their records, then their
+    /// largest overshoot plus [`CALIBRATED_EXTRA`] — and never less than an overshoot already
+    /// seen calls for.
+    pub fn own_margin(&self) -> f64 {
+        let shown = self.worst_repeat + CALIBRATED_EXTRA;
+        let m = if self.repeats >= CALIBRATED_AFTER {
+            shown
+        } else {
+            shown.max(OWN_HISTORY_MARGIN)
+        };
+        m.min(MAX_OWN_MARGIN)
     }
 
     /// A job of this sweep finished with this peak (and, if recorded, its profile and wall time).
     pub fn learn(&mut self, job: usize, peak: u64, profile: Option<Profile>, wall: f64) {
+        if let Some(own) = self.own_peak(job) {
+            self.repeats += 1;
+            self.worst_repeat = self.worst_repeat.max(peak as f64 / own as f64);
+        }
         self.finished.push(peak);
         self.dirty = true;
         if let Some(p) = profile {
@@ -319,7 +356,7 @@ impl Estimator {
         }
         if let Some(p) = self.own_peak(job) {
             return Estimate {
-                bytes: floor((p as f64 * OWN_HISTORY_MARGIN) as u64),
+                bytes: floor((p as f64 * self.own_margin()) as u64),
                 source: Source::JobHistory,
             };
         }
@@ -452,5 +489,30 @@ mod tests {
         let mut v: Vec<u64> = (1..=99).collect();
         v.push(10_000);
         assert_eq!(high_quantile(&mut v), Some(95));
+    }
+
+    #[test]
+    fn own_margin_follows_how_closely_this_sweeps_jobs_repeat_their_records() {
+        let mut e = Estimator::new(None, vec![700 * MIB; 6], &[]);
+        let est = |e: &mut Estimator| e.estimate(5, 0, 0).bytes / MIB;
+        // Nothing shown yet: 3% on the record.
+        assert_eq!(est(&mut e), 721);
+        // Two repeats within their records are not yet evidence enough.
+        e.learn(0, 700 * MIB, None, 1.0);
+        e.learn(1, 699 * MIB, None, 1.0);
+        assert_eq!(est(&mut e), 721);
+        // The third: the margin is what they showed plus 1% — 707 MiB, so a 700, a 450 and a
+        // 100 MiB job fit 1280 MiB as their records do.
+        e.learn(2, 700 * MIB, None, 1.0);
+        assert_eq!(est(&mut e), 707);
+        // One that went 6% past its record raises the margin for the rest to 7%.
+        e.learn(3, 742 * MIB, None, 1.0);
+        assert_eq!(est(&mut e), 749);
+        // Jobs without a record of their own are not evidence.
+        let mut f = Estimator::new(None, vec![0, 0, 0, 0, 100 * MIB], &[]);
+        for j in 0..4 {
+            f.learn(j, 50 * MIB, None, 1.0);
+        }
+        assert_eq!(f.estimate(4, 0, 0).bytes / MIB, 103);
     }
 }

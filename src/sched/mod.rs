@@ -48,6 +48,7 @@ mod admit;
 pub mod budget;
 pub mod estimate;
 pub mod features;
+mod lookahead;
 mod on_pressure;
 mod pressure;
 pub mod profile;

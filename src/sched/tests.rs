@@ -490,17 +490,40 @@ fn samples_fast_near_the_budget() {
 
 #[test]
 fn backfill_does_not_delay_the_head_when_run_times_are_known() {
-    // Own history (MiB, s): 0: 400 for 2 s, 1: 700 for 1 s, 2: 100 for 5 s, 3: 100 for 0.5 s.
-    let est = Estimator::new(None, vec![400 * MIB, 700 * MIB, 100 * MIB, 100 * MIB], &[])
-        .with_walls(vec![2.0, 1.0, 5.0, 0.5]);
-    let mut s = Sched::new(cfg(None, OnPressure::Pause), est, vec![0, 1, 2, 3], 4);
+    // Own history (MiB, s): 0: 400 for 2 s, 1: 700 for 1 s, 2: 100 for 5 s, 3: 100 for 0.5 s;
+    // job 4 (50 MiB) has no run time recorded, so no rollout: EASY backfill decides.
+    let est = Estimator::new(
+        None,
+        vec![400 * MIB, 700 * MIB, 100 * MIB, 100 * MIB, 50 * MIB],
+        &[],
+    )
+    .with_walls(vec![2.0, 1.0, 5.0, 0.5]);
+    let mut s = Sched::new(cfg(None, OnPressure::Pause), est, vec![0, 1, 2, 3, 4], 5);
     // Job 0 expects 420: 420 + 735 > 768, so job 1 waits until job 0 ends at 2 s, when 768 MiB
     // are free: 33 to spare. Job 2 (105 for 5 s) would still hold its memory then; job 3
     // (105 for 0.5 s) ends before: it may pass.
     assert_eq!(started(&s.decide()), vec![0, 3]);
     observe(&mut s, 0.1, 520 * MIB, &[(0, 400 * MIB), (3, 100 * MIB)]);
     assert!(started(&s.decide()).is_empty());
-    assert_eq!(s.queued(), 2);
+    assert_eq!(s.queued(), 3);
+}
+
+#[test]
+fn with_every_size_and_run_time_known_the_rollout_picks_what_ends_the_sweep_soonest() {
+    // The same jobs, all recorded. Keeping memory for job 1 (EASY backfill) ends the sweep at
+    // 8 s: 0 and 3, then 1 from 2 s to 3 s, then job 2's 5 s. Starting job 2 beside job 0 now
+    // ends it at 6 s: job 1 (721 with its margin) runs once job 2 has ended.
+    let est = Estimator::new(None, vec![400 * MIB, 700 * MIB, 100 * MIB, 100 * MIB], &[])
+        .with_walls(vec![2.0, 1.0, 5.0, 0.5]);
+    let mut s = Sched::new(cfg(None, OnPressure::Pause), est, vec![0, 1, 2, 3], 4);
+    assert_eq!(started(&s.decide()), vec![0, 2, 3]);
+    s.exited(3, Some(100 * MIB), false);
+    observe(&mut s, 2.0, 105 * MIB, &[(2, 100 * MIB)]);
+    s.exited(0, Some(400 * MIB), false);
+    assert!(started(&s.decide()).is_empty());
+    observe(&mut s, 5.0, 105 * MIB, &[(2, 100 * MIB)]);
+    s.exited(2, Some(100 * MIB), false);
+    assert_eq!(started(&s.decide()), vec![1]);
 }
 
 #[test]
