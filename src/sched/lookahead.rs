@@ -2,15 +2,19 @@
 //! that fits now is rolled out — the rest of the sweep simulated with peaks reserved, first-fit
 //! in queue order — and the one that finishes the sweep soonest starts.
 //!
-//! Only with every queued job's own record (a rerun, or a sweep whose parameters history
-//! knows): sizes and run times borrowed from similar jobs are guesses the rollout would trust.
+//! Only with every queued and running job's own record (a rerun, or a sweep whose parameters
+//! history knows): sizes and run times borrowed from similar jobs are guesses the rollout would
+//! trust. And only while every running job is within its recorded run time: a job past it is
+//! "about to end" at every turn, so waiting for it would win turn after turn for as long as it
+//! overran, with a queued job that fits kept out. The model starts no more jobs at once than
+//! `-j` allows.
 //!
 //! First-fit in a fixed order (what the queue did alone) burns small jobs early as backfill and
 //! leaves a long job to run alone at the end. A one-step rollout is never worse than its base
 //! order on the model it simulates, and the model is cheap (a few hundred events), so it is
 //! redone at every admission while the queue is short enough.
 
-use super::{BACKFILL_WINDOW, Sched, Source};
+use super::{BACKFILL_WINDOW, PROFILE_SLACK, Sched, Source};
 
 /// The rollout is used while at most this many jobs are queued (each decision simulates
 /// every candidate over the whole queue: ~candidates × queue² steps).
@@ -35,11 +39,27 @@ pub(super) enum Choice {
     Wait,
 }
 
-/// Makespan of first-fit in `queue` order from `now`, `free` bytes free, running jobs ending at
-/// `ends` (end time, bytes they give back). `Start(i)`: queued job `i` starts at once whether or
-/// not it fits (the caller's admission, which may overlap ramps, said it does), then the others
-/// first-fit; `Wait`: nothing starts before the next end (unless nothing runs).
-fn rollout(now: f64, free: u64, ends: &[(f64, u64)], queue: &[Item], first: Choice) -> f64 {
+/// A rollout's starting point: the time, the bytes free, the running jobs' (end time, bytes
+/// they give back), and the most jobs that may run at once (`-j`).
+#[derive(Debug, Clone, Copy)]
+struct State<'a> {
+    now: f64,
+    free: u64,
+    ends: &'a [(f64, u64)],
+    cap: Option<usize>,
+}
+
+/// Makespan of first-fit in `queue` order from `at`. `Start(i)`: queued job `i` starts at once
+/// whether or not it fits (the caller's admission, which may overlap ramps, said it does), then
+/// the others first-fit; `Wait`: nothing starts before the next end (unless nothing runs).
+fn rollout(at: State, queue: &[Item], first: Choice) -> f64 {
+    let State {
+        now,
+        free,
+        ends,
+        cap,
+    } = at;
+    let cap = cap.unwrap_or(usize::MAX);
     let mut running: Vec<(f64, u64)> = ends.to_vec();
     let mut free = free as i128;
     let mut waiting: Vec<Item> = Vec::with_capacity(queue.len());
@@ -59,6 +79,9 @@ fn rollout(now: f64, free: u64, ends: &[(f64, u64)], queue: &[Item], first: Choi
             let mut k = 0;
             while k < waiting.len() {
                 let it = waiting[k];
+                if running.len() >= cap {
+                    break;
+                }
                 if i128::from(it.bytes) <= free || running.is_empty() {
                     free -= i128::from(it.bytes);
                     running.push((t + it.wall, it.bytes));
@@ -97,10 +120,13 @@ impl Sched {
         }
         let mut ends = Vec::with_capacity(self.runs.len());
         for r in &self.runs {
-            let wall = self.est.own_wall(r.job).or_else(|| r.plan.map(|p| p.1))?;
-            // An overdue job is expected to end soon, not to have ended.
-            let end = (r.started + r.paused_total + wall).max(self.now + WALL_GRAIN_S);
-            ends.push((end, self.expected(r)));
+            let wall = self.est.own_wall(r.job)?;
+            let end = r.started + r.paused_total + wall;
+            if end + PROFILE_SLACK * wall < self.now {
+                return None;
+            }
+            // Due now: expected to end soon, not to have ended.
+            ends.push((end.max(self.now + WALL_GRAIN_S), self.expected(r)));
         }
         let mut items = Vec::with_capacity(self.queue.len());
         for i in 0..self.queue.len() {
@@ -122,8 +148,12 @@ impl Sched {
                 },
             ));
         }
-        let budget = self.cfg.budget.budget;
-        let free = budget.saturating_sub(proj);
+        let at = State {
+            now: self.now,
+            free: self.cfg.budget.budget.saturating_sub(proj),
+            ends: &ends,
+            cap: self.cfg.cap,
+        };
         let queue: Vec<Item> = items.iter().map(|x| x.2).collect();
         let mut best: Option<(f64, Choice)> = None;
         let mut seen: Vec<(u64, i64)> = Vec::new();
@@ -133,14 +163,14 @@ impl Sched {
                 continue;
             }
             seen.push(class);
-            let m = rollout(self.now, free, &ends, &queue, Choice::Start(pos));
+            let m = rollout(at, &queue, Choice::Start(pos));
             if best.is_none_or(|(b, _)| m < b - TIE_S) {
                 best = Some((m, Choice::Start(pos)));
             }
         }
         let best = best?;
         // Waiting (memory kept for a job that does not fit yet) must win clearly.
-        let wait = rollout(self.now, free, &ends, &queue, Choice::Wait);
+        let wait = rollout(at, &queue, Choice::Wait);
         Some(if wait < best.0 - TIE_S {
             Choice::Wait
         } else {
@@ -155,6 +185,15 @@ mod tests {
 
     const MIB: u64 = 1 << 20;
 
+    fn at(free_mib: u64, ends: &[(f64, u64)], cap: Option<usize>) -> State<'_> {
+        State {
+            now: 0.0,
+            free: free_mib * MIB,
+            ends,
+            cap,
+        }
+    }
+
     fn item(mib: u64, wall: f64) -> Item {
         Item {
             bytes: mib * MIB,
@@ -167,10 +206,10 @@ mod tests {
         // 1000 MiB free, nothing running: 600 + 400 start at once; the second 600 fits only
         // when the first ends (2 s), and ends at 4 s.
         let q = [item(600, 2.0), item(400, 1.0), item(600, 2.0)];
-        let m = rollout(0.0, 1000 * MIB, &[], &q, Choice::Start(0));
+        let m = rollout(at(1000, &[], None), &q, Choice::Start(0));
         assert!((m - 4.0).abs() < 1e-9, "{m}");
         // A running job holding 500 MiB until 0.5 s: the same from then on, ending at 4.5 s.
-        let m = rollout(0.0, 500 * MIB, &[(0.5, 500 * MIB)], &q, Choice::Wait);
+        let m = rollout(at(500, &[(0.5, 500 * MIB)], None), &q, Choice::Wait);
         assert!((m - 4.5).abs() < 1e-9, "{m}");
     }
 
@@ -186,16 +225,26 @@ mod tests {
             item(500, 1.0),
             item(500, 3.0),
         ];
-        let in_order = rollout(0.0, 1000 * MIB, &[], &q, Choice::Start(0));
-        let long_first = rollout(0.0, 1000 * MIB, &[], &q, Choice::Start(4));
+        let in_order = rollout(at(1000, &[], None), &q, Choice::Start(0));
+        let long_first = rollout(at(1000, &[], None), &q, Choice::Start(4));
         assert!((in_order - 5.0).abs() < 1e-9, "{in_order}");
         assert!((long_first - 4.0).abs() < 1e-9, "{long_first}");
     }
 
     #[test]
+    fn the_rollout_starts_no_more_jobs_at_once_than_the_cap() {
+        // Four 100 MiB × 1 s jobs and 1000 MiB: all at once, 1 s; at -j 2, two waves, 2 s.
+        let q = [item(100, 1.0); 4];
+        let m = rollout(at(1000, &[], None), &q, Choice::Start(0));
+        assert!((m - 1.0).abs() < 1e-9, "{m}");
+        let m = rollout(at(1000, &[], Some(2)), &q, Choice::Start(0));
+        assert!((m - 2.0).abs() < 1e-9, "{m}");
+    }
+
+    #[test]
     fn a_job_larger_than_everything_free_still_runs_alone() {
         let q = [item(2000, 1.0)];
-        let m = rollout(0.0, 1000 * MIB, &[], &q, Choice::Wait);
+        let m = rollout(at(1000, &[], None), &q, Choice::Wait);
         assert!((m - 1.0).abs() < 1e-9, "{m}");
     }
 }

@@ -21,7 +21,9 @@
 //! pause (projection over budget + slack: pause the youngest jobs growing now until it fits);
 //! resume (oldest first, when it fits with a margin); admit — the chain: not interrupted, nothing
 //! paused or stopping, under the `-j` cap, PSI below [`PSI_HOLD`], no job just grew past its
-//! estimate, then the queue head if `proj + estimate ≤ budget` (and, for a learned estimate,
+//! estimate; then, when every queued and running job has its own recorded size and run time
+//! (and none has overrun it), the job whose rollout ends the sweep soonest, or nothing if
+//! waiting is clearly better (`lookahead.rs`); else the queue head if `proj + estimate ≤ budget` (and, for a learned estimate,
 //! `proj + high quantile ≤ critical`), else an EASY backfill of a smaller job that does not delay
 //! the head, else (pause mode) one speculative start at the low quantile once everything has
 //! plateaued. With no estimate at all it ramps up as a slow start (each plateaued job vouches for
@@ -42,7 +44,7 @@
 //!
 //! Where the rules live: this file holds the state, the projection and the turn order
 //! ([`Sched::decide`]); `pressure.rs` the requeue, pause and resume rules; `admit.rs` the
-//! admission chain.
+//! admission chain; `lookahead.rs` its rollout.
 
 mod admit;
 pub mod budget;
@@ -190,6 +192,22 @@ pub enum Action {
         reason: Reason,
         usage: u64,
     },
+}
+
+/// How a job's process ended, as the executor saw it.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Exited {
+    /// Its measured peak, if any.
+    pub peak: Option<u64>,
+    /// It died of memsweep's own signal (a requeue that raced with a normal exit counts as done).
+    pub stopped: bool,
+    /// It exited 0: only such a run shows how closely jobs repeat their records (a job that
+    /// failed at start-up peaked at nothing like its record and proves nothing).
+    pub succeeded: bool,
+    /// Seconds from its start to its exit, pauses included, as the executor timed them. The
+    /// scheduler's own clock moves in samples, so a run time taken from it came out short by up
+    /// to a sample interval (0.2 s at the default) and the next run found the job overdue.
+    pub wall: Option<f64>,
 }
 
 /// What became of a job that exited.
@@ -696,10 +714,10 @@ impl Sched {
     }
 
     /// A job that ran elsewhere (the Slurm backend) ended with this peak: learn it as if it had
-    /// run here.
-    pub fn learn(&mut self, job: usize, peak: u64, wall_s: f64) {
+    /// run here (`succeeded`: it exited 0).
+    pub fn learn(&mut self, job: usize, peak: u64, wall_s: f64, succeeded: bool) {
         self.largest_seen = self.largest_seen.max(peak);
-        self.est.learn(job, peak, None, wall_s);
+        self.est.learn(job, peak, None, wall_s, succeeded);
     }
 
     /// Once jobs sharing parameter values say what queued jobs need, run the largest first
@@ -808,9 +826,28 @@ impl Sched {
         self.runs.iter().any(|r| r.job == job)
     }
 
-    /// A job exited. `peak`: its measured peak, if any; `stopped`: it died of memsweep's own
-    /// signal (a requeue that raced with a normal exit counts as done).
+    /// A job exited: `peak` measured if any, `stopped` by memsweep's own signal. Succeeded
+    /// unless stopped, timed by the scheduler's clock: the short form of [`Self::ended`].
     pub fn exited(&mut self, job: usize, peak: Option<u64>, stopped: bool) -> Ended {
+        self.ended(
+            job,
+            Exited {
+                peak,
+                stopped,
+                succeeded: !stopped,
+                wall: None,
+            },
+        )
+    }
+
+    /// A job exited (see [`Exited`]).
+    pub fn ended(&mut self, job: usize, exit: Exited) -> Ended {
+        let Exited {
+            peak,
+            stopped,
+            succeeded,
+            wall,
+        } = exit;
         let Some(i) = self.runs.iter().position(|r| r.job == job) else {
             return Ended::Done;
         };
@@ -820,10 +857,12 @@ impl Sched {
         if pause_was_false(r.paused_usage, peak) {
             self.false_pauses += 1;
         }
-        let age = r.age(self.now);
+        // Its own run time: the executor's wall time less the time it spent paused.
+        let paused = (self.now - r.started) - r.age(self.now);
+        let age = wall.map_or(r.age(self.now), |w| (w - paused).max(0.0));
         self.last_profile = r.recorder.finish(age, peak);
         if !(r.stopping && stopped) {
-            self.est.learn(job, peak, self.last_profile, age);
+            self.est.learn(job, peak, self.last_profile, age, succeeded);
             self.order_by_estimates();
             return Ended::Done;
         }

@@ -185,7 +185,7 @@ fn a_learned_estimate_admits_by_the_typical_size_if_the_high_one_stays_below_cri
 fn learned(n: usize, peaks: &[u64], on_pressure: OnPressure) -> Sched {
     let mut est = Estimator::new(None, vec![], &[]);
     for &p in peaks {
-        est.learn(usize::MAX, p * MIB, None, 1.0);
+        est.learn(usize::MAX, p * MIB, None, 1.0, true);
     }
     Sched::new(cfg(None, on_pressure), est, (0..n).collect(), n)
 }
@@ -524,6 +524,70 @@ fn with_every_size_and_run_time_known_the_rollout_picks_what_ends_the_sweep_soon
     observe(&mut s, 5.0, 105 * MIB, &[(2, 100 * MIB)]);
     s.exited(2, Some(100 * MIB), false);
     assert_eq!(started(&s.decide()), vec![1]);
+}
+
+#[test]
+fn the_rollout_plans_within_the_cap() {
+    // -j 2, 768 MiB, every size and run time recorded (MiB / s): 0: 580/4, 1: 100/3,
+    // 2: 110/10, 3: 360/8, 4: 640/2, 5: 70/1. A model without the cap started 0 and 2,
+    // expecting job 5 and then 1 and 3 to run beside them, which -j 2 does not allow: 17 s
+    // instead of 14 s.
+    let own = [580, 100, 110, 360, 640, 70].map(|m| m * MIB).to_vec();
+    let est = Estimator::new(None, own, &[]).with_walls(vec![4.0, 3.0, 10.0, 8.0, 2.0, 1.0]);
+    let mut s = Sched::new(cfg(Some(2), OnPressure::Pause), est, (0..6).collect(), 6);
+    assert_eq!(started(&s.decide()), vec![0, 1]);
+}
+
+#[test]
+fn a_job_far_past_its_recorded_run_time_does_not_keep_a_job_that_fits_waiting() {
+    // 768 MiB, recorded (MiB / s): 0: 380/2, 1: 110/5, 2: 520/10, 3: 190/4. With job 0 about
+    // to end, waiting for it to start job 2 beside job 3 ends the sweep soonest.
+    let est = Estimator::new(None, vec![380 * MIB, 110 * MIB, 520 * MIB, 190 * MIB], &[])
+        .with_walls(vec![2.0, 5.0, 10.0, 4.0]);
+    let mut s = Sched::new(cfg(None, OnPressure::Pause), est, vec![0, 1, 2, 3], 4);
+    assert_eq!(started(&s.decide()), vec![0]);
+    observe(&mut s, 0.5, 390 * MIB, &[(0, 380 * MIB)]);
+    assert!(started(&s.decide()).is_empty());
+    // But job 0 runs five times its record: always "about to end", it kept job 1 out for as
+    // long as it ran. Past its run time the rollout no longer applies; job 1 fits and starts.
+    observe(&mut s, 10.0, 390 * MIB, &[(0, 380 * MIB)]);
+    assert_eq!(started(&s.decide()), vec![1]);
+}
+
+#[test]
+fn a_jobs_run_time_is_the_executors_wall_time_less_its_pauses() {
+    // The scheduler's clock moves in samples: a job that exited at 2.15 s, seen last at 2.0 s,
+    // was recorded as a 2.0 s job, and the next run found it overdue near its end.
+    let mut s = learned(1, &[100], OnPressure::Pause);
+    assert_eq!(started(&s.decide()), vec![0]);
+    observe(&mut s, 1.0, 110 * MIB, &[(0, 100 * MIB)]);
+    observe(&mut s, 2.0, 110 * MIB, &[(0, 100 * MIB)]);
+    let exit = Exited {
+        peak: Some(100 * MIB),
+        stopped: false,
+        succeeded: true,
+        wall: Some(2.15),
+    };
+    assert_eq!(s.ended(0, exit), Ended::Done);
+    let p = s.last_profile().expect("a profile");
+    assert!((f64::from(p.run_s) - 2.15).abs() < 1e-3, "{}", p.run_s);
+    // A job paused from 1.25 s that exits at 2.15 s, seen last at 1.75 s: 0.5 s of its
+    // 2.15 were paused (until the last sample), 1.65 s are its own.
+    let mut s = learned(4, &[100, 100, 100, 100], OnPressure::Pause);
+    s.decide();
+    observe(&mut s, 0.1, 210 * MIB, &[(0, 100 * MIB), (1, 100 * MIB)]);
+    observe(&mut s, 1.0, 210 * MIB, &[(0, 100 * MIB), (1, 100 * MIB)]);
+    s.decide();
+    observe(&mut s, 1.25, 720 * MIB, &[(0, 100 * MIB), (1, 600 * MIB)]);
+    let a = s.decide();
+    assert!(
+        a.iter().any(|a| matches!(a, Action::Pause { job: 1, .. })),
+        "{a:?}"
+    );
+    observe(&mut s, 1.75, 720 * MIB, &[(0, 100 * MIB), (1, 600 * MIB)]);
+    s.ended(1, exit);
+    let p = s.last_profile().expect("a profile");
+    assert!((f64::from(p.run_s) - 1.65).abs() < 1e-3, "{}", p.run_s);
 }
 
 #[test]

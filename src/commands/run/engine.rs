@@ -16,7 +16,7 @@ use crate::output::progress::{Progress, State};
 use crate::output::report::{self, Style};
 use crate::probe::{MemStatus, Probe};
 use crate::sched::Estimate;
-use crate::sched::{Action, Ended, Observation, Usage};
+use crate::sched::{Action, Ended, Exited, Observation, Usage};
 use crate::size::human;
 use crate::sweep::SweepPlan;
 
@@ -602,10 +602,15 @@ impl Engine {
         self.running.retain(|r| r.job != job);
         self.show_live(Some(job));
         let stopped = matches!(outcome, Outcome::Stopped { .. });
-        let ended = self
-            .setup
-            .sched
-            .exited(job, peak, stopped && self.interrupted.is_none());
+        let ended = self.setup.sched.ended(
+            job,
+            Exited {
+                peak,
+                stopped: stopped && self.interrupted.is_none(),
+                succeeded: matches!(outcome, Outcome::Succeeded),
+                wall: Some(wall.as_secs_f64()),
+            },
+        );
         let (status, exit_code, signal) = match (&ended, &outcome) {
             (Ended::Requeued { .. }, _) => {
                 if self.fail_fast_job.is_some() {

@@ -541,7 +541,9 @@ impl SlurmRun {
         if let Some(p) =
             peak.filter(|_| status == JobStatus::Succeeded || status == JobStatus::Failed)
         {
-            self.setup.sched.learn(job, p, wall_s);
+            self.setup
+                .sched
+                .learn(job, p, wall_s, status == JobStatus::Succeeded);
             self.siblings_max = self.siblings_max.max(p);
         }
         self.ended_here += 1;
