@@ -490,8 +490,12 @@ impl Sched {
                 self.est.drop_template();
             }
             if !r.estimate.source.is_provisional() {
+                // Past it by more than noise: an estimate learned from jobs sharing its
+                // parameters is their peak to the byte, and a job a few KiB over it (the page
+                // cache of the result file it writes as it ends) held admissions for 0.3 s after
+                // every such job (0.2–0.6 s gaps after ends, heterogeneous without hints).
                 let est = r.estimate.bytes.max(self.raised[r.job]);
-                if r.peak > est {
+                if r.peak > est + growth_tolerance(est) {
                     self.raised[r.job] = (r.peak as f64 * GROWTH_RAISE) as u64;
                     self.over_estimate_at = Some(obs.now);
                 }

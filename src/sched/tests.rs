@@ -830,6 +830,28 @@ fn a_job_within_its_learned_estimate_does_not_hold_back_a_speculative_start() {
 }
 
 #[test]
+fn a_job_a_little_over_its_estimate_does_not_hold_admissions() {
+    // Learned 250 MiB jobs; three run (750 of 768). Job 0 ends 1 MiB over 250 (the page cache
+    // of its result file): within noise. Admission went on at once instead of 0.3 s later.
+    let mut s = learned(8, &[250, 250, 250, 250], OnPressure::Pause);
+    assert_eq!(started(&s.decide()), vec![0, 1, 2]);
+    let at = |m| [(0, m), (1, 250 * MIB), (2, 250 * MIB)];
+    observe(&mut s, 1.0, 760 * MIB, &at(250 * MIB));
+    observe(&mut s, 1.5, 761 * MIB, &at(251 * MIB));
+    s.exited(0, Some(251 * MIB), false);
+    observe(&mut s, 1.55, 510 * MIB, &[(1, 250 * MIB), (2, 250 * MIB)]);
+    assert_eq!(started(&s.decide()), vec![3]);
+    // 10 MiB over (4%) is past it: admissions wait (OVER_ESTIMATE_HOLD_S).
+    let mut s = learned(8, &[250, 250, 250, 250], OnPressure::Pause);
+    s.decide();
+    observe(&mut s, 1.0, 760 * MIB, &at(250 * MIB));
+    observe(&mut s, 1.5, 770 * MIB, &at(260 * MIB));
+    s.exited(0, Some(260 * MIB), false);
+    observe(&mut s, 1.55, 510 * MIB, &[(1, 250 * MIB), (2, 250 * MIB)]);
+    assert!(started(&s.decide()).is_empty());
+}
+
+#[test]
 fn every_job_paused_between_budget_and_critical_is_not_a_stall() {
     // Issue 8: jobs 1 and 2 were paused while bursting; job 0 and the idle job 3 end. The working
     // set, 800 MiB (500 of it the paused jobs, 300 not ours), is over budget + slack (784) but
