@@ -856,6 +856,19 @@ impl Sched {
             return Ended::Done;
         };
         let r = self.runs.remove(i);
+        // Its memory is free now (the process is gone): the working set stops counting what it
+        // held at the last sample. The engine samples again after an exit only when the last
+        // sample is over 20 ms old, so the turn's admission read a working set that still held
+        // the job, and a small job was backfilled past a head that fit (a 700 MiB job passed
+        // by two 250 MiB ones, and the heterogeneous sweep ended with 450 MiB jobs in pairs).
+        self.container_ws = self.container_ws.saturating_sub(r.current);
+        self.jobs_total = self.jobs_total.saturating_sub(r.current);
+        self.working_set = level(
+            self.cfg.budget,
+            self.cfg.container,
+            self.container_ws,
+            self.jobs_total,
+        );
         let peak = peak.unwrap_or(0).max(r.peak);
         self.largest_seen = self.largest_seen.max(peak);
         if pause_was_false(r.paused_usage, peak) {

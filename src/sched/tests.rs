@@ -852,6 +852,23 @@ fn a_job_a_little_over_its_estimate_does_not_hold_admissions() {
 }
 
 #[test]
+fn an_exit_frees_the_jobs_memory_for_the_same_turns_admission() {
+    // Recorded 400, 300, 350, 100 MiB; 768 MiB. Jobs 0 and 1 run (710 MiB sampled). Job 0
+    // exits between samples: the engine samples again only if the last sample is 20 ms old,
+    // so the turn's admission read 710 with job 0 gone, and job 2 (350) did not fit.
+    let mut s = sched(
+        None,
+        None,
+        vec![400 * MIB, 300 * MIB, 350 * MIB, 100 * MIB],
+        4,
+    );
+    assert_eq!(started(&s.decide()), vec![0, 1]);
+    observe(&mut s, 1.0, 710 * MIB, &[(0, 400 * MIB), (1, 300 * MIB)]);
+    s.exited(0, Some(400 * MIB), false);
+    assert_eq!(started(&s.decide()), vec![2]);
+}
+
+#[test]
 fn every_job_paused_between_budget_and_critical_is_not_a_stall() {
     // Issue 8: jobs 1 and 2 were paused while bursting; job 0 and the idle job 3 end. The working
     // set, 800 MiB (500 of it the paused jobs, 300 not ours), is over budget + slack (784) but
