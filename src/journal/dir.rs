@@ -232,7 +232,7 @@ impl SweepDir {
 
     /// The summary of every event recorded in this directory so far (earlier runs included),
     /// for these jobs; see [`summarize`](super::summarize).
-    pub fn summary(&self, jobs: &[crate::sweep::Job], ctx: &SummaryContext) -> Summary {
+    pub fn summary(&self, jobs: &crate::sweep::JobList, ctx: &SummaryContext) -> Summary {
         self.fold.summary(jobs, ctx)
     }
 
@@ -242,7 +242,7 @@ impl SweepDir {
     }
 
     /// (succeeded, failed) of [`Self::summary`], without building it.
-    pub fn counts(&self, jobs: &[crate::sweep::Job]) -> (usize, usize) {
+    pub fn counts(&self, jobs: &crate::sweep::JobList) -> (usize, usize) {
         self.fold.counts(jobs)
     }
 
@@ -251,7 +251,7 @@ impl SweepDir {
     /// and parameters), so later summaries only count later events.
     pub fn take_summary(
         &mut self,
-        jobs: &[crate::sweep::Job],
+        jobs: &crate::sweep::JobList,
         ctx: &SummaryContext,
         full: impl Fn(JobStatus) -> bool,
     ) -> Summary {
@@ -263,7 +263,7 @@ impl SweepDir {
     /// journal, fsync'd every turn, is what survives a power loss (see [`Durable::No`]).
     pub fn write_summary_streamed(
         &self,
-        jobs: &[crate::sweep::Job],
+        jobs: &crate::sweep::JobList,
         ctx: &SummaryContext,
         peak_working_set: u64,
     ) -> anyhow::Result<()> {
@@ -273,7 +273,7 @@ impl SweepDir {
     /// The final `summary.json`: [`Self::write_summary_streamed`], fsync'd.
     pub fn write_final_summary(
         &self,
-        jobs: &[crate::sweep::Job],
+        jobs: &crate::sweep::JobList,
         ctx: &SummaryContext,
         peak_working_set: u64,
     ) -> anyhow::Result<()> {
@@ -282,7 +282,7 @@ impl SweepDir {
 
     fn write_summary_from_fold(
         &self,
-        jobs: &[crate::sweep::Job],
+        jobs: &crate::sweep::JobList,
         ctx: &SummaryContext,
         peak_working_set: u64,
         durable: Durable,

@@ -14,7 +14,7 @@ use serde::Serialize;
 use super::replay::{End, Step};
 use super::{Event, JobStatus, JobSummary, Replay, Summary};
 use crate::sched;
-use crate::sweep::Job;
+use crate::sweep::{JobList, JobRef};
 
 /// What the journal does not know: supplied by the engine.
 #[derive(Debug, Clone, PartialEq)]
@@ -343,7 +343,7 @@ impl SummaryFold {
     }
 
     /// The summary of the events so far, one row per job of `jobs` (in their order).
-    pub fn summary(&self, jobs: &[Job], ctx: &SummaryContext) -> Summary {
+    pub fn summary(&self, jobs: &JobList, ctx: &SummaryContext) -> Summary {
         let mut s = self.header(jobs, ctx);
         s.jobs = jobs.iter().map(|job| self.row(job)).collect();
         s
@@ -351,7 +351,7 @@ impl SummaryFold {
 
     /// [`Self::summary`], consuming the fold: the rows take its strings instead of copying them,
     /// which keeps the end of a big sweep (fold, rows and report at once) smaller.
-    pub fn into_summary(self, jobs: &[Job], ctx: &SummaryContext) -> Summary {
+    pub fn into_summary(self, jobs: &JobList, ctx: &SummaryContext) -> Summary {
         self.into_summary_with(jobs, ctx, |_| true)
     }
 
@@ -361,7 +361,7 @@ impl SummaryFold {
     /// (`summary.json` is written from the fold, whole.)
     pub fn into_summary_with(
         mut self,
-        jobs: &[Job],
+        jobs: &JobList,
         ctx: &SummaryContext,
         full: impl Fn(JobStatus) -> bool,
     ) -> Summary {
@@ -370,7 +370,7 @@ impl SummaryFold {
         // `Jobs::take_shrinking`), then put in order.
         let mut rows: Vec<JobSummary> = Vec::with_capacity(jobs.len());
         for job in jobs.iter().rev() {
-            let f = self.jobs.take_shrinking(job.id);
+            let f = self.jobs.take_shrinking(job.id());
             let status = self.status(f.as_ref());
             let source = f
                 .as_ref()
@@ -397,7 +397,7 @@ impl SummaryFold {
     pub fn write_pretty(
         &self,
         w: impl std::io::Write,
-        jobs: &[Job],
+        jobs: &JobList,
         ctx: &SummaryContext,
         peak_working_set: u64,
     ) -> serde_json::Result<()> {
@@ -414,10 +414,10 @@ impl SummaryFold {
     }
 
     /// (succeeded, failed) over `jobs`, as [`Self::summary`] counts them, without the rows.
-    pub fn counts(&self, jobs: &[Job]) -> (usize, usize) {
+    pub fn counts(&self, jobs: &JobList) -> (usize, usize) {
         let (mut succeeded, mut failed) = (0, 0);
-        for job in jobs {
-            match self.status(self.jobs.get(job.id)) {
+        for job in jobs.iter() {
+            match self.status(self.jobs.get(job.id())) {
                 // A guarded process whose exit status the guard cannot see ended without failing.
                 JobStatus::Succeeded | JobStatus::Exited => succeeded += 1,
                 s if s.is_failure() => failed += 1,
@@ -438,18 +438,18 @@ impl SummaryFold {
         }
     }
 
-    fn row(&self, job: &Job) -> JobSummary {
-        let f = self.jobs.get(job.id);
+    fn row(&self, job: JobRef<'_>) -> JobSummary {
+        let f = self.jobs.get(job.id());
         let status = self.status(f);
         let source = f.and_then(|f| self.jobs.source(f)).map(String::from);
         make_row(job, status, f.cloned().unwrap_or_default(), source)
     }
 
     /// Everything but the rows, with the counts over `jobs`.
-    fn header(&self, jobs: &[Job], ctx: &SummaryContext) -> Summary {
+    fn header(&self, jobs: &JobList, ctx: &SummaryContext) -> Summary {
         let (mut succeeded, mut failed, mut skipped) = (0, 0, 0);
-        for job in jobs {
-            match self.status(self.jobs.get(job.id)) {
+        for job in jobs.iter() {
+            match self.status(self.jobs.get(job.id())) {
                 // A guarded process whose exit status the guard cannot see ended without failing.
                 JobStatus::Succeeded | JobStatus::Exited => succeeded += 1,
                 s if s.is_failure() => failed += 1,
@@ -483,14 +483,14 @@ impl SummaryFold {
 /// those of `Summary` (a unit test compares the bytes).
 struct View<'a> {
     h: &'a Summary,
-    jobs: &'a [Job],
+    jobs: &'a JobList,
     fold: &'a SummaryFold,
 }
 
 impl Serialize for View<'_> {
     fn serialize<S: serde::Serializer>(&self, ser: S) -> Result<S::Ok, S::Error> {
         use serde::ser::SerializeStruct;
-        struct Rows<'a>(&'a [Job], &'a SummaryFold);
+        struct Rows<'a>(&'a JobList, &'a SummaryFold);
         impl Serialize for Rows<'_> {
             fn serialize<S: serde::Serializer>(&self, ser: S) -> Result<S::Ok, S::Error> {
                 ser.collect_seq(self.0.iter().map(|job| self.1.row(job)))
@@ -522,7 +522,7 @@ impl Serialize for View<'_> {
 /// Fold a whole journal into a summary (pure). `makespan_s` is the runner's own time summed over
 /// its runs (time between runs, when nothing ran, does not count); `attempts` counts every start
 /// of the job across runs; exit, signal, wall time and peak are those of its latest attempt.
-pub fn summarize(jobs: &[Job], events: &[Event], ctx: &SummaryContext) -> Summary {
+pub fn summarize(jobs: &JobList, events: &[Event], ctx: &SummaryContext) -> Summary {
     let mut fold = SummaryFold::default();
     for e in events {
         fold.add(e);
@@ -531,13 +531,21 @@ pub fn summarize(jobs: &[Job], events: &[Event], ctx: &SummaryContext) -> Summar
 }
 
 /// One `summary.json` row from a job and what the journal says of it.
-fn make_row(job: &Job, status: JobStatus, f: JobFold, peak_source: Option<String>) -> JobSummary {
+fn make_row(
+    job: JobRef<'_>,
+    status: JobStatus,
+    f: JobFold,
+    peak_source: Option<String>,
+) -> JobSummary {
     JobSummary {
-        id: job.id,
+        id: job.id(),
         // The engine journals the plan's display command; rendered again here rather than
         // kept per job for the whole run.
-        command: job.command.display(),
-        params: job.params.clone(),
+        command: job.display(),
+        params: job
+            .params()
+            .map(|(n, v)| (n.to_string(), v.to_string()))
+            .collect(),
         status,
         exit_code: f.exit_code,
         signal: f.signal,

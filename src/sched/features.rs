@@ -10,7 +10,7 @@ pub type Features = Vec<(String, String)>;
 
 /// A job as written: its parameters (empty for a plain jobs-file line) and its command words.
 pub struct Written<'a> {
-    pub params: &'a [(String, String)],
+    pub params: Vec<(&'a str, &'a str)>,
     pub words: Vec<&'a str>,
 }
 
@@ -22,7 +22,10 @@ pub fn features(jobs: &[Written]) -> Vec<Features> {
             let raw = if j.params.is_empty() {
                 from_words(&j.words)
             } else {
-                j.params.to_vec()
+                j.params
+                    .iter()
+                    .map(|&(n, v)| (n.to_string(), v.to_string()))
+                    .collect()
             };
             raw.into_iter().map(|(n, v)| (n, untimestamp(&v))).collect()
         })
@@ -38,7 +41,7 @@ pub fn from_lines<S: AsRef<str>>(lines: &[S]) -> Vec<Features> {
     let written: Vec<Written> = words
         .iter()
         .map(|w| Written {
-            params: &[],
+            params: Vec::new(),
             words: w.iter().map(String::as_str).collect(),
         })
         .collect();
@@ -47,8 +50,13 @@ pub fn from_lines<S: AsRef<str>>(lines: &[S]) -> Vec<Features> {
 
 /// The identity string of one job's features: equal for the same job in another run.
 pub fn ident(f: &[(String, String)]) -> String {
+    ident_of(pairs(f))
+}
+
+/// [`ident`] of features read in place (a plan's parameters).
+pub fn ident_of<'a>(f: impl Iterator<Item = (&'a str, &'a str)>) -> String {
     let mut s = String::new();
-    for (i, (n, v)) in f.iter().enumerate() {
+    for (i, (n, v)) in f.enumerate() {
         if i > 0 {
             s.push(' ');
         }
@@ -57,6 +65,11 @@ pub fn ident(f: &[(String, String)]) -> String {
         s.push_str(v);
     }
     s
+}
+
+/// Features as borrowed `(name, value)` pairs.
+pub fn pairs(f: &[(String, String)]) -> impl Iterator<Item = (&str, &str)> {
+    f.iter().map(|(n, v)| (n.as_str(), v.as_str()))
 }
 
 /// Words of a command line, split on whitespace outside single or double quotes (quotes
@@ -270,9 +283,8 @@ mod tests {
 
     #[test]
     fn parameters_are_the_identity_when_given() {
-        let p = vec![("model".to_string(), "large".to_string())];
         let f = features(&[Written {
-            params: &p,
+            params: vec![("model", "large")],
             words: vec!["python", "x.py", "/out/2026-12-07/a"],
         }]);
         assert_eq!(ident(&f[0]), "model=large");

@@ -545,11 +545,11 @@ impl Engine {
     }
 
     fn prepare_start(&mut self, job: usize, estimate: Estimate) -> anyhow::Result<SpawnSpec> {
-        let j = &self.plan.jobs[job];
+        let j = self.plan.jobs.at(job);
         // Created by the job's child process (SpawnSpec::job_dir), off the runner's loop.
         let jdir = self.dir.job_path(job);
         let jdir = std::path::absolute(&jdir).unwrap_or(jdir);
-        let command = j.command.display();
+        let command = j.display();
         let sweep_dir =
             std::path::absolute(self.dir.root()).unwrap_or_else(|_| self.dir.root().to_path_buf());
         self.setup.attempts[job] += 1;
@@ -557,7 +557,7 @@ impl Engine {
         let spec = SpawnSpec {
             job,
             attempt,
-            command: j.command.clone(),
+            command: j.command(),
             stdout: self.dir.stdout_path(job),
             stderr: self.dir.stderr_path(job),
             env: vec![

@@ -352,7 +352,7 @@ impl SlurmRun {
         let sdir = self.abs.join(SLURM_DIR);
         std::fs::create_dir_all(&sdir).with_context(|| format!("creating {}", sdir.display()))?;
         for &(job, _) in &batch.jobs {
-            let display = self.plan.jobs[job].command.display();
+            let display = self.plan.jobs.at(job).display();
             self.dir.make_job_dir(job, &display)?;
         }
         std::fs::write(batch.list_path(&self.abs), batch.list())?;
@@ -397,7 +397,7 @@ impl SlurmRun {
             ended_at: None,
             probe,
         });
-        let command = self.plan.jobs[job].command.display();
+        let command = self.plan.jobs.at(job).display();
         self.emit(Event::JobStart {
             t: epoch(),
             job,
@@ -761,7 +761,7 @@ pub fn dry_run(plan: &SweepPlan, mut setup: Setup, cluster: &Cluster) -> anyhow:
             j,
             mem,
             why,
-            plan.jobs[j].command.display()
+            plan.jobs.at(j).display()
         );
     }
     let dir = match &plan.config.out {
