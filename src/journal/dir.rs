@@ -246,16 +246,10 @@ impl SweepDir {
         self.fold.counts(jobs)
     }
 
-    /// [`Self::summary`] for the last time: the fold is consumed (see
-    /// [`SummaryFold::into_summary_with`], whose `full` picks the rows that keep their command
-    /// and parameters), so later summaries only count later events.
-    pub fn take_summary(
-        &mut self,
-        jobs: &crate::sweep::JobList,
-        ctx: &SummaryContext,
-        full: impl Fn(JobStatus) -> bool,
-    ) -> Summary {
-        std::mem::take(&mut self.fold).into_summary_with(jobs, ctx, full)
+    /// The fold behind [`Self::summary`], for a summary read without holding its rows
+    /// ([`SummaryFold::header`] and [`SummaryFold::rows`]).
+    pub fn fold(&self) -> &SummaryFold {
+        &self.fold
     }
 
     /// Write the live `summary.json` from the fold of what was recorded, as [`Self::summary`] +

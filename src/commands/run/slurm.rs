@@ -670,22 +670,25 @@ impl SlurmRun {
             crate::errln!("memsweep: warning: history not saved: {e:#}");
         }
         let ctx = self.context();
-        let summary = self.dir.take_summary(&self.plan.jobs, &ctx, |_| true);
-        self.dir.write_summary(&summary)?;
+        self.dir.write_final_summary(&self.plan.jobs, &ctx, 0)?;
         self.progress.finish();
         let budget = self.limits.cap;
+        let summary = self.dir.fold().header(&self.plan.jobs, &ctx);
+        let rows = self.dir.fold().rows(&self.plan.jobs);
         let _ = if self.plan.config.json {
-            report::write_report(
+            report::write_report_rows(
                 &mut std::io::stderr(),
                 &summary,
+                &rows,
                 budget,
                 None,
                 Style::for_stderr(),
             )
         } else {
-            report::write_report(
+            report::write_report_rows(
                 &mut std::io::stdout(),
                 &summary,
+                &rows,
                 budget,
                 report::stdout_width(),
                 Style::for_stdout(),
