@@ -99,7 +99,7 @@ impl OptU64 {
 const DENSE_MAX: usize = 1 << 24;
 
 /// What the journal says of each job, by id: a vector for the ids the sweep announced (dense,
-/// ~80 bytes a job, touched only as jobs start), a map for any other id (`memsweep guard`
+/// 64 bytes a job, touched only as jobs start), a map for any other id (`memsweep guard`
 /// learns its processes as it goes; a damaged journal may name any id). A hash map of every
 /// job was 2-3× larger and set much of a 100 000-job sweep's footprint.
 #[derive(Debug, Clone, Default)]

@@ -3,8 +3,8 @@
 //! apart from reading the files it is pointed at.
 //!
 //! Files: `template` (placeholders, rendering), `params` (value syntax, the product), `quote`
-//! (sh quoting), `jobsfile`, `spec` (sweep.toml), `check` (option bounds). The format of
-//! sweep.toml is documented in docs/sweep-toml.md.
+//! (sh quoting), `jobsfile`, `joblist` (the plan's jobs, packed), `spec` (sweep.toml), `check`
+//! (option bounds). The format of sweep.toml is documented in docs/sweep-toml.md.
 
 pub mod check;
 mod joblist;
@@ -48,7 +48,8 @@ impl JobCommand {
     }
 }
 
-/// One job of the sweep.
+/// One job of the sweep, built: a plan keeps its jobs packed in a [`JobList`] and builds one
+/// when it is spawned, shown or written out.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(from = "JobRecord", into = "JobRecord")]
 pub struct Job {
