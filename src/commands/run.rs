@@ -407,31 +407,20 @@ impl Setup {
 /// Each job's parameters: its `-p` values or Hydra overrides, else its command's words with the
 /// parts that vary from run to run aligned (`sched::features`).
 fn job_features(plan: &SweepPlan) -> Vec<Features> {
-    let words: Vec<Vec<String>> = plan
-        .jobs
-        .iter()
-        .map(|j| {
-            if !j.has_params() {
-                if j.is_shell() {
-                    features::split_words(&j.display())
-                } else {
-                    j.words().map(String::from).collect()
-                }
-            } else {
-                Vec::new()
-            }
-        })
-        .collect();
-    let written: Vec<Written> = plan
-        .jobs
-        .iter()
-        .zip(&words)
-        .map(|(j, w)| Written {
-            params: j.params().collect(),
-            words: w.iter().map(String::as_str).collect(),
-        })
-        .collect();
-    features::features(&written)
+    features::features_each(plan.jobs.len(), |i, f| {
+        let j = plan.jobs.at(i);
+        let params: Vec<(&str, &str)> = j.params().collect();
+        let shell_words;
+        let words: Vec<&str> = if !params.is_empty() {
+            Vec::new()
+        } else if j.is_shell() {
+            shell_words = features::split_words(&j.display());
+            shell_words.iter().map(String::as_str).collect()
+        } else {
+            j.words().collect()
+        };
+        f(&Written { params, words });
+    })
 }
 
 /// This template's history and, for a jobs file, that of other jobs files (renamed or

@@ -16,9 +16,19 @@ pub struct Written<'a> {
 
 /// The features of every job of one sweep (alignment looks at all of them together).
 pub fn features(jobs: &[Written]) -> Vec<Features> {
-    let mut out: Vec<Features> = jobs
-        .iter()
-        .map(|j| {
+    features_each(jobs.len(), |i, f| f(&jobs[i]))
+}
+
+/// [`features`] of `n` jobs that `job(i, f)` hands to `f` one at a time: a job's words need
+/// live only while its features are read from them (for a 100 000-line jobs file, holding every
+/// job's words at once was twice the features' own size).
+pub fn features_each(
+    n: usize,
+    mut job: impl FnMut(usize, &mut dyn FnMut(&Written)),
+) -> Vec<Features> {
+    let mut out: Vec<Features> = Vec::with_capacity(n);
+    for i in 0..n {
+        job(i, &mut |j| {
             let raw = if j.params.is_empty() {
                 from_words(&j.words)
             } else {
@@ -27,9 +37,9 @@ pub fn features(jobs: &[Written]) -> Vec<Features> {
                     .map(|&(n, v)| (n.to_string(), v.to_string()))
                     .collect()
             };
-            raw.into_iter().map(|(n, v)| (n, untimestamp(&v))).collect()
-        })
-        .collect();
+            out.push(raw.into_iter().map(|(n, v)| (n, untimestamp(&v))).collect());
+        });
+    }
     align_paths(&mut out);
     out
 }
