@@ -141,7 +141,7 @@ pub fn run(fs: &Fs, args: &GuardArgs) -> anyhow::Result<u8> {
     let display = JobCommand::Argv(args.command.clone()).display();
     let mut plan = SweepPlan {
         schema_version: crate::journal::SCHEMA_VERSION,
-        jobs: Vec::new(),
+        jobs: Default::default(),
         config: run_config(args, interval),
         template: format!("{}{display}", super::show::GUARD_TEMPLATE),
     };
@@ -324,7 +324,7 @@ pub fn run(fs: &Fs, args: &GuardArgs) -> anyhow::Result<u8> {
     let oom_after = probe.status().ok().and_then(|s| s.oom_kills).unwrap_or(0);
     let oom_kills = oom_after.saturating_sub(oom_before) + cg.as_ref().map_or(0, |c| c.oom_kills());
     g.jobs.sort_by_key(|j| j.id);
-    plan.jobs = std::mem::take(&mut g.jobs);
+    plan.jobs = std::mem::take(&mut g.jobs).into();
     let (succeeded, failed) = g.dir.counts(&plan.jobs);
     g.dir.record(&Event::SweepEnd {
         t: epoch(),

@@ -55,7 +55,7 @@ pub fn run(fs: &Fs, args: RunArgs) -> anyhow::Result<Exit> {
         }
         None => (sweep::plan(&request)?, None),
     };
-    if let Some((i, _)) = plan.jobs.iter().enumerate().find(|(i, j)| j.id != *i) {
+    if let Some((i, _)) = plan.jobs.iter().enumerate().find(|(i, j)| j.id() != *i) {
         anyhow::bail!("internal error: job ids are not 0..n (position {i}); please report this");
     }
     let probe = Probe::new(fs.clone())?;
@@ -236,7 +236,9 @@ pub struct Setup {
     /// Jobs that succeeded in an earlier run (not rerun).
     pub done_before: usize,
     pub history: Option<History>,
-    /// Each job's parameters as history records them (empty without history).
+    /// Each job's features as history records them, where they are not its parameters (a
+    /// plain jobs file's command words); empty without history, or when every job's
+    /// parameters are its features (read from the plan when a record is made).
     pub features: Vec<Features>,
     pub limit_source: &'static str,
 }
@@ -255,11 +257,19 @@ impl Setup {
         self.history.as_ref()?;
         Some(Record {
             template: plan.template.clone(),
-            key: plan.jobs[job].key().into_owned(),
+            key: plan.jobs.at(job).key().into_owned(),
             peak_bytes: peak,
             wall_s,
             t: crate::journal::epoch_now(),
-            params: self.features.get(job).cloned(),
+            params: Some(match self.features.get(job) {
+                Some(f) => f.clone(),
+                None => plan
+                    .jobs
+                    .at(job)
+                    .params()
+                    .map(|(n, v)| (n.to_string(), v.to_string()))
+                    .collect(),
+            }),
             profile,
         })
     }
@@ -293,20 +303,23 @@ impl Setup {
         } else {
             None
         };
-        // A `-p` sweep's (or Hydra's) parameters are its features as they stand: no copy of
-        // them for a big sweep without history.
-        let computed = if plan.jobs.iter().all(|j| !j.params.is_empty()) {
+        // A `-p` sweep's (or Hydra's) parameters are its features as they stand, read in
+        // place from the plan: no copy of them per job.
+        let computed = if plan.jobs.iter().all(|j| j.has_params()) {
             Vec::new()
         } else {
             job_features(plan)
         };
-        let feats: Vec<&[(String, String)]> = if computed.is_empty() {
-            plan.jobs.iter().map(|j| j.params.as_slice()).collect()
-        } else {
-            computed.iter().map(Vec::as_slice).collect()
+        let n = plan.jobs.len();
+        let feats = |i: usize| -> Box<dyn Iterator<Item = (&str, &str)> + '_> {
+            if computed.is_empty() {
+                Box::new(plan.jobs.at(i).params())
+            } else {
+                Box::new(features::pairs(&computed[i]))
+            }
         };
         let idents: Vec<String> = if history.is_some() {
-            feats.iter().map(|f| features::ident(f)).collect()
+            (0..n).map(|i| features::ident_of(feats(i))).collect()
         } else {
             Vec::new()
         };
@@ -324,12 +337,11 @@ impl Setup {
             .filter(|r| r.template == plan.template)
             .map(|r| r.peak_bytes)
             .collect();
-        let mut similar = Similar::new(&feats);
+        let mut similar = Similar::from_pairs(n, feats);
         for (r, f) in records.iter().zip(&record_feats) {
             similar.learn_history(f, r.peak_bytes, r.profile, r.wall_s as f32);
         }
 
-        let n = plan.jobs.len();
         let (attempts, succeeded) = match resume {
             Some(p) => (p.attempts.clone(), p.succeeded.clone()),
             None => (vec![0u32; n], vec![false; n]),
@@ -378,7 +390,7 @@ impl Setup {
             attempts,
             done_before: succeeded.iter().filter(|&&s| s).count(),
             features: if history.is_some() {
-                feats.iter().map(|f| f.to_vec()).collect()
+                computed
             } else {
                 Vec::new()
             },
@@ -395,30 +407,20 @@ impl Setup {
 /// Each job's parameters: its `-p` values or Hydra overrides, else its command's words with the
 /// parts that vary from run to run aligned (`sched::features`).
 fn job_features(plan: &SweepPlan) -> Vec<Features> {
-    let words: Vec<Vec<String>> = plan
-        .jobs
-        .iter()
-        .map(|j| {
-            if j.params.is_empty() {
-                match &j.command {
-                    crate::sweep::JobCommand::Argv(a) => a.clone(),
-                    crate::sweep::JobCommand::Shell(s) => features::split_words(s),
-                }
-            } else {
-                Vec::new()
-            }
-        })
-        .collect();
-    let written: Vec<Written> = plan
-        .jobs
-        .iter()
-        .zip(&words)
-        .map(|(j, w)| Written {
-            params: &j.params,
-            words: w.iter().map(String::as_str).collect(),
-        })
-        .collect();
-    features::features(&written)
+    features::features_each(plan.jobs.len(), |i, f| {
+        let j = plan.jobs.at(i);
+        let params: Vec<(&str, &str)> = j.params().collect();
+        let shell_words;
+        let words: Vec<&str> = if !params.is_empty() {
+            Vec::new()
+        } else if j.is_shell() {
+            shell_words = features::split_words(&j.display());
+            shell_words.iter().map(String::as_str).collect()
+        } else {
+            j.words().collect()
+        };
+        f(&Written { params, words });
+    })
 }
 
 /// This template's history and, for a jobs file, that of other jobs files (renamed or
@@ -544,9 +546,9 @@ fn print_plan(plan: &SweepPlan, setup: &Setup, status: &MemStatus) {
     for &j in &order {
         queued[j] = true;
     }
-    for job in &plan.jobs {
-        let mark = if queued[job.id] { "" } else { "  (done)" };
-        let _ = writeln!(o, "  {:>4}  {}{mark}", job.id, job.command.display());
+    for job in plan.jobs.iter() {
+        let mark = if queued[job.id()] { "" } else { "  (done)" };
+        let _ = writeln!(o, "  {:>4}  {}{mark}", job.id(), job.display());
     }
     let mut s = setup.sched.clone();
     o.push('\n');

@@ -241,14 +241,15 @@ pub fn load(dir: &Path) -> anyhow::Result<Shown> {
 /// into `sweep.json` when it ends; while it runs, or after it died, the journal's starts name
 /// the rest.
 fn add_unplanned_jobs(plan: &mut SweepPlan, events: &[Event]) {
-    let known: std::collections::HashSet<usize> = plan.jobs.iter().map(|j| j.id).collect();
+    let known: std::collections::HashSet<usize> = plan.jobs.iter().map(|j| j.id()).collect();
     let mut added = std::collections::HashSet::new();
+    let mut jobs = Vec::new();
     for e in events {
         if let Event::JobStart { job, command, .. } = e
             && !known.contains(job)
             && added.insert(*job)
         {
-            plan.jobs.push(crate::sweep::Job::new(
+            jobs.push(crate::sweep::Job::new(
                 *job,
                 crate::sweep::JobCommand::Shell(command.clone()),
                 Vec::new(),
@@ -256,8 +257,10 @@ fn add_unplanned_jobs(plan: &mut SweepPlan, events: &[Event]) {
             ));
         }
     }
-    if !added.is_empty() {
-        plan.jobs.sort_by_key(|j| j.id);
+    if !jobs.is_empty() {
+        jobs.extend(plan.jobs.to_vec());
+        jobs.sort_by_key(|j| j.id);
+        plan.jobs = jobs.into();
     }
 }
 
@@ -533,11 +536,11 @@ fn plot_info(dir: &Path, s: &Shown) -> PlotInfo {
         .jobs
         .iter()
         .map(|j| {
-            let params: Vec<String> = j.params.iter().map(|(k, v)| format!("{k}={v}")).collect();
+            let params: Vec<String> = j.params().map(|(k, v)| format!("{k}={v}")).collect();
             if params.is_empty() {
-                j.id.to_string()
+                j.id().to_string()
             } else {
-                format!("{} {}", j.id, params.join(" "))
+                format!("{} {}", j.id(), params.join(" "))
             }
         })
         .collect();

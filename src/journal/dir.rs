@@ -232,7 +232,7 @@ impl SweepDir {
 
     /// The summary of every event recorded in this directory so far (earlier runs included),
     /// for these jobs; see [`summarize`](super::summarize).
-    pub fn summary(&self, jobs: &[crate::sweep::Job], ctx: &SummaryContext) -> Summary {
+    pub fn summary(&self, jobs: &crate::sweep::JobList, ctx: &SummaryContext) -> Summary {
         self.fold.summary(jobs, ctx)
     }
 
@@ -242,20 +242,14 @@ impl SweepDir {
     }
 
     /// (succeeded, failed) of [`Self::summary`], without building it.
-    pub fn counts(&self, jobs: &[crate::sweep::Job]) -> (usize, usize) {
+    pub fn counts(&self, jobs: &crate::sweep::JobList) -> (usize, usize) {
         self.fold.counts(jobs)
     }
 
-    /// [`Self::summary`] for the last time: the fold is consumed (see
-    /// [`SummaryFold::into_summary_with`], whose `full` picks the rows that keep their command
-    /// and parameters), so later summaries only count later events.
-    pub fn take_summary(
-        &mut self,
-        jobs: &[crate::sweep::Job],
-        ctx: &SummaryContext,
-        full: impl Fn(JobStatus) -> bool,
-    ) -> Summary {
-        std::mem::take(&mut self.fold).into_summary_with(jobs, ctx, full)
+    /// The fold behind [`Self::summary`], for a summary read without holding its rows
+    /// ([`SummaryFold::header`] and [`SummaryFold::rows`]).
+    pub fn fold(&self) -> &SummaryFold {
+        &self.fold
     }
 
     /// Write the live `summary.json` from the fold of what was recorded, as [`Self::summary`] +
@@ -263,7 +257,7 @@ impl SweepDir {
     /// journal, fsync'd every turn, is what survives a power loss (see [`Durable::No`]).
     pub fn write_summary_streamed(
         &self,
-        jobs: &[crate::sweep::Job],
+        jobs: &crate::sweep::JobList,
         ctx: &SummaryContext,
         peak_working_set: u64,
     ) -> anyhow::Result<()> {
@@ -273,7 +267,7 @@ impl SweepDir {
     /// The final `summary.json`: [`Self::write_summary_streamed`], fsync'd.
     pub fn write_final_summary(
         &self,
-        jobs: &[crate::sweep::Job],
+        jobs: &crate::sweep::JobList,
         ctx: &SummaryContext,
         peak_working_set: u64,
     ) -> anyhow::Result<()> {
@@ -282,7 +276,7 @@ impl SweepDir {
 
     fn write_summary_from_fold(
         &self,
-        jobs: &[crate::sweep::Job],
+        jobs: &crate::sweep::JobList,
         ctx: &SummaryContext,
         peak_working_set: u64,
         durable: Durable,

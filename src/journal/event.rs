@@ -216,6 +216,32 @@ pub struct JobSummary {
     pub cpu_s: Option<f64>,
 }
 
+/// The rows of a summary handed out one at a time: the end-of-sweep report of a big sweep reads
+/// them from the journal's fold ([`super::SummaryFold::rows`]) instead of holding them all (a
+/// row is ~160 bytes, plus its text).
+pub trait SummaryRows {
+    /// How many rows: one per job.
+    fn len(&self) -> usize;
+
+    fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// `f` on each row, in order. A row whose status fails `text` may come without its command,
+    /// parameters and peak source: only its numbers are read.
+    fn each(&self, text: &dyn Fn(JobStatus) -> bool, f: &mut dyn FnMut(&JobSummary));
+}
+
+impl SummaryRows for Vec<JobSummary> {
+    fn len(&self) -> usize {
+        Vec::len(self)
+    }
+
+    fn each(&self, _text: &dyn Fn(JobStatus) -> bool, f: &mut dyn FnMut(&JobSummary)) {
+        self.iter().for_each(f);
+    }
+}
+
 /// The version of the JSON formats memsweep writes (`summary.json`, `sweep.json`, the events,
 /// `mem --json`, `check --json`): raised when a field changes meaning or goes away; new fields
 /// may appear without a raise.

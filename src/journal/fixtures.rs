@@ -1,9 +1,9 @@
 //! Fixtures shared by the unit tests of the journal, history and output modules.
 
 use super::*;
-use crate::sweep::{Job, JobCommand, RunConfig, SweepPlan};
+use crate::sweep::{Job, JobCommand, JobList, RunConfig, SweepPlan};
 
-pub fn jobs(n: usize) -> Vec<Job> {
+pub fn jobs(n: usize) -> JobList {
     (0..n)
         .map(|id| {
             Job::new(

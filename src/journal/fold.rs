@@ -12,9 +12,9 @@ use std::collections::HashMap;
 use serde::Serialize;
 
 use super::replay::{End, Step};
-use super::{Event, JobStatus, JobSummary, Replay, Summary};
+use super::{Event, JobStatus, JobSummary, Replay, Summary, SummaryRows};
 use crate::sched;
-use crate::sweep::Job;
+use crate::sweep::{JobList, JobRef};
 
 /// What the journal does not know: supplied by the engine.
 #[derive(Debug, Clone, PartialEq)]
@@ -99,7 +99,7 @@ impl OptU64 {
 const DENSE_MAX: usize = 1 << 24;
 
 /// What the journal says of each job, by id: a vector for the ids the sweep announced (dense,
-/// ~80 bytes a job, touched only as jobs start), a map for any other id (`memsweep guard`
+/// 64 bytes a job, touched only as jobs start), a map for any other id (`memsweep guard`
 /// learns its processes as it goes; a damaged journal may name any id). A hash map of every
 /// job was 2-3× larger and set much of a 100 000-job sweep's footprint.
 #[derive(Debug, Clone, Default)]
@@ -149,27 +149,6 @@ impl Jobs {
         } else {
             self.sparse.entry(id).or_default()
         }
-    }
-
-    fn take(&mut self, id: usize) -> Option<JobFold> {
-        match self.dense.get_mut(id).and_then(Option::take) {
-            Some(f) => Some(f),
-            None => self.sparse.remove(&id),
-        }
-    }
-
-    /// [`Self::take`], then drop the table's empty tail and give its memory back once it is
-    /// less than half used: taken from the last id down, the table shrinks as the rows grow,
-    /// instead of both being held at their largest (tens of MB for 100 000 jobs).
-    fn take_shrinking(&mut self, id: usize) -> Option<JobFold> {
-        let f = self.take(id);
-        while self.dense.last().is_some_and(Option::is_none) {
-            self.dense.pop();
-        }
-        if self.dense.capacity() > 2 * self.dense.len() + 4096 {
-            self.dense.shrink_to_fit();
-        }
-        f
     }
 
     fn source_index(&mut self, source: &str) -> u8 {
@@ -343,51 +322,16 @@ impl SummaryFold {
     }
 
     /// The summary of the events so far, one row per job of `jobs` (in their order).
-    pub fn summary(&self, jobs: &[Job], ctx: &SummaryContext) -> Summary {
+    pub fn summary(&self, jobs: &JobList, ctx: &SummaryContext) -> Summary {
         let mut s = self.header(jobs, ctx);
         s.jobs = jobs.iter().map(|job| self.row(job)).collect();
         s
     }
 
-    /// [`Self::summary`], consuming the fold: the rows take its strings instead of copying them,
-    /// which keeps the end of a big sweep (fold, rows and report at once) smaller.
-    pub fn into_summary(self, jobs: &[Job], ctx: &SummaryContext) -> Summary {
-        self.into_summary_with(jobs, ctx, |_| true)
-    }
-
-    /// [`Self::into_summary`] where only rows whose status passes `full` carry their command,
-    /// parameters and peak source: for the end-of-sweep report of a big sweep, whose table
-    /// lists only the jobs that did not succeed while the advice reads every job's numbers.
-    /// (`summary.json` is written from the fold, whole.)
-    pub fn into_summary_with(
-        mut self,
-        jobs: &[Job],
-        ctx: &SummaryContext,
-        full: impl Fn(JobStatus) -> bool,
-    ) -> Summary {
-        let mut s = self.header(jobs, ctx);
-        // Made last job first, so the table gives back what the rows take (see
-        // `Jobs::take_shrinking`), then put in order.
-        let mut rows: Vec<JobSummary> = Vec::with_capacity(jobs.len());
-        for job in jobs.iter().rev() {
-            let f = self.jobs.take_shrinking(job.id);
-            let status = self.status(f.as_ref());
-            let source = f
-                .as_ref()
-                .and_then(|f| self.jobs.source(f))
-                .map(String::from);
-            let mut row = make_row(job, status, f.unwrap_or_default(), source);
-            if !full(status) {
-                // Dropped one row at a time: never all held at once.
-                row.command = String::new();
-                row.params = Vec::new();
-                row.peak_source = None;
-            }
-            rows.push(row);
-        }
-        rows.reverse();
-        s.jobs = rows;
-        s
+    /// The rows of [`Self::summary`] made one at a time as they are read (see
+    /// [`SummaryRows`]): the end-of-sweep report of a big sweep never holds them all.
+    pub fn rows<'a>(&'a self, jobs: &'a JobList) -> FoldRows<'a> {
+        FoldRows { fold: self, jobs }
     }
 
     /// [`Self::summary`] serialized as pretty JSON, byte for byte, with the rows made one at a
@@ -397,7 +341,7 @@ impl SummaryFold {
     pub fn write_pretty(
         &self,
         w: impl std::io::Write,
-        jobs: &[Job],
+        jobs: &JobList,
         ctx: &SummaryContext,
         peak_working_set: u64,
     ) -> serde_json::Result<()> {
@@ -414,10 +358,10 @@ impl SummaryFold {
     }
 
     /// (succeeded, failed) over `jobs`, as [`Self::summary`] counts them, without the rows.
-    pub fn counts(&self, jobs: &[Job]) -> (usize, usize) {
+    pub fn counts(&self, jobs: &JobList) -> (usize, usize) {
         let (mut succeeded, mut failed) = (0, 0);
-        for job in jobs {
-            match self.status(self.jobs.get(job.id)) {
+        for job in jobs.iter() {
+            match self.status(self.jobs.get(job.id())) {
                 // A guarded process whose exit status the guard cannot see ended without failing.
                 JobStatus::Succeeded | JobStatus::Exited => succeeded += 1,
                 s if s.is_failure() => failed += 1,
@@ -438,18 +382,28 @@ impl SummaryFold {
         }
     }
 
-    fn row(&self, job: &Job) -> JobSummary {
-        let f = self.jobs.get(job.id);
-        let status = self.status(f);
-        let source = f.and_then(|f| self.jobs.source(f)).map(String::from);
-        make_row(job, status, f.cloned().unwrap_or_default(), source)
+    fn row(&self, job: JobRef<'_>) -> JobSummary {
+        self.row_with(job, &|_| true)
     }
 
-    /// Everything but the rows, with the counts over `jobs`.
-    fn header(&self, jobs: &[Job], ctx: &SummaryContext) -> Summary {
+    /// [`Self::row`], with its command, parameters and peak source only if its status passes
+    /// `text` (no string is made for a row whose text is not read).
+    fn row_with(&self, job: JobRef<'_>, text: &dyn Fn(JobStatus) -> bool) -> JobSummary {
+        let f = self.jobs.get(job.id());
+        let status = self.status(f);
+        let text = text(status);
+        let source = f
+            .filter(|_| text)
+            .and_then(|f| self.jobs.source(f))
+            .map(String::from);
+        make_row(job, status, f.cloned().unwrap_or_default(), source, text)
+    }
+
+    /// Everything but the rows (`jobs` is empty), with the counts over `jobs`.
+    pub fn header(&self, jobs: &JobList, ctx: &SummaryContext) -> Summary {
         let (mut succeeded, mut failed, mut skipped) = (0, 0, 0);
-        for job in jobs {
-            match self.status(self.jobs.get(job.id)) {
+        for job in jobs.iter() {
+            match self.status(self.jobs.get(job.id())) {
                 // A guarded process whose exit status the guard cannot see ended without failing.
                 JobStatus::Succeeded | JobStatus::Exited => succeeded += 1,
                 s if s.is_failure() => failed += 1,
@@ -479,18 +433,36 @@ impl SummaryFold {
     }
 }
 
+/// The rows of a fold's summary, made as they are read ([`SummaryFold::rows`]).
+pub struct FoldRows<'a> {
+    fold: &'a SummaryFold,
+    jobs: &'a JobList,
+}
+
+impl SummaryRows for FoldRows<'_> {
+    fn len(&self) -> usize {
+        self.jobs.len()
+    }
+
+    fn each(&self, text: &dyn Fn(JobStatus) -> bool, f: &mut dyn FnMut(&JobSummary)) {
+        for job in self.jobs.iter() {
+            f(&self.fold.row_with(job, text));
+        }
+    }
+}
+
 /// A [`Summary`] whose rows are made while serializing. The fields and their order must stay
 /// those of `Summary` (a unit test compares the bytes).
 struct View<'a> {
     h: &'a Summary,
-    jobs: &'a [Job],
+    jobs: &'a JobList,
     fold: &'a SummaryFold,
 }
 
 impl Serialize for View<'_> {
     fn serialize<S: serde::Serializer>(&self, ser: S) -> Result<S::Ok, S::Error> {
         use serde::ser::SerializeStruct;
-        struct Rows<'a>(&'a [Job], &'a SummaryFold);
+        struct Rows<'a>(&'a JobList, &'a SummaryFold);
         impl Serialize for Rows<'_> {
             fn serialize<S: serde::Serializer>(&self, ser: S) -> Result<S::Ok, S::Error> {
                 ser.collect_seq(self.0.iter().map(|job| self.1.row(job)))
@@ -522,7 +494,7 @@ impl Serialize for View<'_> {
 /// Fold a whole journal into a summary (pure). `makespan_s` is the runner's own time summed over
 /// its runs (time between runs, when nothing ran, does not count); `attempts` counts every start
 /// of the job across runs; exit, signal, wall time and peak are those of its latest attempt.
-pub fn summarize(jobs: &[Job], events: &[Event], ctx: &SummaryContext) -> Summary {
+pub fn summarize(jobs: &JobList, events: &[Event], ctx: &SummaryContext) -> Summary {
     let mut fold = SummaryFold::default();
     for e in events {
         fold.add(e);
@@ -531,13 +503,26 @@ pub fn summarize(jobs: &[Job], events: &[Event], ctx: &SummaryContext) -> Summar
 }
 
 /// One `summary.json` row from a job and what the journal says of it.
-fn make_row(job: &Job, status: JobStatus, f: JobFold, peak_source: Option<String>) -> JobSummary {
+/// Without `text`, its command and parameters are left empty.
+fn make_row(
+    job: JobRef<'_>,
+    status: JobStatus,
+    f: JobFold,
+    peak_source: Option<String>,
+    text: bool,
+) -> JobSummary {
     JobSummary {
-        id: job.id,
+        id: job.id(),
         // The engine journals the plan's display command; rendered again here rather than
         // kept per job for the whole run.
-        command: job.command.display(),
-        params: job.params.clone(),
+        command: if text { job.display() } else { String::new() },
+        params: if text {
+            job.params()
+                .map(|(n, v)| (n.to_string(), v.to_string()))
+                .collect()
+        } else {
+            Vec::new()
+        },
         status,
         exit_code: f.exit_code,
         signal: f.signal,
@@ -554,6 +539,17 @@ fn make_row(job: &Job, status: JobStatus, f: JobFold, peak_source: Option<String
 mod tests {
     use super::super::fixtures::*;
     use super::*;
+
+    /// The rows [`SummaryFold::rows`] hands out, with text where `text` says.
+    fn rows_of(
+        fold: &SummaryFold,
+        jobs: &JobList,
+        text: &dyn Fn(JobStatus) -> bool,
+    ) -> Vec<JobSummary> {
+        let mut out = Vec::new();
+        fold.rows(jobs).each(text, &mut |r| out.push(r.clone()));
+        out
+    }
 
     #[test]
     fn the_streamed_summary_is_byte_for_byte_the_summary() {
@@ -574,10 +570,9 @@ mod tests {
         let c = ctx("out");
         let mut want = fold.summary(&jobs, &c);
         want.peak_working_set_bytes = 800 << 20;
-        assert_eq!(
-            fold.clone().into_summary(&jobs, &c),
-            fold.summary(&jobs, &c)
-        );
+        let mut from_rows = fold.header(&jobs, &c);
+        from_rows.jobs = rows_of(&fold, &jobs, &|_| true);
+        assert_eq!(from_rows, fold.summary(&jobs, &c));
         let mut got = Vec::new();
         fold.write_pretty(&mut got, &jobs, &c, 800 << 20).unwrap();
         assert_eq!(
@@ -647,12 +642,11 @@ mod tests {
         assert_eq!(s2.jobs[5].pauses, 1);
         assert_eq!(s2.jobs[5].peak_source.as_deref(), Some("proc"));
         assert_eq!((s2.succeeded, s2.failed), (1, 1));
-        let taken = fold.into_summary(&jobs, &ctx("out"));
-        assert_eq!(taken, s2);
+        assert_eq!(rows_of(&fold, &jobs, &|_| true), s2.jobs);
     }
 
     #[test]
-    fn the_report_summary_keeps_the_numbers_of_every_row_and_the_text_of_the_chosen_ones() {
+    fn the_report_rows_keep_the_numbers_of_every_row_and_the_text_of_the_chosen_ones() {
         let jobs = jobs(3);
         let mut fold = SummaryFold::default();
         for e in [
@@ -665,18 +659,20 @@ mod tests {
             fold.add(&e);
         }
         let c = ctx("out");
-        let whole = fold.clone().into_summary(&jobs, &c);
-        let s = fold.into_summary_with(&jobs, &c, |st| st != JobStatus::Succeeded);
+        let whole = fold.summary(&jobs, &c);
+        let rows = rows_of(&fold, &jobs, &|st| st != JobStatus::Succeeded);
         // The succeeded row: numbers only.
-        assert_eq!(s.jobs[0].command, "");
-        assert!(s.jobs[0].params.is_empty());
-        assert_eq!(s.jobs[0].peak_bytes, Some(300 << 20));
-        assert_eq!(s.jobs[0].wall_s, whole.jobs[0].wall_s);
-        assert_eq!(s.jobs[0].cpu_s, Some(0.5));
+        assert_eq!(rows[0].command, "");
+        assert!(rows[0].params.is_empty());
+        assert_eq!(rows[0].peak_source, None);
+        assert_eq!(rows[0].peak_bytes, Some(300 << 20));
+        assert_eq!(rows[0].wall_s, whole.jobs[0].wall_s);
+        assert_eq!(rows[0].cpu_s, Some(0.5));
         // The others whole.
-        assert_eq!(s.jobs[1], whole.jobs[1]);
-        assert_eq!(s.jobs[2], whole.jobs[2]);
-        assert_eq!((s.succeeded, s.failed), (1, 1));
+        assert_eq!(rows[1], whole.jobs[1]);
+        assert_eq!(rows[2], whole.jobs[2]);
+        let h = fold.header(&jobs, &c);
+        assert_eq!((h.succeeded, h.failed), (1, 1));
     }
 
     #[test]

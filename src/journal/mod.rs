@@ -29,7 +29,7 @@ mod tests;
 
 pub use atomic::atomic_write_json;
 pub use dir::{JOURNAL_FILE, LOCK_FILE, PLAN_FILE, ResumeState, SUMMARY_FILE, SweepDir};
-pub use event::{Event, JobStatus, JobSummary, SCHEMA_VERSION, Summary, epoch_now};
-pub use fold::{SummaryContext, SummaryFold, summarize};
+pub use event::{Event, JobStatus, JobSummary, SCHEMA_VERSION, Summary, SummaryRows, epoch_now};
+pub use fold::{FoldRows, SummaryContext, SummaryFold, summarize};
 pub use parse::parse_journal;
 pub use replay::Replay;

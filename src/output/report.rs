@@ -4,7 +4,7 @@
 
 use std::io::{IsTerminal, Write};
 
-use crate::journal::{JobStatus, JobSummary, Summary};
+use crate::journal::{JobStatus, JobSummary, Summary, SummaryRows};
 use crate::size;
 
 /// Sweeps with more jobs than this show only the jobs that did not succeed.
@@ -58,34 +58,52 @@ pub fn write_report(
     width: Option<usize>,
     style: Style,
 ) -> std::io::Result<()> {
-    w.write_all(table(summary, width, style).as_bytes())?;
+    write_report_rows(w, summary, &summary.jobs, budget_bytes, width, style)
+}
+
+/// [`write_report`] for a summary whose rows come from `rows` (its own `jobs` are not read):
+/// the runner's, made from the journal's fold as they are written, never all held.
+pub fn write_report_rows(
+    w: &mut dyn Write,
+    summary: &Summary,
+    rows: &dyn SummaryRows,
+    budget_bytes: u64,
+    width: Option<usize>,
+    style: Style,
+) -> std::io::Result<()> {
+    write_table(w, summary, rows, width, style)?;
     if summary.accounting == crate::slurm::ACCOUNTING {
         // Slurm sizes each job itself from the history: no -j or --mem-per-job to advise.
         return w.flush();
     }
     writeln!(w)?;
-    w.write_all(render_advice(&advice(summary, budget_bytes)).as_bytes())?;
+    w.write_all(render_advice(&advice_rows(summary, rows, budget_bytes)).as_bytes())?;
     w.flush()
 }
 
 /// The per-job table and a totals line. `width` truncates the command column (None: never).
 pub fn table(summary: &Summary, width: Option<usize>, style: Style) -> String {
-    let total = summary.jobs.len();
-    let rows: Vec<_> = if total > FULL_TABLE_MAX_JOBS {
-        summary
-            .jobs
-            .iter()
-            .filter(|j| j.status != JobStatus::Succeeded)
-            .collect()
-    } else {
-        summary.jobs.iter().collect()
-    };
-    // Cells are formatted twice (widths, then lines) rather than kept: an interrupted 10 000-job
-    // sweep lists thousands of rows, and holding five strings per row would set the runner's
-    // peak footprint.
-    // The pauses column only when something was paused (`memsweep guard`, pause mode).
-    let pauses = rows.iter().any(|j| j.pauses > 0);
-    let cells = |j: &JobSummary| -> Vec<String> {
+    let mut out = Vec::new();
+    write_table(&mut out, summary, &summary.jobs, width, style)
+        .expect("writing to memory does not fail");
+    String::from_utf8(out).expect("the table is UTF-8")
+}
+
+/// [`table`], written line by line from `rows`: an interrupted 100 000-job sweep lists tens of
+/// thousands of rows, and neither they nor the table are ever held whole.
+fn write_table(
+    w: &mut dyn Write,
+    summary: &Summary,
+    rows: &dyn SummaryRows,
+    width: Option<usize>,
+    style: Style,
+) -> std::io::Result<()> {
+    let total = rows.len();
+    let listed = |s: JobStatus| total <= FULL_TABLE_MAX_JOBS || s != JobStatus::Succeeded;
+    let never = |_: JobStatus| false;
+    // Cells are formatted twice (widths, then lines) rather than kept: holding five strings per
+    // row would set the runner's peak footprint.
+    let cells = |j: &JobSummary, pauses: bool| -> Vec<String> {
         let mut c = vec![
             j.id.to_string(),
             j.status.as_str().to_string(),
@@ -99,16 +117,24 @@ pub fn table(summary: &Summary, width: Option<usize>, style: Style) -> String {
         c.push(j.peak_bytes.map_or("-".into(), size::human));
         c
     };
-    let mut header = vec!["id", "status", "exit", "tries"];
-    if pauses {
-        header.push("pauses");
-    }
-    header.extend(["wall", "peak"]);
+    let mut header = vec!["id", "status", "exit", "tries", "pauses", "wall", "peak"];
+    // Widths with the pauses column; it is dropped below unless something was paused
+    // (`memsweep guard`, pause mode).
     let mut widths: Vec<usize> = header.iter().map(|h| h.len()).collect();
-    for j in &rows {
-        for (w, cell) in widths.iter_mut().zip(&cells(j)) {
+    let (mut shown, mut pauses) = (0usize, false);
+    rows.each(&never, &mut |j| {
+        if !listed(j.status) {
+            return;
+        }
+        shown += 1;
+        pauses |= j.pauses > 0;
+        for (w, cell) in widths.iter_mut().zip(&cells(j, true)) {
             *w = (*w).max(cell.chars().count());
         }
+    });
+    if !pauses {
+        header.remove(4);
+        widths.remove(4);
     }
     // id right, status left, exit and numbers right; two spaces between columns.
     let line = |c: &[String]| {
@@ -122,13 +148,16 @@ pub fn table(summary: &Summary, width: Option<usize>, style: Style) -> String {
         }
         l
     };
-    let mut out = String::new();
-    if !rows.is_empty() {
+    if shown > 0 {
         let head = line(&header.iter().map(|h| h.to_string()).collect::<Vec<_>>());
-        out.push_str(&head);
-        out.push_str("command\n");
-        for j in &rows {
-            let mut l = line(&cells(j));
+        w.write_all(head.as_bytes())?;
+        w.write_all(b"command\n")?;
+        let mut res = Ok(());
+        rows.each(&listed, &mut |j| {
+            if res.is_err() || !listed(j.status) {
+                return;
+            }
+            let mut l = line(&cells(j, pauses));
             let room = width.map(|w| w.saturating_sub(l.chars().count()).max(12));
             l.push_str(&truncate(&j.command, room));
             if style.color {
@@ -142,22 +171,24 @@ pub fn table(summary: &Summary, width: Option<usize>, style: Style) -> String {
                     &l[end..]
                 );
             }
-            out.push_str(l.trim_end());
-            out.push('\n');
-        }
+            res = w
+                .write_all(l.trim_end().as_bytes())
+                .and_then(|()| w.write_all(b"\n"));
+        });
+        res?;
     }
-    if rows.len() < total {
-        let hidden = total - rows.len();
-        out.push_str(&format!(
-            "({hidden} succeeded job{} not shown; every job is in {})\n",
+    if shown < total {
+        let hidden = total - shown;
+        writeln!(
+            w,
+            "({hidden} succeeded job{} not shown; every job is in {})",
             plural(hidden),
             std::path::Path::new(&summary.out)
                 .join("summary.json")
                 .display()
-        ));
+        )?;
     }
-    out.push_str(&totals(summary));
-    out
+    w.write_all(totals(summary, total).as_bytes())
 }
 
 /// How the job's process ended: its exit code, or the signal that ended it (`SIGTERM`).
@@ -191,7 +222,8 @@ pub fn signal_name(sig: i32) -> String {
     name.into()
 }
 
-fn totals(s: &Summary) -> String {
+/// The totals line of a summary of `jobs` jobs.
+fn totals(s: &Summary, jobs: usize) -> String {
     let mut parts = vec![format!("{} succeeded", s.succeeded)];
     if s.failed > 0 {
         parts.push(format!("{} failed", s.failed));
@@ -202,8 +234,8 @@ fn totals(s: &Summary) -> String {
     if s.accounting == crate::slurm::ACCOUNTING {
         return format!(
             "{} job{}: {} · makespan {} · on Slurm · {} OUT_OF_MEMORY end{} · {} resubmission{}\n",
-            s.jobs.len(),
-            plural(s.jobs.len()),
+            jobs,
+            plural(jobs),
             parts.join(", "),
             fmt_secs(s.makespan_s),
             s.oom_kills,
@@ -233,8 +265,8 @@ fn totals(s: &Summary) -> String {
         "{} job{}: {} · makespan {} · {} OOM kill{} · {} requeue{} · {} pause{}{false_pauses}\n\
          memory: the container's working set (all its processes) peaked at {}{over}; jobs were \
          admitted within a budget of {}\n",
-        s.jobs.len(),
-        plural(s.jobs.len()),
+        jobs,
+        plural(jobs),
         parts.join(", "),
         fmt_secs(s.makespan_s),
         s.oom_kills,
@@ -289,19 +321,34 @@ pub struct Advice {
 
 /// Compute the advice (pure). Only succeeded jobs are learned from.
 pub fn advice(summary: &Summary, budget_bytes: u64) -> Advice {
-    let ok = || {
-        summary
-            .jobs
-            .iter()
-            .filter(|j| j.status == JobStatus::Succeeded)
-    };
-    let mut peaks: Vec<u64> = ok().filter_map(|j| j.peak_bytes).collect();
-    peaks.sort_unstable();
-    let n_jobs = summary.jobs.len().max(1);
+    advice_rows(summary, &summary.jobs, budget_bytes)
+}
+
+/// [`advice`] over rows read one at a time (only their numbers).
+pub fn advice_rows(summary: &Summary, rows: &dyn SummaryRows, budget_bytes: u64) -> Advice {
+    let mut peaks: Vec<u64> = Vec::new();
     // CPU seconds per wall second of a job, over the succeeded jobs that report both.
-    let (cpu_sum, wall_sum) = ok()
-        .filter_map(|j| Some((j.cpu_s?, j.wall_s?)))
-        .fold((0.0, 0.0), |(c, w), (jc, jw)| (c + jc, w + jw));
+    let (mut cpu_sum, mut wall_sum) = (0.0, 0.0);
+    let mut timed = 0usize;
+    // Failed jobs' times say little about a job's length: they count as the mean.
+    let mut walls: Vec<Option<f64>> = Vec::with_capacity(rows.len());
+    let mut not_succeeded = 0;
+    rows.each(&|_| false, &mut |j| {
+        let ok = j.status == JobStatus::Succeeded;
+        walls.push(j.wall_s.filter(|_| ok));
+        if !ok {
+            not_succeeded += 1;
+            return;
+        }
+        peaks.extend(j.peak_bytes);
+        if let (Some(c), Some(w)) = (j.cpu_s, j.wall_s) {
+            cpu_sum += c;
+            wall_sum += w;
+        }
+        timed += usize::from(j.wall_s.is_some());
+    });
+    peaks.sort_unstable();
+    let n_jobs = rows.len().max(1);
     let cpu_per_job = (wall_sum > 0.0).then(|| cpu_sum / wall_sum);
     let cpus = summary.cpus.filter(|c| *c > 0.0);
     let peaks = (!peaks.is_empty()).then(|| {
@@ -317,17 +364,11 @@ pub fn advice(summary: &Summary, budget_bytes: u64) -> Advice {
             _ => None,
         };
         let parallelism = memory_parallelism.min(cpu_parallelism.unwrap_or(usize::MAX));
-        // Failed jobs' times say little about a job's length: they count as the mean.
-        let walls: Vec<Option<f64>> = summary
-            .jobs
-            .iter()
-            .map(|j| j.wall_s.filter(|_| j.status == JobStatus::Succeeded))
-            .collect();
         let mut predicted = predict_makespan(&walls, parallelism);
         if let (Some(c), Some(u)) = (cpus, cpu_per_job) {
             // Every job's CPU time must fit on the cores, however many run at once.
-            let mean_wall = wall_sum / ok().filter(|j| j.wall_s.is_some()).count().max(1) as f64;
-            predicted = predicted.max(summary.jobs.len() as f64 * mean_wall * u / c);
+            let mean_wall = wall_sum / timed.max(1) as f64;
+            predicted = predicted.max(rows.len() as f64 * mean_wall * u / c);
         }
         PeakAdvice {
             measured: peaks.len(),
@@ -342,11 +383,6 @@ pub fn advice(summary: &Summary, budget_bytes: u64) -> Advice {
             flags: format!("-j {parallelism} --mem-per-job {}", size::flag(p95)),
         }
     });
-    let not_succeeded = summary
-        .jobs
-        .iter()
-        .filter(|j| j.status != JobStatus::Succeeded)
-        .count();
     Advice {
         peaks,
         not_succeeded,
@@ -359,11 +395,15 @@ pub fn advice(summary: &Summary, budget_bytes: u64) -> Advice {
 /// Schedule the wall times in order onto `slots` (each job starts when the earliest slot frees),
 /// as the runner does; missing wall times count as the mean of the known ones.
 pub fn predict_makespan(walls: &[Option<f64>], slots: usize) -> f64 {
-    let known: Vec<f64> = walls.iter().flatten().copied().collect();
-    if known.is_empty() {
+    // Summed in place: a copy of the known times was 8 bytes a job at the end of a big sweep.
+    let (sum, known) = walls
+        .iter()
+        .flatten()
+        .fold((0.0, 0usize), |(s, n), w| (s + w, n + 1));
+    if known == 0 {
         return 0.0;
     }
-    let mean = known.iter().sum::<f64>() / known.len() as f64;
+    let mean = sum / known as f64;
     let mut free_at = vec![0.0f64; slots.max(1)];
     for w in walls {
         let slot = free_at
@@ -552,31 +592,83 @@ mod tests {
     }
 
     #[test]
+    fn the_report_from_the_folds_rows_is_the_report_of_the_whole_summary() {
+        // The runner writes its report from rows made one at a time out of the journal's fold;
+        // it must read exactly as the report of the summary with every row held.
+        use crate::journal::fixtures::{ctx, end, jobs, start, sweep_end, sweep_start};
+        use crate::journal::{Event, SummaryFold};
+        for n in [3, 45] {
+            let jobs = jobs(n);
+            let mut fold = SummaryFold::default();
+            fold.add(&sweep_start(100.0, false));
+            for i in 0..n.min(30) {
+                let t = 100.0 + i as f64;
+                fold.add(&start(t, i, 1));
+                let status = if i % 7 == 3 {
+                    JobStatus::Failed
+                } else {
+                    JobStatus::Succeeded
+                };
+                fold.add(&end(t + 1.5, i, 1, status, (i as u64 + 1) * 10 * MIB));
+            }
+            fold.add(&Event::JobPause {
+                t: 130.0,
+                job: 1,
+                reason: String::new(),
+                usage_bytes: None,
+            });
+            fold.add(&sweep_end(140.0, 40.0));
+            let c = ctx("sweeps/x");
+            let whole = fold.summary(&jobs, &c);
+            for (width, style) in [(None, Style::default()), (Some(60), Style { color: true })] {
+                let mut want = Vec::new();
+                write_report(&mut want, &whole, 1 << 30, width, style).unwrap();
+                let mut got = Vec::new();
+                let header = fold.header(&jobs, &c);
+                write_report_rows(&mut got, &header, &fold.rows(&jobs), 1 << 30, width, style)
+                    .unwrap();
+                assert_eq!(
+                    String::from_utf8(got).unwrap(),
+                    String::from_utf8(want).unwrap()
+                );
+            }
+        }
+    }
+
+    #[test]
     fn a_working_set_past_an_explicit_limit_is_explained() {
         let mut s = twenty();
         (s.limit_bytes, s.budget_bytes) = (1024 * MIB, 768 * MIB);
         s.peak_working_set_bytes = 1557 * MIB;
         assert!(
-            totals(&s).contains(
+            totals(&s, s.jobs.len()).contains(
                 "peaked at 1.52 GiB, more than the 1.00 GiB --limit, which bounds memsweep's \
                  jobs together; jobs were admitted within a budget of 768 MiB"
             ),
             "{}",
-            totals(&s)
+            totals(&s, s.jobs.len())
         );
         s.peak_working_set_bytes = 700 * MIB;
-        assert!(!totals(&s).contains("--limit"), "{}", totals(&s));
+        assert!(
+            !totals(&s, s.jobs.len()).contains("--limit"),
+            "{}",
+            totals(&s, s.jobs.len())
+        );
     }
 
     #[test]
     fn the_totals_say_how_many_pauses_were_false() {
         let mut s = twenty();
-        assert!(totals(&s).contains("· 1 pause\n"), "{}", totals(&s));
+        assert!(
+            totals(&s, s.jobs.len()).contains("· 1 pause\n"),
+            "{}",
+            totals(&s, s.jobs.len())
+        );
         (s.pauses, s.false_pauses) = (3, 2);
         assert!(
-            totals(&s).contains("· 3 pauses (2 false)\n"),
+            totals(&s, s.jobs.len()).contains("· 3 pauses (2 false)\n"),
             "{}",
-            totals(&s)
+            totals(&s, s.jobs.len())
         );
     }
 

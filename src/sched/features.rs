@@ -10,23 +10,36 @@ pub type Features = Vec<(String, String)>;
 
 /// A job as written: its parameters (empty for a plain jobs-file line) and its command words.
 pub struct Written<'a> {
-    pub params: &'a [(String, String)],
+    pub params: Vec<(&'a str, &'a str)>,
     pub words: Vec<&'a str>,
 }
 
 /// The features of every job of one sweep (alignment looks at all of them together).
 pub fn features(jobs: &[Written]) -> Vec<Features> {
-    let mut out: Vec<Features> = jobs
-        .iter()
-        .map(|j| {
+    features_each(jobs.len(), |i, f| f(&jobs[i]))
+}
+
+/// [`features`] of `n` jobs that `job(i, f)` hands to `f` one at a time: a job's words need
+/// live only while its features are read from them (for a 100 000-line jobs file, holding every
+/// job's words at once was twice the features' own size).
+pub fn features_each(
+    n: usize,
+    mut job: impl FnMut(usize, &mut dyn FnMut(&Written)),
+) -> Vec<Features> {
+    let mut out: Vec<Features> = Vec::with_capacity(n);
+    for i in 0..n {
+        job(i, &mut |j| {
             let raw = if j.params.is_empty() {
                 from_words(&j.words)
             } else {
-                j.params.to_vec()
+                j.params
+                    .iter()
+                    .map(|&(n, v)| (n.to_string(), v.to_string()))
+                    .collect()
             };
-            raw.into_iter().map(|(n, v)| (n, untimestamp(&v))).collect()
-        })
-        .collect();
+            out.push(raw.into_iter().map(|(n, v)| (n, untimestamp(&v))).collect());
+        });
+    }
     align_paths(&mut out);
     out
 }
@@ -38,7 +51,7 @@ pub fn from_lines<S: AsRef<str>>(lines: &[S]) -> Vec<Features> {
     let written: Vec<Written> = words
         .iter()
         .map(|w| Written {
-            params: &[],
+            params: Vec::new(),
             words: w.iter().map(String::as_str).collect(),
         })
         .collect();
@@ -47,8 +60,13 @@ pub fn from_lines<S: AsRef<str>>(lines: &[S]) -> Vec<Features> {
 
 /// The identity string of one job's features: equal for the same job in another run.
 pub fn ident(f: &[(String, String)]) -> String {
+    ident_of(pairs(f))
+}
+
+/// [`ident`] of features read in place (a plan's parameters).
+pub fn ident_of<'a>(f: impl Iterator<Item = (&'a str, &'a str)>) -> String {
     let mut s = String::new();
-    for (i, (n, v)) in f.iter().enumerate() {
+    for (i, (n, v)) in f.enumerate() {
         if i > 0 {
             s.push(' ');
         }
@@ -57,6 +75,11 @@ pub fn ident(f: &[(String, String)]) -> String {
         s.push_str(v);
     }
     s
+}
+
+/// Features as borrowed `(name, value)` pairs.
+pub fn pairs(f: &[(String, String)]) -> impl Iterator<Item = (&str, &str)> {
+    f.iter().map(|(n, v)| (n.as_str(), v.as_str()))
 }
 
 /// Words of a command line, split on whitespace outside single or double quotes (quotes
@@ -270,9 +293,8 @@ mod tests {
 
     #[test]
     fn parameters_are_the_identity_when_given() {
-        let p = vec![("model".to_string(), "large".to_string())];
         let f = features(&[Written {
-            params: &p,
+            params: vec![("model", "large")],
             words: vec!["python", "x.py", "/out/2026-12-07/a"],
         }]);
         assert_eq!(ident(&f[0]), "model=large");

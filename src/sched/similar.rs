@@ -68,16 +68,25 @@ pub struct Similar {
 impl Similar {
     /// The model for a sweep whose jobs have these features.
     pub fn new<F: AsRef<[(String, String)]>>(jobs: &[F]) -> Similar {
+        Similar::from_pairs(jobs.len(), |i| super::features::pairs(jobs[i].as_ref()))
+    }
+
+    /// [`Self::new`] for `n` jobs whose features `job(i)` reads in place (a plan's parameters,
+    /// which are not kept as strings per job).
+    pub fn from_pairs<'a, I>(n: usize, job: impl Fn(usize) -> I) -> Similar
+    where
+        I: Iterator<Item = (&'a str, &'a str)>,
+    {
         let mut s = Similar::default();
         // Distinct values per parameter name, to keep grouping parameters only. A parameter with
         // more than max(16, n/4) values makes groups too small to learn from (an id, a path, a
         // fine-grained value); counting stops there, so `i=range(0,100000)` costs little.
-        let cap = (jobs.len() / 4).max(16);
+        let cap = (n / 4).max(16);
         let mut distinct: HashMap<&str, Option<std::collections::HashSet<&str>>> = HashMap::new();
-        for f in jobs {
-            for (n, v) in f.as_ref() {
+        for i in 0..n {
+            for (name, v) in job(i) {
                 let e = distinct
-                    .entry(n)
+                    .entry(name)
                     .or_insert_with(|| Some(Default::default()));
                 if let Some(set) = e {
                     set.insert(v);
@@ -89,23 +98,19 @@ impl Similar {
         }
         let grouping: HashMap<&str, bool> = distinct
             .iter()
-            .map(|(n, vs)| {
-                let g = vs
-                    .as_ref()
-                    .is_some_and(|vs| vs.len() > 1 && vs.len() < jobs.len());
-                (*n, g)
+            .map(|(name, vs)| {
+                let g = vs.as_ref().is_some_and(|vs| vs.len() > 1 && vs.len() < n);
+                (*name, g)
             })
             .collect();
         if !grouping.values().any(|&g| g) {
             return s;
         }
-        s.jobs = jobs
-            .iter()
-            .map(|f| {
-                f.as_ref()
-                    .iter()
-                    .filter(|(n, _)| grouping.get(n.as_str()).copied().unwrap_or(false))
-                    .map(|(n, v)| s.intern(n, v))
+        s.jobs = (0..n)
+            .map(|i| {
+                job(i)
+                    .filter(|(name, _)| grouping.get(name).copied().unwrap_or(false))
+                    .map(|(name, v)| s.intern(name, v))
                     .collect()
             })
             .collect();

@@ -42,7 +42,8 @@ pub fn run(dir: &Path, batch: &Path) -> anyhow::Result<i32> {
     let spec = plan
         .jobs
         .get(job)
-        .with_context(|| format!("{}: no job {job}", plan_path.display()))?;
+        .with_context(|| format!("{}: no job {job}", plan_path.display()))?
+        .to_job();
     let jdir = dir.join(job.to_string());
     std::fs::create_dir_all(&jdir)?;
     let open = |name: &str| {

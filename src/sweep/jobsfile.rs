@@ -52,9 +52,9 @@ struct JsonJob {
     params: Option<Ordered<String, serde_json::Value>>,
 }
 
-/// Parse a jobs file's text; `label` names it in messages (`jobs.txt`, `<stdin>`).
-pub fn parse(text: &str, label: &str) -> Result<Vec<Entry>, String> {
-    let mut entries = Vec::new();
+/// Parse a jobs file's text, handing each entry to `f` as its line is read; `label` names the
+/// file in messages (`jobs.txt`, `<stdin>`).
+pub fn parse_each(text: &str, label: &str, mut f: impl FnMut(Entry)) -> Result<(), String> {
     for (i, raw) in text.lines().enumerate() {
         let line = raw.trim();
         if line.is_empty() || line.starts_with('#') {
@@ -75,12 +75,12 @@ pub fn parse(text: &str, label: &str) -> Result<Vec<Entry>, String> {
             }
         };
         super::check::command(&entry.command).map_err(at)?;
-        entries.push(Entry {
+        f(Entry {
             line: i + 1,
             ..entry
         });
     }
-    Ok(entries)
+    Ok(())
 }
 
 const JSON_SHAPE: &str = r#"write {"cmd": "shell command" or ["prog", "arg", ...], "key": "...", "params": {"name": "value"}} (key and params optional)"#;
@@ -145,6 +145,12 @@ fn json_line(line: &str) -> Result<Entry, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn parse(text: &str, label: &str) -> Result<Vec<Entry>, String> {
+        let mut entries = Vec::new();
+        parse_each(text, label, |e| entries.push(e))?;
+        Ok(entries)
+    }
 
     #[test]
     fn shell_lines_comments_and_blanks() {

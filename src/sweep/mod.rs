@@ -3,10 +3,11 @@
 //! apart from reading the files it is pointed at.
 //!
 //! Files: `template` (placeholders, rendering), `params` (value syntax, the product), `quote`
-//! (sh quoting), `jobsfile`, `spec` (sweep.toml), `check` (option bounds). The format of
-//! sweep.toml is documented in docs/sweep-toml.md.
+//! (sh quoting), `jobsfile`, `joblist` (the plan's jobs, packed), `spec` (sweep.toml), `check`
+//! (option bounds). The format of sweep.toml is documented in docs/sweep-toml.md.
 
 pub mod check;
+mod joblist;
 mod jobsfile;
 mod params;
 #[cfg(test)]
@@ -15,6 +16,7 @@ mod quote;
 mod spec;
 mod template;
 
+pub use joblist::{JobList, JobRef};
 pub use quote::quote;
 
 use std::io::Read;
@@ -46,7 +48,8 @@ impl JobCommand {
     }
 }
 
-/// One job of the sweep.
+/// One job of the sweep, built: a plan keeps its jobs packed in a [`JobList`] and builds one
+/// when it is spawned, shown or written out.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(from = "JobRecord", into = "JobRecord")]
 pub struct Job {
@@ -322,7 +325,7 @@ pub struct SweepPlan {
     /// [`crate::journal::SCHEMA_VERSION`] (absent before version 1).
     #[serde(default = "schema_version")]
     pub schema_version: u32,
-    pub jobs: Vec<Job>,
+    pub jobs: JobList,
     pub config: RunConfig,
     /// The command as written (template or jobs file path); the history groups jobs by it.
     pub template: String,
@@ -495,8 +498,7 @@ fn build(args: &Request, cwd: &Path, stdin: &mut dyn Read) -> Result<SweepPlan, 
         }
     };
 
-    // The jobs are built in place over the parsed lines, with the capacity a growing vector
-    // left: 40% more than needed at 10 000 jobs, held for the whole sweep.
+    // The arena doubles as it grows: up to half of it would be held, unused, for the whole sweep.
     let mut jobs = jobs;
     jobs.shrink_to_fit();
     let mut config = config(args, &spec)?;
@@ -529,7 +531,7 @@ fn jobs_from_template(
     links: &[params::Link],
     cmd_origin: &str,
     no_file: bool,
-) -> Result<Vec<Job>, String> {
+) -> Result<JobList, String> {
     let groups = params::groups(params, links)?;
     // Each placeholder's parameter, by position in `params`.
     let mut slot_param = Vec::with_capacity(t.names().len());
@@ -569,9 +571,10 @@ fn jobs_from_template(
             p.name
         ));
     }
-    let total = params::product_len(params, &groups)?;
+    // Refuses a product past the job limit before any job is made.
+    params::product_len(params, &groups)?;
     let lens: Vec<usize> = groups.iter().map(|g| params[g[0]].values.len()).collect();
-    let mut jobs = Vec::with_capacity(total);
+    let mut jobs = JobList::new();
     let mut slot_values: Vec<&str> = vec![""; slot_param.len()];
     let mut combo = vec![0usize; params.len()];
     for (id, by_group) in params::product(&lens).enumerate() {
@@ -590,12 +593,11 @@ fn jobs_from_template(
             JobCommand::Argv(t.render_argv(&slot_values))
         };
         check::command(&command).map_err(|e| format!("{cmd_origin}: job {id}: {e}"))?;
-        let params = params
+        let values = params
             .iter()
             .zip(&combo)
-            .map(|(p, &i)| (p.name.clone(), p.values[i].clone()))
-            .collect();
-        jobs.push(Job::new(id, command, params, None));
+            .map(|(p, &i)| (p.name.as_str(), p.values[i].as_str()));
+        jobs.push_parts(id, &command, values, None);
     }
     Ok(jobs)
 }
@@ -616,7 +618,7 @@ pub(crate) fn read_text(r: &mut dyn Read, max: u64) -> Result<String, String> {
     String::from_utf8(bytes).map_err(|e| format!("it is not UTF-8 text ({e})"))
 }
 
-fn jobs_from_file(path: &Path, stdin: &mut dyn Read) -> Result<(Vec<Job>, String), String> {
+fn jobs_from_file(path: &Path, stdin: &mut dyn Read) -> Result<(JobList, String), String> {
     let (text, label, written) = if path.as_os_str() == "-" {
         let text = read_text(stdin, check::MAX_JOBS_FILE)
             .map_err(|e| format!("--jobs-file -: cannot read stdin: {e}"))?;
@@ -633,17 +635,17 @@ fn jobs_from_file(path: &Path, stdin: &mut dyn Read) -> Result<(Vec<Job>, String
             format!("jobs-file:{}", canon.display()),
         )
     };
-    let entries = jobsfile::parse(&text, &label)?;
-    if entries.is_empty() {
+    // Each line goes into the list as it is read: the lines are never all held as entries.
+    let mut jobs = JobList::new();
+    jobsfile::parse_each(&text, &label, |e| {
+        let id = jobs.len();
+        jobs.push(&Job::new(id, e.command, e.params, e.key));
+    })?;
+    if jobs.is_empty() {
         return Err(format!(
             "{label}: no jobs: every line is blank or a # comment; write one shell command a line"
         ));
     }
-    let jobs = entries
-        .into_iter()
-        .enumerate()
-        .map(|(id, e)| Job::new(id, e.command, e.params, e.key))
-        .collect();
     Ok((jobs, written))
 }
 

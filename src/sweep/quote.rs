@@ -61,9 +61,9 @@ pub fn in_double_quotes(s: &str) -> String {
 /// An argv as one line a user can paste into a shell. The first word is in command position,
 /// where a bare `A=1` would be an assignment and a bare `if` a keyword: it is quoted as
 /// strictly as a value ([`quote_value`]).
-pub fn join_argv(argv: &[String]) -> String {
+pub fn join_argv<S: AsRef<str>>(argv: &[S]) -> String {
     let mut out = String::new();
-    for (i, a) in argv.iter().enumerate() {
+    for (i, a) in argv.iter().map(AsRef::as_ref).enumerate() {
         if i > 0 {
             out.push(' ');
             out.push_str(&quote(a));

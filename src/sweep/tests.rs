@@ -65,6 +65,7 @@ fn cartesian_product_in_flag_order_first_slowest() {
     let p = plan_in(&a, Path::new(".")).unwrap();
     let got: Vec<(usize, String, String)> = p
         .jobs
+        .to_vec()
         .iter()
         .map(|j| (j.id, argv_of(j)[3].clone(), argv_of(j)[4].clone()))
         .collect();
@@ -82,10 +83,10 @@ fn cartesian_product_in_flag_order_first_slowest() {
     .collect();
     assert_eq!(got, want);
     assert_eq!(
-        p.jobs[4].params,
+        p.jobs.to_vec()[4].params,
         [("lr".into(), "0.01".into()), ("seed".into(), "1".into())]
     );
-    assert_eq!(p.jobs[4].key(), "python train.py --lr 0.01 --seed=1");
+    assert_eq!(p.jobs.at(4).key(), "python train.py --lr 0.01 --seed=1");
     assert_eq!(p.template, "python train.py --lr {lr} --seed={seed}");
 }
 
@@ -95,7 +96,7 @@ fn parameters_order_the_product_even_if_placeholders_appear_in_another_order() {
     let p = plan_in(&a, Path::new(".")).unwrap();
     let keys: Vec<String> = p.jobs.iter().map(|j| j.key().into_owned()).collect();
     assert_eq!(keys, ["echo x 1", "echo y 1", "echo x 2", "echo y 2"]);
-    assert_eq!(p.jobs[1].params[0], ("b".into(), "1".into()));
+    assert_eq!(p.jobs.to_vec()[1].params[0], ("b".into(), "1".into()));
 }
 
 #[test]
@@ -108,12 +109,12 @@ fn hostile_value_stays_one_literal_argument() {
     let p = plan_in(&a, Path::new(".")).unwrap();
     assert_eq!(p.jobs.len(), 1);
     assert_eq!(
-        argv_of(&p.jobs[0]),
+        argv_of(&p.jobs.to_vec()[0]),
         s(&["echo", &format!("--name={evil}"), evil])
     );
     // The displayed key pastes back into a shell as the same three words.
     assert_eq!(
-        quote::tests::sh_words(&p.jobs[0].key()),
+        quote::tests::sh_words(&p.jobs.at(0).key()),
         s(&["echo", &format!("--name={evil}"), evil])
     );
 }
@@ -130,7 +131,7 @@ fn hostile_value_stays_one_word_under_shell() {
     a.shell = true;
     let p = plan_in(&a, dir.path()).unwrap();
     assert_eq!(p.template, "printf '%s\\n' {v} >> out.txt");
-    for j in &p.jobs {
+    for j in &p.jobs.to_vec() {
         let JobCommand::Shell(script) = &j.command else {
             panic!("expected shell")
         };
@@ -352,11 +353,11 @@ fn jobs_file_from_path_and_stdin() {
     };
     let p = plan_in(&a, dir.path()).unwrap();
     assert_eq!(p.jobs.len(), 2);
-    assert_eq!(p.jobs[0].command, JobCommand::Shell("echo a".into()));
-    assert_eq!(p.jobs[0].key(), "echo a");
-    assert_eq!(p.jobs[1].id, 1);
-    assert_eq!(p.jobs[1].key(), "k-b");
-    assert_eq!(p.jobs[1].params, [("x".into(), "1".into())]);
+    assert_eq!(p.jobs.at(0).command(), JobCommand::Shell("echo a".into()));
+    assert_eq!(p.jobs.at(0).key(), "echo a");
+    assert_eq!(p.jobs.at(1).id(), 1);
+    assert_eq!(p.jobs.at(1).key(), "k-b");
+    assert_eq!(p.jobs.to_vec()[1].params, [("x".into(), "1".into())]);
     let canon = std::fs::canonicalize(dir.path().join("jobs.txt")).unwrap();
     assert_eq!(p.template, format!("jobs-file:{}", canon.display()));
 
@@ -373,7 +374,7 @@ fn jobs_file_from_path_and_stdin() {
         &mut &br#"{"cmd": ["echo", "b c"]}"#[..],
     )
     .unwrap();
-    assert_eq!(p.jobs[0].key(), "echo 'b c'");
+    assert_eq!(p.jobs.at(0).key(), "echo 'b c'");
 
     let e = plan_with(&(&a).into(), dir.path(), &mut &b"# nothing\n\n"[..]).unwrap_err();
     assert!(e.to_string().contains("<stdin>: no jobs"), "{e}");
@@ -425,11 +426,11 @@ fn the_documented_example_plans() {
     assert_eq!(p.jobs.len(), 12);
     assert_eq!(p.template, "lr-sweep");
     assert_eq!(
-        p.jobs[0].key(),
+        p.jobs.at(0).key(),
         "python3 examples/fake_train.py --lr 0.1 --seed=0 --data data/small.csv --mem-mib 100"
     );
     assert_eq!(
-        p.jobs[11].key(),
+        p.jobs.at(11).key(),
         "python3 examples/fake_train.py --lr 0.01 --seed=2 --data data/large.csv --mem-mib 300"
     );
     let c = &p.config;
@@ -454,11 +455,11 @@ fn flags_override_the_file() {
     };
     let p = plan_in(&a, Path::new(".")).unwrap();
     // seed replaced in place (still second), extra appended (fastest), lr and data kept.
-    let names: Vec<&str> = p.jobs[0].params.iter().map(|(n, _)| n.as_str()).collect();
+    let names: Vec<&str> = p.jobs.at(0).params().map(|(n, _)| n).collect();
     assert_eq!(names, ["lr", "seed", "data", "mem", "extra"]);
     assert_eq!(p.jobs.len(), 2 * 2 * 2);
-    assert_eq!(p.jobs[0].key(), "run 0.1 7 data/small.csv 100 a");
-    assert_eq!(p.jobs[1].key(), "run 0.1 7 data/small.csv 100 b");
+    assert_eq!(p.jobs.at(0).key(), "run 0.1 7 data/small.csv 100 a");
+    assert_eq!(p.jobs.at(1).key(), "run 0.1 7 data/small.csv 100 b");
     assert_eq!(p.config.jobs, Some(2));
     assert_eq!(p.config.mem_per_job, Some(SizeSpec::Bytes(1 << 30)));
     assert_eq!(
@@ -496,10 +497,13 @@ fn file_shell_commands_and_file_errors() {
     };
     let p = plan_in(&a, dir.path()).unwrap();
     assert_eq!(
-        p.jobs[0].command,
+        p.jobs.at(0).command(),
         JobCommand::Shell("echo 'a b' | cat".into())
     );
-    assert_eq!(p.jobs[1].command, JobCommand::Shell("echo 2 | cat".into()));
+    assert_eq!(
+        p.jobs.at(1).command(),
+        JobCommand::Shell("echo 2 | cat".into())
+    );
     assert_eq!(p.template, "echo {x} | cat");
 
     // `shell = true` joins an argv command; the CLI's --shell does the same to the CLI command.
@@ -509,7 +513,10 @@ fn file_shell_commands_and_file_errors() {
     )
     .unwrap();
     let p = plan_in(&a, dir.path()).unwrap();
-    assert_eq!(p.jobs[0].command, JobCommand::Shell("echo 1 > o".into()));
+    assert_eq!(
+        p.jobs.at(0).command(),
+        JobCommand::Shell("echo 1 > o".into())
+    );
 
     std::fs::write(&f, "jobs = 2\n[params]\nx = \"1,2\"\n").unwrap();
     let e = usage_err(&a, dir.path());
@@ -543,7 +550,7 @@ fn ten_thousand_jobs_plan_with_their_own_keys() {
     );
     let p = plan_in(&a, Path::new(".")).unwrap();
     assert_eq!(p.jobs.len(), 10_000);
-    assert_eq!(p.jobs[9_999].key(), "python train.py --a=99 --b 99");
+    assert_eq!(p.jobs.at(9_999).key(), "python train.py --a=99 --b 99");
     let keys: std::collections::HashSet<String> =
         p.jobs.iter().map(|j| j.key().into_owned()).collect();
     assert_eq!(keys.len(), 10_000, "every job has its own history key");

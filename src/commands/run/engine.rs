@@ -545,11 +545,11 @@ impl Engine {
     }
 
     fn prepare_start(&mut self, job: usize, estimate: Estimate) -> anyhow::Result<SpawnSpec> {
-        let j = &self.plan.jobs[job];
+        let j = self.plan.jobs.at(job);
         // Created by the job's child process (SpawnSpec::job_dir), off the runner's loop.
         let jdir = self.dir.job_path(job);
         let jdir = std::path::absolute(&jdir).unwrap_or(jdir);
-        let command = j.command.display();
+        let command = j.display();
         let sweep_dir =
             std::path::absolute(self.dir.root()).unwrap_or_else(|_| self.dir.root().to_path_buf());
         self.setup.attempts[job] += 1;
@@ -557,7 +557,7 @@ impl Engine {
         let spec = SpawnSpec {
             job,
             attempt,
-            command: j.command.clone(),
+            command: j.command(),
             stdout: self.dir.stdout_path(job),
             stderr: self.dir.stderr_path(job),
             env: vec![
@@ -914,28 +914,27 @@ impl Engine {
             fail_fast_job: self.fail_fast_job,
         })?;
         self.dir.sync()?;
-        // The last summary.json, streamed from the fold; then the report's summary, which
-        // takes the fold's strings rather than copying them, and past the rows the table lists
-        // keeps only numbers (a 100 000-job summary is tens of MB).
+        // The last summary.json, streamed from the fold; then the report, whose rows are made
+        // from the fold as they are written (a 100 000-job summary is tens of MB).
         let ctx = self.summary_context();
         self.dir
             .write_final_summary(&self.plan.jobs, &ctx, self.peak_ws)?;
-        let all_rows = self.plan.jobs.len() <= report::FULL_TABLE_MAX_JOBS;
-        let mut summary = self.dir.take_summary(&self.plan.jobs, &ctx, |s| {
-            all_rows || s != JobStatus::Succeeded
-        });
-        summary.peak_working_set_bytes = summary.peak_working_set_bytes.max(self.peak_ws);
         self.flush_history();
         self.progress.finish();
+        let fold = self.dir.fold();
+        let mut summary = fold.header(&self.plan.jobs, &ctx);
+        summary.peak_working_set_bytes = summary.peak_working_set_bytes.max(self.peak_ws);
+        let rows = fold.rows(&self.plan.jobs);
         let budget = self.setup.budget.budget;
         let res = if self.plan.config.json {
             let mut err = crate::output::stdio::stderr();
-            report::write_report(&mut err, &summary, budget, None, Style::for_stderr())
+            report::write_report_rows(&mut err, &summary, &rows, budget, None, Style::for_stderr())
         } else {
             let mut out = crate::output::stdio::stdout();
-            report::write_report(
+            report::write_report_rows(
                 &mut out,
                 &summary,
+                &rows,
                 budget,
                 report::stdout_width(),
                 Style::for_stdout(),

@@ -352,7 +352,7 @@ impl SlurmRun {
         let sdir = self.abs.join(SLURM_DIR);
         std::fs::create_dir_all(&sdir).with_context(|| format!("creating {}", sdir.display()))?;
         for &(job, _) in &batch.jobs {
-            let display = self.plan.jobs[job].command.display();
+            let display = self.plan.jobs.at(job).display();
             self.dir.make_job_dir(job, &display)?;
         }
         std::fs::write(batch.list_path(&self.abs), batch.list())?;
@@ -397,7 +397,7 @@ impl SlurmRun {
             ended_at: None,
             probe,
         });
-        let command = self.plan.jobs[job].command.display();
+        let command = self.plan.jobs.at(job).display();
         self.emit(Event::JobStart {
             t: epoch(),
             job,
@@ -672,22 +672,25 @@ impl SlurmRun {
             crate::errln!("memsweep: warning: history not saved: {e:#}");
         }
         let ctx = self.context();
-        let summary = self.dir.take_summary(&self.plan.jobs, &ctx, |_| true);
-        self.dir.write_summary(&summary)?;
+        self.dir.write_final_summary(&self.plan.jobs, &ctx, 0)?;
         self.progress.finish();
         let budget = self.limits.cap;
+        let summary = self.dir.fold().header(&self.plan.jobs, &ctx);
+        let rows = self.dir.fold().rows(&self.plan.jobs);
         let _ = if self.plan.config.json {
-            report::write_report(
+            report::write_report_rows(
                 &mut std::io::stderr(),
                 &summary,
+                &rows,
                 budget,
                 None,
                 Style::for_stderr(),
             )
         } else {
-            report::write_report(
+            report::write_report_rows(
                 &mut std::io::stdout(),
                 &summary,
+                &rows,
                 budget,
                 report::stdout_width(),
                 Style::for_stdout(),
@@ -763,7 +766,7 @@ pub fn dry_run(plan: &SweepPlan, mut setup: Setup, cluster: &Cluster) -> anyhow:
             j,
             mem,
             why,
-            plan.jobs[j].command.display()
+            plan.jobs.at(j).display()
         );
     }
     let dir = match &plan.config.out {
