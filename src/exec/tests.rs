@@ -1008,8 +1008,10 @@ fn a_job_raising_its_oom_score_leaves_the_runners_alone() {
     // Each job sets its own oom_score_adj to 1000 before exec. The kernel copies such a write
     // to every process that shares the writer's memory: a job started with clone(CLONE_VM)
     // (tried for speed, to avoid copying page tables) made the runner the OOM killer's first
-    // choice. Jobs held at the gate (set up, not yet exec'd) and jobs that ran must both leave
-    // the runner's score as it was.
+    // choice. Jobs are now started with clone(CLONE_VM | CLONE_VFORK), exempt from the copy:
+    // a job held at the gate (set up, its score raised, not yet exec'd: the first of a turn;
+    // the others wait behind it on the spawner thread) and jobs that ran must both leave the
+    // runner's score as it was.
     let _l = lock();
     let mut ex = Executor::new(cfg(true, None), &no_layout(), &Fs::new(None)).unwrap();
     let own = || read("/proc/self/oom_score_adj");
@@ -1020,9 +1022,8 @@ fn a_job_raising_its_oom_score_leaves_the_runners_alone() {
             .unwrap();
     }
     assert!(
-        poll_until(Duration::from_secs(5), || (0..4)
-            .all(|j| tmp.path().join(format!("{j}.out")).exists())),
-        "the held jobs set themselves up"
+        poll_until(Duration::from_secs(5), || tmp.path().join("0.out").exists()),
+        "the first held job sets itself up"
     );
     std::thread::sleep(Duration::from_millis(50));
     assert_eq!(
@@ -1037,6 +1038,129 @@ fn a_job_raising_its_oom_score_leaves_the_runners_alone() {
         assert_eq!(read(tmp.path().join(format!("{job}.out"))), "1000\n");
     }
     assert_eq!(own(), before, "a job changed the runner's oom_score_adj");
+}
+
+#[test]
+fn a_job_that_ends_before_its_pid_is_reported_still_ends() {
+    // Jobs are started by a thread that reports each pid; the runner reaps with waitpid(-1) and
+    // may reap a job before that report. The exit must be kept, claimed once the report
+    // arrives, and the report must wake the runner (cgroup mode: nothing else would, as no
+    // sampling runs between events).
+    let _l = lock();
+    let parent = match TestParent::new("early") {
+        Ok(p) => p,
+        Err(why) => skip!("{why}"),
+    };
+    let mut ex = Executor::new(cfg(false, None), &parent.layout(), &Fs::new(None)).unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    spawner::REPORT_DELAY_MS.store(300, std::sync::atomic::Ordering::SeqCst);
+    let t = Instant::now();
+    ex.spawn(spec(tmp.path(), 0, argv(&["true"]))).unwrap();
+    let mut evs = Vec::new();
+    while evs.is_empty() && t.elapsed() < Duration::from_secs(20) {
+        evs = ex.wait(Duration::from_secs(20));
+    }
+    spawner::REPORT_DELAY_MS.store(0, std::sync::atomic::Ordering::SeqCst);
+    // Not a speed check: a lost wake-up would sleep through the whole 20 s wait.
+    assert!(
+        t.elapsed() < Duration::from_secs(10),
+        "the report did not wake the runner"
+    );
+    match evs.as_slice() {
+        [ExecEvent::Exited(e)] => {
+            assert_eq!((e.job, &e.outcome), (0, &Outcome::Succeeded), "{e:?}");
+            assert!(e.cpu.is_some(), "{e:?}");
+        }
+        other => panic!("expected job 0's exit, got {other:?}"),
+    }
+    assert_eq!(ex.running(), 0);
+}
+
+#[test]
+fn failures_before_exec_are_reported_per_job() {
+    // The child sets itself up (folder, output files, cgroup) after the clone, on the spawner
+    // thread's watch: each failure ends that job as FailedToSpawn with its reason, and the jobs
+    // after it still run.
+    let _l = lock();
+    let parent = match TestParent::new("failures") {
+        Ok(p) => p,
+        Err(why) => skip!("{why}"),
+    };
+    let mut ex = Executor::new(cfg(false, None), &parent.layout(), &Fs::new(None)).unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let file = tmp.path().join("a-file");
+    std::fs::write(&file, "").unwrap();
+    let mut folder = spec(tmp.path(), 0, sh("true"));
+    folder.job_dir = Some((file.join("0"), "true\n".into()));
+    let mut stdout = spec(tmp.path(), 1, sh("true"));
+    stdout.stdout = tmp.path().join("missing").join("1.out");
+    let bad = tmp.path().join("not-a-program");
+    std::fs::write(&bad, [0u8, 1, 2, 3]).unwrap();
+    std::fs::set_permissions(&bad, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let bad_s = bad.display().to_string();
+    ex.spawn_gated(folder).unwrap();
+    ex.spawn_gated(stdout).unwrap();
+    ex.spawn_gated(spec(tmp.path(), 2, argv(&[&bad_s])))
+        .unwrap();
+    ex.spawn_gated(spec(tmp.path(), 3, sh("echo fine")))
+        .unwrap();
+    ex.open_gate().unwrap();
+    let done = drain(&mut ex, Duration::from_secs(20));
+    let error = |job: usize| match &done[&job].outcome {
+        Outcome::FailedToSpawn { error } => error.clone(),
+        o => panic!("job {job}: {o:?}"),
+    };
+    assert!(
+        error(0).starts_with("cannot create the job's folder and command file"),
+        "{}",
+        error(0)
+    );
+    assert!(
+        error(1).starts_with("cannot open the job's stdout file"),
+        "{}",
+        error(1)
+    );
+    assert!(
+        error(2).contains("not-a-program") && error(2).contains("format"),
+        "{}",
+        error(2)
+    );
+    assert_eq!(done[&3].outcome, Outcome::Succeeded);
+    assert_eq!(read(tmp.path().join("3.out")), "fine\n");
+    for job in 0..3 {
+        assert!(done[&job].peak.is_none(), "job {job} never ran");
+    }
+}
+
+#[test]
+fn a_cgroup_the_child_cannot_join_is_its_jobs_failure() {
+    // The child joins its memory cgroup itself, after the clone: a cgroup it cannot join (here
+    // a path that does not exist) is reported for that job, and the child never execs.
+    let _l = lock();
+    let tmp = tempfile::tempdir().unwrap();
+    let mark = tmp.path().join("ran");
+    let mut s = spawner::Spawner::start().unwrap();
+    let job = spec(tmp.path(), 0, sh(&format!("touch {}", mark.display())));
+    s.send(spawner::Request {
+        exe: spawn::program(&job).unwrap(),
+        cgroup_procs: Some(c"/nonexistent/memsweep-cgroup/cgroup.procs".into()),
+        spec: job,
+        gate: None,
+    })
+    .unwrap();
+    let (reports, lost) = s.wait_all();
+    assert_eq!(lost, 0);
+    let started = match reports.into_iter().next().map(|r| r.result) {
+        Some(Ok(started)) => started,
+        _ => panic!("the child should have been started"),
+    };
+    sys::wait_blocking(started.pid);
+    let error = started.error.unwrap_or_default();
+    assert!(
+        error.starts_with("cannot move the job into its memory cgroup"),
+        "{error}"
+    );
+    assert!(!mark.exists(), "the job ran outside its cgroup");
 }
 
 // ---------------------------------------------------------------------------------------------
