@@ -1040,6 +1040,14 @@ fn a_job_raising_its_oom_score_leaves_the_runners_alone() {
     assert_eq!(own(), before, "a job changed the runner's oom_score_adj");
 }
 
+/// An executor in cgroup v1 mode under a fresh test cgroup (kept alive by the first value).
+fn v1_executor(tag: &str) -> Result<(TestParent, Executor), String> {
+    let parent = TestParent::new(tag)?;
+    let ex = Executor::new(cfg(false, None), &parent.layout(), &Fs::new(None))
+        .map_err(|e| e.to_string())?;
+    Ok((parent, ex))
+}
+
 #[test]
 fn a_job_that_ends_before_its_pid_is_reported_still_ends() {
     // Jobs are started by a thread that reports each pid; the runner reaps with waitpid(-1) and
@@ -1047,11 +1055,10 @@ fn a_job_that_ends_before_its_pid_is_reported_still_ends() {
     // arrives, and the report must wake the runner (cgroup mode: nothing else would, as no
     // sampling runs between events).
     let _l = lock();
-    let parent = match TestParent::new("early") {
-        Ok(p) => p,
+    let (_parent, mut ex) = match v1_executor("early") {
+        Ok(x) => x,
         Err(why) => skip!("{why}"),
     };
-    let mut ex = Executor::new(cfg(false, None), &parent.layout(), &Fs::new(None)).unwrap();
     let tmp = tempfile::tempdir().unwrap();
     spawner::REPORT_DELAY_MS.store(300, std::sync::atomic::Ordering::SeqCst);
     let t = Instant::now();
@@ -1082,11 +1089,10 @@ fn failures_before_exec_are_reported_per_job() {
     // thread's watch: each failure ends that job as FailedToSpawn with its reason, and the jobs
     // after it still run.
     let _l = lock();
-    let parent = match TestParent::new("failures") {
-        Ok(p) => p,
+    let (_parent, mut ex) = match v1_executor("failures") {
+        Ok(x) => x,
         Err(why) => skip!("{why}"),
     };
-    let mut ex = Executor::new(cfg(false, None), &parent.layout(), &Fs::new(None)).unwrap();
     let tmp = tempfile::tempdir().unwrap();
     let file = tmp.path().join("a-file");
     std::fs::write(&file, "").unwrap();
