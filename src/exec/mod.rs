@@ -4,7 +4,8 @@
 //!
 //! All `unsafe` and OS-specific code of the crate lives here, each block with a `// SAFETY:` comment.
 //!
-//! Files: `spawn` (clone/exec of one job), `spawner` (the thread that starts jobs), `cgroup` (job cgroups, v1 slot pool, v2 leaves, stale
+//! Files: `spawn` (clone/exec of one job), `spawner` (the thread that starts jobs), `syncer`
+//! (the thread that opens a turn's gate once the journal is durable), `cgroup` (job cgroups, v1 slot pool, v2 leaves, stale
 //! trees), `events` (kernel memory events: v1 usage thresholds, v2 `memory.high` and
 //! `memory.events` watches, PSI triggers), `sample` (/proc trees for Proc mode), `attribution`
 //! (which processes are a job's: process tree plus the inherited environment marker, so daemons
@@ -22,6 +23,7 @@ pub mod sample;
 mod signals;
 mod spawn;
 mod spawner;
+mod syncer;
 mod sys;
 #[cfg(test)]
 mod tests;
@@ -195,6 +197,7 @@ pub struct Executor {
     /// Jobs started this turn and held before exec until [`Self::open_gate`].
     gate: Option<spawn::Gate>,
     spawner: spawner::Spawner,
+    syncer: syncer::Syncer,
     /// Exits reaped before the spawner reported their pid (waitpid(-1) may beat the report).
     early: Vec<sys::Reaped>,
 }
@@ -296,6 +299,8 @@ impl Executor {
         let events = events::Events::new(container.as_deref(), v2, Some(&psi));
         let spawner = spawner::Spawner::start()
             .map_err(|e| anyhow::anyhow!("cannot start the thread that starts jobs: {e}"))?;
+        let syncer = syncer::Syncer::start()
+            .map_err(|e| anyhow::anyhow!("cannot start the thread that syncs the journal: {e}"))?;
         Ok(Executor {
             cfg,
             accounting,
@@ -313,6 +318,7 @@ impl Executor {
             events,
             gate: None,
             spawner,
+            syncer,
             early: Vec::new(),
         })
     }
@@ -362,6 +368,32 @@ impl Executor {
                 .map_err(|e| anyhow::anyhow!("cannot release the started jobs: {e}"))?;
         }
         Ok(())
+    }
+
+    /// Let the jobs held by [`Self::spawn_gated`] exec once the data written to `file` (the
+    /// journal, with their starts) is durable: the fdatasync runs on a thread of its own and
+    /// this returns at once. With no file, nothing waits to be durable: open now. A sync that
+    /// fails leaves its jobs unrun (`FailedToSpawn`) and shows in [`Self::durability_error`].
+    pub fn open_gate_when_durable(
+        &mut self,
+        file: Option<std::sync::Arc<std::fs::File>>,
+    ) -> anyhow::Result<()> {
+        match file {
+            None => self.open_gate(),
+            Some(file) => self
+                .syncer
+                .send(file, self.gate.take())
+                .map_err(|e| anyhow::anyhow!("cannot release the started jobs: {e}")),
+        }
+    }
+
+    /// Why a sync of [`Self::open_gate_when_durable`] failed, if one did. With `wait`, once
+    /// every sync asked for so far is done.
+    pub fn durability_error(&self, wait: bool) -> Option<String> {
+        if wait {
+            self.syncer.flush();
+        }
+        self.syncer.error()
     }
 
     fn start(&mut self, mut spec: SpawnSpec, gated: bool) -> anyhow::Result<()> {
@@ -904,7 +936,9 @@ fn group_kill(pgid: i32, sig: i32) -> anyhow::Result<()> {
 
 impl Drop for Executor {
     fn drop(&mut self) {
-        // Every job's pid, first: a job held at a gate never opened does not run.
+        // Every job's pid, first: the syncs asked for open their gates (or drop them), and a
+        // job held at a gate never opened does not run.
+        self.syncer.finish();
         self.take_reports(true);
         if self.cgroups.is_none() {
             // Descendants that left the job's groups since the last sample are still in its

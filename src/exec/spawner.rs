@@ -61,19 +61,15 @@ impl Spawner {
         let wake = Arc::new(sys::eventfd()?);
         let waiting = Arc::new(AtomicBool::new(false));
         let (t_wake, t_waiting) = (Arc::clone(&wake), Arc::clone(&waiting));
-        // The thread is created with every signal blocked, so it never runs the runner's
-        // handlers (they would work on any thread, but its children must start blocked).
-        let mask = sys::block_all_signals();
-        let thread = std::thread::Builder::new()
-            .name("memsweep-spawner".into())
-            .spawn(move || serve(req_rx, rep_tx, &t_wake, &t_waiting));
-        sys::restore_signals(&mask);
+        let thread = sys::thread_signals_blocked("memsweep-spawner", move || {
+            serve(req_rx, rep_tx, &t_wake, &t_waiting)
+        })?;
         Ok(Spawner {
             requests: Some(req_tx),
             reports: rep_rx,
             wake,
             waiting,
-            thread: Some(thread?),
+            thread: Some(thread),
             in_flight: 0,
         })
     }

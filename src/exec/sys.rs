@@ -226,6 +226,18 @@ pub fn err_text(e: &io::Error) -> String {
     }
 }
 
+/// A thread of the runner's with every signal blocked: signals go to the main thread, and
+/// what the thread starts begins with every signal blocked (the job's child path expects it).
+pub fn thread_signals_blocked(
+    name: &str,
+    f: impl FnOnce() + Send + 'static,
+) -> io::Result<std::thread::JoinHandle<()>> {
+    let mask = block_all_signals();
+    let t = std::thread::Builder::new().name(name.into()).spawn(f);
+    restore_signals(&mask);
+    t
+}
+
 /// Block every signal in the calling thread (around fork, so no handler of the runner can run
 /// in a child before the child has reset it); returns the mask to restore.
 pub fn block_all_signals() -> libc::sigset_t {

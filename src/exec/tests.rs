@@ -1040,6 +1040,43 @@ fn a_job_raising_its_oom_score_leaves_the_runners_alone() {
     assert_eq!(own(), before, "a job changed the runner's oom_score_adj");
 }
 
+#[test]
+fn held_jobs_run_once_the_journal_sync_succeeds_and_never_after_one_fails() {
+    let _l = lock();
+    let mut ex = Executor::new(cfg(true, None), &no_layout(), &Fs::new(None)).unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let touch = |job: usize| sh(&format!("touch {}/ran.{job}", tmp.path().display()));
+    let journal = std::sync::Arc::new(std::fs::File::create(tmp.path().join("journal")).unwrap());
+    ex.spawn_gated(spec(tmp.path(), 0, touch(0))).unwrap();
+    ex.open_gate_when_durable(Some(journal.clone())).unwrap();
+    let done = drain(&mut ex, Duration::from_secs(10));
+    assert_eq!(done[&0].outcome, Outcome::Succeeded);
+    assert!(tmp.path().join("ran.0").exists());
+    assert_eq!(ex.durability_error(true), None);
+
+    // fdatasync on a pipe fails (EINVAL): a stand-in for a failing disk.
+    let (_r, w) = sys::pipe().unwrap();
+    ex.spawn_gated(spec(tmp.path(), 1, touch(1))).unwrap();
+    ex.open_gate_when_durable(Some(std::sync::Arc::new(std::fs::File::from(w))))
+        .unwrap();
+    // After a failed sync nothing is known durable: a later turn's jobs do not run either.
+    ex.spawn_gated(spec(tmp.path(), 2, touch(2))).unwrap();
+    ex.open_gate_when_durable(Some(journal)).unwrap();
+    let done = drain(&mut ex, Duration::from_secs(10));
+    for job in [1, 2] {
+        assert!(
+            matches!(&done[&job].outcome, Outcome::FailedToSpawn { error } if error.contains("stopped before")),
+            "job {job}: {:?}",
+            done[&job]
+        );
+        assert!(
+            !tmp.path().join(format!("ran.{job}")).exists(),
+            "job {job} ran"
+        );
+    }
+    assert!(ex.durability_error(true).is_some());
+}
+
 /// An executor in cgroup v1 mode under a fresh test cgroup (kept alive by the first value).
 fn v1_executor(tag: &str) -> Result<(TestParent, Executor), String> {
     let parent = TestParent::new(tag)?;
