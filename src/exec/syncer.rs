@@ -94,21 +94,27 @@ fn serve(requests: mpsc::Receiver<Request>, error: &Mutex<Option<String>>) {
     while let Ok(first) = requests.recv() {
         let mut batch = vec![first];
         batch.extend(requests.try_iter());
-        let mut error = error.lock().unwrap_or_else(|e| e.into_inner());
+        // Not held during the sync: the runner's loop looks at it every turn.
+        let failed = |e: Option<String>| {
+            let mut error = error.lock().unwrap_or_else(|e| e.into_inner());
+            if error.is_none() {
+                *error = e;
+            }
+            error.is_some()
+        };
+        // After a failed sync nothing is known durable, then or later: the gates are dropped
+        // unopened and the jobs held at them never run.
+        let mut ok = !failed(None);
         let mut synced: Vec<&Arc<File>> = Vec::new();
         for r in &batch {
             let Some(file) = &r.file else { continue };
-            if error.is_none() && !synced.iter().any(|f| Arc::ptr_eq(f, file)) {
+            if ok && !synced.iter().any(|f| Arc::ptr_eq(f, file)) {
                 match file.sync_data() {
                     Ok(()) => synced.push(file),
-                    Err(e) => *error = Some(sys::err_text(&e)),
+                    Err(e) => ok = !failed(Some(sys::err_text(&e))),
                 }
             }
         }
-        // After a failed sync nothing is known durable, then or later: the gates are dropped
-        // unopened and the jobs held at them never run.
-        let ok = error.is_none();
-        drop(error);
         for r in batch {
             if let Some(g) = r.gate.filter(|_| ok) {
                 // A gate that cannot be written to ends its jobs at end of file, unrun.
