@@ -353,10 +353,13 @@ impl Executor {
         self.start(spec, false)
     }
 
-    /// [`Self::spawn`], but the job is held just before exec until [`Self::open_gate`]: its
-    /// fork and set-up (folder, output files, cgroup) overlap whatever the caller does in
-    /// between — the journal's fsync of its start. If the gate is dropped instead (an error,
-    /// the runner's death), the job ends as `FailedToSpawn` without running.
+    /// [`Self::spawn`], but the job is held just before exec until [`Self::open_gate`] (or
+    /// [`Self::open_gate_when_durable`]): its set-up (folder, output files, cgroup) overlaps
+    /// the journal's fsync of its start. Each spawner thread starts one job at a time, so only
+    /// the turn's first job per thread is set up while held; the others follow once the gate
+    /// opens. If
+    /// the gate is dropped instead (an error, the runner's death), the job ends as
+    /// `FailedToSpawn` without running.
     pub fn spawn_gated(&mut self, spec: SpawnSpec) -> anyhow::Result<()> {
         self.start(spec, true)
     }

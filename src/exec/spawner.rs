@@ -1,14 +1,14 @@
-//! The thread that starts jobs, so that the runner's loop never waits for one.
+//! The threads that start jobs, so that the runner's loop never waits for one.
 //!
 //! [`super::spawn`] holds its calling thread until the child execs (`CLONE_VFORK`), and the
 //! child first sets itself up (folder, output files, memory cgroup: about a millisecond) and may
-//! wait at the turn's gate. This thread takes those waits: the runner sends it a request per
-//! job and carries on (the journal's fsync, sampling, reaping), and the thread reports each
-//! job's pid, or why it could not start, in order. Every signal is blocked on this thread, so
-//! its children start with all signals blocked, as [`super::spawn`]'s child path expects.
+//! wait at the turn's gate. These threads take those waits: the runner sends each job to one of
+//! them in turn and carries on (sampling, reaping), and they report each job's pid, or why it
+//! could not start. Every signal is blocked on them, so their children start with all signals
+//! blocked, as [`super::spawn`]'s child path expects.
 //!
 //! The runner reaps with `waitpid(-1)`, so a job may be reaped before its report arrives; the
-//! executor keeps such exits until the report names their pid. The thread wakes the runner's
+//! executor keeps such exits until the report names their pid. A thread wakes the runner's
 //! poll (an eventfd) when a report is the only news to come: a job that could not start (no
 //! child, so no SIGCHLD), or one the runner already reaped and is waiting to name.
 
@@ -43,41 +43,55 @@ pub struct Report {
 #[cfg(test)]
 pub static REPORT_DELAY_MS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
 
-/// The runner's side of the thread.
+/// Threads that start jobs. Each is held while its child sets itself up (cgroup join, files)
+/// and waits at the gate; two let one job's set-up overlap another's.
+const THREADS: usize = 2;
+
+/// The runner's side of the threads.
 pub struct Spawner {
-    requests: Option<mpsc::Sender<Request>>,
+    /// Each thread's request channel, taken in turn.
+    requests: Vec<mpsc::Sender<Request>>,
+    next: usize,
     reports: mpsc::Receiver<Report>,
     wake: Arc<OwnedFd>,
     /// Set while the runner holds an exit it cannot name yet: every report must wake it.
     waiting: Arc<AtomicBool>,
-    thread: Option<std::thread::JoinHandle<()>>,
+    threads: Vec<std::thread::JoinHandle<()>>,
     in_flight: usize,
 }
 
 impl Spawner {
     pub fn start() -> io::Result<Spawner> {
-        let (req_tx, req_rx) = mpsc::channel::<Request>();
         let (rep_tx, rep_rx) = mpsc::channel::<Report>();
         let wake = Arc::new(sys::eventfd()?);
         let waiting = Arc::new(AtomicBool::new(false));
-        let (t_wake, t_waiting) = (Arc::clone(&wake), Arc::clone(&waiting));
-        let thread = sys::thread_signals_blocked("memsweep-spawner", move || {
-            serve(req_rx, rep_tx, &t_wake, &t_waiting)
-        })?;
-        Ok(Spawner {
-            requests: Some(req_tx),
+        let mut s = Spawner {
+            requests: Vec::new(),
+            next: 0,
             reports: rep_rx,
             wake,
             waiting,
-            thread: Some(thread),
+            threads: Vec::new(),
             in_flight: 0,
-        })
+        };
+        for _ in 0..THREADS {
+            let (req_tx, req_rx) = mpsc::channel::<Request>();
+            let rep_tx = rep_tx.clone();
+            let (t_wake, t_waiting) = (Arc::clone(&s.wake), Arc::clone(&s.waiting));
+            s.threads.push(sys::thread_signals_blocked(
+                "memsweep-spawner",
+                move || serve(req_rx, rep_tx, &t_wake, &t_waiting),
+            )?);
+            s.requests.push(req_tx);
+        }
+        Ok(s)
     }
 
     /// Queue a job; its [`Report`] comes from [`Self::take`] or [`Self::wait_all`]. If the
     /// thread is gone, the job cannot start: its folder is made here and the error returned.
     pub fn send(&mut self, req: Request) -> io::Result<()> {
-        let sent = match self.requests.as_ref() {
+        self.next = (self.next + 1) % self.requests.len().max(1);
+        let sent = match self.requests.get(self.next) {
             Some(tx) => tx.send(req).map_err(|e| e.0),
             None => Err(req),
         };
@@ -99,8 +113,9 @@ impl Spawner {
         self.collect(false)
     }
 
-    /// Every outstanding report, waiting for them, and how many the thread never sent (it
-    /// died). The caller must not hold a closed gate that one of them waits at.
+    /// Every outstanding report, waiting for them, and how many the threads never sent (they
+    /// died: only when they could not be created). The caller must not hold a closed gate that
+    /// one of them waits at.
     pub fn wait_all(&mut self) -> (Vec<Report>, usize) {
         let out = self.collect(true);
         (out, std::mem::take(&mut self.in_flight))
@@ -141,9 +156,9 @@ impl Spawner {
 
 impl Drop for Spawner {
     fn drop(&mut self) {
-        // Closing the request channel ends the thread once it has served what was queued.
-        self.requests = None;
-        if let Some(t) = self.thread.take() {
+        // Closing the request channels ends the threads once they have served what was queued.
+        self.requests.clear();
+        for t in self.threads.drain(..) {
             let _ = t.join();
         }
     }
@@ -159,13 +174,18 @@ fn serve(
     for req in requests {
         let job = req.spec.job;
         let result = match &stack {
-            Ok(stack) => spawn::spawn(
-                &req.spec,
-                &req.exe,
-                req.cgroup_procs.as_deref(),
-                req.gate.as_ref(),
-                stack,
-            ),
+            // A panic here (a bug) fails this job rather than the thread: the runner waits for
+            // every report.
+            Ok(stack) => std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                spawn::spawn(
+                    &req.spec,
+                    &req.exe,
+                    req.cgroup_procs.as_deref(),
+                    req.gate.as_ref(),
+                    stack,
+                )
+            }))
+            .unwrap_or_else(|_| Err(io::Error::other("starting the job failed (a bug)"))),
             Err(e) => Err(io::Error::new(
                 e.kind(),
                 format!("cannot map a stack for starting jobs: {}", sys::err_text(e)),

@@ -1009,9 +1009,9 @@ fn a_job_raising_its_oom_score_leaves_the_runners_alone() {
     // to every process that shares the writer's memory: a job started with clone(CLONE_VM)
     // (tried for speed, to avoid copying page tables) made the runner the OOM killer's first
     // choice. Jobs are now started with clone(CLONE_VM | CLONE_VFORK), exempt from the copy:
-    // a job held at the gate (set up, its score raised, not yet exec'd: the first of a turn;
-    // the others wait behind it on the spawner thread) and jobs that ran must both leave the
-    // runner's score as it was.
+    // a job held at the gate (set up, its score raised, not yet exec'd: the first of a turn
+    // on each spawner thread; the others wait behind them) and jobs that ran must both leave
+    // the runner's score as it was.
     let _l = lock();
     let mut ex = Executor::new(cfg(true, None), &no_layout(), &Fs::new(None)).unwrap();
     let own = || read("/proc/self/oom_score_adj");
