@@ -740,10 +740,12 @@ impl Executor {
             return true;
         }
         let guard = self.guard.as_ref().map_or(0, |g| g.pid());
+        // A job being started is a child whose pid the spawner has not reported yet.
+        let starting: Vec<i32> = self.spawner.starting().collect();
         match sample::own_children() {
-            Some(kids) => kids
-                .iter()
-                .any(|&k| k != guard && !self.jobs.iter().any(|j| j.pid == k)),
+            Some(kids) => kids.iter().any(|&k| {
+                k != guard && !starting.contains(&k) && !self.jobs.iter().any(|j| j.pid == k)
+            }),
             None => true,
         }
     }

@@ -225,7 +225,9 @@ pub fn program(spec: &SpawnSpec) -> io::Result<CString> {
 }
 
 /// Start the job, running `exe` (from [`program`]), held at `gate` before exec when given, on
-/// `stack`; returns once it has exec'd or failed. Errors found before the clone (bad argument,
+/// `stack`; returns once it has exec'd or failed. The kernel stores the child's pid in
+/// `starting` as soon as it exists (`CLONE_PARENT_SETTID`), for the runner to recognise it
+/// before this returns. Errors found before the clone (bad argument,
 /// no process left) are returned as errors; a failure in the child comes back as
 /// [`Started::error`].
 pub fn spawn(
@@ -234,6 +236,7 @@ pub fn spawn(
     cgroup_procs: Option<&CStr>,
     gate: Option<&GateHold>,
     stack: &ChildStack,
+    starting: &std::sync::atomic::AtomicI32,
 ) -> io::Result<Started> {
     let argv: Vec<String> = match &spec.command {
         JobCommand::Argv(argv) => argv.clone(),
@@ -297,17 +300,19 @@ pub fn spawn(
         cgroup_procs,
         gate: gate.map(|g| (g.read.as_raw_fd(), g.write)),
     };
-    let flags = libc::CLONE_VM | libc::CLONE_VFORK | libc::SIGCHLD;
+    let flags = libc::CLONE_VM | libc::CLONE_VFORK | libc::CLONE_PARENT_SETTID | libc::SIGCHLD;
     // SAFETY: `child_main` only makes async-signal-safe calls on memory prepared above (alive
     // until clone returns: this thread is held until the child execs or exits) and ends in
     // exec or _exit; it runs on `stack`, which nothing else uses meanwhile. The child shares
-    // this thread's TLS (errno), harmless while this thread is held.
+    // this thread's TLS (errno), harmless while this thread is held. The kernel writes the pid
+    // into `starting`, an aligned i32 that outlives the call.
     let pid = unsafe {
         libc::clone(
             child_main,
             stack.top(),
             flags,
             (&child as *const ChildArgs).cast_mut().cast(),
+            starting.as_ptr(),
         )
     };
     if pid < 0 {

@@ -16,7 +16,7 @@ use std::ffi::CString;
 use std::io;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
 use std::sync::mpsc;
 
 use super::spawn::{self, ChildStack, GateHold, Started};
@@ -57,6 +57,8 @@ pub struct Spawner {
     /// Set while the runner holds an exit it cannot name yet: every report must wake it.
     waiting: Arc<AtomicBool>,
     threads: Vec<std::thread::JoinHandle<()>>,
+    /// Per thread: the pid of the child it is starting and has not reported yet, else 0.
+    starting: Vec<Arc<AtomicI32>>,
     in_flight: usize,
 }
 
@@ -72,17 +74,21 @@ impl Spawner {
             wake,
             waiting,
             threads: Vec::new(),
+            starting: Vec::new(),
             in_flight: 0,
         };
         for _ in 0..THREADS {
             let (req_tx, req_rx) = mpsc::channel::<Request>();
             let rep_tx = rep_tx.clone();
             let (t_wake, t_waiting) = (Arc::clone(&s.wake), Arc::clone(&s.waiting));
+            let starting = Arc::new(AtomicI32::new(0));
+            let t_starting = Arc::clone(&starting);
             s.threads.push(sys::thread_signals_blocked(
                 "memsweep-spawner",
-                move || serve(req_rx, rep_tx, &t_wake, &t_waiting),
+                move || serve(req_rx, rep_tx, &t_wake, &t_waiting, &t_starting),
             )?);
             s.requests.push(req_tx);
+            s.starting.push(starting);
         }
         Ok(s)
     }
@@ -101,6 +107,15 @@ impl Spawner {
         }
         self.in_flight += 1;
         Ok(())
+    }
+
+    /// Children being started whose report has not been sent yet: a child of the runner that
+    /// is no known job may be one of these.
+    pub fn starting(&self) -> impl Iterator<Item = i32> + '_ {
+        self.starting
+            .iter()
+            .map(|p| p.load(Ordering::SeqCst))
+            .filter(|&p| p != 0)
     }
 
     /// Jobs sent and not yet reported.
@@ -169,6 +184,7 @@ fn serve(
     reports: mpsc::Sender<Report>,
     wake: &OwnedFd,
     waiting: &AtomicBool,
+    starting: &AtomicI32,
 ) {
     let stack = ChildStack::new();
     for req in requests {
@@ -183,6 +199,7 @@ fn serve(
                     req.cgroup_procs.as_deref(),
                     req.gate.as_ref(),
                     stack,
+                    starting,
                 )
             }))
             .unwrap_or_else(|_| Err(io::Error::other("starting the job failed (a bug)"))),
@@ -203,6 +220,8 @@ fn serve(
         if reports.send(Report { job, result }).is_err() {
             return;
         }
+        // Only once the report is on its way: until then the runner tells the child by this.
+        starting.store(0, Ordering::SeqCst);
         std::sync::atomic::fence(Ordering::SeqCst);
         if must_wake || waiting.load(Ordering::SeqCst) {
             let _ = sys::write(wake.as_fd(), &1u64.to_ne_bytes());
