@@ -4,7 +4,8 @@
 //!
 //! All `unsafe` and OS-specific code of the crate lives here, each block with a `// SAFETY:` comment.
 //!
-//! Files: `spawn` (fork/exec of one job), `cgroup` (job cgroups, v1 slot pool, v2 leaves, stale
+//! Files: `spawn` (clone/exec of one job), `spawner` (the thread that starts jobs), `syncer`
+//! (the thread that opens a turn's gate once the journal is durable), `cgroup` (job cgroups, v1 slot pool, v2 leaves, stale
 //! trees), `events` (kernel memory events: v1 usage thresholds, v2 `memory.high` and
 //! `memory.events` watches, PSI triggers), `sample` (/proc trees for Proc mode), `attribution`
 //! (which processes are a job's: process tree plus the inherited environment marker, so daemons
@@ -21,6 +22,8 @@ mod guard;
 pub mod sample;
 mod signals;
 mod spawn;
+mod spawner;
+mod syncer;
 mod sys;
 #[cfg(test)]
 mod tests;
@@ -149,6 +152,7 @@ pub struct JobUsage {
 struct Running {
     job: usize,
     attempt: u32,
+    /// 0 until the spawner thread reports the pid.
     pid: i32,
     started: Instant,
     paused: bool,
@@ -160,9 +164,8 @@ struct Running {
     current: u64,
     /// Process groups of the job's tree registered with the guard (the job's own first).
     pgids: Vec<i32>,
-    /// Read end of the child's exec-error pipe, and the command (for its message).
-    errors: std::os::fd::OwnedFd,
-    command: JobCommand,
+    /// Why the child never became the job (it failed before exec), once reported.
+    error: Option<String>,
     /// v1: the job cgroup's usage threshold; v2: the `memory.high` written, and whether its
     /// `memory.events` is watched.
     threshold: Option<events::Threshold>,
@@ -191,8 +194,12 @@ pub struct Executor {
     /// Orphans of the jobs are re-parented to us (else to init, out of sight).
     subreaper: bool,
     events: events::Events,
-    /// Jobs forked this turn and held before exec until [`Self::open_gate`].
+    /// Jobs started this turn and held before exec until [`Self::open_gate`].
     gate: Option<spawn::Gate>,
+    spawner: spawner::Spawner,
+    syncer: syncer::Syncer,
+    /// Exits reaped before the spawner reported their pid (waitpid(-1) may beat the report).
+    early: Vec<sys::Reaped>,
 }
 
 /// Jobs younger than this get no threshold or `memory.high` of their own (the container's
@@ -290,6 +297,10 @@ impl Executor {
             .filter(|p| v2 && p.exists())
             .unwrap_or_else(|| fs.path(std::path::Path::new("/proc/pressure/memory")));
         let events = events::Events::new(container.as_deref(), v2, Some(&psi));
+        let spawner = spawner::Spawner::start()
+            .map_err(|e| anyhow::anyhow!("cannot start the thread that starts jobs: {e}"))?;
+        let syncer = syncer::Syncer::start()
+            .map_err(|e| anyhow::anyhow!("cannot start the thread that syncs the journal: {e}"))?;
         Ok(Executor {
             cfg,
             accounting,
@@ -306,6 +317,9 @@ impl Executor {
             subreaper,
             events,
             gate: None,
+            spawner,
+            syncer,
+            early: Vec::new(),
         })
     }
 
@@ -339,10 +353,13 @@ impl Executor {
         self.start(spec, false)
     }
 
-    /// [`Self::spawn`], but the job is held just before exec until [`Self::open_gate`]: its
-    /// fork and set-up (folder, output files, cgroup) overlap whatever the caller does in
-    /// between — the journal's fsync of its start. If the gate is dropped instead (an error,
-    /// the runner's death), the job ends as `FailedToSpawn` without running.
+    /// [`Self::spawn`], but the job is held just before exec until [`Self::open_gate`] (or
+    /// [`Self::open_gate_when_durable`]): its set-up (folder, output files, cgroup) overlaps
+    /// the journal's fsync of its start. Each spawner thread starts one job at a time, so only
+    /// the turn's first job per thread is set up while held; the others follow once the gate
+    /// opens. If
+    /// the gate is dropped instead (an error, the runner's death), the job ends as
+    /// `FailedToSpawn` without running.
     pub fn spawn_gated(&mut self, spec: SpawnSpec) -> anyhow::Result<()> {
         self.start(spec, true)
     }
@@ -356,6 +373,32 @@ impl Executor {
         Ok(())
     }
 
+    /// Let the jobs held by [`Self::spawn_gated`] exec once the data written to `file` (the
+    /// journal, with their starts) is durable: the fdatasync runs on a thread of its own and
+    /// this returns at once. With no file, nothing waits to be durable: open now. A sync that
+    /// fails leaves its jobs unrun (`FailedToSpawn`) and shows in [`Self::durability_error`].
+    pub fn open_gate_when_durable(
+        &mut self,
+        file: Option<std::sync::Arc<std::fs::File>>,
+    ) -> anyhow::Result<()> {
+        match file {
+            None => self.open_gate(),
+            Some(file) => self
+                .syncer
+                .send(file, self.gate.take())
+                .map_err(|e| anyhow::anyhow!("cannot release the started jobs: {e}")),
+        }
+    }
+
+    /// Why a sync of [`Self::open_gate_when_durable`] failed, if one did. With `wait`, once
+    /// every sync asked for so far is done.
+    pub fn durability_error(&self, wait: bool) -> Option<String> {
+        if wait {
+            self.syncer.flush();
+        }
+        self.syncer.error()
+    }
+
     fn start(&mut self, mut spec: SpawnSpec, gated: bool) -> anyhow::Result<()> {
         if self.jobs.iter().any(|r| r.job == spec.job) {
             bail!("job {} is already running", spec.job);
@@ -365,62 +408,131 @@ impl Executor {
         spec.env.retain(|(k, _)| marker.iter().all(|(m, _)| m != k));
         spec.env.extend(marker);
         let started = Instant::now();
+        let exe = match spawn::program(&spec) {
+            Ok(exe) => exe,
+            Err(e) => {
+                spawner::make_job_dir(&spec);
+                self.failed_to_spawn(spec.job, spec.attempt, started, e.to_string());
+                return Ok(());
+            }
+        };
         let slot = match self.cgroups.as_mut().map(|c| c.acquire()) {
             None => None,
             Some(Ok(slot)) => Some(slot),
             Some(Err(e)) => {
-                self.failed_to_spawn(&spec, started, e.to_string());
+                spawner::make_job_dir(&spec);
+                self.failed_to_spawn(spec.job, spec.attempt, started, e.to_string());
                 return Ok(());
             }
         };
         if gated && self.gate.is_none() {
             self.gate = Some(spawn::Gate::new()?);
         }
-        let gate = if gated { self.gate.as_mut() } else { None };
-        match spawn::spawn(&spec, slot.as_ref().map(|s| s.procs.as_c_str()), gate) {
-            Ok(spawn::Started { pid, errors }) => {
-                if let Some(g) = self.guard.as_mut() {
-                    g.add_pgid(pid);
-                }
-                self.jobs.push(Running {
-                    job: spec.job,
-                    attempt: spec.attempt,
-                    pid,
-                    started,
-                    paused: false,
-                    sent: None,
-                    slot,
-                    sampled_peak: 0,
-                    current: 0,
-                    pgids: vec![pid],
-                    errors,
-                    command: spec.command,
-                    threshold: None,
-                    high: None,
-                    watched: false,
-                });
+        let gate = if gated {
+            self.gate.as_mut().map(|g| g.hold())
+        } else {
+            None
+        };
+        let (job, attempt) = (spec.job, spec.attempt);
+        let req = spawner::Request {
+            exe,
+            cgroup_procs: slot.as_ref().map(|s| s.procs.clone()),
+            spec,
+            gate,
+        };
+        if let Err(e) = self.spawner.send(req) {
+            if let Some(slot) = slot {
+                self.release_slot(slot);
             }
-            Err(e) => {
-                if let Some(slot) = slot {
-                    self.release_slot(slot);
-                }
-                self.failed_to_spawn(&spec, started, e.to_string());
-            }
+            self.failed_to_spawn(job, attempt, started, e.to_string());
+            return Ok(());
         }
+        self.jobs.push(Running {
+            job,
+            attempt,
+            pid: 0,
+            started,
+            paused: false,
+            sent: None,
+            slot,
+            sampled_peak: 0,
+            current: 0,
+            pgids: Vec::new(),
+            error: None,
+            threshold: None,
+            high: None,
+            watched: false,
+        });
         Ok(())
     }
 
-    fn failed_to_spawn(&mut self, spec: &SpawnSpec, started: Instant, error: String) {
-        // No child ran to create the job folder: make it here, so a job that never started
-        // still has its folder and command file like every other (best effort).
-        if let Some((dir, text)) = &spec.job_dir
-            && std::fs::create_dir_all(dir).is_ok()
-        {
-            let _ = std::fs::write(dir.join("command"), text);
+    /// Take in what the spawner thread has reported: pids of started jobs (registered with the
+    /// guard), and jobs that could not start (ended as `FailedToSpawn`). With `wait`, wait for
+    /// every outstanding report; a gate still closed is dropped first, since the jobs held at it
+    /// could never report (a caller that needs them before opening the gate gave up on them).
+    fn take_reports(&mut self, wait: bool) {
+        if self.spawner.in_flight() == 0 {
+            return;
         }
+        let reports = if wait {
+            self.gate = None;
+            let (reports, lost) = self.spawner.wait_all();
+            if lost > 0 {
+                // The thread died: whatever it never reported has no pid and never will.
+                let mut gone = Vec::new();
+                let reported: Vec<usize> = reports.iter().map(|r| r.job).collect();
+                self.jobs.retain(|j| {
+                    let lost = j.pid == 0 && !reported.contains(&j.job);
+                    if lost {
+                        gone.push((j.job, j.attempt, j.started));
+                    }
+                    !lost
+                });
+                for (job, attempt, started) in gone {
+                    let error = "the thread that starts jobs has stopped".to_string();
+                    self.failed_to_spawn(job, attempt, started, error);
+                }
+            }
+            reports
+        } else {
+            self.spawner.take()
+        };
+        for r in reports {
+            let Some(i) = self.jobs.iter().position(|j| j.job == r.job && j.pid == 0) else {
+                continue;
+            };
+            match r.result {
+                Ok(spawn::Started { pid, error }) => {
+                    if let Some(g) = self.guard.as_mut() {
+                        g.add_pgid(pid);
+                    }
+                    let j = &mut self.jobs[i];
+                    j.pid = pid;
+                    j.pgids = vec![pid];
+                    j.error = error;
+                }
+                Err(e) => {
+                    let j = self.jobs.swap_remove(i);
+                    if let Some(slot) = j.slot {
+                        self.release_slot(slot);
+                    }
+                    self.failed_to_spawn(j.job, j.attempt, j.started, e.to_string());
+                }
+            }
+        }
+    }
+
+    /// Make sure `job`'s pid is known (waiting for the spawner thread if need be).
+    fn settle(&mut self, job: usize) {
+        if self.jobs.iter().any(|j| j.job == job && j.pid == 0) {
+            self.take_reports(true);
+        }
+    }
+
+    fn failed_to_spawn(&mut self, job: usize, attempt: u32, started: Instant, error: String) {
         self.pending.push_back(ExecEvent::Exited(JobExit {
-            job: spec.job,
-            attempt: spec.attempt,
+            job,
+            attempt,
             outcome: Outcome::FailedToSpawn { error },
             wall: started.elapsed(),
             peak_bytes: None,
@@ -472,6 +584,7 @@ impl Executor {
         let mut fds: Vec<_> = sig.into_iter().map(|fd| (fd, PollFlags::IN)).collect();
         self.events.fds(&mut fds);
         let container_end = fds.len();
+        fds.push((self.spawner.wake_fd(), PollFlags::IN));
         for j in &self.jobs {
             if let Some(t) = &j.threshold {
                 fds.push((t.fd(), PollFlags::IN));
@@ -485,7 +598,11 @@ impl Executor {
         }
         let woken = self.signals.take(ready);
         let mut memory = self.events.take(&revents[n_sig..container_end]);
-        let mut k = container_end;
+        if !revents[container_end].is_empty() {
+            // A report to take in; the next reap does.
+            self.spawner.drain_wake();
+        }
+        let mut k = container_end + 1;
         for j in &mut self.jobs {
             if let Some(t) = &mut j.threshold {
                 if !revents[k].is_empty() {
@@ -550,10 +667,16 @@ impl Executor {
     fn reap(&mut self) {
         // Children that are not jobs (the jobs' orphans we adopted as subreaper, a dead
         // guard) are reaped too and otherwise ignored, so no zombies pile up.
+        self.take_reports(false);
         let mut ended = Vec::new();
         while let Some(r) = sys::try_wait(-1) {
             if let Some(i) = self.jobs.iter().position(|j| j.pid == r.pid) {
                 ended.push((self.jobs.swap_remove(i), r));
+            } else if self.spawner.in_flight() > 0
+                && self.guard.as_ref().is_none_or(|g| g.pid() != r.pid)
+            {
+                // Perhaps a job whose pid the spawner thread has not reported yet.
+                self.early.push(r);
             } else if self.guard.as_ref().is_some_and(|g| g.pid() == r.pid) {
                 self.notes.push(
                     "the orphan guard exited unexpectedly; jobs may outlive a killed memsweep"
@@ -563,6 +686,18 @@ impl Executor {
                     g.mark_reaped();
                 }
                 self.guard = None;
+            }
+        }
+        if !self.early.is_empty() {
+            self.claim_early(&mut ended);
+            if !self.early.is_empty() {
+                // While an exit waits for its report, every report must wake the poll; look
+                // once more after saying so, in case the report came just before.
+                self.spawner.set_waiting(true);
+                self.claim_early(&mut ended);
+            }
+            if self.early.is_empty() {
+                self.spawner.set_waiting(false);
             }
         }
         if ended.is_empty() {
@@ -584,6 +719,19 @@ impl Executor {
         }
     }
 
+    /// Match exits reaped before their report with the pids reported since; an exit no job can
+    /// claim any more (nothing in flight) was not a job's.
+    fn claim_early(&mut self, ended: &mut Vec<(Running, sys::Reaped)>) {
+        self.take_reports(false);
+        for r in std::mem::take(&mut self.early) {
+            if let Some(i) = self.jobs.iter().position(|j| j.pid == r.pid) {
+                ended.push((self.jobs.swap_remove(i), r));
+            } else if self.spawner.in_flight() > 0 {
+                self.early.push(r);
+            }
+        }
+    }
+
     /// Whether an ended job may have left processes: as the subreaper, anything a job left
     /// hangs below a child of ours that is neither a running job nor the guard, so one small
     /// read spares the /proc walk after most exits. Without the subreaper, always walk.
@@ -592,10 +740,12 @@ impl Executor {
             return true;
         }
         let guard = self.guard.as_ref().map_or(0, |g| g.pid());
+        // A job being started is a child whose pid the spawner has not reported yet.
+        let starting: Vec<i32> = self.spawner.starting().collect();
         match sample::own_children() {
-            Some(kids) => kids
-                .iter()
-                .any(|&k| k != guard && !self.jobs.iter().any(|j| j.pid == k)),
+            Some(kids) => kids.iter().any(|&k| {
+                k != guard && !starting.contains(&k) && !self.jobs.iter().any(|j| j.pid == k)
+            }),
             None => true,
         }
     }
@@ -634,7 +784,7 @@ impl Executor {
             None => capped,
         };
         let oom_kills = oom_kills.unwrap_or(0);
-        let outcome = if let Some(error) = spawn::child_error(&job.errors, &job.command) {
+        let outcome = if let Some(error) = job.error {
             Outcome::FailedToSpawn { error }
         } else {
             match ended {
@@ -674,8 +824,8 @@ impl Executor {
         let trees = self.attribution.trees(&procs, &roots, self.page);
         let own = sys::own_pgid();
         for (job, tree) in self.jobs.iter_mut().zip(trees) {
-            if tree.pids.is_empty() {
-                continue; // exited; reaped next turn
+            if tree.pids.is_empty() || job.pid == 0 {
+                continue; // exited (reaped next turn), or its pid not reported yet
             }
             job.current = tree.rss_bytes;
             job.sampled_peak = job.sampled_peak.max(tree.rss_bytes);
@@ -723,6 +873,7 @@ impl Executor {
     }
 
     fn find(&mut self, job: usize) -> anyhow::Result<&mut Running> {
+        self.settle(job);
         match self.jobs.iter_mut().find(|j| j.job == job) {
             Some(r) => Ok(r),
             None => bail!("job {job} is not running"),
@@ -765,7 +916,8 @@ impl Executor {
     }
 
     /// The pid (= process group id) of a running job.
-    pub fn pid(&self, job: usize) -> Option<u32> {
+    pub fn pid(&mut self, job: usize) -> Option<u32> {
+        self.settle(job);
         self.jobs
             .iter()
             .find(|j| j.job == job)
@@ -789,6 +941,10 @@ fn group_kill(pgid: i32, sig: i32) -> anyhow::Result<()> {
 
 impl Drop for Executor {
     fn drop(&mut self) {
+        // Every job's pid, first: the syncs asked for open their gates (or drop them), and a
+        // job held at a gate never opened does not run.
+        self.syncer.finish();
+        self.take_reports(true);
         if self.cgroups.is_none() {
             // Descendants that left the job's groups since the last sample are still in its
             // tree or carry its marker; orphans adopted without a marker are children of ours.

@@ -2,28 +2,31 @@
 //! files (never a pipe nobody reads), oom_score_adj 1000 and its memory cgroup joined in the
 //! child before exec — so the job is accounted and killable-first from its very first allocation.
 //!
-//! A hand-written fork/exec rather than `std::process::Command`: std's spawn blocks until the
-//! child has exec'd, which would serialize each child's cgroup migration (the slowest step, about
-//! half a millisecond) into the runner's loop. Here the runner returns right after fork; the
-//! program is resolved on PATH before forking (a missing program is reported at once), and a
-//! failure in the child (joining the cgroup, exec) travels back through a close-on-exec pipe
-//! that is read when the child is reaped.
+//! A hand-written `clone(CLONE_VM | CLONE_VFORK)` + exec (posix_spawn's way) rather than `fork`
+//! or `std::process::Command`: the child borrows the runner's memory until it execs, so no page
+//! tables are copied and no copy-on-write faults follow. The calling thread is held until the
+//! child execs or exits, so it is [`super::spawner`]'s thread that calls [`spawn`], never the
+//! runner's loop. A vfork child is also exempt from the kernel's copying of an `oom_score_adj`
+//! write to every process sharing its memory (`task->vfork_done`), which a plain `CLONE_VM`
+//! child is not: the job raises its own score without raising the runner's. The program is
+//! resolved on PATH before cloning; a failure in the child (joining the cgroup, exec) is written
+//! into the caller's memory, which the child shares, and read when `clone` returns.
 
 use std::ffi::{CStr, CString, OsStr, OsString};
 use std::fs::File;
 use std::io;
-use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::sync::{Mutex, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use super::{SpawnSpec, sys};
 use crate::sweep::JobCommand;
 
 const OOM_ADJ_PATH: &CStr = c"/proc/self/oom_score_adj";
 
-/// What the child failed at, sent through the error pipe with the errno.
+/// What the child failed at, written into [`Failure`] with the errno.
 const STAGE_CGROUP: i32 = 1;
 const STAGE_EXEC: i32 = 2;
 const STAGE_FDS: i32 = 3;
@@ -32,10 +35,19 @@ const STAGE_STDERR: i32 = 5;
 const STAGE_JOBDIR: i32 = 6;
 const STAGE_GATE: i32 = 7;
 
-/// A forked job: its pid (= process group id) and the read end of its error pipe.
+/// A started job: its pid (= process group id), and why it never became the job if the child
+/// failed before exec (it then exits 127 and is reaped like any job).
 pub struct Started {
     pub pid: i32,
-    pub errors: OwnedFd,
+    pub error: Option<String>,
+}
+
+/// Where the child reports a failure before exec: in the caller's memory, which a `CLONE_VM`
+/// child shares; `stage` 0 means none.
+#[repr(C)]
+struct Failure {
+    stage: i32,
+    errno: i32,
 }
 
 fn cstring(s: &[u8], what: &str) -> io::Result<CString> {
@@ -135,23 +147,42 @@ fn dev_null() -> io::Result<&'static File> {
     Ok(NULL.get_or_init(|| f))
 }
 
-/// A pipe that holds forked jobs just before exec until the runner opens it (see
+/// A pipe that holds started jobs just before exec until the runner opens it (see
 /// [`super::Executor::spawn_gated`]): each child reads one byte, then execs; end of file (the
 /// runner dropped the gate, or died) means the job must not run.
 pub struct Gate {
-    read: OwnedFd,
+    read: Arc<OwnedFd>,
     write: OwnedFd,
     held: usize,
+}
+
+/// A job's hold on a [`Gate`]: the read end (kept open until the job is started) and the write
+/// end's number, which the child closes in its own descriptor table so that only the runner
+/// holds it. Once the runner has opened and dropped the gate that number may name another of
+/// the runner's descriptors: closing the child's copy of it is harmless (every runner
+/// descriptor is close-on-exec, and the child's own files are opened after).
+pub struct GateHold {
+    read: Arc<OwnedFd>,
+    write: RawFd,
 }
 
 impl Gate {
     pub fn new() -> io::Result<Gate> {
         let (read, write) = sys::pipe()?;
         Ok(Gate {
-            read,
+            read: Arc::new(read),
             write,
             held: 0,
         })
+    }
+
+    /// One more job to hold; it needs one byte when the gate opens.
+    pub fn hold(&mut self) -> GateHold {
+        self.held += 1;
+        GateHold {
+            read: Arc::clone(&self.read),
+            write: self.write.as_raw_fd(),
+        }
     }
 
     /// Let every held child exec: one byte each (a pipe holds 64 KiB, far more than one turn
@@ -170,37 +201,51 @@ impl Gate {
     }
 }
 
-/// Fork the job (held at `gate` before exec, when given). Errors found before the fork
-/// (missing program, unopenable output file) are returned here; errors in the child come back
-/// through [`child_error`].
+/// The job's program as execve wants it: found on the job's PATH (its env override, else
+/// ours). Done by the runner when it queues the job, so a missing program is reported at once.
+pub fn program(spec: &SpawnSpec) -> io::Result<CString> {
+    let prog = match &spec.command {
+        JobCommand::Argv(argv) => argv.first().map(String::as_str),
+        JobCommand::Shell(_) => Some("sh"),
+    };
+    let Some(prog) = prog else {
+        return Err(io::Error::new(io::ErrorKind::InvalidInput, "empty command"));
+    };
+    let path_var = match spec.env.iter().find(|(k, _)| k == "PATH") {
+        Some((_, v)) => Some(OsStr::new(v)),
+        None => base_env()
+            .iter()
+            .find(|(k, _)| k == "PATH")
+            .map(|(_, kv)| OsStr::from_bytes(&kv.as_bytes()[5..])),
+    };
+    cstring(
+        resolve_cached(prog, path_var)?.as_os_str().as_bytes(),
+        "program path",
+    )
+}
+
+/// Start the job, running `exe` (from [`program`]), held at `gate` before exec when given, on
+/// `stack`; returns once it has exec'd or failed. The kernel stores the child's pid in
+/// `starting` as soon as it exists (`CLONE_PARENT_SETTID`), for the runner to recognise it
+/// before this returns. Errors found before the clone (bad argument,
+/// no process left) are returned as errors; a failure in the child comes back as
+/// [`Started::error`].
 pub fn spawn(
     spec: &SpawnSpec,
+    exe: &CStr,
     cgroup_procs: Option<&CStr>,
-    gate: Option<&mut Gate>,
+    gate: Option<&GateHold>,
+    stack: &ChildStack,
+    starting: &std::sync::atomic::AtomicI32,
 ) -> io::Result<Started> {
     let argv: Vec<String> = match &spec.command {
         JobCommand::Argv(argv) => argv.clone(),
         JobCommand::Shell(line) => vec!["sh".into(), "-c".into(), line.clone()],
     };
-    let Some(prog) = argv.first() else {
-        return Err(io::Error::new(io::ErrorKind::InvalidInput, "empty command"));
-    };
     // The job's environment: ours, with the spec's variables set over it. Ours is turned into
-    // C strings once: rebuilt per job, its dozens of small allocations were freed right after
-    // the fork, each free faulting in a copy-on-write page of the runner.
+    // C strings once (it does not change during a sweep).
     let base = base_env();
     let overridden = |k: &OsStr| spec.env.iter().any(|(sk, _)| OsStr::new(sk) == k);
-    let path_var = match spec.env.iter().find(|(k, _)| k == "PATH") {
-        Some((_, v)) => Some(OsStr::new(v)),
-        None => base
-            .iter()
-            .find(|(k, _)| k == "PATH")
-            .map(|(_, kv)| OsStr::from_bytes(&kv.as_bytes()[5..])),
-    };
-    let exe = cstring(
-        resolve_cached(prog, path_var)?.as_os_str().as_bytes(),
-        "program path",
-    )?;
     let c_argv: Vec<CString> = argv
         .iter()
         .map(|a| cstring(a.as_bytes(), "an argument"))
@@ -240,10 +285,9 @@ pub fn spawn(
         .then(|| cstring(spec.stderr.as_os_str().as_bytes(), "the stderr path"))
         .transpose()?;
 
-    let (rd, wr) = sys::pipe()?;
-
+    let mut failure = Failure { stage: 0, errno: 0 };
     let child = ChildArgs {
-        exe: &exe,
+        exe,
         argv: p_argv.as_ptr(),
         envp: p_env.as_ptr(),
         job_dir: job_dir
@@ -252,31 +296,93 @@ pub fn spawn(
         stdin: stdin.as_raw_fd(),
         stdout: &out_path,
         stderr: err_path.as_deref(),
-        errors: wr.as_raw_fd(),
+        failure: &mut failure,
         cgroup_procs,
-        gate: gate
-            .as_ref()
-            .map(|g| (g.read.as_raw_fd(), g.write.as_raw_fd())),
+        gate: gate.map(|g| (g.read.as_raw_fd(), g.write)),
     };
-    // SAFETY: the child branch only makes async-signal-safe calls on memory prepared above and
-    // ends in exec or _exit.
-    let pid = unsafe { sys::fork_signals_blocked() }?;
-    if pid == 0 {
-        // SAFETY: freshly forked child; every pointer in `child` stays valid (the parent's
-        // memory, copied at fork) until exec or _exit.
-        unsafe { child_exec(&child) }
+    let flags = libc::CLONE_VM | libc::CLONE_VFORK | libc::CLONE_PARENT_SETTID | libc::SIGCHLD;
+    // SAFETY: `child_main` only makes async-signal-safe calls on memory prepared above (alive
+    // until clone returns: this thread is held until the child execs or exits) and ends in
+    // exec or _exit; it runs on `stack`, which nothing else uses meanwhile. The child shares
+    // this thread's TLS (errno), harmless while this thread is held. The kernel writes the pid
+    // into `starting`, an aligned i32 that outlives the call.
+    let pid = unsafe {
+        libc::clone(
+            child_main,
+            stack.top(),
+            flags,
+            (&child as *const ChildArgs).cast_mut().cast(),
+            starting.as_ptr(),
+        )
+    };
+    if pid < 0 {
+        return Err(io::Error::last_os_error());
     }
-    // Also set the group from the parent, so a signal sent right after spawn cannot find the
-    // group missing (the classic shell race). EACCES means the child already exec'd — having
-    // set it itself.
-    let _ = sys::setpgid(pid, pid);
-    drop(wr);
-    // O_NONBLOCK so reading an empty pipe never blocks.
-    let _ = sys::set_nonblocking(rd.as_fd());
-    if let Some(g) = gate {
-        g.held += 1;
+    // SAFETY: the child has exec'd or exited (CLONE_VFORK); nothing else writes `failure`.
+    let (stage, errno) = unsafe {
+        (
+            std::ptr::read_volatile(&failure.stage),
+            std::ptr::read_volatile(&failure.errno),
+        )
+    };
+    let error = (stage != 0).then(|| child_error(stage, errno, &spec.command));
+    Ok(Started { pid, error })
+}
+
+/// The stack the child runs on until exec: its own mapping, with a guard page below, reused
+/// for every job a thread starts (one at a time: the thread is held until its child execs).
+pub struct ChildStack {
+    base: *mut libc::c_void,
+    len: usize,
+}
+
+impl ChildStack {
+    /// 256 KiB, touched only as deep as the child goes (a few KiB).
+    pub fn new() -> io::Result<ChildStack> {
+        let len = 256 << 10;
+        let page = sys::page_size() as usize;
+        // SAFETY: a fresh private anonymous mapping; no existing memory is affected.
+        let base = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                len,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_STACK,
+                -1,
+                0,
+            )
+        };
+        if base == libc::MAP_FAILED {
+            return Err(io::Error::last_os_error());
+        }
+        let stack = ChildStack { base, len };
+        // SAFETY: the lowest page of the mapping made above: an overflow faults instead of
+        // writing into whatever lies below.
+        if unsafe { libc::mprotect(base, page, libc::PROT_NONE) } != 0 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(stack)
     }
-    Ok(Started { pid, errors: rd })
+
+    fn top(&self) -> *mut libc::c_void {
+        // The stack grows down from the end of the mapping (page-aligned, so 16-byte aligned).
+        self.base.wrapping_byte_add(self.len)
+    }
+}
+
+impl Drop for ChildStack {
+    fn drop(&mut self) {
+        // SAFETY: unmaps exactly the mapping made in `new`; no child runs on it any more.
+        unsafe {
+            libc::munmap(self.base, self.len);
+        }
+    }
+}
+
+extern "C" fn child_main(arg: *mut libc::c_void) -> libc::c_int {
+    // SAFETY: `arg` is the `ChildArgs` that `spawn` passed to clone, alive and unchanged until
+    // this child execs or exits; this is a fresh CLONE_VM|CLONE_VFORK child on its own stack.
+    unsafe { child_exec(&*arg.cast::<ChildArgs>()) }
 }
 
 struct ChildArgs<'a> {
@@ -289,30 +395,32 @@ struct ChildArgs<'a> {
     stdout: &'a CStr,
     /// None: stderr goes to the stdout file.
     stderr: Option<&'a CStr>,
-    errors: i32,
+    /// In the caller's memory, shared: the child's report of a failure before exec.
+    failure: *mut Failure,
     cgroup_procs: Option<&'a CStr>,
     /// The gate's read and write ends: wait for a byte on the first before exec.
     gate: Option<(i32, i32)>,
 }
 
-/// The child between fork and exec. Only async-signal-safe calls.
+/// The child between clone and exec. Only async-signal-safe calls, and no writes to memory
+/// other than its own stack and `a.failure`: it shares the runner's memory.
 ///
 /// # Safety
-/// Must be called only in a freshly forked child with valid `a`.
+/// Must be called only in a fresh `CLONE_VM | CLONE_VFORK` child with valid `a`.
 unsafe fn child_exec(a: &ChildArgs) -> ! {
     // SAFETY: (whole body) raw syscalls on descriptors and NUL-terminated strings prepared
-    // before the fork; nothing allocates or locks. Async-signal safety, audited: every call here
+    // before the clone; nothing allocates or locks. Async-signal safety, audited: every call here
     // (setpgid, close, sigaction, sigprocmask, open, write, mkdir, fcntl, dup2, read, execve,
-    // _exit) is on signal-safety(7)'s list; errno is read through __errno_location (a
-    // thread-local, no lock); the closures and the fd array live on this stack. Raw libc is
-    // kept here on purpose, so the whole child path reads as one audited list of syscalls.
+    // _exit) is on signal-safety(7)'s list; errno is read through __errno_location (the held
+    // calling thread's thread-local, no lock); the closures and the fd array live on this
+    // stack; the one shared write is `a.failure`, read by the caller only after the child has
+    // exited. Raw libc is kept here on purpose, so the whole child path reads as one audited
+    // list of syscalls.
     unsafe {
         let fail = |stage: i32| -> ! {
             let errno = *libc::__errno_location();
-            let mut msg = [0u8; 8];
-            msg[..4].copy_from_slice(&stage.to_ne_bytes());
-            msg[4..].copy_from_slice(&errno.to_ne_bytes());
-            libc::write(a.errors, msg.as_ptr().cast(), msg.len());
+            std::ptr::write_volatile(&raw mut (*a.failure).errno, errno);
+            std::ptr::write_volatile(&raw mut (*a.failure).stage, stage);
             libc::_exit(127)
         };
         libc::setpgid(0, 0);
@@ -320,8 +428,9 @@ unsafe fn child_exec(a: &ChildArgs) -> ! {
         if let Some((_, w)) = a.gate {
             libc::close(w);
         }
-        // Signals were blocked across the fork: drop the runner's handlers (a SIGTERM meant for
-        // this job must not run them and pose as the runner's interrupt) before unblocking.
+        // The spawner thread blocks every signal, so this child starts with them blocked: drop
+        // the runner's handlers (a SIGTERM meant for this job must not run them and pose as the
+        // runner's interrupt; the child has its own copy of the table) before unblocking.
         super::sys::child_reset_signals(&[]);
         // The job is the kernel's first choice if it must kill (raising needs no privilege).
         // Done here, not from the parent after spawn, so the job never allocates at the
@@ -406,22 +515,14 @@ unsafe fn child_exec(a: &ChildArgs) -> ! {
     }
 }
 
-/// Why the child never became the job, if it said so through its error pipe.
-pub fn child_error(errors: &OwnedFd, command: &JobCommand) -> Option<String> {
-    let mut msg = [0u8; 8];
-    // The fd is non-blocking: an empty pipe (the child exec'd) is an error here, i.e. None.
-    let n = sys::read(errors.as_fd(), &mut msg).ok()?;
-    if n != 8 {
-        return None;
-    }
-    let stage = i32::from_ne_bytes([msg[0], msg[1], msg[2], msg[3]]);
-    let errno = i32::from_ne_bytes([msg[4], msg[5], msg[6], msg[7]]);
+/// Why the child never became the job, from what it reported.
+fn child_error(stage: i32, errno: i32, command: &JobCommand) -> String {
     let e = sys::err_text(&io::Error::from_raw_os_error(errno));
     let what = match command {
         JobCommand::Argv(argv) => argv.first().map(String::as_str).unwrap_or(""),
         JobCommand::Shell(_) => "sh",
     };
-    Some(match stage {
+    match stage {
         STAGE_CGROUP => format!("cannot move the job into its memory cgroup: {e}"),
         STAGE_FDS => format!("cannot set up the job's stdin/stdout/stderr: {e}"),
         STAGE_STDOUT => format!("cannot open the job's stdout file: {e}"),
@@ -429,5 +530,5 @@ pub fn child_error(errors: &OwnedFd, command: &JobCommand) -> Option<String> {
         STAGE_STDERR => format!("cannot open the job's stderr file: {e}"),
         STAGE_GATE => "the runner stopped before the job's start was recorded".to_string(),
         _ => format!("cannot run {what:?}: {e}"),
-    })
+    }
 }

@@ -1,5 +1,5 @@
 //! The executor's parent-side syscalls. Most go through rustix (kill, poll, pipe2, socketpair,
-//! fcntl, prctl, eventfd, inotify), which is safe and already in the tree; raw libc remains only
+//! prctl, eventfd, inotify), which is safe and already in the tree; raw libc remains only
 //! for what rustix does not cover (wait4 with its rusage, signal masks around fork, and the
 //! post-fork child helpers at the end), each `unsafe` block with its justification next to it.
 
@@ -44,14 +44,6 @@ pub fn pid_exists(pid: i32) -> bool {
     pid > 0 && !matches!(kill(pid, 0), Err(e) if e.raw_os_error() == Some(libc::ESRCH))
 }
 
-/// Put `pid` into process group `pgid` (setpgid(2)).
-pub fn setpgid(pid: i32, pgid: i32) -> io::Result<()> {
-    Ok(rustix::process::setpgid(
-        Pid::from_raw(pid),
-        Pid::from_raw(pgid),
-    )?)
-}
-
 /// A close-on-exec pipe: (read end, write end).
 pub fn pipe() -> io::Result<(OwnedFd, OwnedFd)> {
     Ok(rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC)?)
@@ -75,11 +67,6 @@ pub fn send_nosignal(fd: BorrowedFd<'_>, buf: &[u8]) -> io::Result<usize> {
         buf,
         rustix::net::SendFlags::NOSIGNAL,
     )?)
-}
-
-/// Make `fd` non-blocking (fcntl F_SETFL O_NONBLOCK; the fds here carry no other status flags).
-pub fn set_nonblocking(fd: BorrowedFd<'_>) -> io::Result<()> {
-    Ok(rustix::fs::fcntl_setfl(fd, rustix::fs::OFlags::NONBLOCK)?)
 }
 
 /// read(2) once; EINTR and other errors are returned as they are.
@@ -237,6 +224,18 @@ pub fn err_text(e: &io::Error) -> String {
         Some(i) => s[..i].to_string(),
         None => s,
     }
+}
+
+/// A thread of the runner's with every signal blocked: signals go to the main thread, and
+/// what the thread starts begins with every signal blocked (the job's child path expects it).
+pub fn thread_signals_blocked(
+    name: &str,
+    f: impl FnOnce() + Send + 'static,
+) -> io::Result<std::thread::JoinHandle<()>> {
+    let mask = block_all_signals();
+    let t = std::thread::Builder::new().name(name.into()).spawn(f);
+    restore_signals(&mask);
+    t
 }
 
 /// Block every signal in the calling thread (around fork, so no handler of the runner can run

@@ -5,6 +5,7 @@ use std::collections::BTreeSet;
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use anyhow::Context;
 
@@ -38,7 +39,9 @@ pub struct SweepDir {
     root: PathBuf,
     /// Held open for the lifetime of the runner: the flock is released when this closes.
     _lock: File,
-    journal: File,
+    /// Shared with whoever makes written events durable off the runner's loop (see
+    /// [`Self::journal_file`]).
+    journal: Arc<File>,
     /// Serialized events not yet written (see [`Self::sync`]).
     pending: Vec<u8>,
     /// Every event recorded so far (including earlier runs on resume), folded.
@@ -75,7 +78,7 @@ impl SweepDir {
         Ok(SweepDir {
             root: root.to_path_buf(),
             _lock: lock,
-            journal,
+            journal: Arc::new(journal),
             pending: Vec::new(),
             fold: SummaryFold::default(),
         })
@@ -160,7 +163,7 @@ impl SweepDir {
         let dir = SweepDir {
             root: root.to_path_buf(),
             _lock: lock,
-            journal,
+            journal: Arc::new(journal),
             pending: Vec::new(),
             fold,
         };
@@ -218,16 +221,39 @@ impl SweepDir {
     /// Write buffered events and fsync. One `write` of whole lines, so a crash leaves whole lines
     /// plus at most one torn line at the end.
     pub fn sync(&mut self) -> anyhow::Result<()> {
-        if self.pending.is_empty() {
-            return Ok(());
+        if self.write()? {
+            self.journal
+                .sync_data()
+                .map_err(|e| self.journal_error(e.into()))?;
         }
-        let path = self.root.join(JOURNAL_FILE);
-        self.journal
-            .write_all(&self.pending)
-            .and_then(|()| self.journal.sync_data())
-            .with_context(|| format!("writing the journal {}", path.display()))?;
-        self.pending.clear();
         Ok(())
+    }
+
+    /// Write buffered events (as [`Self::sync`]) without waiting for them to be durable: the
+    /// caller has [`Self::journal_file`]'s `sync_data` done, and nothing that depends on them
+    /// happens before. Returns whether anything was written.
+    pub fn write(&mut self) -> anyhow::Result<bool> {
+        if self.pending.is_empty() {
+            return Ok(false);
+        }
+        (&*self.journal)
+            .write_all(&self.pending)
+            .map_err(|e| self.journal_error(e.into()))?;
+        self.pending.clear();
+        Ok(true)
+    }
+
+    /// The journal file, for an fdatasync made elsewhere (see [`Self::write`]).
+    pub fn journal_file(&self) -> Arc<File> {
+        Arc::clone(&self.journal)
+    }
+
+    /// An error writing or syncing the journal, naming it.
+    pub fn journal_error(&self, e: anyhow::Error) -> anyhow::Error {
+        e.context(format!(
+            "writing the journal {}",
+            self.root.join(JOURNAL_FILE).display()
+        ))
     }
 
     /// The summary of every event recorded in this directory so far (earlier runs included),

@@ -199,6 +199,15 @@ impl Engine {
         }
     }
 
+    /// An error if a journal sync made off the loop failed (the jobs it held did not run);
+    /// with `wait`, once every sync asked for is done.
+    fn check_durable(&self, wait: bool) -> anyhow::Result<()> {
+        match self.exec.durability_error(wait) {
+            Some(e) => Err(self.dir.journal_error(anyhow::anyhow!(e))),
+            None => Ok(()),
+        }
+    }
+
     /// Journal an event and show it.
     fn emit(&mut self, event: Event) -> anyhow::Result<()> {
         self.dir.record(&event)?;
@@ -284,10 +293,12 @@ impl Engine {
             } else {
                 Vec::new()
             };
-            // The jobs are forked first and held before exec, so their set-up overlaps the
-            // fsync. One fsync per turn covers the ends taken in last turn and the starts
-            // decided now: every end is on disk before the next job starts, every start before
-            // its job runs (the gate opens after the fsync).
+            // The jobs are started first and held before exec, so their set-up overlaps the
+            // fsync, which runs on the executor's syncer thread while this loop goes on. One
+            // fsync per turn (or fewer: turns queued behind a sync share the next) covers the
+            // ends taken in last turn and the starts decided now: every end is on disk before
+            // the next job starts, every start before its job runs (the gate opens after the
+            // fsync).
             for spec in to_spawn {
                 let job = spec.job;
                 if let Some(live) = self.live.as_mut() {
@@ -301,8 +312,10 @@ impl Engine {
                     .spawn_gated(spec)
                     .map_err(|e| e.context(format!("starting job {job}")))?;
             }
-            self.dir.sync()?;
-            self.exec.open_gate()?;
+            let wrote = self.dir.write()?;
+            self.exec
+                .open_gate_when_durable(wrote.then(|| self.dir.journal_file()))?;
+            self.check_durable(false)?;
             if exited {
                 self.maybe_write_summary(false)?;
             }
@@ -889,6 +902,7 @@ impl Engine {
     }
 
     fn finish(mut self) -> anyhow::Result<Exit> {
+        self.check_durable(true)?;
         // Read the OOM counter once more: a kill may have happened since the last sample.
         if let Ok(s) = self.probe.status() {
             self.status = s;
