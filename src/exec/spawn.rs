@@ -411,7 +411,8 @@ unsafe fn child_exec(a: &ChildArgs) -> ! {
     // SAFETY: (whole body) raw syscalls on descriptors and NUL-terminated strings prepared
     // before the clone; nothing allocates or locks. Async-signal safety, audited: every call here
     // (setpgid, close, sigaction, sigprocmask, open, write, mkdir, fcntl, dup2, read, execve,
-    // _exit) is on signal-safety(7)'s list; errno is read through __errno_location (the held
+    // _exit) is on signal-safety(7)'s list, and `close_from`'s close_range is a bare syscall
+    // (libc's `syscall`, a register shuffle); errno is read through __errno_location (the held
     // calling thread's thread-local, no lock); the closures and the fd array live on this
     // stack; the one shared write is `a.failure`, read by the caller only after the child has
     // exited. Raw libc is kept here on purpose, so the whole child path reads as one audited
@@ -494,9 +495,26 @@ unsafe fn child_exec(a: &ChildArgs) -> ! {
                 fail(STAGE_FDS);
             }
         }
-        if let Some((r, _)) = a.gate {
+        // Keep no descriptor but stdin/stdout/stderr and the gate's read end (moved to 3). A
+        // child cloned by a spawner thread copies every descriptor the runner has open at that
+        // moment, other gates' write ends among them: two held children, each holding the
+        // other's gate open, never saw end of file when a failed sync dropped both gates, and
+        // the runner hung with its spawner threads waiting on them.
+        let keep = match a.gate {
+            Some((3, _)) => 4,
+            Some((r, _)) => {
+                if libc::dup2(r, 3) < 0 {
+                    fail(STAGE_FDS);
+                }
+                4
+            }
+            None => 3,
+        };
+        close_from(keep);
+        if a.gate.is_some() {
             // Everything above overlapped the runner's fsync of this job's start; the job runs
             // once that start is durable, never before.
+            let r = 3;
             let mut b = 0u8;
             loop {
                 let n = libc::read(r, (&mut b as *mut u8).cast(), 1);
@@ -509,9 +527,32 @@ unsafe fn child_exec(a: &ChildArgs) -> ! {
                 *libc::__errno_location() = libc::ECANCELED;
                 fail(STAGE_GATE);
             }
+            libc::close(r);
         }
         libc::execve(a.exe.as_ptr(), a.argv, a.envp);
         fail(STAGE_EXEC)
+    }
+}
+
+/// Close every descriptor from `first` up, in the child before exec: `close_range(2)`, else
+/// (kernels before 5.9) one `close` per number below 4096.
+///
+/// # Safety
+/// Only in the child between clone and exec (async-signal-safe raw syscalls).
+unsafe fn close_from(first: i32) {
+    // SAFETY: raw syscalls on the child's own descriptor table.
+    unsafe {
+        if libc::syscall(
+            libc::SYS_close_range,
+            first as libc::c_uint,
+            libc::c_uint::MAX,
+            0,
+        ) != 0
+        {
+            for fd in first..4096 {
+                libc::close(fd);
+            }
+        }
     }
 }
 

@@ -1077,6 +1077,63 @@ fn held_jobs_run_once_the_journal_sync_succeeds_and_never_after_one_fails() {
     assert!(ex.durability_error(true).is_some());
 }
 
+/// The descriptors of the child of ours whose stdout is `out` once it waits at its gate (a
+/// pipe read), or None while there is none.
+fn held_child_fds(out: &Path) -> Option<Vec<i32>> {
+    let me = std::process::id().to_string();
+    for e in std::fs::read_dir("/proc").ok()?.flatten() {
+        let pid = e.path();
+        let stat = std::fs::read_to_string(pid.join("stat")).unwrap_or_default();
+        let ppid = stat
+            .rsplit(')')
+            .next()
+            .and_then(|r| r.split_whitespace().nth(1));
+        if ppid != Some(me.as_str())
+            || std::fs::read_link(pid.join("fd/1")).ok().as_deref() != Some(out)
+            || !std::fs::read_to_string(pid.join("wchan"))
+                .unwrap_or_default()
+                .contains("pipe_read")
+        {
+            continue;
+        }
+        let mut fds: Vec<i32> = std::fs::read_dir(pid.join("fd"))
+            .ok()?
+            .flatten()
+            .filter_map(|f| f.file_name().to_str()?.parse().ok())
+            .collect();
+        fds.sort_unstable();
+        return Some(fds);
+    }
+    None
+}
+
+#[test]
+fn a_held_job_keeps_no_descriptor_but_its_gate_and_stdio() {
+    // A job is cloned by a spawner thread whenever that thread gets to it, and copies every
+    // descriptor the runner has open then: another turn's gate's write end among them. Two held
+    // jobs each holding the other's gate open never saw end of file when a failed sync dropped
+    // both gates (`held_jobs_run_once…` hung in CI-like runs, the spawner threads with it).
+    let _l = lock();
+    let mut ex = Executor::new(cfg(true, None), &no_layout(), &Fs::new(None)).unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    // A descriptor of the runner's, not close-on-exec-relevant here: the child has not exec'd.
+    let (_r, _w) = sys::pipe().unwrap();
+    ex.spawn_gated(spec(tmp.path(), 0, sh("true"))).unwrap();
+    let out = tmp.path().join("0.out");
+    let t = Instant::now();
+    let fds = loop {
+        if let Some(fds) = held_child_fds(&out) {
+            break fds;
+        }
+        assert!(t.elapsed() < Duration::from_secs(10), "no held job found");
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    assert_eq!(fds, vec![0, 1, 2, 3], "the held job's descriptors");
+    ex.open_gate().unwrap();
+    let done = drain(&mut ex, Duration::from_secs(10));
+    assert_eq!(done[&0].outcome, Outcome::Succeeded);
+}
+
 /// An executor in cgroup v1 mode under a fresh test cgroup (kept alive by the first value).
 fn v1_executor(tag: &str) -> Result<(TestParent, Executor), String> {
     let parent = TestParent::new(tag)?;
