@@ -112,8 +112,8 @@ fn rollout(at: State, queue: &[Item], first: Choice) -> f64 {
 
 impl Sched {
     /// The rollout's choice among the queued jobs that fit now, or None when it does not apply
-    /// (a queued or running job without a known size and run time, or a long queue): then the
-    /// admission chain decides as usual.
+    /// (a queued or running job without its own recorded size and run time, a running job past
+    /// its run time, or a long queue): then the admission chain decides as usual.
     pub(super) fn lookahead(&mut self, proj: u64) -> Option<Choice> {
         if self.queue.len() > LOOKAHEAD_MAX_QUEUE || self.queue.len() < 2 {
             return None;
