@@ -488,13 +488,11 @@ fn own_history(
         // The time it ran, not counting pauses (its profile's span): a job paused for seconds
         // in the run that recorded it is not that much longer, and planning with its wall
         // time left it for the end of the next run.
-        e.1 = r.profile.map_or(r.wall_s, |p| {
-            if p.run_s > 0.0 {
-                f64::from(p.run_s)
-            } else {
-                r.wall_s
-            }
-        });
+        e.1 = r
+            .profile
+            .map(|p| p.run_s)
+            .filter(|&s| s > 0.0)
+            .map_or(r.wall_s, f64::from);
         e.2 = r.profile.or(e.2);
     }
     let own: Vec<_> = idents

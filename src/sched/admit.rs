@@ -106,7 +106,7 @@ impl Sched {
     /// template history (a prior from other sweeps), or parameter values shared with finished
     /// jobs before the parameters are known to explain peaks (a hold time shared by chance
     /// with one small job started 19 jobs at once on its 60 MiB).
-    pub(super) fn is_guess(&mut self, job: usize, e: Estimate) -> bool {
+    fn is_guess(&mut self, job: usize, e: Estimate) -> bool {
         match e.source {
             Source::TemplateHistory => true,
             Source::Similar => self.est.firm_similar(job, FIRM_WEIGHT).is_none(),
@@ -194,7 +194,7 @@ impl Sched {
 
     /// A queued job's expected run time: its own recorded one, else that of the jobs sharing
     /// its parameter values.
-    pub(super) fn expected_wall(&mut self, job: usize) -> Option<f64> {
+    fn expected_wall(&mut self, job: usize) -> Option<f64> {
         self.est
             .own_wall(job)
             .or_else(|| self.est.profile(job).map(|p| p.1))
