@@ -15,7 +15,7 @@
 use std::ffi::{CStr, CString, OsStr, OsString};
 use std::fs::File;
 use std::io;
-use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
@@ -156,14 +156,11 @@ pub struct Gate {
     held: usize,
 }
 
-/// A job's hold on a [`Gate`]: the read end (kept open until the job is started) and the write
-/// end's number, which the child closes in its own descriptor table so that only the runner
-/// holds it. Once the runner has opened and dropped the gate that number may name another of
-/// the runner's descriptors: closing the child's copy of it is harmless (every runner
-/// descriptor is close-on-exec, and the child's own files are opened after).
+/// A job's hold on a [`Gate`]: the read end, kept open until the job is started. The child
+/// closes every other descriptor before it waits (the gate's write end among them), so only
+/// the runner holds the write end and its death reads as end of file.
 pub struct GateHold {
     read: Arc<OwnedFd>,
-    write: RawFd,
 }
 
 impl Gate {
@@ -181,7 +178,6 @@ impl Gate {
         self.held += 1;
         GateHold {
             read: Arc::clone(&self.read),
-            write: self.write.as_raw_fd(),
         }
     }
 
@@ -298,7 +294,7 @@ pub fn spawn(
         stderr: err_path.as_deref(),
         failure: &mut failure,
         cgroup_procs,
-        gate: gate.map(|g| (g.read.as_raw_fd(), g.write)),
+        gate: gate.map(|g| g.read.as_raw_fd()),
     };
     let flags = libc::CLONE_VM | libc::CLONE_VFORK | libc::CLONE_PARENT_SETTID | libc::SIGCHLD;
     // SAFETY: `child_main` only makes async-signal-safe calls on memory prepared above (alive
@@ -398,8 +394,8 @@ struct ChildArgs<'a> {
     /// In the caller's memory, shared: the child's report of a failure before exec.
     failure: *mut Failure,
     cgroup_procs: Option<&'a CStr>,
-    /// The gate's read and write ends: wait for a byte on the first before exec.
-    gate: Option<(i32, i32)>,
+    /// The gate's read end: wait for a byte on it before exec.
+    gate: Option<i32>,
 }
 
 /// The child between clone and exec. Only async-signal-safe calls, and no writes to memory
@@ -425,10 +421,6 @@ unsafe fn child_exec(a: &ChildArgs) -> ! {
             libc::_exit(127)
         };
         libc::setpgid(0, 0);
-        // Only the runner may hold the gate's write end, so its death reads as end of file.
-        if let Some((_, w)) = a.gate {
-            libc::close(w);
-        }
         // The spawner thread blocks every signal, so this child starts with them blocked: drop
         // the runner's handlers (a SIGTERM meant for this job must not run them and pose as the
         // runner's interrupt; the child has its own copy of the table) before unblocking.
@@ -495,14 +487,15 @@ unsafe fn child_exec(a: &ChildArgs) -> ! {
                 fail(STAGE_FDS);
             }
         }
-        // Keep no descriptor but stdin/stdout/stderr and the gate's read end (moved to 3). A
-        // child cloned by a spawner thread copies every descriptor the runner has open at that
+        // Keep no descriptor but stdin/stdout/stderr and the gate's read end (moved to 3): only
+        // the runner may hold the gate's write end, so its death reads as end of file. A child
+        // cloned by a spawner thread copies every descriptor the runner has open at that
         // moment, other gates' write ends among them: two held children, each holding the
         // other's gate open, never saw end of file when a failed sync dropped both gates, and
         // the runner hung with its spawner threads waiting on them.
         let keep = match a.gate {
-            Some((3, _)) => 4,
-            Some((r, _)) => {
+            Some(3) => 4,
+            Some(r) => {
                 if libc::dup2(r, 3) < 0 {
                     fail(STAGE_FDS);
                 }
