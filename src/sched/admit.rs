@@ -5,8 +5,8 @@
 use super::lookahead::Choice;
 use super::{
     Action, BACKFILL_WINDOW, Estimate, FIRM_WEIGHT, MAX_BYPASS, OVER_ESTIMATE_HOLD_S, OnPressure,
-    PROFILE_SLACK, PSI_HOLD, Profile, RAMP_HEADROOM, Run, Sched, Source, TIMELINE_POINTS,
-    growth_tolerance,
+    PROFILE_SLACK, PSI_HOLD, Profile, RAMP_HEADROOM, Run, SPECULATIVE_ROOM, Sched, Source,
+    TIMELINE_POINTS, growth_tolerance,
 };
 
 impl Sched {
@@ -64,6 +64,20 @@ impl Sched {
                 let flat = self.runs.iter().filter(|r| self.plateaued(r)).count();
                 let growing = self.runs.len() - flat;
                 if growing >= flat || budget.saturating_sub(proj) < need {
+                    // Not comfortable, but everything running has plateaued and the room left
+                    // would hold most of the largest job seen: with pause as the safety net,
+                    // try one more (a 600 MiB first job of a grid left 680 MiB idle for its
+                    // whole life). If it outgrows the room it is paused, keeping its progress.
+                    let room = budget.saturating_sub(proj);
+                    if self.cfg.on_pressure == OnPressure::Pause
+                        && growing == 0
+                        && room as f64 >= SPECULATIVE_ROOM * self.largest_seen as f64
+                    {
+                        self.start(0, e, false, out);
+                        if let Some(r) = self.runs.last_mut() {
+                            r.speculative = true;
+                        }
+                    }
                     return;
                 }
                 proj += e.bytes;

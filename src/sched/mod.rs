@@ -27,7 +27,8 @@
 //! `proj + high quantile ≤ critical`), else an EASY backfill of a smaller job that does not delay
 //! the head, else (pause mode) one speculative start at the low quantile once everything has
 //! plateaued. With no estimate at all it ramps up as a slow start (each plateaued job vouches for
-//! one more start); on a guess (template history, or parameter values shared with finished
+//! one more start while the room left is 1.5× the largest usage seen; in pause mode, one more
+//! speculative start once everything has plateaued and the room is ¾ of it); on a guess (template history, or parameter values shared with finished
 //! jobs before any parameter is shown to explain peaks), jobs not yet plateaued may be at most
 //! as many as those that plateaued within their estimates, and a job beyond the template's peaks
 //! drops it. An empty runner always starts the head, however big (no deadlock).
@@ -75,6 +76,9 @@ pub const PLATEAU_S: f64 = 0.25;
 /// Ramp-up with nothing known: another job starts only if the headroom is this many times the
 /// largest usage seen.
 pub const RAMP_HEADROOM: f64 = 1.5;
+/// Ramp-up past that, with `--on-pressure pause` and every running job plateaued: one job starts
+/// speculatively if the room left is at least this share of the largest usage seen.
+pub const SPECULATIVE_ROOM: f64 = 0.75;
 /// A job past its estimate gets this much more, as it is probably still growing.
 pub const GROWTH_RAISE: f64 = 1.1;
 /// A paused job stays paused at least this long (unless nothing else runs), so that memory

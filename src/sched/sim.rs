@@ -672,16 +672,23 @@ mod tests {
                 v
             };
             let first = run_jittered(&specs, None, 1.0, 99, cfg.clone());
-            let a = runs(None, 1.0).swap_remove(mid);
+            let all_a = runs(None, 1.0);
+            let rq_all = all_a.iter().map(|o| o.requeues).sum::<u32>();
+            let worst_paused = all_a
+                .iter()
+                .map(|o| 100.0 * o.paused_s / o.job_s)
+                .fold(0.0, f64::max);
+            let mean_a = all_a.iter().map(|o| o.makespan / r).sum::<f64>() / all_a.len() as f64;
+            let a = &all_a[mid];
             let bs = runs(Some(&first.learned), 1.0);
             let c = runs(Some(&first.learned), 1.3).swap_remove(mid);
             let b = &bs[mid];
             let pct = |o: &Outcome| 100.0 * o.paused_s / o.job_s;
             println!(
-                "{name:<14} {r:6.2} | {:6.2} {:5} {:5.1}% | {:6.2} {:5} {:5.1}% | {:5.2} hist {:.2}–{:.2} max={}/{}/{} rq={}/{}/{}",
+                "{name:<14} {r:6.2} | {:6.2} {:5} {:5.1}% | {:6.2} {:5} {:5.1}% | {:5.2} hist {:.2}–{:.2} max={}/{}/{} rq={}/{}/{} nh: mean {mean_a:.3} rq all {rq_all} worst paused {worst_paused:.1}%",
                 a.makespan / r,
                 a.pauses,
-                pct(&a),
+                pct(a),
                 b.makespan / r,
                 b.pauses,
                 pct(b),

@@ -122,10 +122,40 @@ fn with_nothing_known_it_ramps_up_one_job_at_a_time() {
 fn ramp_up_stops_when_headroom_is_not_comfortable() {
     let mut s = sched(None, None, vec![], 4);
     s.decide();
-    // 768 − 420 = 348 < 1.5 × 400 = 600.
+    // 768 − 500 = 268 < 1.5 × 480 = 720, and < ¾ × 480 = 360 for a speculative start.
+    observe(&mut s, 0.1, 500 * MIB, &[(0, 480 * MIB)]);
+    observe(&mut s, 1.0, 500 * MIB, &[(0, 480 * MIB)]);
+    assert!(started(&s.decide()).is_empty());
+}
+
+#[test]
+fn past_the_comfortable_headroom_one_job_starts_speculatively_into_the_room() {
+    // A grid's first job plateaus at 400 MiB: 768 − 420 = 348 < 1.5 × 400 = 600, but
+    // 348 ≥ ¾ × 400 = 300, so one more starts (pause catches it if it outgrows the room)...
+    let mut s = sched(None, None, vec![], 4);
+    s.decide();
     observe(&mut s, 0.1, 420 * MIB, &[(0, 400 * MIB)]);
     observe(&mut s, 1.0, 420 * MIB, &[(0, 400 * MIB)]);
+    assert_eq!(started(&s.decide()), vec![1]);
+    // ...and no other until it has plateaued too: 768 − 470 = 298 < 300 then.
+    observe(&mut s, 1.1, 470 * MIB, &[(0, 400 * MIB), (1, 50 * MIB)]);
     assert!(started(&s.decide()).is_empty());
+    observe(&mut s, 2.0, 470 * MIB, &[(0, 400 * MIB), (1, 50 * MIB)]);
+    assert!(started(&s.decide()).is_empty());
+
+    // Requeue (or none) has no pause to catch a job that outgrows the room: no speculation.
+    for mode in [OnPressure::Requeue, OnPressure::None] {
+        let mut s = Sched::new(
+            cfg(None, mode),
+            Estimator::new(None, vec![], &[]),
+            (0..4).collect(),
+            4,
+        );
+        s.decide();
+        observe(&mut s, 0.1, 420 * MIB, &[(0, 400 * MIB)]);
+        observe(&mut s, 1.0, 420 * MIB, &[(0, 400 * MIB)]);
+        assert!(started(&s.decide()).is_empty(), "{mode:?}");
+    }
 }
 
 #[test]
@@ -790,10 +820,14 @@ fn with_nothing_known_each_plateaued_job_vouches_for_one_more() {
         &[(0, 100 * MIB), (1, 100 * MIB), (2, 60 * MIB), (3, 60 * MIB)],
     );
     assert!(started(&s.decide()).is_empty());
-    // Headroom still bounds each start: four flat at 150 MiB, 768 − 610 = 158 < 1.5 × 150.
-    let j: Vec<(usize, u64)> = (0..4).map(|i| (i, 150 * MIB)).collect();
+    // Headroom still bounds each start: four flat at 150 MiB, 768 − 610 = 158 < 1.5 × 150; only
+    // one speculative start (158 ≥ ¾ × 150), and none beside it while it grows.
+    let mut j: Vec<(usize, u64)> = (0..4).map(|i| (i, 150 * MIB)).collect();
     observe(&mut s, 2.0, 610 * MIB, &j);
     observe(&mut s, 2.6, 610 * MIB, &j);
+    assert_eq!(started(&s.decide()), vec![4]);
+    j.push((4, 30 * MIB));
+    observe(&mut s, 2.7, 640 * MIB, &j);
     assert!(started(&s.decide()).is_empty());
 }
 
