@@ -76,6 +76,34 @@ pub const PLATEAU_S: f64 = 0.25;
 /// Ramp-up with nothing known: another job starts only if the headroom is this many times the
 /// largest usage seen.
 pub const RAMP_HEADROOM: f64 = 1.5;
+/// Largest-first ordering treats sizes within this ratio of a larger one as the same size.
+pub const ORDER_STEP: f64 = 0.03;
+
+/// `(size, job)` pairs in queue order, largest first (`u64::MAX`, unknown, before all), where
+/// sizes within [`ORDER_STEP`] below the largest of their run count as one and keep their queue
+/// order: jobs of one size have peaks that differ by noise, and sorting on it shuffled them from
+/// run to run, which could leave the longest for the end.
+fn largest_first(keyed: Vec<(u64, usize)>) -> Vec<usize> {
+    // (size, queue position, job)
+    let mut keyed: Vec<(u64, usize, usize)> = keyed
+        .into_iter()
+        .enumerate()
+        .map(|(i, (size, job))| (size, i, job))
+        .collect();
+    keyed.sort_by_key(|k| std::cmp::Reverse(k.0));
+    let mut out = Vec::with_capacity(keyed.len());
+    let mut rest = &mut keyed[..];
+    while let Some(&(lead, ..)) = rest.first() {
+        let floor = (lead as f64 / (1.0 + ORDER_STEP)) as u64;
+        let n = rest.iter().take_while(|k| k.0 >= floor).count();
+        let (same, tail) = rest.split_at_mut(n);
+        same.sort_by_key(|k| k.1);
+        out.extend(same.iter().map(|k| k.2));
+        rest = tail;
+    }
+    out
+}
+
 /// Ramp-up past that, with `--on-pressure pause` and every running job plateaued: one job starts
 /// speculatively if the room left is at least this share of the largest usage seen.
 pub const SPECULATIVE_ROOM: f64 = 0.75;
@@ -749,9 +777,7 @@ impl Sched {
             };
             keyed.push((size, job));
         }
-        // Stable: equal sizes keep their order; unknown (MAX) first.
-        keyed.sort_by_key(|k| std::cmp::Reverse(k.0));
-        self.queue = keyed.into_iter().map(|(_, j)| j).collect();
+        self.queue = largest_first(keyed).into();
     }
 
     /// `memsweep guard`: a process it did not start appeared. It joins the back of the queue

@@ -1370,6 +1370,43 @@ fn once_a_parameter_explains_peaks_the_largest_jobs_run_first() {
     assert_eq!(s.take_queue(), vec![4, 6, 3, 5, 7]);
 }
 
+#[test]
+fn jobs_of_one_size_keep_their_order_when_the_largest_go_first() {
+    // -p seed=range(0,3) -p model=large,small, each job's own peak recorded: large 600–606 MiB
+    // (noise), small 100. Large first, and the large ones in queue order: sorting on the noise
+    // shuffled them from run to run and could leave the longest for the end.
+    let feats: Vec<features::Features> = (0..3)
+        .flat_map(|seed| {
+            ["large", "small"].map(|m| {
+                vec![
+                    ("seed".to_string(), seed.to_string()),
+                    ("model".to_string(), m.to_string()),
+                ]
+            })
+        })
+        .collect();
+    let own = [600, 100, 606, 101, 603, 100].map(|m| m * MIB).to_vec();
+    let mut similar = similar::Similar::new(&feats);
+    similar.learn_history(&feats[0], 600 * MIB, None, 1.0);
+    let est = Estimator::new(None, own, &[]).with_similar(similar);
+    let mut s = Sched::new(cfg(Some(1), OnPressure::Pause), est, (0..6).collect(), 6);
+    assert_eq!(started(&s.decide()), vec![0]);
+    observe(&mut s, 1.0, 600 * MIB, &[(0, 600 * MIB)]);
+    s.exited(0, Some(600 * MIB), false);
+    assert_eq!(s.take_queue(), vec![2, 4, 1, 3, 5]);
+    // Within 3% of the largest of a run counts as its size; 580 is another size.
+    assert_eq!(
+        largest_first(vec![
+            (600, 7),
+            (580, 8),
+            (606, 9),
+            (u64::MAX, 10),
+            (601, 11)
+        ]),
+        vec![10, 7, 9, 11, 8]
+    );
+}
+
 /// `memsweep guard`: processes learned at 251, 701, 101, 451 and 101 MiB (typical: p75 = 451).
 fn guard_sched() -> Sched {
     let mut s = Sched::new(
