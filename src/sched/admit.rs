@@ -69,8 +69,10 @@ impl Sched {
                     // try one more (a 600 MiB first job of a grid left 680 MiB idle for its
                     // whole life). If it outgrows the room it is paused, keeping its progress.
                     let room = budget.saturating_sub(proj);
+                    // A requeued job's raised size must fit the room too: it outgrew it once.
                     if self.cfg.on_pressure == OnPressure::Pause
                         && growing == 0
+                        && room >= self.raised[self.queue[0]]
                         && room as f64 >= SPECULATIVE_ROOM * self.largest_seen as f64
                     {
                         self.start(0, e, false, out);

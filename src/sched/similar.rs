@@ -22,8 +22,9 @@ use std::collections::HashMap;
 use super::features::Features;
 use super::profile::Profile;
 
-/// The value of a parameter a job does not have (a flag only some lines of a jobs file carry).
-const ABSENT: &str = "\u{2205}";
+/// The value of a parameter a job does not have (a flag only some lines of a jobs file carry):
+/// NUL, which no command word or parameter value can hold.
+const ABSENT: &str = "\0";
 /// Weight a grouping parameter has before any evidence for or against it.
 pub const PRIOR_WEIGHT: f64 = 0.5;
 /// Cells read per value of a job when looking for its neighbours (the latest first).
@@ -87,6 +88,10 @@ pub struct Similar {
     cells_with: HashMap<Feat, Vec<u32>>,
     weights: Vec<f64>,
     weights_at: usize,
+    /// Names some of this sweep's jobs lack (sorted): absent is one of their values.
+    optional: Vec<u32>,
+    /// The interned [`ABSENT`] value.
+    absent: Option<u32>,
 }
 
 impl Similar {
@@ -156,7 +161,7 @@ impl Similar {
                     .collect();
                 for name in &optional {
                     if !job(i).any(|(n, _)| n == *name) {
-                        f.push(s.intern(name, ABSENT));
+                        f.push(s.intern_absent(name));
                     }
                 }
                 // Sorted, so that equal values make equal cells.
@@ -165,7 +170,28 @@ impl Similar {
                 f.into_boxed_slice()
             })
             .collect();
+        s.optional = optional
+            .iter()
+            .filter_map(|n| s.names.get(*n).copied())
+            .collect();
+        s.optional.sort_unstable();
         s
+    }
+
+    fn absent_value(&mut self) -> u32 {
+        if let Some(v) = self.absent {
+            return v;
+        }
+        let v = self.values.len() as u32;
+        let v = *self.values.entry(ABSENT.to_string()).or_insert(v);
+        self.absent = Some(v);
+        v
+    }
+
+    fn intern_absent(&mut self, name: &str) -> Feat {
+        let f = self.intern(name, ABSENT);
+        self.absent = Some(f.1);
+        f
     }
 
     fn intern(&mut self, name: &str, value: &str) -> Feat {
@@ -188,16 +214,13 @@ impl Similar {
                 out.push(self.intern(n, v));
             }
         }
-        // A name it lacks is absent, as for this sweep's jobs.
-        let mut missing: Vec<String> = self
-            .names
-            .keys()
-            .filter(|name| !f.iter().any(|(n, _)| n == *name))
-            .cloned()
-            .collect();
-        missing.sort_unstable();
-        for name in missing {
-            out.push(self.intern(&name, ABSENT));
+        // A name it lacks that some of this sweep's jobs lack too is absent, as for them.
+        for i in 0..self.optional.len() {
+            let id = self.optional[i];
+            if !out.iter().any(|k| k.0 == id) {
+                let v = self.absent_value();
+                out.push((id, v));
+            }
         }
         out.sort_unstable();
         out.dedup();
@@ -335,6 +358,7 @@ impl Similar {
         }
         seen.sort_unstable();
         seen.dedup();
+        // (score, firmness): the sum of the shared values' weights, and the best of them.
         let shared = |c: &Cell| {
             let mut s = (0.0, 0.0f64);
             for k in feats.iter().filter(|k| c.feats.binary_search(k).is_ok()) {
@@ -476,6 +500,24 @@ mod tests {
         assert_eq!((e.bytes, e.weight), (600 * MIB, w_at));
         // Job 7 (mem=80, no jump): the 80 MiB jobs, not the jumper.
         assert_eq!(s.estimate(7).unwrap().bytes, 80 * MIB);
+    }
+
+    #[test]
+    fn a_history_record_lacking_a_parameter_every_job_has_is_not_absent_there() {
+        // Records from another sweep that had no `seed`: what they say about `model` counts, but
+        // they say nothing about seeds (as "absent" they made a group of their own and
+        // weighed `seed` with evidence it never had).
+        let mut s = Similar::new(&grid());
+        for (model, mb) in [("large", 600), ("small", 100)] {
+            s.learn_history(
+                &vec![("model".to_string(), model.to_string())],
+                mb * MIB,
+                None,
+                1.0,
+            );
+        }
+        assert_eq!(s.weight("seed"), Some(PRIOR_WEIGHT));
+        assert_eq!(s.estimate(3).unwrap().bytes, 600 * MIB);
     }
 
     #[test]

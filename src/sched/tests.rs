@@ -129,32 +129,60 @@ fn ramp_up_stops_when_headroom_is_not_comfortable() {
 }
 
 #[test]
-fn past_the_comfortable_headroom_one_job_starts_speculatively_into_the_room() {
-    // A grid's first job plateaus at 400 MiB: 768 − 420 = 348 < 1.5 × 400 = 600, but
-    // 348 ≥ ¾ × 400 = 300, so one more starts (pause catches it if it outgrows the room)...
-    let mut s = sched(None, None, vec![], 4);
+fn a_speculative_job_requeued_for_outgrowing_the_room_does_not_start_into_it_again() {
+    let mut s = speculating(OnPressure::Pause);
+    assert_eq!(started(&s.decide()), vec![1]);
+    // It grows fast past the room and is paused; paused past MAX_PAUSE_S, it is requeued.
+    observe(&mut s, 1.05, 520 * MIB, &[(0, 400 * MIB), (1, 100 * MIB)]);
+    observe(&mut s, 1.1, 770 * MIB, &[(0, 400 * MIB), (1, 350 * MIB)]);
+    let a = s.decide();
+    assert!(matches!(&a[0], Action::Pause { job: 1, .. }), "{a:?}");
+    observe(&mut s, 4.5, 770 * MIB, &[(0, 400 * MIB), (1, 350 * MIB)]);
+    let a = s.decide();
+    assert!(matches!(&a[0], Action::Requeue { job: 1, .. }), "{a:?}");
+    assert_eq!(
+        s.exited(1, Some(350 * MIB), true),
+        Ended::Requeued { requeues: 1 }
+    );
+    // Raised to at least the 400 MiB it was started beside: 768 − 420 = 348 ≥ ¾ × 400, but its
+    // own raised size does not fit, so it does not start into the room again (it did, paused and
+    // was requeued until its retries ran out).
+    observe(&mut s, 4.6, 420 * MIB, &[(0, 400 * MIB)]);
+    assert!(s.estimate(1).bytes > 348 * MIB);
+    assert!(started(&s.decide()).is_empty());
+}
+
+/// Nothing known, job 0 flat at 400 MiB (working set 420) since 0.1 s: a speculative start is
+/// due at the next decision (768 − 420 = 348 < 1.5 × 400 = 600, but ≥ ¾ × 400 = 300).
+fn speculating(on_pressure: OnPressure) -> Sched {
+    let mut s = Sched::new(
+        cfg(None, on_pressure),
+        Estimator::new(None, vec![], &[]),
+        (0..4).collect(),
+        4,
+    );
     s.decide();
     observe(&mut s, 0.1, 420 * MIB, &[(0, 400 * MIB)]);
     observe(&mut s, 1.0, 420 * MIB, &[(0, 400 * MIB)]);
+    s
+}
+
+#[test]
+fn past_the_comfortable_headroom_one_job_starts_speculatively_into_the_room() {
+    // A grid's first job plateaus at 400 MiB: one more starts (pause catches it if it outgrows
+    // the room)...
+    let mut s = speculating(OnPressure::Pause);
     assert_eq!(started(&s.decide()), vec![1]);
-    // ...and no other until it has plateaued too: 768 − 470 = 298 < 300 then.
-    observe(&mut s, 1.1, 470 * MIB, &[(0, 400 * MIB), (1, 50 * MIB)]);
+    // ...and no other while it grows, though 768 − 440 = 328 ≥ 300 is free...
+    observe(&mut s, 1.1, 440 * MIB, &[(0, 400 * MIB), (1, 20 * MIB)]);
     assert!(started(&s.decide()).is_empty());
-    observe(&mut s, 2.0, 470 * MIB, &[(0, 400 * MIB), (1, 50 * MIB)]);
-    assert!(started(&s.decide()).is_empty());
+    // ...until it has plateaued too.
+    observe(&mut s, 2.0, 440 * MIB, &[(0, 400 * MIB), (1, 20 * MIB)]);
+    assert_eq!(started(&s.decide()), vec![2]);
 
     // Requeue (or none) has no pause to catch a job that outgrows the room: no speculation.
     for mode in [OnPressure::Requeue, OnPressure::None] {
-        let mut s = Sched::new(
-            cfg(None, mode),
-            Estimator::new(None, vec![], &[]),
-            (0..4).collect(),
-            4,
-        );
-        s.decide();
-        observe(&mut s, 0.1, 420 * MIB, &[(0, 400 * MIB)]);
-        observe(&mut s, 1.0, 420 * MIB, &[(0, 400 * MIB)]);
-        assert!(started(&s.decide()).is_empty(), "{mode:?}");
+        assert!(started(&speculating(mode).decide()).is_empty(), "{mode:?}");
     }
 }
 
