@@ -75,10 +75,7 @@ impl Sched {
                         && room >= self.raised[self.queue[0]]
                         && room as f64 >= SPECULATIVE_ROOM * self.largest_seen as f64
                     {
-                        self.start(0, e, false, out);
-                        if let Some(r) = self.runs.last_mut() {
-                            r.speculative = true;
-                        }
+                        self.start_speculative(e, out);
                     }
                     return;
                 }
@@ -109,10 +106,7 @@ impl Sched {
                     bytes: low,
                     source: e.source,
                 };
-                self.start(0, e, false, out);
-                if let Some(r) = self.runs.last_mut() {
-                    r.speculative = true;
-                }
+                self.start_speculative(e, out);
             }
             return;
         }
@@ -267,6 +261,15 @@ impl Sched {
         }
         let running_max = self.runs.iter().map(|r| r.peak).max().unwrap_or(0);
         proj + self.est.high(running_max).max(e.bytes) <= b.critical()
+    }
+
+    /// Start the head on a bet (pause is the safety net): until it plateaus, no other
+    /// speculation.
+    fn start_speculative(&mut self, e: Estimate, out: &mut Vec<Action>) {
+        self.start(0, e, false, out);
+        if let Some(r) = self.runs.last_mut() {
+            r.speculative = true;
+        }
     }
 
     pub(super) fn start(

@@ -16,22 +16,23 @@
 //! own peak), so jobs are packed by what they really hold; own-history and `--mem-per-job`
 //! estimates are kept for the job's whole life because they already include its late growth.
 //!
-//! Each [`Sched::decide`] runs, in order: requeue (working set half-way into the reserve, or
-//! over the budget and growing with `--on-pressure requeue`: stop the youngest, never the last);
-//! pause (projection over budget + slack: pause the youngest jobs growing now until it fits);
-//! resume (oldest first, when it fits with a margin); admit — the chain: not interrupted, nothing
-//! paused or stopping, under the `-j` cap, PSI below [`PSI_HOLD`], no job just grew past its
-//! estimate; then, when every queued and running job has its own recorded size and run time
-//! (and none has overrun it), the job whose rollout ends the sweep soonest, or nothing if
-//! waiting is clearly better (`lookahead.rs`); else the queue head if `proj + estimate ≤ budget` (and, for a learned estimate,
-//! `proj + high quantile ≤ critical`), else an EASY backfill of a smaller job that does not delay
-//! the head, else (pause mode) one speculative start at the low quantile once everything has
-//! plateaued. With no estimate at all it ramps up as a slow start (each plateaued job vouches for
-//! one more start while the room left is 1.5× the largest usage seen; in pause mode, one more
-//! speculative start once everything has plateaued and the room is ¾ of it); on a guess (template history, or parameter values shared with finished
-//! jobs before any parameter is shown to explain peaks), jobs not yet plateaued may be at most
-//! as many as those that plateaued within their estimates, and a job beyond the template's peaks
-//! drops it. An empty runner always starts the head, however big (no deadlock).
+//! Each [`Sched::decide`] runs, in order: requeue (working set half-way into the reserve, or over
+//! the budget and growing with `--on-pressure requeue`: stop the youngest, never the last); pause
+//! (projection over budget + slack: pause the youngest jobs growing now until it fits); resume
+//! (oldest first, when it fits with a margin); admit — the chain: not interrupted, nothing paused
+//! or stopping, under the `-j` cap, PSI below [`PSI_HOLD`], no job just grew past its estimate;
+//! then, when every queued and running job has its own recorded size and run time (and none has
+//! overrun it), the job whose rollout ends the sweep soonest, or nothing if waiting is clearly
+//! better (`lookahead.rs`); else the queue head if `proj + estimate ≤ budget` (and, for a learned
+//! estimate, `proj + high quantile ≤ critical`), else an EASY backfill of a smaller job that does
+//! not delay the head, else (pause mode) one speculative start at the low quantile once everything
+//! has plateaued. With no estimate at all it ramps up as a slow start (each plateaued job vouches
+//! for one more start while the room left is 1.5× the largest usage seen; in pause mode, one more
+//! speculative start once everything has plateaued and the room is ¾ of it); on a guess (template
+//! history, or parameter values shared with finished jobs before any parameter is shown to explain
+//! peaks), jobs not yet plateaued may be at most as many as those that plateaued within their
+//! estimates, and a job beyond the template's peaks drops it. An empty runner always starts the
+//! head, however big (no deadlock).
 //!
 //! Estimates transfer by parameters ([`features`], [`similar`]); history keeps each job's memory
 //! over time ([`profile`]). A job on its own profile is admitted when the memory held over its
@@ -76,6 +77,9 @@ pub const PLATEAU_S: f64 = 0.25;
 /// Ramp-up with nothing known: another job starts only if the headroom is this many times the
 /// largest usage seen.
 pub const RAMP_HEADROOM: f64 = 1.5;
+/// Ramp-up past that, with `--on-pressure pause` and every running job plateaued: one job starts
+/// speculatively if the room left is at least this share of the largest usage seen.
+pub const SPECULATIVE_ROOM: f64 = 0.75;
 /// Largest-first ordering reorders this many jobs at the head of the queue.
 pub const ORDER_WINDOW: usize = 1024;
 /// Largest-first ordering treats sizes within this ratio of a larger one as the same size.
@@ -106,9 +110,6 @@ fn largest_first(keyed: Vec<(u64, usize)>) -> Vec<usize> {
     out
 }
 
-/// Ramp-up past that, with `--on-pressure pause` and every running job plateaued: one job starts
-/// speculatively if the room left is at least this share of the largest usage seen.
-pub const SPECULATIVE_ROOM: f64 = 0.75;
 /// A job past its estimate gets this much more, as it is probably still growing.
 pub const GROWTH_RAISE: f64 = 1.1;
 /// A paused job stays paused at least this long (unless nothing else runs), so that memory

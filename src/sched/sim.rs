@@ -164,6 +164,13 @@ pub struct Outcome {
     pub learned: Learned,
 }
 
+impl Outcome {
+    /// Paused job-seconds, % of job-seconds.
+    pub fn paused_pct(&self) -> f64 {
+        100.0 * self.paused_s / self.job_s
+    }
+}
+
 /// The benchmark's cgroup: 1.5 GiB, the default reserve.
 pub fn bench_config() -> Config {
     Config {
@@ -674,24 +681,20 @@ mod tests {
             let first = run_jittered(&specs, None, 1.0, 99, cfg.clone());
             let all_a = runs(None, 1.0);
             let rq_all = all_a.iter().map(|o| o.requeues).sum::<u32>();
-            let worst_paused = all_a
-                .iter()
-                .map(|o| 100.0 * o.paused_s / o.job_s)
-                .fold(0.0, f64::max);
+            let worst_paused = all_a.iter().map(Outcome::paused_pct).fold(0.0, f64::max);
             let mean_a = all_a.iter().map(|o| o.makespan / r).sum::<f64>() / all_a.len() as f64;
             let a = &all_a[mid];
             let bs = runs(Some(&first.learned), 1.0);
             let c = runs(Some(&first.learned), 1.3).swap_remove(mid);
             let b = &bs[mid];
-            let pct = |o: &Outcome| 100.0 * o.paused_s / o.job_s;
             println!(
                 "{name:<14} {r:6.2} | {:6.2} {:5} {:5.1}% | {:6.2} {:5} {:5.1}% | {:5.2} hist {:.2}–{:.2} max={}/{}/{} rq={}/{}/{} nh: mean {mean_a:.3} rq all {rq_all} worst paused {worst_paused:.1}%",
                 a.makespan / r,
                 a.pauses,
-                pct(a),
+                a.paused_pct(),
                 b.makespan / r,
                 b.pauses,
-                pct(b),
+                b.paused_pct(),
                 c.makespan / (r * 1.3),
                 bs[0].makespan / r,
                 bs[seeds - 1].makespan / r,
@@ -718,17 +721,16 @@ mod tests {
                     "seed {seed:2}: n={:2} nohint {:.2} ({:.1}% paused) hist {:.2}",
                     specs.len(),
                     a.makespan / r,
-                    100.0 * a.paused_s / a.job_s,
+                    a.paused_pct(),
                     b.makespan / r
                 );
             }
-            let pct = |o: &Outcome| 100.0 * o.paused_s / o.job_s;
             rows.push((
                 a.makespan / r,
                 b.makespan / r,
                 c.makespan / (1.3 * r),
-                pct(&a),
-                pct(&b),
+                a.paused_pct(),
+                b.paused_pct(),
             ));
         }
         let col = |f: fn(&(f64, f64, f64, f64, f64)) -> f64| {

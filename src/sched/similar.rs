@@ -58,7 +58,8 @@ struct Cell {
 #[derive(Debug, Clone)]
 struct Obs {
     peak: u64,
-    feats: Box<[Feat]>,
+    /// The cell of its features.
+    cell: u32,
 }
 
 /// What the neighbours say about one job.
@@ -88,10 +89,8 @@ pub struct Similar {
     cells_with: HashMap<Feat, Vec<u32>>,
     weights: Vec<f64>,
     weights_at: usize,
-    /// Names some of this sweep's jobs lack (sorted): absent is one of their values.
-    optional: Vec<u32>,
-    /// The interned [`ABSENT`] value.
-    absent: Option<u32>,
+    /// `(name, ABSENT)` of each name some of this sweep's jobs lack: absent is one of its values.
+    optional: Vec<Feat>,
 }
 
 impl Similar {
@@ -153,45 +152,30 @@ impl Similar {
             .map(|(name, _)| *name)
             .collect();
         optional.sort_unstable();
+        s.optional = optional.iter().map(|name| s.intern(name, ABSENT)).collect();
         s.jobs = (0..n)
             .map(|i| {
-                let mut f: Vec<Feat> = job(i)
+                let f = job(i)
                     .filter(|(name, _)| grouping.get(name).copied().unwrap_or(false))
                     .map(|(name, v)| s.intern(name, v))
                     .collect();
-                for name in &optional {
-                    if !job(i).any(|(n, _)| n == *name) {
-                        f.push(s.intern_absent(name));
-                    }
-                }
-                // Sorted, so that equal values make equal cells.
-                f.sort_unstable();
-                f.dedup();
-                f.into_boxed_slice()
+                s.cell_key(f)
             })
             .collect();
-        s.optional = optional
-            .iter()
-            .filter_map(|n| s.names.get(*n).copied())
-            .collect();
-        s.optional.sort_unstable();
         s
     }
 
-    fn absent_value(&mut self) -> u32 {
-        if let Some(v) = self.absent {
-            return v;
+    /// A job's features as a cell's key: an optional parameter it lacks is absent; sorted, so
+    /// that equal values make equal cells.
+    fn cell_key(&self, mut f: Vec<Feat>) -> Box<[Feat]> {
+        for &(name, absent) in &self.optional {
+            if !f.iter().any(|k| k.0 == name) {
+                f.push((name, absent));
+            }
         }
-        let v = self.values.len() as u32;
-        let v = *self.values.entry(ABSENT.to_string()).or_insert(v);
-        self.absent = Some(v);
-        v
-    }
-
-    fn intern_absent(&mut self, name: &str) -> Feat {
-        let f = self.intern(name, ABSENT);
-        self.absent = Some(f.1);
-        f
+        f.sort_unstable();
+        f.dedup();
+        f.into_boxed_slice()
     }
 
     fn intern(&mut self, name: &str, value: &str) -> Feat {
@@ -215,16 +199,7 @@ impl Similar {
             }
         }
         // A name it lacks that some of this sweep's jobs lack too is absent, as for them.
-        for i in 0..self.optional.len() {
-            let id = self.optional[i];
-            if !out.iter().any(|k| k.0 == id) {
-                let v = self.absent_value();
-                out.push((id, v));
-            }
-        }
-        out.sort_unstable();
-        out.dedup();
-        out.into_boxed_slice()
+        self.cell_key(out)
     }
 
     pub fn is_empty(&self) -> bool {
@@ -262,12 +237,13 @@ impl Similar {
             g.n += 1;
             g.sum += peak as f64;
         }
-        match self.cell_of.get(&f) {
+        let cell = match self.cell_of.get(&f) {
             Some(&c) => {
                 let cell = &mut self.cells[c as usize];
                 if peak >= cell.max {
                     (cell.max, cell.profile, cell.wall) = (peak, profile, wall);
                 }
+                c
             }
             None => {
                 let c = self.cells.len() as u32;
@@ -276,14 +252,15 @@ impl Similar {
                 }
                 self.cell_of.insert(f.clone(), c);
                 self.cells.push(Cell {
-                    feats: f.clone(),
+                    feats: f,
                     max: peak,
                     profile,
                     wall,
                 });
+                c
             }
-        }
-        self.obs.push(Obs { peak, feats: f });
+        };
+        self.obs.push(Obs { peak, cell });
     }
 
     /// Recompute the weights when the observations grew by an eighth (amortised: a long sweep
@@ -308,7 +285,7 @@ impl Similar {
             } else {
                 p
             };
-            for &(name, v) in o.feats.iter() {
+            for &(name, v) in self.cells[o.cell as usize].feats.iter() {
                 let g = &self.groups[&(name, v)];
                 if g.n < 2 {
                     continue;

@@ -1372,10 +1372,9 @@ fn a_job_behind_its_profile_is_not_expected_to_spike_by_the_clock() {
     assert_eq!(s2.projection_soon(), 900 * MIB);
 }
 
-#[test]
-fn once_a_parameter_explains_peaks_the_largest_jobs_run_first() {
-    // -p seed=range(0,4) -p model=large,small: jobs 0 (L), 1 (S), 2 (L), 3 (S), ...
-    let feats: Vec<features::Features> = (0..4)
+/// `-p seed=range(0,seeds) -p model=large,small`: jobs 0 (L), 1 (S), 2 (L), 3 (S), ...
+fn seed_model_grid(seeds: u32) -> Vec<features::Features> {
+    (0..seeds)
         .flat_map(|seed| {
             ["large", "small"].map(|m| {
                 vec![
@@ -1384,7 +1383,12 @@ fn once_a_parameter_explains_peaks_the_largest_jobs_run_first() {
                 ]
             })
         })
-        .collect();
+        .collect()
+}
+
+#[test]
+fn once_a_parameter_explains_peaks_the_largest_jobs_run_first() {
+    let feats = seed_model_grid(4);
     let est = Estimator::new(None, vec![], &[]).with_similar(similar::Similar::new(&feats));
     let mut s = Sched::new(cfg(Some(1), OnPressure::Pause), est, (0..8).collect(), 8);
     for (t, (job, mb)) in [(0, 500), (1, 50), (2, 510)].into_iter().enumerate() {
@@ -1403,16 +1407,7 @@ fn jobs_of_one_size_keep_their_order_when_the_largest_go_first() {
     // -p seed=range(0,3) -p model=large,small, each job's own peak recorded: large 600–606 MiB
     // (noise), small 100. Large first, and the large ones in queue order: sorting on the noise
     // shuffled them from run to run and could leave the longest for the end.
-    let feats: Vec<features::Features> = (0..3)
-        .flat_map(|seed| {
-            ["large", "small"].map(|m| {
-                vec![
-                    ("seed".to_string(), seed.to_string()),
-                    ("model".to_string(), m.to_string()),
-                ]
-            })
-        })
-        .collect();
+    let feats = seed_model_grid(3);
     let own = [600, 100, 606, 101, 603, 100].map(|m| m * MIB).to_vec();
     let mut similar = similar::Similar::new(&feats);
     similar.learn_history(&feats[0], 600 * MIB, None, 1.0);
