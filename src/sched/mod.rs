@@ -621,13 +621,17 @@ impl Sched {
 
     /// How far through its profile a job is: its age over its recorded run time, but no further
     /// than its usage shows — where the profile first reaches the level the job holds, plus the
-    /// time since the job last grew. On a busy machine jobs run slower than they did, and a
-    /// spike predicted by the clock alone came early and paused jobs for nothing. And at least
+    /// time since the job itself first reached it. On a busy machine jobs run slower than they
+    /// did, and a spike predicted by the clock alone came early and paused jobs for nothing.
+    /// (Counting from the job's last growth instead put a job on its plateau back at the start
+    /// of its life the moment its late jump began: the jump was then 0.7 of a life away, and
+    /// admission started a 600 MiB job into it.) And at least
     /// as far as its usage shows: a job holding clearly more than its profile holds before a
     /// late jump has begun that jump, whatever the clock says (a jump that came early was taken
     /// for the start of the job's life, and four jobs were admitted into it).
     fn progress(&self, r: &Run, p: &Profile, wall: f64, est: u64) -> f64 {
-        let by_clock = r.age(self.now) / wall;
+        let age = r.age(self.now);
+        let by_clock = age / wall;
         let held = r.current as f64 / est.max(1) as f64 * 1000.0;
         let first = |tol: f64| {
             p.seg
@@ -648,7 +652,11 @@ impl Sched {
         } else {
             0.0
         };
-        let since = (self.now - r.grew_at.max(r.started)).max(0.0) / wall;
+        let level = ((held - 50.0).max(0.0) / 1000.0 * est as f64) as u64;
+        let since = match r.recorder.first_reached(level) {
+            Some(at) => (age - at).max(0.0),
+            None => (self.now - r.grew_at.max(r.started)).max(0.0),
+        } / wall;
         by_clock.min(reached + since).max(begun)
     }
 

@@ -109,6 +109,15 @@ impl Recorder {
         }
     }
 
+    /// The age (seconds of the job's own time) at which its usage first reached `bytes`: the
+    /// middle of the first bucket holding that much, or None if it never did.
+    pub fn first_reached(&self, bytes: u64) -> Option<f64> {
+        self.max[..self.seen as usize]
+            .iter()
+            .position(|&m| m >= bytes)
+            .map(|i| (i as f64 + 0.5) * self.width)
+    }
+
     /// The profile of a job that ran `wall` seconds (of its own time) and peaked at `peak`.
     pub fn finish(&self, wall: f64, peak: u64) -> Option<Profile> {
         if self.seen == 0 || peak == 0 || wall <= 0.0 {
@@ -172,6 +181,10 @@ mod tests {
         // The jump, at 3.0 of 4.0 s, is in the seventh eighth (0.75–0.875).
         assert_eq!(p.max_between(0.0, 0.8), 1.0);
         assert!((p.max_between(0.1, 0.7) - 0.333).abs() < 1e-9);
+        // When the running job first held each level (to a bucket, 80 ms by now).
+        assert!((r.first_reached(450 * MIB).unwrap() - 3.0).abs() <= 0.04);
+        assert!((r.first_reached(150 * MIB).unwrap() - 0.1).abs() <= 0.04);
+        assert_eq!(r.first_reached(451 * MIB), None);
     }
 
     #[test]

@@ -1268,22 +1268,7 @@ fn flat(run_s: f32) -> Profile {
 fn own_profiles_admit_small_jobs_beside_a_late_spike_until_it_comes() {
     // Job 0 holds 100 MiB for 70% of its 2 s, then 600 (its own history); jobs 1–4 hold
     // 300 MiB for 0.5 s. Reserving peaks, 600 + 300 > 768 would run them one by one.
-    let spike = Profile {
-        run_s: 2.0,
-        t_peak_s: 1.4,
-        seg: [167, 167, 167, 167, 167, 1000, 1000, 1000],
-    };
-    let peaks = vec![600 * MIB, 300 * MIB, 300 * MIB, 300 * MIB, 300 * MIB];
-    let est = Estimator::new(None, peaks, &[])
-        .with_walls(vec![2.0, 0.5, 0.5, 0.5, 0.5])
-        .with_profiles(vec![
-            Some(spike),
-            Some(flat(0.5)),
-            Some(flat(0.5)),
-            Some(flat(0.5)),
-            Some(flat(0.5)),
-        ]);
-    let mut s = Sched::new(cfg(None, OnPressure::Pause), est, (0..5).collect(), 5);
+    let mut s = spike_beside_four_small();
     // Over jobs 1 and 2's lives (0–0.55 s) job 0 holds 100: 100 + 300 + 309 = 709 ≤ 768; a
     // third 300 MiB job would make 1009.
     assert_eq!(started(&s.decide()), vec![0, 1, 2]);
@@ -1549,11 +1534,7 @@ fn a_slow_recorded_ramp_is_planned_at_its_peak_only_a_late_jump_waits() {
     };
     assert_eq!(slow.before_jump(), 1.0);
     assert_eq!(slow.level_between(0.0, 0.1), 1.0);
-    let spike = Profile {
-        run_s: 2.0,
-        t_peak_s: 1.4,
-        seg: [167, 167, 167, 167, 167, 1000, 1000, 1000],
-    };
+    let spike = late_spike();
     assert!((spike.level_between(0.0, 0.5) - 0.167).abs() < 1e-9);
     let est = Estimator::new(None, vec![500 * MIB, 300 * MIB], &[])
         .with_walls(vec![6.0, 1.0])
@@ -1750,13 +1731,30 @@ fn a_job_known_better_passes_a_guess_that_waits() {
     assert!(started(&s.decide()).is_empty(), "job 8 waits");
 }
 
-/// Job 0's own history: 100 MiB until 70% of its 2 s, then 600 (job 1 has none).
-fn late_spiker() -> (Profile, Sched) {
-    let spike = Profile {
+/// 100 MiB (of 600) until 70% of 2 s, then 600.
+fn late_spike() -> Profile {
+    Profile {
         run_s: 2.0,
         t_peak_s: 1.4,
         seg: [167, 167, 167, 167, 167, 1000, 1000, 1000],
-    };
+    }
+}
+
+/// Job 0: [`late_spike`], its own history; jobs 1–4: 300 MiB for 0.5 s; budget 768 MiB.
+fn spike_beside_four_small() -> Sched {
+    let mut peaks = vec![300 * MIB; 5];
+    peaks[0] = 600 * MIB;
+    let mut profiles = vec![Some(flat(0.5)); 5];
+    profiles[0] = Some(late_spike());
+    let est = Estimator::new(None, peaks, &[])
+        .with_walls(vec![2.0, 0.5, 0.5, 0.5, 0.5])
+        .with_profiles(profiles);
+    Sched::new(cfg(None, OnPressure::Pause), est, (0..5).collect(), 5)
+}
+
+/// Job 0's own history: 100 MiB until 70% of its 2 s, then 600 (job 1 has none).
+fn late_spiker() -> (Profile, Sched) {
+    let spike = late_spike();
     let est = Estimator::new(None, vec![600 * MIB, 0], &[])
         .with_walls(vec![2.0, 0.0])
         .with_profiles(vec![Some(spike), None]);
@@ -1764,4 +1762,42 @@ fn late_spiker() -> (Profile, Sched) {
         spike,
         Sched::new(cfg(None, OnPressure::Pause), est, vec![0], 2),
     )
+}
+
+#[test]
+fn a_late_jump_that_has_just_begun_is_not_taken_for_the_start_of_the_jobs_life() {
+    // Job 0's history: 100 MiB until 70% of 2 s, then 600; jobs 1–4: 300 MiB for 0.5 s. Job 0
+    // has held its 100 MiB since 0.2 s, and at 1.35 s it grows to 115: its jump is beginning.
+    // Counting its progress from that growth put it back at the start of its life, the jump
+    // 1.4 s away, and job 3 started into it (spiky with history: 600 + 500 + 150 MiB small
+    // jobs admitted 0.05 s before two jumps, then paused). It is 0.6 into its life: 600 + 309
+    // > 768 within job 3's 0.55 s, so job 3 waits.
+    let mut s = spike_beside_four_small();
+    assert_eq!(started(&s.decide()), vec![0, 1, 2]);
+    let mut t: f64 = 0.05;
+    while t < 0.55 {
+        let u0 = ((t / 0.2).min(1.0) * 100.0) as u64 * MIB;
+        observe(
+            &mut s,
+            t,
+            u0 + 610 * MIB,
+            &[(0, u0), (1, 300 * MIB), (2, 300 * MIB)],
+        );
+        t += 0.05;
+    }
+    s.exited(1, Some(300 * MIB), false);
+    s.exited(2, Some(300 * MIB), false);
+    while t < 1.33 {
+        observe(&mut s, t, 110 * MIB, &[(0, 100 * MIB)]);
+        t += 0.05;
+    }
+    assert!(
+        started(&s.decide()).is_empty(),
+        "the jump is due within job 3's life"
+    );
+    observe(&mut s, 1.35, 125 * MIB, &[(0, 115 * MIB)]);
+    assert!(
+        started(&s.decide()).is_empty(),
+        "job 3 started into the jump"
+    );
 }
