@@ -108,6 +108,20 @@ def gen_workloads() -> dict[str, list[str]]:
         for i in range(20)
     ]
 
+    # Spiky, not tuned on: other sizes (60-200 MiB), ramps (0.1-0.4 s) and holds (0.7-2.0 s), 5 of
+    # 20 jumping to 400-650 MiB at 50-80% of their hold, another seed. A check that what helps
+    # spiky is not fitted to its one jump time and ramp.
+    rng = random.Random(2027)
+    spikers = set(rng.sample(range(20), 5))
+    lines = []
+    for i in range(20):
+        line = (f"id=t{i:02d} mem={rng.choice([60, 90, 120, 160, 200])} ramp={rng.choice([0.1, 0.2, 0.3, 0.4])}"
+                f" hold={round(rng.uniform(0.7, 2.0), 1)}")
+        if i in spikers:
+            line += f" jump={rng.choice([400, 500, 650])} jump_at={rng.choice([0.5, 0.6, 0.8])}"
+        lines.append(line)
+    out["spiky-untuned"] = lines
+
     # Smoke: a tiny version of each, for CI (< 2 minutes with both runners).
     out["smoke-heterogeneous"] = [
         f"id=sh{i} mem={m} ramp=0.2 hold=0.5" for i, m in enumerate([100, 250, 450, 250, 100, 450])
@@ -180,7 +194,7 @@ PER_RUN_PATHS = {"heterogeneous-paths", "untuned"}
 GRIDS = {"grid": (["-p", "seed=range(0,6)", "-p", "model=large,small,medium"],
                   "id=g-{model}-{seed} model={model} seed={seed} ramp=0.3")}
 # Workloads added for issue 8: only memsweep runs them (the peers are measured on the others).
-MEMSWEEP_ONLY = {"heterogeneous-paths", "grid", "burst", "untuned"}
+MEMSWEEP_ONLY = {"heterogeneous-paths", "grid", "burst", "untuned", "spiky-untuned"}
 
 
 def load_workload(name: str) -> list[Job]:
@@ -1064,6 +1078,8 @@ DESCS = {
             "(1.0–1.6 s), 0.3 s ramp, interleaved; no hints. memsweep only.",
     "burst": "Idle at 50 MiB, then +450 MiB with no ramp (as fast as the machine faults pages in, ~0.4 ms per MiB "
              "here: ~0.2 s) at 20–60% of a 1–2 s hold. memsweep only.",
+    "spiky-untuned": "Not used while tuning: small jobs (60–200 MiB), 0.1–0.4 s ramps, 0.7–2.0 s holds; 5 of 20 jump to "
+                     "400–650 MiB at 50–80% of their hold; another seed. memsweep only.",
     "untuned": "Not used while tuning: 150/350/550 MiB, 0.2/0.6/1.0 s ramps, 0.8–2.5 s holds, another seed, per-run "
                "output paths. memsweep only.",
 }
@@ -1094,7 +1110,7 @@ def cmd_run(args) -> int:
         reps = 1
     else:
         workloads = args.workloads or ["heterogeneous", "spiky", "llm-eval", "heterogeneous-paths", "grid", "burst",
-                                       "untuned"]
+                                       "untuned", "spiky-untuned"]
         runners = args.runners or list(RUNNERS)
         reps = args.reps
     runs: list[dict] = []

@@ -550,7 +550,7 @@ impl Sched {
 mod tests {
     use super::*;
 
-    const WORKLOADS: [(&str, &str); 6] = [
+    const WORKLOADS: [(&str, &str); 7] = [
         (
             "heterogeneous",
             include_str!("../../bench/workloads/heterogeneous.txt"),
@@ -562,6 +562,10 @@ mod tests {
         (
             "llm-eval",
             include_str!("../../bench/workloads/llm-eval.txt"),
+        ),
+        (
+            "spiky-untuned",
+            include_str!("../../bench/workloads/spiky-untuned.txt"),
         ),
     ];
 
