@@ -63,12 +63,12 @@ impl Sched {
                 let need = (self.largest_seen.max(e.bytes) as f64 * RAMP_HEADROOM) as u64;
                 let flat = self.runs.iter().filter(|r| self.plateaued(r)).count();
                 let growing = self.runs.len() - flat;
-                if growing >= flat || budget.saturating_sub(proj) < need {
+                let room = budget.saturating_sub(proj);
+                if growing >= flat || room < need {
                     // Not comfortable, but everything running has plateaued and the room left
                     // would hold most of the largest job seen: with pause as the safety net,
                     // try one more (a 600 MiB first job of a grid left 680 MiB idle for its
                     // whole life). If it outgrows the room it is paused, keeping its progress.
-                    let room = budget.saturating_sub(proj);
                     // A requeued job's raised size must fit the room too: it outgrew it once.
                     if self.cfg.on_pressure == OnPressure::Pause
                         && growing == 0

@@ -633,13 +633,16 @@ impl Sched {
         let age = r.age(self.now);
         let by_clock = age / wall;
         let held = r.current as f64 / est.max(1) as f64 * 1000.0;
+        // Within this many thousandths of the peak, a level counts as reached: by the profile,
+        // and by the job itself.
+        let tol = 50.0;
         let first = |tol: f64| {
             p.seg
                 .iter()
                 .position(|&s| f64::from(s) + tol >= held)
                 .map(|k| k as f64 / profile::SEGMENTS as f64)
         };
-        let reached = first(50.0).unwrap_or(1.0);
+        let reached = first(tol).unwrap_or(1.0);
         // Begun: growing now, and clearly (a quarter of the jump, at least 3% of the peak) above
         // the level before the jump — not a job flat a little above its recorded level.
         let pre = p.before_jump() * 1000.0;
@@ -652,7 +655,7 @@ impl Sched {
         } else {
             0.0
         };
-        let level = ((held - 50.0).max(0.0) / 1000.0 * est as f64) as u64;
+        let level = ((held - tol).max(0.0) / 1000.0 * est as f64) as u64;
         let since = match r.recorder.first_reached(level) {
             Some(at) => (age - at).max(0.0),
             None => (self.now - r.grew_at.max(r.started)).max(0.0),

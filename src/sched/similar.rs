@@ -344,26 +344,26 @@ impl Similar {
             }
             s
         };
-        let mut best: Option<(f64, &Cell)> = None;
+        let mut best: Option<((f64, f64), &Cell)> = None;
         for &c in &seen {
             let cell = &self.cells[c as usize];
-            let score = shared(cell).0;
-            if score <= 0.0 {
+            let s = shared(cell);
+            if s.0 <= 0.0 {
                 continue;
             }
             best = match best {
                 Some((b, top))
-                    if score < b - 1e-9 || (score <= b + 1e-9 && cell.max <= top.max) =>
+                    if s.0 < b.0 - 1e-9 || (s.0 <= b.0 + 1e-9 && cell.max <= top.max) =>
                 {
                     Some((b, top))
                 }
-                _ => Some((score, cell)),
+                _ => Some((s, cell)),
             };
         }
-        let (_, top) = best?;
+        let ((_, firm), top) = best?;
         Some(Neighbours {
             bytes: top.max,
-            weight: shared(top).1,
+            weight: firm,
             profile: top.profile,
             wall: top.wall,
         })
