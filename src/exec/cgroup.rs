@@ -2,7 +2,11 @@
 //!
 //! v1 (memory controller on its own hierarchy): job cgroups are a pool of reusable slots —
 //! mkdir/rmdir per job costs more than a trivial job — made reusable by emptying them and writing
-//! 0 to `memory.max_usage_in_bytes`. v2 (needs delegation): the no-internal-processes rule means
+//! 0 to `memory.max_usage_in_bytes`. Emptying (`memory.force_empty`) reclaims what a job left
+//! charged (page cache) and then waits in the kernel's reclaim throttle for what it cannot
+//! reclaim (kernel objects): 104–107 ms here after jobs of 100–700 MiB that left 0.5–1.7 MiB.
+//! That wait runs on a thread of its own ([`Resetter`]), never on the runner's loop, where it
+//! delayed each such job's end, and every admission after it, by 100 ms. v2 (needs delegation): the no-internal-processes rule means
 //! the runner first moves itself into `<dir>/memsweep-<pid>/runner`, then enables `+memory` in
 //! `subtree_control`; each job gets a fresh cgroup because `memory.peak` cannot be reset for
 //! everyone (its reset is per open file). Stale `memsweep-<pid>` trees of dead runners are
@@ -12,6 +16,7 @@ use std::ffi::CString;
 use std::io;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
+use std::sync::mpsc;
 
 use super::sys;
 use crate::probe::read_small_string;
@@ -52,6 +57,8 @@ pub struct JobCgroups {
     limit: Option<u64>,
     free: Vec<Slot>,
     draining: Vec<Slot>,
+    /// v1 slots being emptied off the loop; started at the first slot that needs it.
+    resetter: Option<Resetter>,
     next: u32,
     /// v2: we wrote `+memory` into the parent's subtree_control, and moved the runner.
     enabled_parent_memory: bool,
@@ -243,6 +250,7 @@ impl JobCgroups {
             limit,
             free: Vec::new(),
             draining: Vec::new(),
+            resetter: None,
             next: 0,
             enabled_parent_memory: false,
             moved_runner: false,
@@ -307,6 +315,7 @@ impl JobCgroups {
     /// A cgroup for the next job: a reset v1 slot from the pool, or a new one.
     pub fn acquire(&mut self) -> io::Result<Slot> {
         self.reap_draining();
+        self.take_reset();
         if let Some(s) = self.free.pop() {
             return Ok(s);
         }
@@ -417,33 +426,74 @@ impl JobCgroups {
     }
 
     /// An empty job cgroup: reset into the pool (v1) or remove (v2).
-    fn recycle(&mut self, mut s: Slot) {
+    fn recycle(&mut self, s: Slot) {
         if self.version == Version::V1 {
             // Page cache the job left is still charged here; reclaim it so the next job's
             // peak starts from (almost) zero. Below 1 MiB (what a trivial job leaves: kernel
             // objects) it is not worth force_empty's cost, which would double a short job's
             // overhead; that much may then show in the next job's peak.
             // Usage never exceeds the peak since the last reset, so a small peak spares the read.
-            let (peak, count) = s.last.take().unwrap_or((None, None));
+            let peak = s.last.get().and_then(|(p, _)| p);
             let usage = match peak {
                 Some(p) if p <= 1 << 20 => p,
                 _ => read_u64(&s.dir.join("memory.usage_in_bytes")).unwrap_or(0),
             };
-            if usage > 1 << 20 {
-                let _ = write(&s.dir.join("memory.force_empty"), "0");
-            }
-            if write(&s.dir.join("memory.max_usage_in_bytes"), "0").is_ok() {
-                // Nothing ran here since finish() read the counter (the cgroup is empty).
-                s.oom_base = count.or_else(|| self.oom_count(&s.dir)).unwrap_or(0);
+            let s = if usage > 1 << 20 {
+                match self.resetter() {
+                    Some(r) => match r.send(s) {
+                        Ok(()) => return,
+                        Err(s) => s,
+                    },
+                    None => s,
+                }
+            } else {
+                s
+            };
+            let empty = usage > 1 << 20;
+            if let Some(s) = reset_v1(s, empty) {
                 self.free.push(s);
-                return;
             }
+            return;
         }
         let _ = std::fs::remove_dir(&s.dir);
     }
 
+    /// The thread that empties slots, started on first use; None if it cannot start (then
+    /// the loop empties them itself, as before).
+    fn resetter(&mut self) -> Option<&mut Resetter> {
+        if self.resetter.is_none() {
+            self.resetter = Resetter::start().ok();
+        }
+        self.resetter.as_mut()
+    }
+
+    /// Slots the resetter has emptied go back into the pool.
+    fn take_reset(&mut self) {
+        if let Some(r) = self.resetter.as_mut() {
+            self.free.extend(r.take());
+        }
+    }
+
+    /// Slots being emptied off the loop right now (tests).
+    #[cfg(test)]
+    pub fn resetting(&self) -> usize {
+        self.resetter.as_ref().map_or(0, |r| r.in_flight)
+    }
+
+    /// Slots ready for the next job (tests).
+    #[cfg(test)]
+    pub fn pooled(&mut self) -> Vec<PathBuf> {
+        self.take_reset();
+        self.free.iter().map(|s| s.dir.clone()).collect()
+    }
+
     /// Kill everything left in any job cgroup and remove the whole tree (and undo the v2 moves).
     pub fn teardown(&mut self) {
+        // Wait for the slots being emptied (each at most the kernel's ~100 ms throttle), so
+        // nothing writes into a cgroup after it is removed.
+        if let Some(r) = self.resetter.take() {
+            self.free.extend(r.finish());
+        }
         for s in self.free.drain(..).chain(self.draining.drain(..)) {
             let _ = remove_tree(&s.dir);
         }
@@ -472,5 +522,83 @@ impl JobCgroups {
             self.moved_runner = false;
         }
         let _ = remove_dir_retrying(&self.base);
+    }
+}
+
+/// Reset an empty v1 slot for the next job (emptying it first when `empty`): its peak counter
+/// back to what it holds and its OOM baseline to the kernel's count. None when the cgroup
+/// refused the reset; then it is removed.
+fn reset_v1(mut s: Slot, empty: bool) -> Option<Slot> {
+    if empty {
+        let _ = write(&s.dir.join("memory.force_empty"), "0");
+    }
+    let count = s.last.take().and_then(|(_, c)| c);
+    if write(&s.dir.join("memory.max_usage_in_bytes"), "0").is_ok() {
+        // Nothing ran here since finish() read the counter (the cgroup is empty).
+        s.oom_base = count
+            .or_else(|| keyed(&s.dir.join("memory.oom_control"), "oom_kill"))
+            .unwrap_or(0);
+        return Some(s);
+    }
+    let _ = std::fs::remove_dir(&s.dir);
+    None
+}
+
+/// A thread that empties v1 slots ([`reset_v1`]) and hands them back; removed ones come back
+/// as None.
+struct Resetter {
+    to: Option<mpsc::Sender<Slot>>,
+    back: mpsc::Receiver<Option<Slot>>,
+    in_flight: usize,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Resetter {
+    fn start() -> io::Result<Resetter> {
+        let (to, rx) = mpsc::channel::<Slot>();
+        let (tx, back) = mpsc::channel();
+        let thread = sys::thread_signals_blocked("memsweep-cgreset", move || {
+            for s in rx {
+                if tx.send(reset_v1(s, true)).is_err() {
+                    return;
+                }
+            }
+        })?;
+        Ok(Resetter {
+            to: Some(to),
+            back,
+            in_flight: 0,
+            thread: Some(thread),
+        })
+    }
+
+    /// Hand `s` to the thread; Err(s) if it has stopped.
+    fn send(&mut self, s: Slot) -> Result<(), Slot> {
+        let Some(to) = self.to.as_ref() else {
+            return Err(s);
+        };
+        to.send(s).map_err(|e| e.0)?;
+        self.in_flight += 1;
+        Ok(())
+    }
+
+    /// The slots emptied so far, without waiting.
+    fn take(&mut self) -> Vec<Slot> {
+        let mut out = Vec::new();
+        while let Ok(r) = self.back.try_recv() {
+            self.in_flight -= 1;
+            out.extend(r);
+        }
+        out
+    }
+
+    /// Stop the thread once it has emptied every slot sent; those slots.
+    fn finish(mut self) -> Vec<Slot> {
+        self.to = None;
+        let out: Vec<Slot> = self.back.iter().flatten().collect();
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+        out
     }
 }

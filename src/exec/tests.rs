@@ -798,6 +798,62 @@ fn stale_cgroups_of_dead_runners_are_removed() {
     std::fs::remove_dir(&live).unwrap();
 }
 
+/// Regression: emptying a v1 slot a job left page cache in (`memory.force_empty`) waits ~100 ms
+/// in the kernel's reclaim throttle; it ran on the runner's loop and delayed each such job's end,
+/// and every admission after it, by that much. The slot is now emptied off the loop and comes
+/// back to the pool empty, with its peak reset.
+#[test]
+fn a_slot_a_job_left_page_cache_in_is_emptied_off_the_loop() {
+    let _l = lock();
+    let parent = match TestParent::new("reset") {
+        Ok(p) => p,
+        Err(why) => skip!("{why}"),
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    let mut cg = cgroup::JobCgroups::setup(cgroup::Version::V1, &parent.dir, None).unwrap();
+    let slot = cg.acquire().unwrap();
+    // The job joins the slot and leaves 16 MiB of page cache charged to it.
+    let procs = slot.dir.join("cgroup.procs");
+    let file = tmp.path().join("cache");
+    let status = std::process::Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "echo $$ > {} && head -c 16777216 /dev/zero > {}",
+            procs.display(),
+            file.display()
+        ))
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let left = read(slot.dir.join("memory.usage_in_bytes"))
+        .trim()
+        .parse::<u64>()
+        .unwrap();
+    assert!(left > 8 * MIB, "the job left only {left} bytes charged");
+    let fin = cg.finish(&slot);
+    assert!(fin.peak.unwrap() > 8 * MIB);
+    let dir = slot.dir.clone();
+    cg.release(slot);
+    // Not emptied on this thread: it is out being emptied, not in the pool.
+    assert_eq!(cg.resetting(), 1);
+    assert!(!cg.pooled().contains(&dir));
+    // A job starting meanwhile gets another slot.
+    let other = cg.acquire().unwrap();
+    assert_ne!(other.dir, dir);
+    assert!(
+        poll_until(Duration::from_secs(10), || cg.pooled().contains(&dir)),
+        "the slot never came back to the pool"
+    );
+    assert_eq!(cg.resetting(), 0);
+    for f in ["memory.usage_in_bytes", "memory.max_usage_in_bytes"] {
+        let v: u64 = read(dir.join(f)).trim().parse().unwrap();
+        assert!(v <= MIB, "{f} is {v} after the reset");
+    }
+    cg.release(other);
+    cg.teardown();
+    assert!(!cg.base.exists(), "teardown left {}", cg.base.display());
+}
+
 #[test]
 fn falls_back_to_proc_and_says_why() {
     let _l = lock();
