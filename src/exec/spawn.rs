@@ -463,8 +463,9 @@ unsafe fn child_exec(a: &ChildArgs) -> ! {
         let out = append(a.stdout, STAGE_STDOUT);
         let err = a.stderr.map_or(out, |p| append(p, STAGE_STDERR));
         if let Some(p) = a.cgroup_procs {
-            // "0" means the writing process itself, in v1 and v2 alike. O_CREAT only matters
-            // for fixture trees; cgroupfs files always exist.
+            // "0" means the writer itself: this thread through v1's `tasks` (the only thread
+            // until exec, so the whole job), this process through v2's `cgroup.procs`. O_CREAT
+            // only matters for fixture trees; cgroupfs files always exist.
             let fd = libc::open(
                 p.as_ptr(),
                 libc::O_WRONLY | libc::O_CREAT | libc::O_CLOEXEC,

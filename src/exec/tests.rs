@@ -798,6 +798,45 @@ fn stale_cgroups_of_dead_runners_are_removed() {
     std::fs::remove_dir(&live).unwrap();
 }
 
+/// A v1 job joins its slot through `tasks` (the writing thread alone, which skips the
+/// thread-group lock and its RCU wait): the job is one thread then, so everything it starts
+/// after exec — threads, children — is in the slot too.
+#[test]
+fn a_v1_job_its_threads_and_its_children_all_run_in_its_slot() {
+    let _l = lock();
+    let parent = match TestParent::new("join") {
+        Ok(p) => p,
+        Err(why) => skip!("{why}"),
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    let mut ex = Executor::new(cfg(false, None), &parent.layout(), &Fs::new(None)).unwrap();
+    let script = "import os, threading, time\n\
+                  th = threading.Thread(target=time.sleep, args=(0.5,)); th.start()\n\
+                  pid = os.fork()\n\
+                  if pid == 0:\n    time.sleep(0.5); os._exit(0)\n\
+                  files = ['/proc/self/task/%s/cgroup' % t for t in os.listdir('/proc/self/task')]\n\
+                  files.append('/proc/%d/cgroup' % pid)\n\
+                  for f in files:\n    print([l for l in open(f) if ':memory:' in l][0].split(':')[2].strip())\n\
+                  os.waitpid(pid, 0); th.join()";
+    ex.spawn(spec(tmp.path(), 0, argv(&["python3", "-c", script])))
+        .unwrap();
+    let done = drain(&mut ex, Duration::from_secs(30));
+    assert_eq!(done[&0].outcome, Outcome::Succeeded);
+    let out = read(tmp.path().join("0.out"));
+    let lines: Vec<&str> = out.lines().collect();
+    // The main thread, the sleeping thread, the child.
+    assert!(lines.len() >= 3, "{out}");
+    let base = format!("/memsweep-{}", std::process::id());
+    assert!(
+        lines[0].contains(&base),
+        "{} is no job slot:\n{out}",
+        lines[0]
+    );
+    for l in &lines {
+        assert_eq!(*l, lines[0], "not all in the job's slot:\n{out}");
+    }
+}
+
 /// Regression: emptying a v1 slot a job left page cache in (`memory.force_empty`) waits ~100 ms
 /// in the kernel's reclaim throttle; it ran on the runner's loop and delayed each such job's end,
 /// and every admission after it, by that much. The slot is now emptied off the loop and comes
