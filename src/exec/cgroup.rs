@@ -446,28 +446,29 @@ impl JobCgroups {
                 Some(p) if p <= 1 << 20 => p,
                 _ => read_u64(&s.dir.join("memory.usage_in_bytes")).unwrap_or(0),
             };
-            let s = if usage > 1 << 20 {
-                match self.resetter() {
-                    Some(r) => match r.send(s) {
-                        Ok(()) => return,
-                        Err(s) => s,
-                    },
-                    None => s,
+            if usage <= 1 << 20 {
+                if let Some(s) = reset_v1(s, false) {
+                    self.free.push(s);
                 }
-            } else {
-                s
-            };
-            let empty = usage > 1 << 20;
-            if let Some(s) = reset_v1(s, empty) {
-                self.free.push(s);
+                return;
             }
+            // Never on the loop: emptying waits ~100 ms in the kernel (see the module doc).
+            // With no thread to take it (none could start, or too many slots are out being
+            // emptied), the slot is removed instead and a fresh one made when needed.
+            let s = match self.resetter() {
+                Some(r) => match r.send(s) {
+                    Ok(()) => return,
+                    Err(s) => s,
+                },
+                None => s,
+            };
+            let _ = std::fs::remove_dir(&s.dir);
             return;
         }
         let _ = std::fs::remove_dir(&s.dir);
     }
 
-    /// The thread that empties slots, started on first use; None if it cannot start (then
-    /// the loop empties them itself, as before).
+    /// The threads that empty slots, started on first use; None if none can start.
     fn resetter(&mut self) -> Option<&mut Resetter> {
         if self.resetter.is_none() {
             self.resetter = Resetter::start().ok();
@@ -552,39 +553,67 @@ fn reset_v1(mut s: Slot, empty: bool) -> Option<Slot> {
     None
 }
 
-/// A thread that empties v1 slots ([`reset_v1`]) and hands them back; removed ones come back
-/// as None.
+/// Threads emptying slots at once: each write mostly sleeps in the kernel's throttle, so four
+/// empty ~40 slots a second, enough for 40 jobs ending per second.
+const RESET_THREADS: usize = 4;
+/// Slots out being emptied at most. Past it (jobs end faster than the threads empty their
+/// slots) a slot is removed instead, so neither the backlog nor the number of cgroups grows
+/// without bound, and the loop never waits: what the job left stays charged to the removed
+/// cgroup until the kernel reclaims it.
+const MAX_RESETTING: usize = 64;
+
+/// Threads that empty v1 slots ([`reset_v1`]) and hand them back; removed ones come back as
+/// None.
 struct Resetter {
     to: Option<mpsc::Sender<Slot>>,
     back: mpsc::Receiver<Option<Slot>>,
     in_flight: usize,
-    thread: Option<std::thread::JoinHandle<()>>,
+    threads: Vec<std::thread::JoinHandle<()>>,
 }
 
 impl Resetter {
     fn start() -> io::Result<Resetter> {
         let (to, rx) = mpsc::channel::<Slot>();
+        let rx = std::sync::Arc::new(std::sync::Mutex::new(rx));
         let (tx, back) = mpsc::channel();
-        let thread = sys::thread_signals_blocked("memsweep-cgreset", move || {
-            for s in rx {
-                if tx.send(reset_v1(s, true)).is_err() {
-                    return;
+        let mut threads = Vec::with_capacity(RESET_THREADS);
+        for _ in 0..RESET_THREADS {
+            let (rx, tx) = (std::sync::Arc::clone(&rx), tx.clone());
+            let t = sys::thread_signals_blocked("memsweep-cgreset", move || {
+                loop {
+                    // The lock is held only to take the next slot, not while emptying it.
+                    let next = match rx.lock() {
+                        Ok(rx) => rx.recv(),
+                        Err(_) => return,
+                    };
+                    let Ok(s) = next else { return };
+                    if tx.send(reset_v1(s, true)).is_err() {
+                        return;
+                    }
                 }
+            });
+            match t {
+                Ok(t) => threads.push(t),
+                Err(e) if threads.is_empty() => return Err(e),
+                Err(_) => break,
             }
-        })?;
+        }
         Ok(Resetter {
             to: Some(to),
             back,
             in_flight: 0,
-            thread: Some(thread),
+            threads,
         })
     }
 
-    /// Hand `s` to the thread; Err(s) if it has stopped.
+    /// Hand `s` to the threads; Err(s) if they have stopped or have [`MAX_RESETTING`] already.
     fn send(&mut self, s: Slot) -> Result<(), Slot> {
         let Some(to) = self.to.as_ref() else {
             return Err(s);
         };
+        if self.in_flight >= MAX_RESETTING {
+            return Err(s);
+        }
         to.send(s).map_err(|e| e.0)?;
         self.in_flight += 1;
         Ok(())
@@ -600,13 +629,68 @@ impl Resetter {
         out
     }
 
-    /// Stop the thread once it has emptied every slot sent; those slots.
+    /// Stop the threads once they have emptied every slot sent; those slots.
     fn finish(mut self) -> Vec<Slot> {
         self.to = None;
         let out: Vec<Slot> = self.back.iter().flatten().collect();
-        if let Some(t) = self.thread.take() {
+        for t in self.threads.drain(..) {
             let _ = t.join();
         }
         out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::{Duration, Instant};
+
+    /// A slot on a plain directory: the reset writes its files like cgroupfs would take them.
+    fn fixture_slot(dir: &Path) -> Slot {
+        std::fs::create_dir_all(dir).unwrap();
+        Slot {
+            dir: dir.to_path_buf(),
+            procs: CString::new(dir.join("tasks").as_os_str().as_bytes()).unwrap(),
+            oom_base: 7,
+            last: std::cell::Cell::new(None),
+        }
+    }
+
+    #[test]
+    fn at_most_max_resetting_slots_are_out_being_emptied() {
+        let tmp = tempfile::tempdir().unwrap();
+        let mut r = Resetter::start().unwrap();
+        for i in 0..MAX_RESETTING {
+            assert!(
+                r.send(fixture_slot(&tmp.path().join(i.to_string())))
+                    .is_ok()
+            );
+        }
+        // One more is refused (the caller removes it instead) until emptied ones are taken back.
+        assert!(r.send(fixture_slot(&tmp.path().join("over"))).is_err());
+        let mut back = Vec::new();
+        let end = Instant::now() + Duration::from_secs(10);
+        while back.len() < MAX_RESETTING && Instant::now() < end {
+            back.extend(r.take());
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        assert_eq!(back.len(), MAX_RESETTING);
+        assert_eq!(r.in_flight, 0);
+        for s in &back {
+            assert_eq!(
+                std::fs::read_to_string(s.dir.join("memory.force_empty")).unwrap(),
+                "0"
+            );
+            assert_eq!(
+                std::fs::read_to_string(s.dir.join("memory.max_usage_in_bytes")).unwrap(),
+                "0"
+            );
+            // The OOM baseline is the kernel's count now (none in a fixture).
+            assert_eq!(s.oom_base, 0);
+        }
+        assert!(r.send(fixture_slot(&tmp.path().join("later"))).is_ok());
+        let rest = r.finish();
+        assert_eq!(rest.len(), 1);
+        assert_eq!(rest[0].dir, tmp.path().join("later"));
     }
 }
