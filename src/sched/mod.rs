@@ -688,6 +688,23 @@ impl Sched {
         }
     }
 
+    /// A job on its own recorded profile, within its record, expected to end within
+    /// [`PROFILE_SOON_S`]: its end gives its memory back sooner than pausing it would save any.
+    /// Pausing it freezes what it holds and puts its end off.
+    fn ending_soon(&self, r: &Run) -> bool {
+        match r.plan {
+            Some((p, wall, true)) if r.estimate.source == Source::JobHistory => {
+                let est = self.est.own_peak(r.job).unwrap_or(r.estimate.bytes);
+                if r.current > est + growth_tolerance(est) {
+                    return false;
+                }
+                let f = self.progress(r, &p, wall, est);
+                (1.0 - f) * wall <= PROFILE_SOON_S
+            }
+            _ => false,
+        }
+    }
+
     /// What a running job holds at `t` (≥ now), for profile-based admission: along its plan
     /// (0 once it is expected to have ended, unless it is already overdue), else what it is
     /// expected to reach, held throughout.

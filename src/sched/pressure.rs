@@ -155,7 +155,7 @@ impl Sched {
             }
             let active = self.runs.iter().filter(|r| r.moving()).count();
             let r = &self.runs[i];
-            if active < 2 || r.paused || r.stopping {
+            if active < 2 || r.paused || r.stopping || self.ending_soon(r) {
                 continue;
             }
             // Only a job growing right now: pausing one that merely has room reserved for it

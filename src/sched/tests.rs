@@ -1801,3 +1801,49 @@ fn a_late_jump_that_has_just_begun_is_not_taken_for_the_start_of_the_jobs_life()
         "job 3 started into the jump"
     );
 }
+
+#[test]
+fn a_job_at_the_end_of_its_own_record_is_not_paused_for_a_neighbours_coming_jump() {
+    // Own histories: job 0 holds 67 MiB, then 400 in the last eighth of its 1 s; job 1 holds 67,
+    // then 400 from 1.25 s of its 2 s. Planned, they jump 0.4 s apart in a 768 MiB budget. Job
+    // 0 runs late (cores shared at the start): at 1.1–1.2 s it is in its jump while job 1's is
+    // near, and the projection (both at 400) is over. Pausing job 0 saves its last 100 MiB
+    // of growth and freezes 300 it would give back within ~0.1 s (spiky-untuned with history:
+    // a jumper paused at 478 of its 501 MiB, then its neighbour; 11% of job-seconds paused).
+    let end_spike = Profile {
+        run_s: 1.0,
+        t_peak_s: 0.9,
+        seg: [167, 167, 167, 167, 167, 167, 167, 1000],
+    };
+    let est = Estimator::new(None, vec![400 * MIB; 2], &[])
+        .with_walls(vec![1.0, 2.0])
+        .with_profiles(vec![Some(end_spike), Some(late_spike())]);
+    let mut s = Sched::new(cfg(None, OnPressure::Pause), est, vec![0, 1], 2);
+    let mut up = started(&s.decide());
+    let mut t: f64 = 0.05;
+    while t < 1.0 {
+        let jobs: Vec<(usize, u64)> = up.iter().map(|&j| (j, 67 * MIB)).collect();
+        observe(&mut s, t, 67 * MIB * jobs.len() as u64, &jobs);
+        let actions = s.decide();
+        assert!(started(&actions).len() == actions.len(), "{actions:?}");
+        up.extend(started(&actions));
+        t += 0.05;
+    }
+    assert_eq!(up, vec![0, 1], "both start: their jumps are planned apart");
+    let mut pauses = Vec::new();
+    for (t, u0) in [(1.0, 120), (1.05, 200), (1.1, 260), (1.15, 320), (1.2, 370)] {
+        observe(&mut s, t, (u0 + 67) * MIB, &[(0, u0 * MIB), (1, 67 * MIB)]);
+        pauses.extend(s.decide().into_iter().filter_map(|a| match a {
+            Action::Pause { job, .. } => Some(job),
+            _ => None,
+        }));
+    }
+    assert!(
+        pauses.is_empty(),
+        "paused {pauses:?}: job 0 ends within 0.1 s"
+    );
+    assert!(
+        s.projection_soon() > 768 * MIB + pause_slack(768 * MIB),
+        "the projection is over the budget"
+    );
+}
