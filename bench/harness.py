@@ -742,7 +742,8 @@ def machine_info() -> dict:
             "os": ver(["sh", "-c", ". /etc/os-release && echo $PRETTY_NAME"]),
             "parallel": ver(["parallel", "--version"]), "tsp": ver(["tsp", "-V"]),
             "xargs": ver(["xargs", "--version"]), "memsweep": f"{ver([str(MEMSWEEP), '--version'])} (git {rev})",
-            "python": platform.python_version(), "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}
+            "python": platform.python_version(), "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+            "load1": os.getloadavg()[0]}
 
 
 def write_report(data: dict, path: Path) -> None:
@@ -758,7 +759,9 @@ def write_report(data: dict, path: Path) -> None:
       "bench/run --smoke    # the CI check: tiny workloads, memsweep and xargs, no file written\n```\n"
       % max(1, round(data["elapsed_s"] / 60)))
     A("## Machine\n")
-    A(f"- {m['cpu']}, {m['cores']} cores (shared with other work while this ran), {m['mem_gib']:.1f} GiB RAM, no swap")
+    load = m.get("load1")
+    load_s = f"load average {load:.1f} when it ended" if load is not None else "load not recorded"
+    A(f"- {m['cpu']}, {m['cores']} cores ({load_s}), {m['mem_gib']:.1f} GiB RAM, no swap")
     A(f"- {m['os']}, kernel {m['kernel']}, cgroup v1 memory controller")
     A(f"- {m['memsweep']}; {m['parallel']}; {m['tsp']}; {m['xargs']}; Python {m['python']}, hydra-core 1.3.8, "
       "hydra-joblib-launcher 1.2.0")
