@@ -855,7 +855,16 @@ impl Sched {
         let critical = self.cfg.budget.critical();
         let ws = self.container_ws.max(self.working_set);
         if let Some(i) = self.runs.iter().position(|r| r.paused && !r.stopping) {
-            if !anyway && ws + self.growth(&self.runs[i]) > critical {
+            // A job the pressure rule paused was growing then: it may be mid-ramp to a size
+            // its estimate (from other jobs) knows nothing of. Count its growth up to the
+            // largest size seen (guard + xargs: a 700 MiB job paused at 396 MiB, resumed on a
+            // 251 MiB estimate, killed at the critical line 30 ms later).
+            let r = &self.runs[i];
+            let mut growth = self.growth(r);
+            if r.paused_usage > 0 {
+                growth = growth.max(self.largest_seen.saturating_sub(r.current));
+            }
+            if !anyway && ws + growth > critical {
                 return None;
             }
             let r = &mut self.runs[i];

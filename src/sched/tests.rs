@@ -1847,3 +1847,43 @@ fn a_job_at_the_end_of_its_own_record_is_not_paused_for_a_neighbours_coming_jump
         "the projection is over the budget"
     );
 }
+
+#[test]
+fn guard_a_standstill_does_not_resume_a_job_paused_mid_growth_into_the_critical_line() {
+    // Job 1 was paused while growing (at 150 MiB); its estimate, from the processes that
+    // ended, is a few hundred MiB, but a 650 MiB process has run here. With 500 MiB held, a
+    // short standstill resumed it on that estimate, and such a job (guard + xargs: a 700 MiB
+    // job paused at 396) grew into the critical line and was killed. Counted up to the
+    // largest size seen, it passes the 896 MiB line: only a long standstill resumes it.
+    let mut s = guard_sched();
+    for j in 0..3 {
+        s.track(j, 1.0);
+    }
+    observe(
+        &mut s,
+        1.1,
+        750 * MIB,
+        &[(0, 650 * MIB), (1, 50 * MIB), (2, 50 * MIB)],
+    );
+    observe(
+        &mut s,
+        1.2,
+        850 * MIB,
+        &[(0, 650 * MIB), (1, 150 * MIB), (2, 50 * MIB)],
+    );
+    let paused: Vec<usize> = s
+        .decide()
+        .iter()
+        .filter_map(|a| match a {
+            Action::Pause { job, .. } => Some(*job),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(paused, vec![1]);
+    s.exited(0, Some(650 * MIB), false);
+    for t in [1.5, 1.6] {
+        observe(&mut s, t, 500 * MIB, &[(1, 150 * MIB), (2, 350 * MIB)]);
+    }
+    assert_eq!(s.force_progress(false), None);
+    assert_eq!(s.force_progress(true), Some(Action::Resume { job: 1 }));
+}
