@@ -36,6 +36,16 @@ fn started(actions: &[Action]) -> Vec<usize> {
         .collect()
 }
 
+fn paused_in(actions: &[Action]) -> Vec<usize> {
+    actions
+        .iter()
+        .filter_map(|a| match a {
+            Action::Pause { job, .. } => Some(*job),
+            _ => None,
+        })
+        .collect()
+}
+
 fn observe(s: &mut Sched, now: f64, ws: u64, jobs: &[(usize, u64)]) {
     let usage: Vec<Usage> = jobs
         .iter()
@@ -1487,14 +1497,7 @@ fn guard_force_progress_resumes_the_oldest_paused_else_starts_the_head() {
         760 * MIB,
         &[(0, 150 * MIB), (1, 300 * MIB), (2, 290 * MIB)],
     );
-    let paused: Vec<usize> = s
-        .decide()
-        .iter()
-        .filter_map(|a| match a {
-            Action::Pause { job, .. } => Some(*job),
-            _ => None,
-        })
-        .collect();
+    let paused = paused_in(&s.decide());
     assert_eq!(
         paused,
         vec![2, 1],
@@ -1833,10 +1836,7 @@ fn a_job_at_the_end_of_its_own_record_is_not_paused_for_a_neighbours_coming_jump
     let mut pauses = Vec::new();
     for (t, u0) in [(1.0, 120), (1.05, 200), (1.1, 260), (1.15, 320), (1.2, 370)] {
         observe(&mut s, t, (u0 + 67) * MIB, &[(0, u0 * MIB), (1, 67 * MIB)]);
-        pauses.extend(s.decide().into_iter().filter_map(|a| match a {
-            Action::Pause { job, .. } => Some(job),
-            _ => None,
-        }));
+        pauses.extend(paused_in(&s.decide()));
     }
     assert!(
         pauses.is_empty(),
@@ -1871,14 +1871,7 @@ fn guard_a_standstill_does_not_resume_a_job_paused_mid_growth_into_the_critical_
         850 * MIB,
         &[(0, 650 * MIB), (1, 150 * MIB), (2, 50 * MIB)],
     );
-    let paused: Vec<usize> = s
-        .decide()
-        .iter()
-        .filter_map(|a| match a {
-            Action::Pause { job, .. } => Some(*job),
-            _ => None,
-        })
-        .collect();
+    let paused = paused_in(&s.decide());
     assert_eq!(paused, vec![1]);
     s.exited(0, Some(650 * MIB), false);
     for t in [1.5, 1.6] {
