@@ -935,9 +935,11 @@ def splice_guard_section(data: dict, path: Path, argv: list[str]) -> None:
     if not sec:
         return
     m = machine_info()
+    load, cores = os.getloadavg()[0], os.cpu_count() or 1
+    busy = (": other work ran alongside, so absolute times are inflated; compare rows within this table"
+            if load > cores else "")
     sec.insert(1, f"Measured {m['date']} with `python3 bench/harness.py {' '.join(shlex.quote(a) for a in argv)}` "
-               f"({m['memsweep']}; load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores when it ended: "
-               "other engineers' builds ran alongside, so absolute times are inflated; compare rows within this table).\n")
+               f"({m['memsweep']}; load average {load:.1f} on {cores} cores when it ended{busy}).\n")
     text = path.read_text()
     head = "## When memsweep is not the launcher"
     start = text.find(head)
