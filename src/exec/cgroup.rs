@@ -310,10 +310,7 @@ impl JobCgroups {
     }
 
     fn oom_count(&self, dir: &Path) -> Option<u64> {
-        match self.version {
-            Version::V1 => keyed(&dir.join("memory.oom_control"), "oom_kill"),
-            Version::V2 => keyed(&dir.join("memory.events"), "oom_kill"),
-        }
+        oom_count(self.version, dir)
     }
 
     /// A cgroup for the next job: a reset v1 slot from the pool, or a new one.
@@ -434,7 +431,7 @@ impl JobCgroups {
     }
 
     /// An empty job cgroup: reset into the pool (v1) or remove (v2).
-    fn recycle(&mut self, s: Slot) {
+    fn recycle(&mut self, mut s: Slot) {
         if self.version == Version::V1 {
             // Page cache the job left is still charged here; reclaim it so the next job's
             // peak starts from (almost) zero. Below 1 MiB (what a trivial job leaves: kernel
@@ -454,16 +451,13 @@ impl JobCgroups {
             }
             // Never on the loop: emptying waits ~100 ms in the kernel (see the module doc).
             // With no thread to take it (none could start, or too many slots are out being
-            // emptied), the slot is removed instead and a fresh one made when needed.
-            let s = match self.resetter() {
-                Some(r) => match r.send(s) {
+            // emptied), the slot is removed below instead and a fresh one made when needed.
+            if let Some(r) = self.resetter() {
+                match r.send(s) {
                     Ok(()) => return,
-                    Err(s) => s,
-                },
-                None => s,
-            };
-            let _ = std::fs::remove_dir(&s.dir);
-            return;
+                    Err(back) => s = back,
+                }
+            }
         }
         let _ = std::fs::remove_dir(&s.dir);
     }
@@ -534,6 +528,14 @@ impl JobCgroups {
     }
 }
 
+/// The kernel's count of OOM kills in the cgroup at `dir`.
+fn oom_count(version: Version, dir: &Path) -> Option<u64> {
+    match version {
+        Version::V1 => keyed(&dir.join("memory.oom_control"), "oom_kill"),
+        Version::V2 => keyed(&dir.join("memory.events"), "oom_kill"),
+    }
+}
+
 /// Reset an empty v1 slot for the next job (emptying it first when `empty`): its peak counter
 /// back to what it holds and its OOM baseline to the kernel's count. None when the cgroup
 /// refused the reset; then it is removed.
@@ -545,7 +547,7 @@ fn reset_v1(mut s: Slot, empty: bool) -> Option<Slot> {
     if write(&s.dir.join("memory.max_usage_in_bytes"), "0").is_ok() {
         // Nothing ran here since finish() read the counter (the cgroup is empty).
         s.oom_base = count
-            .or_else(|| keyed(&s.dir.join("memory.oom_control"), "oom_kill"))
+            .or_else(|| oom_count(Version::V1, &s.dir))
             .unwrap_or(0);
         return Some(s);
     }

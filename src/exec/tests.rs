@@ -804,12 +804,11 @@ fn stale_cgroups_of_dead_runners_are_removed() {
 #[test]
 fn a_v1_job_its_threads_and_its_children_all_run_in_its_slot() {
     let _l = lock();
-    let parent = match TestParent::new("join") {
+    let (_parent, mut ex) = match v1_executor("join") {
         Ok(p) => p,
         Err(why) => skip!("{why}"),
     };
     let tmp = tempfile::tempdir().unwrap();
-    let mut ex = Executor::new(cfg(false, None), &parent.layout(), &Fs::new(None)).unwrap();
     let script = "import os, threading, time\n\
                   th = threading.Thread(target=time.sleep, args=(0.5,)); th.start()\n\
                   pid = os.fork()\n\

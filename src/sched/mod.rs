@@ -667,9 +667,8 @@ impl Sched {
     /// the profile holds within [`PROFILE_SOON_S`] (growth later in its life was planned for at
     /// admission and is not a reason to pause anything now); else [`Self::expected`].
     fn expected_soon(&self, r: &Run) -> u64 {
-        match r.plan {
-            Some((p, wall, true)) if r.estimate.source == Source::JobHistory => {
-                let est = self.est.own_peak(r.job).unwrap_or(r.estimate.bytes);
+        match self.own_plan(r) {
+            Some((p, wall, est)) => {
                 let f = self.progress(r, &p, wall, est);
                 let soon = (p.level_between(f - PROFILE_SLACK, f + PROFILE_SOON_S / wall)
                     * est as f64) as u64;
@@ -692,16 +691,25 @@ impl Sched {
     /// [`PROFILE_SOON_S`]: its end gives its memory back sooner than pausing it would save any.
     /// Pausing it freezes what it holds and puts its end off.
     fn ending_soon(&self, r: &Run) -> bool {
-        match r.plan {
-            Some((p, wall, true)) if r.estimate.source == Source::JobHistory => {
-                let est = self.est.own_peak(r.job).unwrap_or(r.estimate.bytes);
-                if r.current > est + growth_tolerance(est) {
-                    return false;
-                }
+        match self.own_plan(r) {
+            Some((p, wall, est)) if r.current <= est + growth_tolerance(est) => {
                 let f = self.progress(r, &p, wall, est);
                 (1.0 - f) * wall <= PROFILE_SOON_S
             }
             _ => false,
+        }
+    }
+
+    /// A job admitted on its own recorded profile: that profile, its recorded run time and its
+    /// own recorded peak (the estimate where history has none).
+    fn own_plan(&self, r: &Run) -> Option<(Profile, f64, u64)> {
+        match r.plan {
+            Some((p, wall, true)) if r.estimate.source == Source::JobHistory => Some((
+                p,
+                wall,
+                self.est.own_peak(r.job).unwrap_or(r.estimate.bytes),
+            )),
+            _ => None,
         }
     }
 
@@ -712,14 +720,10 @@ impl Sched {
         if r.paused || r.stopping {
             return self.expected(r).max(r.current);
         }
-        match r.plan {
-            Some((p, wall, true)) if r.estimate.source == Source::JobHistory => {
+        match self.own_plan(r) {
+            Some((p, wall, own)) => {
                 let age = r.age(self.now);
-                let est = self
-                    .est
-                    .own_peak(r.job)
-                    .unwrap_or(r.estimate.bytes)
-                    .max(r.peak.min(self.raised[r.job]));
+                let est = own.max(r.peak.min(self.raised[r.job]));
                 let overdue = age > wall * (1.0 + PROFILE_SLACK);
                 let f = self.progress(r, &p, wall, est) + (t - self.now) / wall;
                 if f > 1.0 + PROFILE_SLACK && !overdue {
